@@ -1,0 +1,17 @@
+"""Test-wide settings. The notebook kernels that nbval starts inherit this environment."""
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# Smoke mode: tiny data and epochs inside `common`, so every notebook runs in seconds on a CPU.
+os.environ["IMAGENET5_SMOKE"] = "1"
+# Tests never touch the network: no download is attempted, the offline dataset is used.
+os.environ["IMAGENET5_OFFLINE"] = "1"
+# Checkpoints and histories of the tests go to a scratch folder, not into the repository.
+os.environ.setdefault("IMAGENET5_RUNS", tempfile.mkdtemp(prefix="imagenet5-runs-"))
+os.environ["MPLBACKEND"] = "Agg"
+# The notebook kernels import `common` from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
