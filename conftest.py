@@ -11,7 +11,6 @@ os.environ["IMAGENET5_SMOKE"] = "1"
 os.environ["IMAGENET5_OFFLINE"] = "1"
 # Checkpoints and histories of the tests go to a scratch folder, not into the repository.
 os.environ.setdefault("IMAGENET5_RUNS", tempfile.mkdtemp(prefix="imagenet5-runs-"))
-os.environ["MPLBACKEND"] = "Agg"
 # The notebook kernels import `common` from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])

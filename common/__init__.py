@@ -1,0 +1,84 @@
+"""The ImageNet 5's shared toolkit: data, training, inspection and the models saved from notebooks.
+
+    import common
+    data = common.load_data("cifar10")
+    model = common.get_model("cifar_resnet20")
+    history = common.fit(model, data, common.Recipe(epochs=182, milestones=(91, 136)))
+
+Environment variables (all optional):
+    IMAGENET5_SMOKE=1     smoke mode: tiny data and at most a few epochs (the tests set it)
+    IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
+    IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+#: Smoke mode: `common` shrinks data and epochs so that every notebook runs in seconds on a CPU.
+SMOKE: bool = _flag("IMAGENET5_SMOKE")
+#: Offline mode: no download is ever attempted.
+OFFLINE: bool = _flag("IMAGENET5_OFFLINE")
+
+
+def data_dir() -> Path:
+    """Where datasets are stored: $IMAGENET5_DATA, else ``data/`` in the course root."""
+    return Path(os.environ.get("IMAGENET5_DATA") or ROOT / "data")
+
+
+def runs_dir(*parts: str) -> Path:
+    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else runs/parts..."""
+    return Path(os.environ.get("IMAGENET5_RUNS") or ROOT / "runs", *parts)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, else the best available one: CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices). ``deterministic=True`` also asks torch for
+    deterministic kernels (slower on GPU; same results run after run on the same machine)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+
+
+from .data import DataBundle, load_data  # noqa: E402
+from .inspection import (  # noqa: E402
+    check_against_reference, count_macs, count_params, paper_vs_ours, summary)
+from .models import get_model, list_models  # noqa: E402
+from .train import History, Recipe, evaluate, fit, plot_histories  # noqa: E402
+
+__all__ = [
+    "SMOKE", "OFFLINE", "ROOT", "data_dir", "runs_dir", "pick_device", "seed_everything",
+    "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History", "plot_histories",
+    "count_params", "count_macs", "summary", "paper_vs_ours", "check_against_reference",
+    "get_model", "list_models",
+]

@@ -1,0 +1,134 @@
+"""Looking inside a model: parameters, multiply-adds, a block-by-block summary, the paper's
+numbers beside ours, and the equivalence check against a reference implementation."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (buffers such as batch-norm running means are not parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> int:
+    """Multiply-adds of one forward pass per image, as papers count "FLOPs" (ResNet's Table 1:
+    3.6 x 10^9 for ResNet-34 are multiply-adds). Counted by torch.utils.flop_counter over
+    convolutions and matrix products (the layers with weights), which count 2 FLOPs per
+    multiply-add; batch norm, activations and pooling are left out, as in the papers.
+    The count is divided by the batch size of ``input_size``."""
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        x = torch.zeros(*input_size, device=p.device if p is not None else "cpu")
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2 // input_size[0]
+
+
+def summary(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), depth: int = 2,
+            **kwargs):
+    """A torchinfo summary grouped by blocks (``depth`` levels of modules): output shape,
+    parameters and multiply-adds of each."""
+    from torchinfo import summary as _summary
+
+    kwargs.setdefault("col_names", ("output_size", "num_params", "mult_adds"))
+    kwargs.setdefault("row_settings", ("var_names",))
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("device", next(model.parameters()).device)
+    return _summary(model, input_size=tuple(input_size), depth=depth, **kwargs)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "not stated"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.4g}"
+    v = int(v)
+    if abs(v) >= 1e9:
+        return f"{v / 1e9:.3f}G"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.3f}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:.1f}k"
+    return str(v)
+
+
+def paper_vs_ours(rows: Iterable[Sequence], rtol: float = 0.01, title: str = "",
+                  show: bool = True) -> list[dict]:
+    """Print the paper's numbers beside ours, as paper / ours / ratio, and assert that each ratio
+    is within ``rtol`` of 1. A row is ``(label, paper, ours)`` or ``(label, paper, ours, rtol)``;
+    ``paper=None`` means the paper does not state it (shown, not asserted)."""
+    table, bad = [], []
+    for row in rows:
+        label, paper, ours, tol = (*row, rtol) if len(row) == 3 else row
+        ratio = None if paper in (None, 0) else ours / paper
+        ok = ratio is None or math.isclose(ratio, 1.0, abs_tol=tol)
+        table.append({"label": label, "paper": paper, "ours": ours, "ratio": ratio,
+                      "rtol": tol, "ok": ok})
+        if not ok:
+            bad.append(f"{label}: paper {_fmt(paper)}, ours {_fmt(ours)} (ratio {ratio:.4f}, "
+                       f"allowed 1 +/- {tol})")
+    if show:
+        w = max([len(str(r["label"])) for r in table] + [5])
+        lines = [title] if title else []
+        lines.append(f"{'':{w}}  {'paper':>11}  {'ours':>11}  {'ours/paper':>10}")
+        for r in table:
+            ratio = "" if r["ratio"] is None else f"{r['ratio']:.4f}"
+            mark = "" if r["ok"] else "  <-- outside tolerance"
+            lines.append(f"{r['label']:{w}}  {_fmt(r['paper']):>11}  {_fmt(r['ours']):>11}  "
+                         f"{ratio:>10}{mark}")
+        print("\n".join(lines))
+    if bad:
+        raise AssertionError("Ours differs from the paper beyond tolerance:\n  " + "\n  ".join(bad))
+    return table
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "the reference"):
+    """``model.load_state_dict(state_dict, strict=True)``, with an error that lists what differs."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        ours, theirs = set(model.state_dict()), set(state_dict)
+        missing, extra = sorted(ours - theirs), sorted(theirs - ours)
+        shapes = [k for k in sorted(ours & theirs)
+                  if model.state_dict()[k].shape != state_dict[k].shape]
+        parts = []
+        if missing:
+            parts.append(f"ours has {len(missing)} entries {source} lacks, e.g. {missing[:4]}")
+        if extra:
+            parts.append(f"{source} has {len(extra)} entries ours lacks, e.g. {extra[:4]}")
+        if shapes:
+            parts.append(f"{len(shapes)} entries differ in shape, e.g. " + ", ".join(
+                f"{k}: ours {tuple(model.state_dict()[k].shape)} vs "
+                f"{tuple(state_dict[k].shape)}" for k in shapes[:3]))
+        raise ValueError(
+            f"The weights of {source} do not fit {type(model).__name__}: " + "; ".join(parts)
+            + ". Module names and shapes must match the reference's exactly.") from err
+
+
+@torch.no_grad()
+def check_against_reference(ours: nn.Module, reference: nn.Module,
+                            input_size: Sequence[int] = (2, 3, 224, 224), atol: float = 1e-5,
+                            rtol: float = 1e-4, seed: int = 0, verbose: bool = True) -> float:
+    """Load ``reference.state_dict()`` into ``ours`` with strict=True, run both in eval mode on the
+    same random input, assert equal outputs (torch.testing.assert_close) and return the largest
+    absolute difference."""
+    load_state_dict_strict(ours, reference.state_dict(), type(reference).__name__)
+    ours.eval()
+    reference.eval()
+    x = torch.randn(*input_size, generator=torch.Generator().manual_seed(seed))
+    a, b = ours(x), reference(x)
+    diff = (a - b).abs().max().item()
+    torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
+    if verbose:
+        print(f"{type(ours).__name__} == {type(reference).__name__}: strict load OK, outputs "
+              f"{tuple(a.shape)} match, max |ours - reference| = {diff:.2e}")
+    return diff
