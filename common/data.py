@@ -200,8 +200,8 @@ def _load_digits():
     ink = torch.from_numpy(d.images).float().div(16).unsqueeze(1)            # (N, 1, 8, 8)
     ink = F.pad(F.interpolate(ink, size=24, mode="bilinear", align_corners=False), (4, 4, 4, 4))
     n = len(ink)
-    bg = torch.rand(n, 3, 1, 1, generator=g) * 0.5                         # darker background
-    fg = 0.5 + torch.rand(n, 3, 1, 1, generator=g) * 0.5                   # brighter ink
+    bg = torch.rand(n, 3, 1, 1, generator=g) * 0.35                        # dark background
+    fg = 0.65 + torch.rand(n, 3, 1, 1, generator=g) * 0.35                 # bright ink
     img = bg * (1 - ink) + fg * ink
     x = img.mul(255).round().clamp(0, 255).to(torch.uint8)
     y = torch.from_numpy(d.target).long()
