@@ -14,3 +14,21 @@ os.environ.setdefault("IMAGENET5_RUNS", tempfile.mkdtemp(prefix="imagenet5-runs-
 # The notebook kernels import `common` from this checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
+import pytest  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A notebook cell that writes to stderr (a warning, a text progress bar because ipywidgets is
+    missing) fails: opened in JupyterLab, every notebook must run without warnings."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call" and report.passed and type(item).__name__ == "IPyNbCell":
+        errs = [o.get("text", "") for o in (item.test_outputs or [])
+                if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        if errs:
+            report.outcome = "failed"
+            report.longrepr = (f"{item.name} wrote to stderr (warnings must be fixed, not "
+                               "hidden):\n" + "".join(errs)[:2000])
