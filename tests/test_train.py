@@ -218,3 +218,15 @@ def test_plot_histories_draws_every_metric(small):
                    progress=False, verbose=False)
     fig = common.plot_histories({"a": h, "b": h}, metrics=("train_loss", "val_acc"), show=False)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+
+
+def test_seed_everything_repeats_and_deterministic_mode_switches_on_and_off():
+    common.seed_everything(7)
+    a = torch.randn(5)
+    common.seed_everything(7, deterministic=True)
+    try:
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.equal(a, torch.randn(5))
+    finally:
+        common.seed_everything(0)
+    assert not torch.are_deterministic_algorithms_enabled()
