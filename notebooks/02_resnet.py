@@ -780,14 +780,15 @@ common.summary(common.get_model("resnet50"), (1, 3, 224, 224), depth=2)
 #
 # Two details decide whether we reproduce Table 1:
 # - **ResNet-18/34** in the paper's first comparison (Table 2, Fig. 3) use option A: no
-#   projections. Option B adds three 1×1 projections (about 0.02 G multiply-adds); we count
-#   the option-A nets against Table 1.
+#   projections. Option B adds three 1×1 projections (a small extra cost, shown below); we
+#   count the option-A nets against Table 1.
 # - **ResNet-50/101/152** are the paper's v1 (stride in the first 1×1 conv). torchvision's v1.5
 #   moves the stride into the 3×3 conv, which then runs at 4× the pixels in the first block of
-#   stages 3-5: about 0.23 G more multiply-adds, whatever the depth.
+#   conv3_x, conv4_x and conv5_x: the same extra cost whatever the depth, since those three
+#   blocks are the same in all three nets.
 #
-# Table 1 gives two significant digits, so we allow 2%. ResNet-50 comes out 1.5% above
-# 3.8 G (3.86 G); the paper does not say precisely what it counted.
+# Table 1 rounds to 0.1 G (that alone is up to ±3% for ResNet-18), so we allow 2%. ResNet-50 lands furthest from its
+# entry (see the ratio); the paper does not say precisely which operations it counted.
 #
 # Table 1 lists no parameter counts; we show torchvision's documented counts beside ours
 # instead (they must be equal: the state dicts match).
@@ -825,8 +826,8 @@ for d, c in counts.items():
 print("params equal torchvision's documented num_params for all five (Table 1 lists none)")
 
 # %% [markdown]
-# Table 6 lists the CIFAR-10 nets' parameters, to two significant digits (so "1.7M" covers
-# 1.65M-1.75M: we allow 2%). Section 4.2 also promises that with option A the residual nets
+# Table 6 lists the CIFAR-10 nets' parameters to two significant digits ("1.7M" stands for
+# anything from 1.65M to 1.75M, ±3%); we allow 2%. Section 4.2 also promises that with option A the residual nets
 # have "exactly the same depth, width, and number of parameters as the plain counterparts":
 # that we assert exactly.
 
@@ -1183,8 +1184,8 @@ print("v1.5 weights load into a v1 block; only the outputs tell them apart")
 # 4. **Deeper plain nets.** Add plain-110 to the Figure 6 experiment (`depths = (20, 56, 110)`).
 #    The paper reports its error above 60%.
 # 5. **v1 vs v1.5 cost.** Time a forward pass of `resnet50(stride_in_1x1=True)` against
-#    `resnet50()` at batch 64 on your device. Does the multiply-add difference above
-#    (about 6%) show up in the time?
+#    `resnet50()` at batch 64 on your device. Does the multiply-add difference of section 4
+#    show up in the time? (NVIDIA reports about 5% fewer images per second for v1.5.)
 # 6. **Layer responses (Figure 7).** Register forward hooks on every `bn2` of plain-20 and
 #    ResNet-20 after training and plot the standard deviation of each response. Are the
 #    residual responses smaller, as the paper argues?
