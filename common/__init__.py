@@ -43,6 +43,20 @@ def runs_dir(*parts: str) -> Path:
     return Path(os.environ.get("IMAGENET5_RUNS") or ROOT / "runs", *parts)
 
 
+def run_dir_for(group: str, name: str, recipe, data, **settings) -> Path:
+    """A checkpoint folder named after everything that defines a run: ``runs/<group>/<name>-<key>``,
+    where key hashes the recipe's numbers, the data and any model ``settings``. Editing a
+    hyperparameter and re-running a cell then starts a new run, while re-running it unchanged
+    resumes (or reuses) the finished one: ``fit(..., run_dir=run_dir_for(...), resume=True)``."""
+    import hashlib
+    import json
+
+    what = {"recipe": {k: v for k, v in recipe.to_dict().items() if k != "sources"},
+            "data": data.description, "settings": settings}
+    key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return runs_dir(group, f"{name}-{key}")
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The given device, else the best available one: CUDA, then Apple MPS, then CPU."""
     if device is not None:
@@ -77,7 +91,7 @@ from .models import get_model, list_models  # noqa: E402
 from .train import History, Recipe, evaluate, fit, plot_histories  # noqa: E402
 
 __all__ = [
-    "SMOKE", "OFFLINE", "ROOT", "data_dir", "runs_dir", "pick_device", "seed_everything",
+    "SMOKE", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device", "seed_everything",
     "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History", "plot_histories",
     "count_params", "count_macs", "summary", "paper_vs_ours", "check_against_reference",
     "get_model", "list_models",

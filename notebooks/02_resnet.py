@@ -918,8 +918,6 @@ else:
 
 # %%
 import dataclasses
-import hashlib
-import json
 
 data = common.load_data("cifar10")
 
@@ -976,19 +974,11 @@ plt.show()
 # checkpoint.
 
 # %%
-def run_dir_for(name: str, recipe: common.Recipe, **model_kwargs) -> pathlib.Path:
-    """A checkpoint folder named after everything that defines the run."""
-    what = {"recipe": {k: v for k, v in recipe.to_dict().items() if k != "sources"},
-            "model": model_kwargs, "data": data.description}
-    key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return common.runs_dir("02_resnet", f"{name}-{key}")
-
-
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
     common.seed_everything(seed)
     model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    model.name = name                                  # how fit() labels the run
-    history = common.fit(model, data, recipe, run_dir=run_dir_for(name, recipe, **model_kwargs),
+    run_dir = common.run_dir_for("02_resnet", name, recipe, data, **model_kwargs)
+    history = common.fit(model, data, recipe, run_dir=run_dir,
                          resume=True, seed=seed, progress=False, live_plot=False)
     return model, history
 

@@ -230,3 +230,19 @@ def test_seed_everything_repeats_and_deterministic_mode_switches_on_and_off():
     finally:
         common.seed_everything(0)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_run_dir_for_changes_with_the_recipe_and_settings(small):
+    r = common.Recipe(epochs=10)
+    a = common.run_dir_for("nb", "m", r, small)
+    assert a == common.run_dir_for("nb", "m", common.Recipe(epochs=10, sources={"lr": "x"}), small)
+    assert a != common.run_dir_for("nb", "m", common.Recipe(epochs=11), small)
+    assert a != common.run_dir_for("nb", "m", r, small, widths=(8,))
+    assert a.parent == common.runs_dir("nb") and a.name.startswith("m-")
+
+
+def test_get_model_names_the_model_for_the_history(small):
+    m = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
+    assert m.name == "cifar_baseline" and "name" not in m.state_dict()
+    h = common.fit(m, small, common.Recipe(epochs=1, batch_size=256), progress=False, verbose=False)
+    assert h["model"] == "cifar_baseline"

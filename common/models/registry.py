@@ -38,7 +38,9 @@ def get_model(name: str, **kwargs) -> nn.Module:
         raise ValueError(
             f"Unknown model name {name!r}.{hint} Available models: {', '.join(list_models())}."
         )
-    return _MODELS[name](**kwargs)
+    model = _MODELS[name](**kwargs)
+    model.name = name          # how common.fit labels the run (a plain attribute: not in state_dict)
+    return model
 
 
 def check_image_batch(x, channels: int = 3, min_size: int = 1) -> None:
