@@ -1,0 +1,162 @@
+"""Fast unit tests of the VGGs saved from notebooks/01_vgg.ipynb (common/models/vgg.py)."""
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import common
+from common.models import vgg as V
+
+IMAGENET = ("vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c",
+            "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+CIFAR = ("cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn")
+TORCHVISION = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+# Table 2 of Simonyan & Zisserman (arXiv:1409.1556v6): parameters in whole millions.
+TABLE2_PARAMS_M = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16": 138,
+                   "vgg19": 144}
+# Table 1 header: weight layers per configuration.
+WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
+
+
+def random_reference(name: str, seed: int = 0) -> nn.Module:
+    """torchvision's model with uniform random weights (fast: no default init)."""
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, name)(weights=None)
+    ref = ref.to_empty(device="cpu")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, t in ref.state_dict().items():
+            if t.is_floating_point():
+                bound = 1 / math.sqrt(t[0].numel()) if t.ndim > 1 else 0.1
+                t.uniform_(-bound, bound, generator=g)
+                if t.ndim == 1 and key.endswith(("weight", "running_var")):
+                    t.add_(1.0)
+            else:
+                t.zero_()
+    return ref
+
+
+def test_registry_names():
+    names = set(common.list_models())
+    assert set(IMAGENET + CIFAR) <= names
+    assert isinstance(common.get_model("cifar_vgg16_bn"), V.CifarVGG)
+    with torch.device("meta"):
+        assert isinstance(common.get_model("vgg16_c"), V.VGG)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn"])
+def test_strict_load_and_equal_outputs_with_torchvision(name):
+    reference = random_reference(name)
+    with torch.device("meta"):
+        ours = common.get_model(name)
+    ours = ours.to_empty(device="cpu")
+    diff = common.check_against_reference(ours, reference, input_size=(2, 3, 64, 64),
+                                          verbose=False)
+    assert diff <= 1e-5
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_state_dict_keys_and_shapes_match_torchvision(name):
+    with torch.device("meta"):
+        ours = common.get_model(name).state_dict()
+        theirs = getattr(torchvision.models, name)().state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+
+
+def test_table1_as_data():
+    for config, stages in V.TABLE_1.items():
+        convs = [s for stage in stages for s in stage if s != "LRN"]
+        assert len(convs) + 3 == WEIGHT_LAYERS[config]
+        assert len(stages) == 5
+    c = [s for stage in V.TABLE_1["C"] for s in stage]
+    assert c.count("conv1-256") == 1 and c.count("conv1-512") == 2
+    with pytest.raises(ValueError, match="Table 1"):
+        V.parse_conv("conv3x3-64")
+    with pytest.raises(ValueError, match="Unknown configuration"):
+        V.make_features("F")
+
+
+def test_table2_parameter_counts():
+    with torch.device("meta"):
+        for name, paper in TABLE2_PARAMS_M.items():
+            ours = common.count_params(common.get_model(name))
+            assert abs(ours - paper * 1e6) <= 0.5e6, (name, ours)
+
+
+def test_one_by_one_convs_keep_resolution_and_lrn_position():
+    with torch.device("meta"):
+        c = common.get_model("vgg16_c")
+        ones = [m for m in c.features if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+        assert [m.out_channels for m in ones] == [256, 512, 512]
+        assert all(m.padding == (0, 0) for m in ones)
+        lrn = common.get_model("vgg11_lrn").features
+        assert [type(m) for m in lrn[:4]] == [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d]
+
+
+def test_lrn_matches_alexnet_formula():
+    a = torch.rand(2, 12, 3, 3) * 40
+    n, k, alpha, beta = 5, 2.0, 1e-4, 0.75
+    expected = torch.empty_like(a)
+    for i in range(a.shape[1]):
+        lo, hi = max(0, i - n // 2), min(a.shape[1] - 1, i + n // 2)
+        expected[:, i] = a[:, i] / (k + alpha * (a[:, lo:hi + 1] ** 2).sum(1)) ** beta
+    torch.testing.assert_close(V.lrn_layer()(a), expected)
+
+
+@pytest.mark.parametrize("bad", [(3, 64, 64), (1, 1, 64, 64), (1, 3, 16, 16)])
+def test_wrong_input_shape_gives_a_clear_error(bad):
+    model = V.CifarVGG("A", width=0.125).eval()
+    with pytest.raises(ValueError, match="Expected a batch|too small"):
+        model(torch.randn(*bad))
+    with torch.device("meta"):
+        big = common.get_model("vgg16")
+        with pytest.raises(ValueError, match="Expected a batch|too small"):
+            big(torch.empty(*bad))
+
+
+def test_integer_images_are_refused():
+    model = V.CifarVGG("A", width=0.125)
+    with pytest.raises(ValueError, match="float"):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", CIFAR)
+def test_cifar_models_output_shape(name):
+    with torch.device("meta"):
+        model = common.get_model(name)
+        assert model(torch.empty(4, 3, 32, 32)).shape == (4, 10)
+        assert model.classifier.in_features == 512
+
+
+def test_cifar_model_runs_at_any_size_and_width():
+    model = common.get_model("cifar_vgg11_bn", width=0.25, num_classes=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+        assert model(torch.randn(1, 3, 48, 40)).shape == (1, 7)
+
+
+def test_dense_evaluation_equals_classifier_at_224():
+    torch.manual_seed(0)
+    model = V.VGG("A", num_classes=10).eval()
+    dense = V.FullyConvolutionalVGG(model).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(dense(x).flatten(1), model(x), atol=1e-4, rtol=1e-4)
+        assert dense(torch.randn(1, 3, 256, 320)).shape == (1, 10, 2, 4)
+
+
+def test_init_schemes_and_init_from_net_a():
+    with pytest.raises(ValueError, match="Unknown init"):
+        V.CifarVGG("A", width=0.125, init="xavier")
+    net_a = V.CifarVGG("A", batch_norm=False, width=0.25, init="kaiming")
+    deep = V.init_from_net_a(V.CifarVGG("E", batch_norm=False, width=0.25, init="normal"), net_a)
+    rows_a, rows_e = V._convs_by_stage(net_a.features), V._convs_by_stage(deep.features)
+    for s, i in [(0, 0), (1, 0), (2, 0), (2, 1)]:
+        assert torch.equal(rows_a[s][i].weight, rows_e[s][i].weight)
+    assert not torch.equal(rows_a[3][0].weight, rows_e[3][0].weight)     # only four rows copied
+    assert torch.equal(deep.classifier.weight, net_a.classifier.weight)
+    with pytest.raises(ValueError, match="batch norm"):
+        V.init_from_net_a(V.CifarVGG("D", width=0.25), net_a)
