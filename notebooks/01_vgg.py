@@ -41,9 +41,10 @@
 # **Prerequisites:** notebook 00 (the toolkit: `common.load_data`, `common.fit`). Background:
 # convolutions, max-pooling, a PyTorch training loop. This is the first paper notebook.
 #
-# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): about a minute on a 2-core CPU.
-# Full mode: the CIFAR-10 run of `cifar_vgg16_bn` (350 epochs) takes about an hour on a Colab
-# GPU; the depth experiment trains four small nets of a few minutes each.
+# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): under a minute on a 2-core CPU
+# (the last cell prints it). Full mode: the CIFAR-10 run trains `cifar_vgg16_bn` for 350 epochs,
+# a job for a GPU (we have not timed it on Colab); the depth experiment adds six small nets of
+# 20 epochs each.
 
 # %%
 # Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
@@ -633,8 +634,8 @@ del small
 # map, so the 7×7 pool and the 102M-weight `Linear(25088, 4096)` make no sense there. The
 # adaptation used throughout the literature (e.g. kuangliu/pytorch-cifar, the repository most
 # CIFAR-10 VGG numbers come from) keeps the conv stages with batch norm and replaces the
-# classifier by **global average pooling and one `Linear(512, 10)`**: 14.7M parameters for VGG-16
-# instead of 134M. `width` narrows every conv (for quick experiments); `batch_norm=False` gives
+# classifier by **global average pooling and one `Linear(512, 10)`**: a tenth of the ImageNet
+# model's parameters (counted below). `width` narrows every conv (for quick experiments); `batch_norm=False` gives
 # the paper's BN-free stages.
 
 # %%
@@ -763,9 +764,9 @@ print("init_from_net_a: A's first four convs -> rows (stage 1, conv 1), (2, 1), 
 # %% [markdown]
 # ## 4 · Inspect: parameters and multiply-adds against the paper
 #
-# A summary of VGG-16 (configuration D) grouped by block. Almost all of its 138M parameters sit
-# in the classifier: `Linear(25088, 4096)` alone has 102.8M, while the 13 convs together have
-# 14.7M. In smoke mode the summary runs at 64×64 (the parameter column does not depend on the
+# A summary of VGG-16 (configuration D) grouped by block. Almost all of its parameters sit in
+# the classifier, most of them in the first FC layer, `Linear(25088, 4096)`: 512·7·7·4096
+# weights (the cell after the summary counts them). In smoke mode the summary runs at 64×64 (the parameter column does not depend on the
 # input size; the shapes then end in 2×2 instead of 7×7).
 
 # %%
@@ -826,12 +827,14 @@ for cfg, name in NAME_OF.items():
           f"{'' if documented is None else f'{documented / 1e9:.3f}G':>18}")
 
 # %% [markdown]
-# Depth costs computation far more than parameters: from A to E the parameters grow by 8%, the
-# multiply-adds by 2.6×, because the added convs run on the large early feature maps while the
-# parameters are dominated by the classifier. The 1×1 convs of C are cheap: C costs about as
-# much as B, much less than D.
+# Depth costs computation far more than parameters: the added convs run on the large early
+# feature maps, while the parameters are dominated by the classifier, the same in every column.
+# The 1×1 convs of C are cheap: C costs a little more than B, much less than D.
 
 # %%
+print(f"from A to E: parameters x{params['E'] / params['A']:.3f}, "
+      f"multiply-adds x{macs['E'] / macs['A']:.2f}; C costs x{macs['C'] / macs['B']:.3f} of B, "
+      f"x{macs['C'] / macs['D']:.2f} of D")
 assert macs["E"] / macs["A"] > 2.5 and params["E"] / params["A"] < 1.1
 assert macs["B"] < macs["C"] < macs["D"]
 
@@ -890,7 +893,10 @@ for i, name in enumerate(["vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
                           "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]):
     reference = random_reference(name, seed=i)
     ours = empty_ours(name)
-    max_diff[name] = common.check_against_reference(ours, reference, input_size=(2, 3, size, size))
+    max_diff[name] = common.check_against_reference(ours, reference, input_size=(2, 3, size, size),
+                                                    verbose=False)
+    print(f"{name:9} strict load OK, outputs equal at {size}x{size}, "
+          f"max |ours - torchvision| = {max_diff[name]:.1e}")
     del reference, ours
 assert len(max_diff) == 8 and all(d <= 1e-4 for d in max_diff.values())
 print(f"8 models, strict load and equal outputs; largest difference {max(max_diff.values()):.1e}")
@@ -1133,8 +1139,9 @@ print(f"{MODEL}: test accuracy {test['acc']:.2%} on {data.description}")
 print(f"reference: {'not available for ' + MODEL if reference is None else f'{reference:.2%}'}"
       " (kuangliu/pytorch-cifar README, VGG16, CIFAR-10 test set, 350 epochs)")
 if data.name != "cifar10" or common.SMOKE:
-    print("Not comparable: " + ("smoke mode (two epochs). " if common.SMOKE else "")
-          + ("the offline digits stand-in, not CIFAR-10." if data.offline else ""))
+    print("Not comparable: " + "; ".join(
+        ([f"smoke mode ({len(history['epoch'])} epochs of a narrow net)"] if common.SMOKE else [])
+        + (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])) + ".")
 assert 0 <= test["acc"] <= 1 and math.isfinite(test["loss"])
 
 # %% [markdown]
@@ -1190,6 +1197,7 @@ def make_variant(label: str) -> CifarVGG:
 def signal_at_init(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     """One forward/backward at initialisation: std after every ReLU, std of the logits, and the
     norm of the gradient that reaches the first conv layer."""
+    model.to(x.device)
     stds = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: stds.append(out.detach().std().item()))
              for m in model.features if isinstance(m, nn.ReLU)]
