@@ -117,10 +117,11 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "th
 @torch.no_grad()
 def check_against_reference(ours: nn.Module, reference: nn.Module,
                             input_size: Sequence[int] = (2, 3, 224, 224), atol: float = 1e-5,
-                            rtol: float = 1e-4, seed: int = 0, verbose: bool = True) -> float:
+                            rtol: float = 1e-4, seed: int = 0, verbose: bool = True,
+                            label: str | None = None) -> float:
     """Load ``reference.state_dict()`` into ``ours`` with strict=True, run both in eval mode on the
     same random input, assert equal outputs (torch.testing.assert_close) and return the largest
-    absolute difference."""
+    absolute difference. ``label`` names the pair in the printed line."""
     load_state_dict_strict(ours, reference.state_dict(), type(reference).__name__)
     ours.eval()
     reference.eval()
@@ -129,6 +130,7 @@ def check_against_reference(ours: nn.Module, reference: nn.Module,
     diff = (a - b).abs().max().item()
     torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
     if verbose:
-        print(f"{type(ours).__name__} == {type(reference).__name__}: strict load OK, outputs "
+        label = label or f"{type(ours).__name__} == {type(reference).__name__}"
+        print(f"{label}: strict load OK, outputs "
               f"{tuple(a.shape)} match, max |ours - reference| = {diff:.2e}")
     return diff

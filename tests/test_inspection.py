@@ -32,10 +32,11 @@ def test_paper_vs_ours_passes_within_and_fails_outside_tolerance(capsys):
     common.paper_vs_ours([("a", 100, 103, 0.05)], rtol=0.01)     # a row's own tolerance
 
 
-def test_check_against_reference_passes_for_the_same_architecture():
+def test_check_against_reference_passes_for_the_same_architecture(capsys):
     a, b = common.get_model("cifar_baseline"), common.get_model("cifar_baseline")
-    diff = common.check_against_reference(a, b, (2, 3, 32, 32), verbose=False)
+    diff = common.check_against_reference(a, b, (2, 3, 32, 32), label="baseline vs itself")
     assert diff < 1e-5
+    assert capsys.readouterr().out.startswith("baseline vs itself: strict load OK")
 
 
 def test_check_against_reference_fails_when_outputs_differ():
