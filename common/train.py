@@ -294,7 +294,9 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     if channels_last:
         model.to(memory_format=torch.channels_last)
     amp_dtype = _amp_dtype(device, amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    # Only fp16 needs loss scaling; the scaler is still built (disabled) so checkpoints are alike.
+    scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
+                                  enabled=amp_dtype == torch.float16)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
