@@ -91,24 +91,29 @@ def paper_vs_ours(rows: Iterable[Sequence], rtol: float = 0.01, title: str = "",
     return table
 
 
+def state_dict_differences(ours: dict, theirs: dict, source: str = "the reference") -> list[str]:
+    """What keeps ``theirs`` from loading into a model whose state_dict is ``ours`` (empty when
+    every name and shape matches): names only one side has, and shapes that differ. Works on
+    meta-device state dicts, so whole ImageNet models compare without allocating weights."""
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    shapes = [k for k in ours if k in theirs and ours[k].shape != theirs[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"ours has {len(missing)} entries {source} lacks, e.g. {missing[:4]}")
+    if extra:
+        parts.append(f"{source} has {len(extra)} entries ours lacks, e.g. {extra[:4]}")
+    if shapes:
+        parts.append(f"{len(shapes)} entries differ in shape, e.g. " + ", ".join(
+            f"{k}: ours {tuple(ours[k].shape)} vs {tuple(theirs[k].shape)}" for k in shapes[:3]))
+    return parts
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "the reference"):
     """``model.load_state_dict(state_dict, strict=True)``, with an error that lists what differs."""
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
-        ours, theirs = set(model.state_dict()), set(state_dict)
-        missing, extra = sorted(ours - theirs), sorted(theirs - ours)
-        shapes = [k for k in sorted(ours & theirs)
-                  if model.state_dict()[k].shape != state_dict[k].shape]
-        parts = []
-        if missing:
-            parts.append(f"ours has {len(missing)} entries {source} lacks, e.g. {missing[:4]}")
-        if extra:
-            parts.append(f"{source} has {len(extra)} entries ours lacks, e.g. {extra[:4]}")
-        if shapes:
-            parts.append(f"{len(shapes)} entries differ in shape, e.g. " + ", ".join(
-                f"{k}: ours {tuple(model.state_dict()[k].shape)} vs "
-                f"{tuple(state_dict[k].shape)}" for k in shapes[:3]))
+        parts = state_dict_differences(model.state_dict(), state_dict, source) or [str(err)]
         raise ValueError(
             f"The weights of {source} do not fit {type(model).__name__}: " + "; ".join(parts)
             + ". Module names and shapes must match the reference's exactly.") from err

@@ -76,3 +76,14 @@ def test_registry_lists_builds_and_explains_unknown_names():
     assert common.get_model("cifar_baseline", num_classes=7)(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
     with pytest.raises(ValueError, match=r"Unknown model name 'cifar_baseln'.*cifar_baseline.*Available"):
         common.get_model("cifar_baseln")
+
+
+def test_state_dict_differences_is_empty_only_when_names_and_shapes_match():
+    from common.inspection import state_dict_differences
+    a = common.get_model("cifar_baseline").state_dict()
+    assert state_dict_differences(a, dict(a)) == []
+    b = dict(a)
+    b["fc.weight"] = torch.zeros(3, 3)
+    del b["fc.bias"]
+    found = " ".join(state_dict_differences(a, b))
+    assert "fc.bias" in found and "fc.weight: ours (10, 128) vs (3, 3)" in found
