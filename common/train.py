@@ -233,15 +233,24 @@ def _amp_dtype(device: torch.device, amp: bool):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _to_device(x, y, device, channels_last):
+    """A batch on the model's device, images in the model's memory layout."""
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
+
+
+def _autocast(device: torch.device, amp_dtype):
+    """Mixed precision in ``amp_dtype`` on ``device``; plain fp32 when it is None."""
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                          enabled=amp_dtype is not None)
+
+
 def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last):
     """Yield (outputs, labels) of ``model`` in eval mode over a whole split."""
     device = next(model.parameters()).device
     for x, y in data.batches(split, batch_size):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
+        x, y = _to_device(x, y, device, channels_last)
+        with _autocast(device, amp_dtype):
             yield model(x).float(), y
 
 
@@ -317,7 +326,7 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             raise FileExistsError(
                 f"{ckpt} holds an earlier run. Pass resume=True to continue it, or give another "
                 "run_dir (or delete that folder) to start afresh.")
-        start = _restore(ckpt, model, optimizer, scaler, recipe, run, history, device)
+        start = _restore(ckpt, model, optimizer, scaler, recipe, run, history)
     else:
         torch.manual_seed(seed)          # dropout and other random layers
     step_model = torch.compile(model) if compile else model
@@ -335,12 +344,11 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             line += f"\nresuming from {ckpt} after epoch {start}"
         print(line)
     from tqdm.auto import tqdm
-    bar = tqdm(total=(epochs - start) * steps, disable=not progress, unit="step",
+    end = epochs if stop_after_epochs is None else min(epochs, start + stop_after_epochs)
+    bar = tqdm(total=(end - start) * steps, disable=not progress, unit="step",
                dynamic_ncols=True)
     try:
-        for epoch in range(start, epochs):
-            if stop_after_epochs is not None and epoch - start >= stop_after_epochs:
-                break
+        for epoch in range(start, end):
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             # This epoch's order and augmentation depend only on (seed, epoch): exact on resume.
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -356,11 +364,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                 lr = recipe.lr * recipe.lr_factor(step / steps * time_scale)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                    enabled=amp_dtype is not None):
+                x, y = _to_device(x, y, device, channels_last)
+                with _autocast(device, amp_dtype):
                     out = step_model(x)
                     loss = criterion(out, y)
                 optimizer.zero_grad(set_to_none=True)
@@ -416,7 +421,7 @@ def _state(model, optimizer, scaler, recipe, run, history, epoch) -> dict:
             "rng": rng, "recipe": recipe.to_dict(), "run": run, "history": dict(history)}
 
 
-def _restore(path, model, optimizer, scaler, recipe, run, history, device) -> int:
+def _restore(path, model, optimizer, scaler, recipe, run, history) -> int:
     state = load_checkpoint(path)
     theirs, ours = dict(state["recipe"]), recipe.to_dict()
     theirs.pop("sources", None), ours.pop("sources")
