@@ -35,6 +35,12 @@ def image_ids(x):
     return (x[:, 0, 0, 0] + 256 * x[:, 0, 0, 1] + 65536 * x[:, 0, 0, 2]).tolist()
 
 
+@pytest.fixture(scope="module")
+def small():
+    """The offline set in smoke size, loaded once for the tests that only read it."""
+    return common.load_data("digits", smoke=True, device="cpu", verbose=False)
+
+
 @pytest.fixture
 def fake_cifar(monkeypatch, tmp_path):
     import torchvision.datasets
@@ -83,8 +89,8 @@ def test_channel_stats_matches_numpy():
     np.testing.assert_allclose(std.numpy(), a.std(axis=(0, 2, 3)), rtol=1e-5)
 
 
-def test_augmentation_equals_torchvision_crop_and_flip_image_by_image():
-    d = common.load_data("digits", smoke=True, device="cpu", verbose=False)
+def test_augmentation_equals_torchvision_crop_and_flip_image_by_image(small):
+    d = small
     batch = d.train.x[:100]
     out = d.augment(batch, generator=torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
@@ -97,16 +103,16 @@ def test_augmentation_equals_torchvision_crop_and_flip_image_by_image():
     assert out.dtype == torch.uint8 and out.shape == batch.shape
 
 
-def test_augmentation_really_moves_and_flips():
-    d = common.load_data("digits", smoke=True, device="cpu", verbose=False)
+def test_augmentation_really_moves_and_flips(small):
+    d = small
     x = d.train.x[:64]
     out = d.augment(x, generator=torch.Generator().manual_seed(0))
     changed = (out != x).flatten(1).any(1)
     assert changed.float().mean() > 0.8          # 1/81 * 1/2 chance of staying put per image
 
 
-def test_batches_cover_the_split_and_drop_last():
-    d = common.load_data("digits", smoke=True, device="cpu", verbose=False)
+def test_batches_cover_the_split_and_drop_last(small):
+    d = small
     ys = torch.cat([y for _, y in d.batches("val", 100, shuffle=True,
                                              generator=torch.Generator().manual_seed(0))])
     assert sorted(ys.tolist()) == sorted(d.val.y.tolist())
@@ -179,7 +185,7 @@ def test_data_on_disk_is_used_without_download(fake_cifar):
     assert all(dl is False for _, dl in FakeCIFAR10.calls)
 
 
-def test_unknown_split_is_a_clear_error():
-    d = common.load_data("digits", smoke=True, device="cpu", verbose=False)
+def test_unknown_split_is_a_clear_error(small):
+    d = small
     with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
         next(d.batches("validation", 8))

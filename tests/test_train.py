@@ -37,26 +37,28 @@ def test_fit_makes_a_real_model_learn_real_data(digits):
     assert 0 < test["loss"] < math.log(10)
 
 
-def straight_and_resumed(small, tmp_path, recipe):
+def straight_and_resumed(small, tmp_path, recipe, make=tiny_model):
+    """One run straight through, and the same run stopped after an epoch and resumed into a
+    fresh model under a different random state: everything must come from the checkpoint."""
     common.seed_everything(0)
-    a = tiny_model()
+    a = make()
     ha = common.fit(a, small, recipe, progress=False, verbose=False)
     common.seed_everything(0)
-    b = tiny_model()
-    common.fit(b, small, recipe, run_dir=tmp_path, stop_after_epochs=1, progress=False,
+    common.fit(make(), small, recipe, run_dir=tmp_path, stop_after_epochs=1, progress=False,
                verbose=False)
-    c = tiny_model()                      # fresh weights: everything must come from the checkpoint
+    torch.manual_seed(123)
+    c = make()
     hc = common.fit(c, small, recipe, run_dir=tmp_path, resume=True, progress=False,
                     verbose=False)
-    return a, ha, c, hc
+    for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+        assert torch.equal(va, vc), k
+    return ha, hc
 
 
 def test_stopped_and_resumed_run_ends_with_the_same_weights(small, tmp_path):
     recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05, schedule="multistep",
                            milestones=(1.5,), nesterov=True)
-    a, ha, c, hc = straight_and_resumed(small, tmp_path, recipe)
-    for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
-        assert torch.equal(va, vc), k
+    ha, hc = straight_and_resumed(small, tmp_path, recipe)
     for k in ctrain.History.SERIES:
         if k not in ("images_per_sec", "seconds"):
             assert ha[k] == hc[k], k
@@ -75,19 +77,8 @@ def test_resume_restores_random_state_for_dropout(small, tmp_path):
         def forward(self, x):
             return self.fc(self.drop(self.body(x)))
 
-    recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05)
-    common.seed_everything(0)
-    a = WithDropout()
-    common.fit(a, small, recipe, progress=False, verbose=False)
-    common.seed_everything(0)
-    b = WithDropout()
-    common.fit(b, small, recipe, run_dir=tmp_path, stop_after_epochs=1, progress=False,
-               verbose=False)
-    torch.manual_seed(123)                # a different random state before resuming
-    c = WithDropout()
-    common.fit(c, small, recipe, run_dir=tmp_path, resume=True, progress=False, verbose=False)
-    for va, vc in zip(a.state_dict().values(), c.state_dict().values()):
-        assert torch.equal(va, vc)
+    straight_and_resumed(small, tmp_path, common.Recipe(epochs=2, batch_size=64, lr=0.05),
+                         make=WithDropout)
 
 
 def test_checkpoint_holds_the_whole_run_state(small, tmp_path):
