@@ -32,6 +32,7 @@ VAL_FRACTION = 0.1
 #: Smoke mode keeps this many images per split.
 SMOKE_SIZES = {"train": 512, "val": 256, "test": 256}
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_ARCHIVE = CIFAR_URL.rsplit("/", 1)[1]
 
 
 class DataUnavailable(RuntimeError):
@@ -174,7 +175,7 @@ def _load_cifar10(root: Path, download: bool):
             why = ("downloads are switched off (IMAGENET5_OFFLINE=1)" if common.OFFLINE
                    else "download=False was passed")
             raise DataUnavailable(
-                f"CIFAR-10 is not in {root} and {why}. Put {CIFAR_URL.rsplit('/', 1)[1]} "
+                f"CIFAR-10 is not in {root} and {why}. Put {CIFAR_ARCHIVE} "
                 f"(from {CIFAR_URL}) in that folder, or load the offline set with "
                 "load_data('digits').") from missing
     try:
@@ -184,7 +185,7 @@ def _load_cifar10(root: Path, download: bool):
         raise DataUnavailable(
             f"CIFAR-10 could not be downloaded into {root} ({type(err).__name__}: {err}). "
             f"On a machine with internet it downloads by itself; otherwise copy "
-            f"{CIFAR_URL.rsplit('/', 1)[1]} from {CIFAR_URL} into {root}, or use the offline set "
+            f"{CIFAR_ARCHIVE} from {CIFAR_URL} into {root}, or use the offline set "
             "with load_data('digits').") from err
 
 
@@ -255,7 +256,7 @@ def load_data(name: str = "cifar10", root: str | Path | None = None, download: b
             "scikit-learn's 1,797 handwritten digits rendered to 3x32x32 colour images.",
             "Every number below is a digits number, NOT a CIFAR-10 number.",
             "To use CIFAR-10: run with internet (Colab does), or copy",
-            f"cifar-10-python.tar.gz into {common.data_dir()} (or IMAGENET5_DATA).",
+            f"{CIFAR_ARCHIVE} into {root} (or set IMAGENET5_DATA).",
         ]))
     # Train / validation split of the training set, with its own seed (same on every machine).
     perm = torch.randperm(len(ty), generator=torch.Generator().manual_seed(split_seed))

@@ -162,6 +162,7 @@ def test_offline_fallback_is_announced_loudly_and_recorded(tmp_path, capsys):
     d = common.load_data("cifar10", root=tmp_path, smoke=True, device="cpu")
     out = capsys.readouterr().out
     assert "OFFLINE STAND-IN" in out and "NOT a CIFAR-10 number" in out
+    assert str(tmp_path) in out              # points at the folder that was searched
     assert d.offline and d.name == "digits" and "CIFAR-10" in d.note
 
 
