@@ -120,6 +120,36 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "th
 
 
 @torch.no_grad()
+def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Module:
+    """``build()`` (for example ``torchvision.models.vgg16``) with random weights, made fast: the
+    model is constructed on the meta device (no default initialisation, which dominates the time
+    of building a big model), then every weight gets fan-in scaled uniform values and every
+    batch norm a scale and running variance near 1 and a random mean, so that a strict load
+    followed by equal outputs exercises every entry. ``reuse``: a dict shared between calls;
+    entries of the same name and shape are drawn once and shared (VGG's 124M-parameter
+    classifier is the same in all eight torchvision VGGs)."""
+    with torch.device("meta"):
+        ref = build()
+    g = torch.Generator().manual_seed(seed)
+    reuse = {} if reuse is None else reuse
+    state = {}
+    for key, t in ref.state_dict().items():
+        if key in reuse and reuse[key].shape == t.shape:
+            state[key] = reuse[key]
+            continue
+        if t.is_floating_point():
+            bound = 1 / math.sqrt(t[0].numel()) if t.ndim > 1 else 0.1
+            v = torch.empty(t.shape).uniform_(-bound, bound, generator=g)
+            if t.ndim == 1 and key.endswith(("weight", "running_var")):
+                v += 1.0                                   # batch-norm scale and variance
+        else:
+            v = torch.zeros(t.shape, dtype=t.dtype)        # num_batches_tracked
+        state[key] = reuse[key] = v
+    ref.load_state_dict(state, strict=True, assign=True)
+    return ref
+
+
+@torch.no_grad()
 def check_against_reference(ours: nn.Module, reference: nn.Module,
                             input_size: Sequence[int] = (2, 3, 224, 224), atol: float = 1e-5,
                             rtol: float = 1e-4, seed: int = 0, verbose: bool = True,

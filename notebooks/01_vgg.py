@@ -847,38 +847,19 @@ assert macs["B"] < macs["C"] < macs["D"]
 #
 # Two things keep this to seconds on a CPU. Building a 138M-parameter model normally spends
 # most of its time in the random initialisation; here both models are built on `meta`,
-# torchvision's then gets uniform random weights (the 124M-parameter classifier, identical in
-# all eight, is drawn once and shared), and ours gets memory with `to_empty` and receives the
+# torchvision's then gets uniform random weights from `common.random_reference` (the
+# 124M-parameter classifier, identical in all eight, is drawn once and shared), and ours gets memory with `to_empty` and receives the
 # weights through the strict load. And in smoke mode the input is 64×64 instead of 224×224:
 # torchvision's `AdaptiveAvgPool2d((7, 7))` (and ours) turns the 2×2 feature map into 7×7, so
 # the classifier and every weight are still exercised.
 
 # %%
-_CLASSIFIER = {}                                     # one random classifier, shared by all eight
+shared = {}            # tensors of the same name and shape (the classifier above all): drawn once
 
 
 def random_reference(name: str, seed: int) -> nn.Module:
     """torchvision's model with uniform random weights and random BN statistics, built fast."""
-    with torch.device("meta"):
-        ref = getattr(torchvision.models, name)(weights=None)
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, t in ref.state_dict().items():
-        if key.startswith("classifier") and key in _CLASSIFIER:
-            state[key] = _CLASSIFIER[key]             # the same shapes in all eight VGGs
-            continue
-        if t.is_floating_point():
-            bound = 1 / math.sqrt(t[0].numel()) if t.ndim > 1 else 0.1
-            v = torch.empty(t.shape).uniform_(-bound, bound, generator=g)   # fan-in scaled
-            if key.endswith(("running_var", "weight")) and t.ndim == 1:
-                v += 1.0                              # BN scale and variance near 1
-        else:
-            v = torch.zeros(t.shape, dtype=t.dtype)   # num_batches_tracked
-        state[key] = v
-        if key.startswith("classifier"):
-            _CLASSIFIER[key] = v
-    ref.load_state_dict(state, strict=True, assign=True)
-    return ref
+    return common.random_reference(getattr(torchvision.models, name), seed=seed, reuse=shared)
 
 
 def empty_ours(name: str) -> nn.Module:

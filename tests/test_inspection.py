@@ -87,3 +87,20 @@ def test_state_dict_differences_is_empty_only_when_names_and_shapes_match():
     del b["fc.bias"]
     found = " ".join(state_dict_differences(a, b))
     assert "fc.bias" in found and "fc.weight: ours (10, 128) vs (3, 3)" in found
+
+
+def test_random_reference_draws_every_entry_and_shares_what_it_may():
+    shared = {}
+    a = common.random_reference(lambda: common.get_model("cifar_baseline"), seed=0, reuse=shared)
+    state = a.state_dict()
+    bn = state["features.0.1.running_var"]
+    assert not torch.equal(bn, torch.ones_like(bn)) and (bn > 0).all()
+    assert state["features.0.1.running_mean"].abs().sum() > 0
+    assert all(not t.is_meta for t in state.values())
+    b = common.random_reference(lambda: common.get_model("cifar_baseline", widths=(32, 64, 96)),
+                                seed=1, reuse=shared)
+    shared_w = b.state_dict()["features.0.0.weight"]
+    assert shared_w.data_ptr() == state["features.0.0.weight"].data_ptr()       # same shape
+    assert b.state_dict()["fc.weight"].shape == (10, 96)                           # drawn anew
+    c = common.random_reference(lambda: common.get_model("cifar_baseline"), seed=1)
+    assert not torch.equal(c.state_dict()["fc.weight"], state["fc.weight"])

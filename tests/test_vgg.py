@@ -1,5 +1,4 @@
 """Fast unit tests of the VGGs saved from notebooks/01_vgg.ipynb (common/models/vgg.py)."""
-import math
 
 import pytest
 import torch
@@ -21,24 +20,6 @@ TABLE2_PARAMS_M = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134,
 WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
 
 
-def random_reference(name: str, seed: int = 0) -> nn.Module:
-    """torchvision's model with uniform random weights (fast: no default init)."""
-    with torch.device("meta"):
-        ref = getattr(torchvision.models, name)(weights=None)
-    ref = ref.to_empty(device="cpu")
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, t in ref.state_dict().items():
-            if t.is_floating_point():
-                bound = 1 / math.sqrt(t[0].numel()) if t.ndim > 1 else 0.1
-                t.uniform_(-bound, bound, generator=g)
-                if t.ndim == 1 and key.endswith(("weight", "running_var")):
-                    t.add_(1.0)
-            else:
-                t.zero_()
-    return ref
-
-
 def test_registry_names():
     names = set(common.list_models())
     assert set(IMAGENET + CIFAR) <= names
@@ -49,7 +30,7 @@ def test_registry_names():
 
 @pytest.mark.parametrize("name", ["vgg11", "vgg11_bn"])
 def test_strict_load_and_equal_outputs_with_torchvision(name):
-    reference = random_reference(name)
+    reference = common.random_reference(getattr(torchvision.models, name))
     with torch.device("meta"):
         ours = common.get_model(name)
     ours = ours.to_empty(device="cpu")
