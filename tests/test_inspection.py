@@ -1,4 +1,6 @@
 """common.inspection and the model registry."""
+import re
+
 import pytest
 import torch
 import torchvision
@@ -6,6 +8,7 @@ from torch import nn
 
 import common
 from common.inspection import load_state_dict_strict
+from common.models.registry import _MODELS, accepted_keywords
 from common.models import resnet as R
 
 
@@ -229,3 +232,39 @@ def test_random_reference_and_the_check_draw_norm_statistics_in_one_place():
     assert set(want) == {"weight", "bias", "running_mean", "running_var"}
     for k, v in want.items():
         assert torch.equal(built[k], v) and torch.equal(copied[k], v), k
+
+
+# --- get_model: clear errors for bad keywords (issue 7) -----------------------------------------
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10", None])
+def test_get_model_refuses_a_class_count_that_is_not_a_positive_integer(bad):
+    with pytest.raises(ValueError, match=r"num_classes must be a positive whole number.*"
+                                         r"data\.num_classes.*got " + re.escape(repr(bad))):
+        common.get_model("cifar_resnet20", num_classes=bad)
+
+
+def test_a_keyword_the_model_sets_itself_is_named_with_what_it_takes():
+    with pytest.raises(TypeError, match=r"does not take 'depth': cifar_resnet20 sets it itself"
+                                        r".*cifar_resnet20 takes: .*num_classes.*shortcut"):
+        common.get_model("cifar_resnet20", depth=3)
+
+
+@pytest.mark.parametrize("name, typo, hint", [
+    ("cifar_resnet20", "widht", "cifar_resnet20 sets 'widths' itself"),
+    ("cifar_resnet20", "num_clases", "Did you mean 'num_classes'"),
+    ("cifar_baseline", "widht", "Did you mean 'widths'"),
+    ("vgg16", "dropuot", "Did you mean 'dropout'"),
+])
+def test_a_misspelt_keyword_gets_close_matches_and_the_accepted_list(name, typo, hint):
+    with pytest.raises(TypeError, match=rf"does not take the keyword '{typo}'\. .*"
+                                        + re.escape(hint) + rf".*{name} takes: "):
+        common.get_model(name, **{typo: 3})
+
+
+@pytest.mark.parametrize("name", sorted(_MODELS))
+def test_every_model_lists_its_keywords_and_refuses_those_it_sets(name):
+    accepted, fixed = accepted_keywords(_MODELS[name])      # the chain of **kwargs can be read
+    assert "num_classes" in accepted and not accepted & fixed
+    for key in fixed:
+        with torch.device("meta"), pytest.raises(TypeError, match=f"take {key!r}: .* sets it itself"):
+            common.get_model(name, **{key: None})
