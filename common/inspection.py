@@ -47,6 +47,61 @@ def summary(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), dept
     return _summary(model, input_size=tuple(input_size), depth=depth, **kwargs)
 
 
+@torch.no_grad()
+def output_shapes(model: nn.Module, input_size: Sequence[int] | torch.Tensor,
+                  names: Sequence[str] | None = None) -> dict[str, tuple | None]:
+    """The output shape of each named submodule (``names``, e.g. ``["layer1", "layer1.0.conv1"]``)
+    or, by default, of each top-level child, in one forward pass of a zero input shaped
+    ``input_size`` (or of the given tensor), in eval mode, without gradients. Shapes are tuples
+    (a tuple of tuples for a module returning several tensors), in the order the modules ran;
+    a module called twice keeps its first call's shape, one never called maps to None. The
+    forward hooks are removed and the training mode restored, whatever happens::
+
+        common.output_shapes(common.get_model("cifar_resnet20"), (1, 3, 32, 32))
+        # {'conv1': (1, 16, 32, 32), 'bn1': (1, 16, 32, 32), ..., 'fc': (1, 10)}
+    """
+    modules = dict(model.named_modules())
+    if names is None:
+        names = [n for n, _ in model.named_children()]
+    unknown = [n for n in names if n not in modules or n == ""]
+    if unknown:
+        import difflib
+        close = difflib.get_close_matches(unknown[0], [n for n in modules if n], n=3)
+        raise ValueError(f"{type(model).__name__} has no submodule {unknown[0]!r}"
+                         + (f"; did you mean {', '.join(map(repr, close))}?" if close else ".")
+                         + " Names are those of model.named_modules(), e.g. 'layer1.0.conv1'.")
+
+    def shape(out):
+        if isinstance(out, torch.Tensor):
+            return tuple(out.shape)
+        if isinstance(out, (tuple, list)):
+            return tuple(shape(o) for o in out)
+        return type(out).__name__
+
+    shapes: dict[str, tuple] = {}
+
+    def record(name):
+        def hook(module, args, out):              # returns None: the output stays as it is
+            shapes.setdefault(name, shape(out))
+        return hook
+
+    handles = [modules[n].register_forward_hook(record(n)) for n in names]
+    was_training = model.training
+    try:
+        model.eval()
+        if isinstance(input_size, torch.Tensor):
+            x = input_size
+        else:
+            p = next(model.parameters(), None)
+            x = torch.zeros(*input_size, device=p.device if p is not None else "cpu")
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {**shapes, **{n: None for n in names if n not in shapes}}
+
+
 def _fmt(v) -> str:
     if v is None:
         return "not stated"
