@@ -277,13 +277,19 @@ except ValueError as err:
 # FLOPs per multiply-add) and, like the papers, leaves out batch norm, activations and pooling.
 
 # %%
+widths = (32, 64, 128)                      # BaselineCNN's default; exercise 3 changes it
+model = common.get_model("cifar_baseline", num_classes=data.num_classes, widths=widths)
 params = common.count_params(model)
 macs = common.count_macs(model, (1, 3, 32, 32))
-# By hand: each 3x3 conv has 9*c_in*c_out weights (no bias), applied at every output pixel;
-# each batch norm has a scale and a shift per channel; the classifier 128*10 weights + 10 biases.
-convs = [(3, 32, 32), (32, 32, 32), (32, 64, 16), (64, 64, 16), (64, 128, 8), (128, 128, 8)]
-params_by_hand = sum(9 * ci * co + 2 * co for ci, co, _ in convs) + 128 * 10 + 10
-by_hand = sum(9 * ci * co * size * size for ci, co, size in convs) + 128 * 10
+# By hand: each 3x3 conv has 9*c_in*c_out weights (no bias), applied at every output pixel; each
+# batch norm a scale and a shift per channel; the classifier widths[-1]*classes weights + biases.
+convs, c_in, size = [], 3, 32                # (c_in, c_out, output size) of each conv
+for i, w in enumerate(widths):
+    convs += [(c_in, w, size), (w, w, size)]
+    c_in, size = w, size // 2                # a 2x2 max pool after each stage but the last
+params_by_hand = (sum(9 * ci * co + 2 * co for ci, co, _ in convs)
+                  + widths[-1] * data.num_classes + data.num_classes)
+by_hand = sum(9 * ci * co * s * s for ci, co, s in convs) + widths[-1] * data.num_classes
 print(f"{params:,} parameters (by hand: {params_by_hand:,}), {macs:,} multiply-adds per 32x32 "
       f"image (by hand: {by_hand:,})")
 assert macs == by_hand and params == params_by_hand
@@ -495,8 +501,8 @@ for attempt in ({"resume": False}, {"resume": True, "recipe": common.Recipe(epoc
 #    loss (and why can it no longer reach 0)? To validation accuracy?
 # 2. Replace the cosine schedule with `schedule="multistep", milestones=(15, 25)`. Plot both runs
 #    with `common.plot_histories({"cosine": h1, "steps": h2})`.
-# 3. Change `widths` of the baseline to `(64, 128, 256)`: how do parameters and multiply-adds
-#    scale, and why by about 4x?
+# 3. Set `widths = (64, 128, 256)` in the inspection cell (section 3) and re-run it: how do
+#    parameters and multiply-adds scale, and why by about 4x?
 # 4. Train with `recipe = dataclasses.replace(recipe, augment=False)`. Compare the gap between
 #    training and validation accuracy.
 # 5. Normalise with the wrong std (0.2023, 0.1994, 0.2010): set `data.std` to it and re-run the
