@@ -1258,8 +1258,8 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 #    module type (BatchNorm2d, ReLU, Conv2d, cat). Which operation stores most in the naive
 #    net, and what does `memory_efficient=True` remove?
 # 4. **The cost of recomputing.** Time a training step of DenseNet-121 (batch 32 on a GPU, or 4
-#    on a CPU) with and without `memory_efficient=True`, in one run, and report the ratio.
-#    Pleiss et al. report 15-20% extra time on GPU for their efficient implementation.
+#    on a CPU) with and without `memory_efficient=True`, in one run, and report the ratio:
+#    what does the recomputation cost in time, for the memory of section 6?
 # 5. **Feature reuse (Figure 5).** After training DenseNet (L=40, k=12), compute for each
 #    layer's first conv the mean absolute weight on each earlier layer's $k$ input channels, and
 #    draw the heat map of Figure 5. Do the early layers' features really get used late?
