@@ -198,14 +198,6 @@ plt.show()
 
 # %%
 #@save vgg
-"""VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
-Recognition", ICLR 2015, arXiv:1409.1556).
-
-Table 1 as data (configurations A, A-LRN, B, C, D, E), a builder, the ImageNet model with
-torchvision's module names (so its state_dict loads with strict=True), dense evaluation
-(section 3.2: fully connected layers as convolutions), the CIFAR-10 adaptation, and the
-initialisations of section 3.1.
-"""
 from typing import Sequence, Union
 
 import torch
@@ -213,14 +205,8 @@ from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
-__all__ = [
-    "TABLE_1", "parse_conv", "scale_config", "conv_layer", "lrn_layer", "stage", "make_features",
-    "init_weights_", "VGG", "CifarVGG", "init_from_net_a", "FullyConvolutionalVGG",
-    "vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c",
-    "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn",
-]
-
+# %%
+#@save vgg
 # Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
 TABLE_1 = {
     "A":     [["conv3-64"],

@@ -174,12 +174,6 @@ plt.show()
 
 # %%
 #@save resnet
-"""ResNet (He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385).
-
-Blocks, shortcuts A/B/C, a stage builder and one ResNet class built from a config list:
-ImageNet ResNet-18/34/50/101/152 (Table 1) and the CIFAR-10 nets of section 4.2, residual and
-plain. Module names follow torchvision's, so its state_dict loads with strict=True.
-"""
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -188,15 +182,8 @@ from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
-__all__ = [
-    "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck",
-    "make_stage", "ResNet", "IMAGENET_CONFIGS", "CIFAR_DEPTHS",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56", "cifar_resnet110",
-    "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56", "cifar_plain110",
-]
-
-
+# %%
+#@save resnet
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
             dilation: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4)."""
