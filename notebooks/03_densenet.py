@@ -94,29 +94,13 @@ NOTEBOOK_START = time.perf_counter()
 # backward pass (section 6 of this notebook).
 
 # %%
-def draw_dense_block(ax, n_layers: int = 5, k: int = 4, k0: int = 6):
-    """Figure 1 of the paper, redrawn: every layer receives all earlier outputs (the arcs)."""
-    ax.set_xlim(-0.7, n_layers + 0.7)
-    ax.set_ylim(-1.6, n_layers * 0.55 + 0.9)
-    ax.axis("off")
-    for j in range(n_layers + 1):                       # x_0 is the block input, then H_1..H_n
-        ax.add_patch(plt.Rectangle((j - 0.3, -0.35), 0.6, 0.7, fc="#dbe9f6" if j else "#eeeeee", ec="k"))
-        ax.text(j, 0, f"$x_{j}$" if j == 0 else f"$H_{j}$", ha="center", va="center", fontsize=10)
-        width = k0 + k * j
-        ax.text(j, -0.75, f"{width} ch", ha="center", fontsize=8, color="0.3")
-        for i in range(j):                              # x_i feeds layer j: arcs over the top
-            ax.annotate("", (j - 0.15, 0.35), (i + 0.15, 0.35),
-                        arrowprops=dict(arrowstyle="->", lw=0.8, color=f"C{i}",
-                                        connectionstyle=f"arc3,rad=-{0.25 + 0.05 * (j - i)}"))
-    ax.text(n_layers / 2, -1.35, f"channels after each layer: $k_0 + k\\,\\ell$ "
-            f"($k_0$ = {k0}, growth rate $k$ = {k})", ha="center", fontsize=9)
-
-
-fig, ax = plt.subplots(figsize=(8, 3.2))
-draw_dense_block(ax)
-ax.set_title("A 5-layer dense block with growth rate k = 4 (Figure 1, redrawn)", fontsize=11)
-plt.tight_layout()
-plt.show()
+common.block_diagrams(
+    dict(layers=["BN, ReLU, 3x3 conv", "BN, ReLU, 3x3 conv"], merge="+",
+         output_label="same channels", title="pre-activation ResNet (Eqn. 1)"),
+    dict(layers=["BN, ReLU, 1x1 conv, 4k", "BN, ReLU, 3x3 conv, k"], merge="concat",
+         output_label="k0 + k channels", input_label="x (k0 channels)",
+         title="dense layer, DenseNet-B (Eqn. 2)"),
+    title="Sum vs concatenation: a dense layer appends k new maps to its input")
 
 # %% [markdown]
 # ## 2 · The Easter-egg table
@@ -503,21 +487,18 @@ class DenseNet(nn.Module):
 
 # %%
 net = DenseNet(32, (6, 12, 24, 16)).eval()                     # DenseNet-121 (Table 1)
-shapes = {}
-hooks = [net.features.get_submodule(n).register_forward_hook(
-             lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape)))
-         for n in ["conv0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
-                   "denseblock3", "transition3", "denseblock4"]]
-with torch.no_grad():
-    out = net(torch.randn(1, 3, 224, 224))
-for h in hooks:
-    h.remove()
+stages = ["conv0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
+          "denseblock3", "transition3", "denseblock4"]
+shapes = common.output_shapes(net, (1, 3, 224, 224), names=[f"features.{n}" for n in stages])
+shapes = {n.removeprefix("features."): s for n, s in shapes.items()}
 expected = {"conv0": (1, 64, 112, 112), "pool0": (1, 64, 56, 56),      # Table 1, "Output Size"
             "denseblock1": (1, 256, 56, 56), "transition1": (1, 128, 28, 28),
             "denseblock2": (1, 512, 28, 28), "transition2": (1, 256, 14, 14),
             "denseblock3": (1, 1024, 14, 14), "transition3": (1, 512, 7, 7),
             "denseblock4": (1, 1024, 7, 7)}
-assert shapes == expected and out.shape == (1, 1000), shapes
+assert shapes == expected, shapes
+with torch.no_grad():
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
 for name, shape in shapes.items():
     print(f"{name:12} {shape}")
 for size in (32, 57, 257):                              # the head does not care about the size
@@ -651,39 +632,28 @@ print("all eleven models registered; each CIFAR net has the blocks, stem and tra
 # %% [markdown]
 # ## 4 · Inspect: channels, parameters and multiply-adds
 #
-# **The growth rate, drawn from the model.** The channel count entering every dense layer and
-# leaving every transition of DenseNet-121, recorded by forward hooks (on PyTorch's `meta`
-# device: shapes only, no arithmetic). Inside a block it climbs by $k = 32$ per layer;
-# each transition halves it ($\theta = 0.5$).
+# **The growth rate, drawn from the model.** The channels entering every dense layer and leaving
+# every transition of DenseNet-121, read from the model's layers in order (and checked against
+# the tensors of a forward pass on PyTorch's `meta` device: shapes only, no arithmetic). Inside a
+# block the count climbs by $k = 32$ per layer; each transition halves it ($\theta = 0.5$).
 
 # %%
-def channel_trace(model: nn.Module, input_size=(1, 3, 224, 224)):
-    """(label, channels) for the input of every dense layer and the output of every transition."""
-    trace, hooks = [], []
-    for name, m in model.named_modules():
-        if isinstance(m, DenseLayer):
-            hooks.append(m.register_forward_pre_hook(
-                lambda m, args, name=name: trace.append((name, sum(f.shape[1] for f in args[0])))))
-        elif isinstance(m, (Transition, DenseBlock)):
-            hooks.append(m.register_forward_hook(
-                lambda m, args, out, name=name: trace.append((name, out.shape[1]))))
-    with torch.no_grad():
-        model(torch.empty(input_size, device="meta"))
-    for h in hooks:
-        h.remove()
-    return trace
-
-
 with torch.device("meta"):
-    trace = channel_trace(common.get_model("densenet121"))
+    net121 = common.get_model("densenet121")
+trace = [(name, m.in_channels if isinstance(m, DenseLayer) else m.out_channels)
+         for name, m in net121.named_modules() if isinstance(m, (DenseLayer, Transition))]
+trace.append(("features.denseblock4 (output)", net121.features.denseblock4.out_channels))
 growth, _ = TABLE1[121]
 inputs = [c for n, c in trace if "denselayer" in n]
-assert inputs[:6] == [64 + growth * i for i in range(6)]        # block 1: k0 + k(l - 1), k0 = 2k
-assert dict(trace)["features.transition1"] == dict(trace)["features.denseblock1"] // 2
+assert inputs[:6] == [2 * growth + growth * i for i in range(6)]   # k0 + k(l - 1), k0 = 2k
+transitions = [n for n, _ in trace if n.split(".")[-1].startswith("transition")]
+measured = common.output_shapes(net121, torch.empty(1, 3, 224, 224, device="meta"),
+                                names=transitions + ["features.denseblock4"])
+assert [s[1] for s in measured.values()] == [c for n, c in trace if n in transitions] + [trace[-1][1]]
 fig, ax = plt.subplots(figsize=(9, 3))
 ax.step(range(len(trace)), [c for _, c in trace], where="post")
 for i, (n, c) in enumerate(trace):
-    if n.endswith(("transition1", "transition2", "transition3")):
+    if n in transitions:
         ax.annotate(f"{n.split('.')[-1]}: {c}", (i, c), (i - 10, c + 250), fontsize=8,
                     arrowprops=dict(arrowstyle="->", lw=0.6))
 ax.set_xlabel("dense layers and transitions, in order")
@@ -740,11 +710,9 @@ for depth, meta in ((d, TV_WEIGHTS[d].IMAGENET1K_V1.meta) for d in TV_WEIGHTS):
     assert imagenet[depth]["params"] == meta["num_params"]
     rows.append((f"DenseNet-{depth} multiply-adds", round(meta["_ops"] * 1e9), imagenet[depth]["macs"]))
 common.paper_vs_ours(rows, rtol=0.01, title="torchvision's documented _ops (not the paper) vs ours, 224x224")
-print()
-print(f"{'':18}{'params':>14}{'multiply-adds':>16}")
-for depth, c in imagenet.items():
-    print(f"DenseNet-{str(depth):<9}{c['params']:>14,}{c['macs'] / 1e9:>15.3f}G")
 print("parameters equal torchvision's num_params for 121, 161, 169, 201")
+common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") for d, c in imagenet.items()],
+             header=("224x224", "parameters", "multiply-adds"))
 
 # %% [markdown]
 # A summary of DenseNet-121 grouped by blocks: output shapes, parameters and multiply-adds of
@@ -976,8 +944,9 @@ ax.legend()
 ax.grid(alpha=0.3)
 plt.tight_layout()
 plt.show()
-for d, a, b, r in zip(depths, per_image[False], per_image[True], ratios):
-    print(f"L = {d:3}: naive {a / 2**20:6.2f} MiB, memory-efficient {b / 2**20:6.2f} MiB per image ({r:.2f}x)")
+common.table([(f"L = {d}", f"{a / 2**20:.2f}", f"{b / 2**20:.2f}", f"{r:.2f}x")
+              for d, a, b, r in zip(depths, per_image[False], per_image[True], ratios)],
+             header=("DenseNet-BC, k = 12", "naive (MiB/image)", "memory-efficient", "naive / efficient"))
 
 # %% [markdown]
 # ## 7 · Train on CIFAR-10 with the paper's recipe (section 4.2)
@@ -1097,8 +1066,8 @@ ax.grid(alpha=0.3)
 plt.tight_layout()
 plt.show()
 assert list(params) == sorted(params)                   # more growth, more parameters
-for k, (p, a) in growth.items():
-    print(f"k = {k:2}: {p:>9,} parameters, test accuracy {100 * a:5.1f}%")
+common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
+             header=(f"DenseNet-BC (L={MAIN_DEPTH})", "parameters", "test accuracy"))
 
 # %% [markdown]
 # What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per

@@ -1,6 +1,14 @@
 # Generated from notebooks/03_densenet.ipynb by `python -m common.save`: do not edit here.
 # Edit the notebook's `#@save densenet` cells instead, then run `python -m common.save`.
 
+"""03 · DenseNet: Densely Connected Convolutional Networks
+
+Gao Huang, Zhuang Liu, Laurens van der Maaten, Kilian Q. Weinberger. Densely Connected
+Convolutional Networks. CVPR 2017. arXiv:1608.06993 (https://arxiv.org/abs/1608.06993)
+
+The `#@save densenet` cells of notebooks/03_densenet.ipynb, in order; the comment above each item
+names the section of the notebook that explains it.
+"""
 import contextlib
 from collections import OrderedDict
 from typing import NamedTuple, Optional, Sequence, Union
@@ -12,7 +20,16 @@ from torch.utils.checkpoint import checkpoint
 
 from common.models.registry import check_image_batch, register_model
 
+__all__ = [
+    "Table2Row", "TABLE2", "TABLE1", "TABLE3", "TEXT_PARAMS", "DenseLayer", "DenseBlock",
+    "Transition", "DenseNet", "cifar_densenet", "densenet121", "densenet161", "densenet169",
+    "densenet201", "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12",
+    "cifar_densenet100_k24", "cifar_densenet_bc100_k12", "cifar_densenet_bc250_k24",
+    "cifar_densenet_bc190_k40", "bytes_saved_for_backward",
+]
 
+
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 class Table2Row(NamedTuple):
     """One DenseNet row of Table 2: the architecture, its parameters, its test errors (%)."""
     depth: int                      # L
@@ -27,6 +44,7 @@ class Table2Row(NamedTuple):
     svhn: Optional[float]
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: Table 2 (CIFAR and SVHN), the DenseNet rows, under this course's registry names.
 TABLE2 = {
     #                            L    k   B      theta params  C10   C10+  C100   C100+  SVHN
@@ -38,6 +56,7 @@ TABLE2 = {
     "cifar_densenet_bc190_k40": Table2Row(190, 40, True, 0.5, 25.6e6, None, 3.46, None, 17.18, None),
 }
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4). The stem
 #: has 2k channels (sec. 3). DenseNet-161 is NOT in Table 1: k = 48, from the authors'
 #: repository and torchvision.
@@ -50,6 +69,7 @@ TABLE1 = {
     161: (48, (6, 12, 36, 24)),     # not in the paper: authors' repository, torchvision
 }
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: Table 3: ImageNet validation error (%), single-crop / 10-crop.
 TABLE3 = {
     #     top-1 single, 10-crop   top-5 single, 10-crop
@@ -59,11 +79,13 @@ TABLE3 = {
     264: ((22.15, 20.80), (6.12, 5.29)),
 }
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
 #: parameters"); Table 1 lists none.
 TEXT_PARAMS = {201: 20e6}
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The dense layer $H_\ell$
 @contextlib.contextmanager
 def _running_stats_kept(bn: nn.BatchNorm2d):
     """Undo what a recomputation in training mode does to a batch norm's buffers (running mean,
@@ -77,6 +99,7 @@ def _running_stats_kept(bn: nn.BatchNorm2d):
                 b.copy_(s)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The dense layer $H_\ell$
 class DenseLayer(nn.Module):
     """H_l of Eqn. (2): the concatenation of all earlier maps in, `growth_rate` new maps out.
 
@@ -121,6 +144,7 @@ class DenseLayer(nn.Module):
         return out
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The dense block
 class DenseBlock(nn.ModuleDict):
     """`num_layers` dense layers; layer l sees k0 + k (l - 1) channels (sec. 3, "Growth rate");
     the output is the concatenation of the input and every layer's k new maps."""
@@ -139,6 +163,7 @@ class DenseBlock(nn.ModuleDict):
         return torch.cat(features, 1)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The transition layer
 class Transition(nn.Module):
     """BN-ReLU-Conv(1x1)-AvgPool(2x2, stride 2) between dense blocks (sec. 3, Table 1), with
     compression: floor(compression * in_channels) output maps."""
@@ -160,6 +185,7 @@ class Transition(nn.Module):
         return self.pool(x)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › The model, built from the tables
 class DenseNet(nn.Module):
     """A DenseNet from a configuration; torchvision's arguments and module names, plus:
 
@@ -215,11 +241,13 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 def _imagenet_densenet(depth: int, **kwargs) -> DenseNet:
     growth_rate, blocks = TABLE1[depth]
     return DenseNet(growth_rate, blocks, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 def cifar_densenet(depth: int, growth_rate: int, bottleneck: bool = True, compression: float = 0.5,
                    **kwargs) -> DenseNet:
     """A three-block CIFAR DenseNet of depth L (sec. 3, "Implementation Details"): n layers per
@@ -234,77 +262,90 @@ def cifar_densenet(depth: int, growth_rate: int, bottleneck: bool = True, compre
                     compression=compression, stem="cifar", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 def _table2_densenet(name: str, **kwargs) -> DenseNet:
     row = TABLE2[name]
     return cifar_densenet(row.depth, row.growth_rate, row.bottleneck, row.compression, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet121")
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Table 1, k = 32)."""
     return _imagenet_densenet(121, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet161")
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (k = 48): not in the paper; the authors' repository and torchvision."""
     return _imagenet_densenet(161, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet169")
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Table 1, k = 32)."""
     return _imagenet_densenet(169, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet201")
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Table 1, k = 32)."""
     return _imagenet_densenet(201, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet264")
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-264 (Table 1, k = 32); torchvision has none."""
     return _imagenet_densenet(264, **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet40_k12")
 def cifar_densenet40_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet40_k12", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet100_k12")
 def cifar_densenet100_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k12", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet100_k24")
 def cifar_densenet100_k24(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k24", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc100_k12")
 def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 100, k = 12) of Table 2."""
     return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc250_k24")
 def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 250, k = 24) of Table 2."""
     return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc190_k40")
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""
     return _table2_densenet("cifar_densenet_bc190_k40", **kwargs)
 
 
+# Defined in notebooks/03_densenet.ipynb, section 6 · Memory
 def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the activations one forward pass keeps for the backward pass: every tensor
     autograd saves (seen by a saved_tensors_hooks pack hook; each storage counted once,
