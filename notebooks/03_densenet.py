@@ -1235,6 +1235,89 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 # 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (0.85M parameters, notebook
 #    02) with its recipe beside DenseNet-BC-100 (0.8M). Which reaches the lower test error?
 
+# %% [markdown]
+# ### Write it yourself
+#
+# Two blocks of this notebook, written by you from the paper and checked at once by
+# `common.exercises.check`. It builds your block and ours for several cases and compares them,
+# stopping at the first difference: does it run; the output shape; the parameters, layer by
+# layer; the outputs, with our weights copied into yours and random batch-norm statistics (a
+# default batch norm is the identity in eval mode and would hide a misplaced one). When
+# something differs it says what, in which case, and the likely cause; it names the bug when
+# your block behaves exactly like a classic one. Your own attribute names are fine. Until you
+# fill in a skeleton, its check cell only says "not done yet". Try before you reread section 3.
+#
+# **7. The dense layer of DenseNet-B** (Eqn. 2; sec. 3, "Composite function" and "Bottleneck
+# layers"). Write `MyDenseLayer(in_channels, growth_rate)`: it receives the concatenated maps of
+# its block (one tensor of `in_channels` channels) and returns **only its `growth_rate` new
+# maps** (the block does the concatenating, as in section 3 above). Inside: batch norm, ReLU, a
+# 1×1 convolution to "4k feature-maps", batch norm, ReLU, a 3×3 convolution to $k$ maps that
+# keeps the size.
+
+# %%
+from common.exercises import check
+
+
+class MyDenseLayer(nn.Module):
+    def __init__(self, in_channels, growth_rate):
+        super().__init__()
+        # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B, sec. 3).
+        # How many maps does the 1x1 convolution make? ("Bottleneck layers")
+        # Biases? A batch norm comes right after each convolution here.
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # x: the concatenation [x_0, ..., x_{l-1}] (Eqn. 2); return the k new maps only
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - Pre-activation: each convolution comes *after* its batch norm and ReLU, so the first batch
+#   norm has `in_channels` features.
+# - The 1×1 convolution outputs `4 * growth_rate` channels, whatever `in_channels` is: it
+#   reduces a wide input, it does not widen it.
+# - "Each side of the inputs is zero-padded by one pixel" for the 3×3 convolution (sec. 3,
+#   "Implementation Details"), so that all the maps of a block can be concatenated.
+# </details>
+
+# %%
+check("densenet.DenseLayer", MyDenseLayer)
+
+# %% [markdown]
+# **8. The transition layer with compression** (sec. 3, "Pooling layers" and "Compression";
+# Table 1). Write `MyTransition(in_channels, compression=0.5)`: batch norm, ReLU, a 1×1
+# convolution to $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ =
+# `compression`), then a 2×2 average pooling with stride 2.
+
+# %%
+class MyTransition(nn.Module):
+    def __init__(self, in_channels, compression=0.5):
+        super().__init__()
+        # How many output maps for an odd in_channels? ("Compression": floor(theta m))
+        # Table 1's caption: every "conv" is BN-ReLU-Conv.
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # BN, ReLU, 1x1 conv, then halve the size with a 2x2 average pool
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - `int(compression * in_channels)` is the floor for positive numbers; the checker tries an
+#   odd `in_channels` and `compression=1.0`.
+# - `nn.AvgPool2d(kernel_size=2, stride=2)` averages each 2×2 window.
+# - A curiosity to check afterwards: a 1×1 convolution and an average pool are both linear and
+#   act on different axes (channels, pixels), so pooling *before* the 1×1 convolution gives the
+#   same outputs for a quarter of the multiply-adds. Try it: the checker accepts it.
+# </details>
+
+# %%
+check("densenet.Transition", MyTransition)
+
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")

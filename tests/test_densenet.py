@@ -180,3 +180,50 @@ def test_bad_arguments():
         D.DenseNet(num_classes=0)
     with pytest.raises(ValueError, match="stem"):
         D.DenseNet(stem="tiny")
+
+
+# --------------------------------------------------------------------------- write-it-yourself
+
+class _LearnerDenseLayer(nn.Module):
+    """A learner's dense layer in their own style (one Sequential, their own names)."""
+
+    def __init__(self, in_channels, growth_rate, width=None):
+        super().__init__()
+        width = width or 4 * growth_rate
+        self.h = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(),
+                               nn.Conv2d(in_channels, width, 1, bias=False),
+                               nn.BatchNorm2d(width), nn.ReLU(),
+                               nn.Conv2d(width, growth_rate, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return self.h(x)
+
+
+def test_exercise_accepts_a_learners_own_dense_layer(capsys):
+    from common.exercises import check
+    check("densenet.DenseLayer", _LearnerDenseLayer)
+    assert "all 3 cases pass" in capsys.readouterr().out
+
+
+def test_exercise_names_the_four_times_the_input_bottleneck():
+    from common.exercises import diagnose
+    report = diagnose("densenet.DenseLayer",
+                      lambda cin, k: _LearnerDenseLayer(cin, k, width=4 * cin))   # the bug
+    assert report.status == "failed"
+    assert report.known_bugs == ["the 1x1 conv makes 4 x its input, not 4k"]
+    assert "4k feature-maps" in report.text
+
+
+def test_exercise_names_a_transition_without_compression():
+    from common.exercises import diagnose
+
+    class NoCompression(nn.Module):
+        def __init__(self, in_channels, compression=0.5):
+            super().__init__()
+            self.bn, self.conv = nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, in_channels, 1, bias=False)
+
+        def forward(self, x):
+            return nn.functional.avg_pool2d(self.conv(torch.relu(self.bn(x))), 2)
+
+    report = diagnose("densenet.Transition", NoCompression)
+    assert report.status == "failed" and report.known_bugs == ["no compression"]
