@@ -124,7 +124,7 @@ common.block_diagrams(
 # | Head | global average pooling, then a softmax classifier | sec. 3 "Implementation Details", Table 1 |
 # | **Egg: the final BN-ReLU** | the last dense block's output goes through BN and ReLU before the pooling: not in the text, implied by Table 1 (BN-ReLU before every conv, and the pre-activation design), present in the authors' code (`addTransition(..., last)`) and torchvision (`norm5`, then `F.relu`) | authors' code; torchvision |
 # | ImageNet network | DenseNet-BC, four dense blocks, 224×224 input; stem: $2k$ 7×7 convs with stride 2, then 3×3 max pool with stride 2; $k = 32$ | sec. 3 "Implementation Details", Table 1 |
-# | Table 1 blocks | 121: (6, 12, 24, 16); 169: (6, 12, 32, 32); 201: (6, 12, 48, 32); 264: (6, 12, 64, 48) | Table 1 |
+# | Table 1 blocks | layers per dense block of DenseNet-121, 169, 201, 264: written once as `TABLE1` (section 3) | Table 1 |
 # | **Egg: DenseNet-161** | $k = 48$, stem 96, blocks (6, 12, 36, 24): not in the paper's tables (Table 1 says $k = 32$ for all), but in the authors' code and model list and in torchvision | authors' repository README; torchvision |
 # | Conv bias | none | not stated: BN follows every conv; the authors' code removes the biases, torchvision has none |
 # | Weight init | He et al. [10] | sec. 4.2; the authors' code draws $\mathcal{N}(0, 2/(k_h k_w c_\text{out}))$ (fan-out): we do the same (torchvision's `kaiming_normal_` uses fan-in) |
@@ -133,10 +133,10 @@ common.block_diagrams(
 # | **Egg: where the dropout goes** | the paper: after every conv (the authors' code: after both convs of a dense layer and the transition's conv); torchvision: only after the 3×3 conv of a dense layer. We follow the paper. | sec. 4.2; authors' code; torchvision |
 # | CIFAR data | 45k/5k train/val split to choose settings; "for the final run we use all 50,000 training images"; per-channel mean/std normalisation; augmentation "+" = mirroring and shifting | sec. 4.1 |
 # | ImageNet recipe | batch 256, 90 epochs, lr 0.1 ÷ 10 at epochs 30 and 60; the augmentation and every other setting of the fb.resnet.torch ResNet code | sec. 4.2, sec. 4.4 |
-# | Table 2 (params / C10+ error %) | L=40 k=12: 1.0M / 5.24; L=100 k=12: 7.0M / 4.10; L=100 k=24: 27.2M / 3.74; BC L=100 k=12: 0.8M / 4.51; BC L=250 k=24: 15.3M / 3.62; BC L=190 k=40: 25.6M / 3.46 | Table 2 (all columns in `TABLE2` below) |
-# | Table 3 (ImageNet top-1, single-crop / 10-crop) | 121: 25.02 / 23.61; 169: 23.80 / 22.08; 201: 22.58 / 21.46; 264: 22.15 / 20.80 | Table 3 (top-5 too in `TABLE3`) |
+# | Table 2 | depth, growth rate, B, C, parameters and errors (C10, C10+, C100, C100+, SVHN) of the six DenseNets: written once as `TABLE2` (section 3) | Table 2 |
+# | Table 3 | ImageNet top-1 and top-5 error, single-crop and 10-crop: `TABLE3` (section 3) | Table 3 |
 # | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2; Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
-# | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)": that is $k = 48$, not Table 1's $k = 32$ (33M); computed in section 4 | Pleiss et al. 2017, abstract |
+# | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)": that is the same blocks with $k = 48$, not Table 1's $k = 32$: both counted in section 4 | Pleiss et al. 2017, abstract |
 # | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 6) | measured in section 6 |
 
 # %% [markdown]
@@ -951,8 +951,8 @@ common.table([(f"L = {d}", f"{a / 2**20:.2f}", f"{b / 2**20:.2f}", f"{r:.2f}x")
 # %% [markdown]
 # ## 7 · Train on CIFAR-10 with the paper's recipe (section 4.2)
 #
-# DenseNet-BC (L=100, k=12), Table 2's most parameter-efficient row (0.8M parameters, 4.51%
-# error on C10+). Section 4.2: SGD, mini-batch 64, 300 epochs, learning rate 0.1 divided by 10
+# DenseNet-BC (L=100, k=12), the smallest network of Table 2 (its parameters and errors are
+# `TABLE2["cifar_densenet_bc100_k12"]`; the result cell prints them). Section 4.2: SGD, mini-batch 64, 300 epochs, learning rate 0.1 divided by 10
 # at 50% and 75% of the epochs, weight decay $10^{-4}$, Nesterov momentum 0.9 without dampening
 # (PyTorch's `SGD` has no dampening by default), He initialisation. C10+ means the standard
 # augmentation (4-pixel shifts and mirroring, sec. 4.1) and therefore **no** dropout: the paper
@@ -1071,10 +1071,16 @@ common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.
 
 # %% [markdown]
 # What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per
-# parameter; Table 2's trend for the non-bottleneck nets is 5.24% → 4.10% → 3.74% error on
-# C10+ for 1.0M → 7.0M → 27.2M parameters. Under the tests the runs are two epochs on the
+# parameter, as in Table 2, where the C10+ error of the nets without bottleneck falls as their
+# parameters grow (printed below from `TABLE2`). Under the tests the runs are two epochs on the
 # offline digits: the plot only shows that the experiment runs.
-#
+
+# %%
+common.table([(name, f"{row.growth_rate}", f"{row.params / 1e6:.1f}M", f"{row.c10_plus:.2f}%")
+              for name, row in TABLE2.items() if not row.bottleneck],
+             header=("Table 2", "k", "parameters", "C10+ error"))
+
+# %% [markdown]
 # ## 9 · Hurdles: the bugs people make, and which check catches them
 #
 # **1. A bottleneck of 4× the *input* channels instead of $4k$.** "Each 1×1 convolution
@@ -1216,9 +1222,9 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 # ## 10 · Exercises
 #
 # 1. **Dropout on C10.** Train `cifar_densenet40_k12(drop_rate=0.2)` without augmentation
-#    (`dataclasses.replace(recipe, augment=False)`) and with it, and without dropout. Table 2
-#    reports 7.00% (C10, with dropout) and 5.24% (C10+): which matters more here, dropout or
-#    augmentation?
+#    (`dataclasses.replace(recipe, augment=False)`) and with it, and without dropout. Compare
+#    with Table 2's C10 (with dropout) and C10+ columns (`TABLE2["cifar_densenet40_k12"]`):
+#    which matters more here, dropout or augmentation?
 # 2. **B and C separately.** Build DenseNet-B (`cifar_densenet(100, 12, compression=1.0)`) and
 #    DenseNet-C (`cifar_densenet(40, 12, bottleneck=False, compression=0.5)`). Count their
 #    parameters and multiply-adds against DenseNet and DenseNet-BC of the same depth: which of the
@@ -1232,8 +1238,9 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 # 5. **Feature reuse (Figure 5).** After training DenseNet (L=40, k=12), compute for each
 #    layer's first conv the mean absolute weight on each earlier layer's $k$ input channels, and
 #    draw the heat map of Figure 5. Do the early layers' features really get used late?
-# 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (0.85M parameters, notebook
-#    02) with its recipe beside DenseNet-BC-100 (0.8M). Which reaches the lower test error?
+# 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (notebook 02) with its
+#    recipe beside DenseNet-BC-100: compare their parameter counts first
+#    (`common.count_params`), then their test errors. Which uses its parameters better?
 
 # %% [markdown]
 # ### Write it yourself
