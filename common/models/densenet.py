@@ -21,9 +21,9 @@ from torch.utils.checkpoint import checkpoint
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "Table2Row", "TABLE2", "TABLE1", "TABLE3", "TEXT_PARAMS", "DenseLayer", "DenseBlock",
-    "Transition", "DenseNet", "cifar_densenet", "densenet121", "densenet161", "densenet169",
-    "densenet201", "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12",
+    "Table2Row", "TABLE2", "TABLE1", "TABLE3", "TEXT_PARAMS", "TECH_REPORT_PARAMS", "DenseLayer",
+    "DenseBlock", "Transition", "DenseNet", "cifar_densenet", "densenet121", "densenet161",
+    "densenet169", "densenet201", "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12",
     "cifar_densenet100_k24", "cifar_densenet_bc100_k12", "cifar_densenet_bc250_k24",
     "cifar_densenet_bc190_k40", "bytes_saved_for_backward",
 ]
@@ -83,6 +83,11 @@ TABLE3 = {
 #: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
 #: parameters"); Table 1 lists none.
 TEXT_PARAMS = {201: 20e6}
+
+# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
+#: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
+#: trained with their memory-efficient implementation. Table 1's blocks with k = 48.
+TECH_REPORT_PARAMS = {264: 73e6}
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › The dense layer $H_\ell$
