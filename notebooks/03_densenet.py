@@ -658,7 +658,7 @@ fig, ax = plt.subplots(figsize=(9, 3))
 ax.step(range(len(trace)), [c for _, c in trace], where="post")
 for i, (n, c) in enumerate(trace):
     if n in transitions:
-        ax.annotate(f"{n.split('.')[-1]}: {c}", (i, c), (i - 10, c + 250), fontsize=8,
+        ax.annotate(f"{n.split('.')[-1]}: {c}", (i, c), (i + 1.5, c - 120), fontsize=8,
                     arrowprops=dict(arrowstyle="->", lw=0.6))
 ax.set_xlabel("dense layers and transitions, in order")
 ax.set_ylabel("channels")
