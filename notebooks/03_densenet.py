@@ -1276,7 +1276,7 @@ class MyDenseLayer(nn.Module):
         super().__init__()
         # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B, sec. 3).
         # How many maps does the 1x1 convolution make? ("Bottleneck layers")
-        # Biases? A batch norm comes right after each convolution here.
+        # Biases? Every convolution's output meets a batch norm (here, or in the next layer).
         raise NotImplementedError("write __init__")
 
     def forward(self, x):
