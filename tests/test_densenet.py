@@ -175,6 +175,22 @@ def test_clear_error_on_wrong_input(bad, match):
         common.get_model("cifar_densenet40_k12")(bad)
 
 
+def test_one_image_in_train_mode_with_a_1x1_last_map_is_a_clear_error():
+    net = common.get_model("densenet121").train()
+    assert [net.final_map_size(s) for s in (224, 32, 63)] == [7, 1, 2]
+    with pytest.raises(ValueError, match="batches of 2"):
+        net(torch.randn(1, 3, 32, 32))
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+    cifar = common.get_model("cifar_densenet40_k12").train()
+    assert cifar.final_map_size(32) == 8 and cifar(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_constructor_docstrings_read_the_tables():
+    for name, row in D.TABLE2.items():
+        assert f"{row.params / 1e6:g}M parameters" in getattr(D, name).__doc__
+    assert f"top-1 {D.TABLE3[264][0][0]:g}%" in D.densenet264.__doc__
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_classes"):
         D.DenseNet(num_classes=0)

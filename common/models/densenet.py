@@ -211,7 +211,7 @@ class DenseNet(nn.Module):
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"Unknown stem {stem!r}: choose 'imagenet' or 'cifar'.")
         c = num_init_features or 2 * growth_rate
-        self.in_channels, self.min_size = in_channels, 32
+        self.in_channels, self.stem, self.min_input_size = in_channels, stem, 32
         if stem == "imagenet":
             layers = [("conv0", nn.Conv2d(in_channels, c, kernel_size=7, stride=2, padding=3, bias=False)),
                       ("norm0", nn.BatchNorm2d(c)), ("relu0", nn.ReLU(inplace=True)),
@@ -239,8 +239,21 @@ class DenseNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
+    def final_map_size(self, size: int) -> int:
+        """The side of the last dense block's maps for an input side of `size` pixels."""
+        if self.stem == "imagenet":
+            size = (size + 1) // 2                              # conv0: 7x7, stride 2, padding 3
+            size = (size + 1) // 2                              # pool0: 3x3, stride 2, padding 1
+        return size // 2 ** sum(isinstance(m, Transition) for m in self.features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=self.in_channels, min_size=self.min_size)
+        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size)
+        if self.training and x.shape[0] == 1 and min(map(self.final_map_size, x.shape[-2:])) == 1:
+            raise ValueError(
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
+                "dense block, and batch norm cannot normalise a single value per channel. Train "
+                "on batches of 2 or more, or on larger images; to predict one image, call "
+                "model.eval() first.")
         x = F.relu(self.features(x))                            # BN (norm5), then ReLU, then pool
         x = F.adaptive_avg_pool2d(x, 1)                         # global average pool: any size
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss
@@ -274,7 +287,27 @@ def _table2_densenet(name: str, **kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
+def _with_paper_numbers(constructor):
+    """Append the paper's numbers for this model (TABLE2 or TABLE3) to its docstring."""
+    name = constructor.__name__
+    if name in TABLE2:
+        row = TABLE2[name]
+        errors = ", ".join(f"{col} {getattr(row, attr):g}%" for col, attr in (
+            ("C10", "c10"), ("C10+", "c10_plus"), ("C100", "c100"), ("C100+", "c100_plus"),
+            ("SVHN", "svhn")) if getattr(row, attr) is not None)
+        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 2: {row.params / 1e6:g}M "
+                                f"parameters; test error {errors}.")
+    elif int(name.removeprefix("densenet")) in TABLE3:
+        (top1, top1_10), (top5, top5_10) = TABLE3[int(name.removeprefix("densenet"))]
+        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 3: ImageNet validation error "
+                                f"top-1 {top1:g}% (10-crop {top1_10:g}%), top-5 {top5:g}% "
+                                f"(10-crop {top5_10:g}%).")
+    return constructor
+
+
+# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet121")
+@_with_paper_numbers
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Table 1, k = 32)."""
     return _imagenet_densenet(121, **kwargs)
@@ -282,6 +315,7 @@ def densenet121(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet161")
+@_with_paper_numbers
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (k = 48): not in the paper; the authors' repository and torchvision."""
     return _imagenet_densenet(161, **kwargs)
@@ -289,6 +323,7 @@ def densenet161(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet169")
+@_with_paper_numbers
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Table 1, k = 32)."""
     return _imagenet_densenet(169, **kwargs)
@@ -296,6 +331,7 @@ def densenet169(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet201")
+@_with_paper_numbers
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Table 1, k = 32)."""
     return _imagenet_densenet(201, **kwargs)
@@ -303,6 +339,7 @@ def densenet201(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("densenet264")
+@_with_paper_numbers
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-264 (Table 1, k = 32); torchvision has none."""
     return _imagenet_densenet(264, **kwargs)
@@ -310,6 +347,7 @@ def densenet264(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet40_k12")
+@_with_paper_numbers
 def cifar_densenet40_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet40_k12", **kwargs)
@@ -317,6 +355,7 @@ def cifar_densenet40_k12(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet100_k12")
+@_with_paper_numbers
 def cifar_densenet100_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k12", **kwargs)
@@ -324,6 +363,7 @@ def cifar_densenet100_k12(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet100_k24")
+@_with_paper_numbers
 def cifar_densenet100_k24(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k24", **kwargs)
@@ -331,6 +371,7 @@ def cifar_densenet100_k24(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc100_k12")
+@_with_paper_numbers
 def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 100, k = 12) of Table 2."""
     return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
@@ -338,6 +379,7 @@ def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc250_k24")
+@_with_paper_numbers
 def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 250, k = 24) of Table 2."""
     return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
@@ -345,6 +387,7 @@ def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_densenet_bc190_k40")
+@_with_paper_numbers
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""
     return _table2_densenet("cifar_densenet_bc190_k40", **kwargs)
