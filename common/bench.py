@@ -1,14 +1,23 @@
-"""Images per second of ``common.fit`` against a plain baseline loop, on the same model and data,
-measured in one run and reported as a ratio.
+"""Images per second of ``common.fit`` against a plain baseline loop and against the compute-only
+bound, on the same model and data, measured in one run and reported as ratios.
 
     python -m common.bench                       # cifar_baseline, 10,240 training images
     python -m common.bench --model cifar_resnet20 --images 20480 --workers 2
 
-The baseline is the loop of most tutorials: a torchvision-style Dataset of HWC uint8 arrays that
-turns each image into a PIL image and applies RandomCrop(32, padding=4), RandomHorizontalFlip,
-ToTensor and Normalize, a DataLoader, fp32 and NCHW. Ours: the data on the device as uint8,
-augmentation as tensor ops on whole batches, bf16 autocast and channels_last on CUDA. Both train
-the same model with the same SGD recipe; the second of two epochs is timed (the first warms up).
+Three measurements, all in one run (on a shared machine only their ratios mean much):
+
+- the plain loop of most tutorials: a torchvision-style Dataset of HWC uint8 arrays that turns
+  each image into a PIL image and applies RandomCrop(32, padding=4), RandomHorizontalFlip,
+  ToTensor and Normalize, a DataLoader, fp32 and NCHW;
+- ``common.fit`` in fp32 (``amp=False``), and in the mixed precision it uses by default where the
+  device has one (bf16 on CUDA and on CPUs with native bf16, fp16 on older GPUs): the data on
+  the device as uint8, augmentation as tensor ops on whole batches, channels_last;
+- the compute-only bound for each precision: the same model's forward, backward and optimizer
+  step on one fixed batch already on the device, no data pipeline at all. ``fit``'s images/s as a
+  fraction of it says how close the trainer comes to the hardware's limit for this model.
+
+Each loop trains the same model with the same SGD recipe; the second of two epochs is timed (the
+first warms up); the bound times ``bound_steps`` steps after as many warm-up steps.
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ import torch
 from torch import nn
 
 import common
+from common import train as ctrain
 from common.data import Split
 
 
@@ -39,6 +49,11 @@ class PILDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from PIL import Image
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def baseline_images_per_sec(model, data, batch_size, workers, device, epochs=2) -> float:
@@ -63,17 +78,46 @@ def baseline_images_per_sec(model, data, batch_size, workers, device, epochs=2) 
             loss.backward()
             opt.step()
             seen += len(y)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(device)
         rate = seen / (time.perf_counter() - t0)
     return rate
 
 
-def ours_images_per_sec(model, data, batch_size, compile=False, epochs=2) -> float:
+def ours_images_per_sec(model, data, batch_size, compile=False, epochs=2, amp=True) -> float:
     recipe = common.Recipe(epochs=epochs, batch_size=batch_size, lr=0.05, schedule="constant")
-    h = common.fit(model, data, recipe, smoke=False, progress=False, verbose=False,
-                   compile=compile)
+    h = common.fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
+                   compile=compile, amp=amp)
     return h["images_per_sec"][-1]
+
+
+def compute_bound_images_per_sec(model, data, batch_size, device, amp=True, steps=20) -> float:
+    """Forward, backward and SGD step of ``model`` on one fixed batch already on ``device``, in
+    fit's precision (``amp``) and memory layout: no data pipeline at all. ``steps`` warm-up
+    steps, then ``steps`` timed ones."""
+    model.to(device).train()
+    channels_last = ctrain._channels_last(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp_dtype = ctrain._amp_dtype(device, amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    x, y = next(data.batches("train", batch_size, augment=True,
+                             generator=torch.Generator().manual_seed(0)))
+    x, y = ctrain._to_device(x, y, device, channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    t0 = 0.0
+    for i in range(2 * steps):
+        if i == steps:
+            _sync(device)
+            t0 = time.perf_counter()
+        with ctrain._autocast(device, amp_dtype):
+            loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    _sync(device)
+    return steps * len(y) / (time.perf_counter() - t0)
 
 
 def machine(device: torch.device) -> str:
@@ -89,23 +133,61 @@ def machine(device: torch.device) -> str:
 
 
 def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, device=None,
-        compile=False, seed=0) -> dict:
+        compile=False, seed=0, bound_steps=20) -> dict:
+    """All measurements, one dict. ``fit`` holds one entry per precision measured: fp32 always,
+    then the device's mixed precision where fit uses one (``amp_speedup``: its images/s over
+    fp32's). ``ratio``: fit at its default precision over the plain loop."""
     device = common.pick_device(device)
-    data = common.load_data("cifar10", device=device, smoke=False, verbose=False)
+    data = common.load_data("cifar10", device=device, smoke=False, quick=False, verbose=False)
     reps = -(-images // len(data.train))
     data = dataclasses.replace(data, train=Split(data.train.x.repeat(reps, 1, 1, 1)[:images],
                                                  data.train.y.repeat(reps)[:images]))
-    torch.manual_seed(seed)
-    base = baseline_images_per_sec(common.get_model(model_name, num_classes=data.num_classes),
-                                   data, batch_size, workers, device)
-    torch.manual_seed(seed)
-    ours = ours_images_per_sec(common.get_model(model_name, num_classes=data.num_classes), data,
-                               batch_size, compile=compile)
+
+    def model():
+        torch.manual_seed(seed)
+        return common.get_model(model_name, num_classes=data.num_classes)
+
+    base = baseline_images_per_sec(model(), data, batch_size, workers, device)
+    amp_dtype = ctrain._amp_dtype(device, True)
+    fits = []
+    for amp in (False, True) if amp_dtype is not None else (False,):
+        rate = ours_images_per_sec(model(), data, batch_size, compile=compile, amp=amp)
+        bound = compute_bound_images_per_sec(model(), data, batch_size, device, amp=amp,
+                                             steps=bound_steps)
+        fits.append({"amp": amp,
+                     "precision": ctrain._precision_text(device, amp, ctrain._amp_dtype(device, amp)),
+                     "images_per_sec": round(rate, 1), "bound_images_per_sec": round(bound, 1),
+                     "of_bound": round(rate / bound, 2)})
+    default = fits[-1]["images_per_sec"]
     return {"model": model_name, "device": str(device), "machine": machine(device),
             "torch": torch.__version__, "data": data.description, "images": images,
-            "batch_size": batch_size, "baseline_workers": workers,
-            "baseline_images_per_sec": round(base, 1), "ours_images_per_sec": round(ours, 1),
-            "ratio": round(ours / base, 2)}
+            "batch_size": batch_size, "baseline_workers": workers, "compile": compile,
+            "baseline_images_per_sec": round(base, 1), "fit": fits,
+            "ours_images_per_sec": default, "ratio": round(default / base, 2),
+            "amp_speedup": round(default / fits[0]["images_per_sec"], 2) if len(fits) > 1
+            else None}
+
+
+def report(r: dict) -> str:
+    """The result of ``run`` as the lines ``python -m common.bench`` prints."""
+    lines = [f"{r['model']} on {r['machine']} ({r['device']}, torch {r['torch']}), "
+             f"{r['images']} images of {r['data']}, batch {r['batch_size']}:",
+             f"  plain loop (DataLoader, {r['baseline_workers']} workers, PIL transforms, fp32, "
+             f"NCHW): {r['baseline_images_per_sec']:>8,.0f} images/s"]
+    for f in r["fit"]:
+        lines.append(
+            f"  common.fit, {f['precision']}{', compiled' if r['compile'] else ''}: "
+            f"{f['images_per_sec']:>8,.0f} images/s = "
+            f"{f['images_per_sec'] / r['baseline_images_per_sec']:.2f}x the plain loop, "
+            f"{f['of_bound']:.2f} of the compute-only bound "
+            f"({f['bound_images_per_sec']:,.0f} images/s: one fixed batch on the device, "
+            "no data pipeline)")
+    if r["amp_speedup"] is not None:
+        lines.append(f"  mixed precision over fp32 in fit: {r['amp_speedup']:.2f}x")
+    elif r["device"] == "cpu":
+        lines.append("  bf16: not measured (this CPU has no native bf16; fit trains in fp32)")
+    lines.append(f"  fit (default precision) over the plain loop: {r['ratio']:.2f}x")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -116,18 +198,15 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
     ap.add_argument("--device", default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile our model")
+    ap.add_argument("--bound-steps", type=int, default=20,
+                    help="timed steps of the compute-only bound (after as many warm-up steps)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     a = ap.parse_args(argv)
-    r = run(a.model, a.images, a.batch_size, a.workers, a.device, a.compile)
-    if a.json:
-        print(json.dumps(r))
-    else:
-        print(f"{r['model']} on {r['machine']} ({r['device']}, torch {r['torch']}), "
-              f"{r['images']} images of {r['data']}, batch {r['batch_size']}:\n"
-              f"  baseline (DataLoader, {r['baseline_workers']} workers, PIL transforms, fp32, "
-              f"NCHW): {r['baseline_images_per_sec']:>9,.0f} images/s\n"
-              f"  common.fit:{'':>46}{r['ours_images_per_sec']:>9,.0f} images/s\n"
-              f"  ratio: {r['ratio']:.2f}x")
+    if a.images < a.batch_size:
+        ap.error(f"--images ({a.images}) must be at least --batch-size ({a.batch_size})")
+    r = run(a.model, a.images, a.batch_size, a.workers, a.device, a.compile,
+            bound_steps=a.bound_steps)
+    print(json.dumps(r) if a.json else report(r))
     return 0
 
 
