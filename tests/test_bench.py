@@ -10,7 +10,7 @@ from common import train as ctrain
 @pytest.fixture(scope="module")
 def result():
     return bench.run("cifar_baseline", images=128, batch_size=64, workers=0, device="cpu",
-                     bound_steps=1)
+                     bound_steps=1, epochs=2)
 
 
 def test_bench_measures_the_loop_fit_in_each_precision_and_the_bound(result):
