@@ -16,10 +16,11 @@ Three measurements, all in one run (on a shared machine only their ratios mean m
   step on one fixed batch already on the device, no data pipeline at all. ``fit``'s images/s as a
   fraction of it says how close the trainer comes to the hardware's limit for this model.
 
-Each loop trains the same model with the same SGD recipe for ``epochs`` epochs (3 by default);
-the first warms up, and the best of the others counts; the bound takes the best of ``epochs - 1``
-windows of ``bound_steps`` steps after one window of warm-up. Best-of, not mean: on a machine
-shared with other work, interference only ever slows a window down.
+Interleaved, so that a machine shared with other work disturbs them alike: one warm-up round,
+then ``rounds`` rounds (3 by default), each timing one epoch of the plain loop, then for each
+precision one epoch of ``fit`` and a window of ``bound_steps`` steps of the bound. The report
+gives each rate's median over the rounds, and each ratio's median over the rounds' ratios.
+Every loop trains the same model with the same SGD recipe.
 """
 from __future__ import annotations
 
@@ -58,78 +59,83 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def baseline_images_per_sec(model, data, batch_size, workers, device, epochs=3) -> float:
-    import torchvision.transforms as T
+def _median(values):
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
 
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(data.mean.tolist(), data.std.tolist())])
-    loader = torch.utils.data.DataLoader(
-        PILDataset(data.train.x, data.train.y, tf), batch_size=batch_size, shuffle=True,
-        num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0)
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    rates = []
-    for _ in range(epochs):
+
+class PlainLoop:
+    """The tutorial loop: DataLoader with per-image PIL transforms, fp32, NCHW, SGD."""
+
+    def __init__(self, model, data, batch_size, workers, device):
+        import torchvision.transforms as T
+
+        tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                        T.Normalize(data.mean.tolist(), data.std.tolist())])
+        self.loader = torch.utils.data.DataLoader(
+            PILDataset(data.train.x, data.train.y, tf), batch_size=batch_size, shuffle=True,
+            num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0)
+        self.model, self.device = model.to(device).train(), device
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def epoch(self) -> float:
+        """Images/s of one epoch."""
         seen, t0 = 0, time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
+        for x, y in self.loader:
+            x, y = x.to(self.device), y.to(self.device)
+            loss = self.loss_fn(self.model(x), y)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.opt.step()
             seen += len(y)
-        _sync(device)
-        rates.append(seen / (time.perf_counter() - t0))
-    return max(rates[1:] or rates)
+        _sync(self.device)
+        return seen / (time.perf_counter() - t0)
 
 
-def ours_images_per_sec(model, data, batch_size, compile=False, epochs=3, amp=True) -> float:
-    recipe = common.Recipe(epochs=epochs, batch_size=batch_size, lr=0.05, schedule="constant")
+def fit_epoch(model, data, batch_size, amp=True, compile=False) -> float:
+    """Images/s of one epoch of ``common.fit`` (training only: fit times its epochs without the
+    validation pass). Called again, it goes on training the same model."""
+    recipe = common.Recipe(epochs=1, batch_size=batch_size, lr=0.05, schedule="constant")
     h = common.fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
                    compile=compile, amp=amp)
-    return max(h["images_per_sec"][1:] or h["images_per_sec"])
+    return h["images_per_sec"][0]
 
 
-def compute_bound_images_per_sec(model, data, batch_size, device, amp=True, steps=20,
-                                 windows=2) -> float:
-    """Forward, backward and SGD step of ``model`` on one fixed batch already on ``device``, in
-    fit's precision (``amp``) and memory layout: no data pipeline at all. One window of
-    ``steps`` warm-up steps, then the best of ``windows`` timed windows of ``steps`` steps."""
-    model.to(device).train()
-    channels_last = ctrain._channels_last(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    amp_dtype = ctrain._amp_dtype(device, amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    x, y = next(data.batches("train", batch_size, augment=True,
-                             generator=torch.Generator().manual_seed(0)))
-    x, y = ctrain._to_device(x, y, device, channels_last)
-    # lr 0: the same arithmetic as a real step, but the weights stay put, so the one batch is
-    # never memorised (a memorised batch drives gradients towards the slow denormal range).
-    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
-    loss_fn = nn.CrossEntropyLoss()
+class ComputeBound:
+    """Forward, backward and SGD step of a model on one fixed batch already on the device, in
+    fit's precision (``amp``) and memory layout: no data pipeline at all."""
 
-    def step():
-        with ctrain._autocast(device, amp_dtype):
-            loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    def __init__(self, model, data, batch_size, device, amp=True):
+        self.device = device
+        channels_last = ctrain._channels_last(device)
+        self.model = model.to(device).train()
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = ctrain._amp_dtype(device, amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        x, y = next(data.batches("train", batch_size, augment=True,
+                                 generator=torch.Generator().manual_seed(0)))
+        self.x, self.y = ctrain._to_device(x, y, device, channels_last)
+        # lr 0: the same arithmetic as a real step, but the weights stay put, so the one batch
+        # is never memorised (a memorised batch drives gradients towards the slow denormals).
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
+        self.loss_fn = nn.CrossEntropyLoss()
 
-    for _ in range(steps):                   # warm-up: oneDNN / cuDNN pick their kernels
-        step()
-    rates = []
-    for _ in range(windows):
-        _sync(device)
+    def window(self, steps: int) -> float:
+        """Images/s over ``steps`` steps."""
+        _sync(self.device)
         t0 = time.perf_counter()
         for _ in range(steps):
-            step()
-        _sync(device)
-        rates.append(steps * len(y) / (time.perf_counter() - t0))
-    return max(rates)
+            with ctrain._autocast(self.device, self.amp_dtype):
+                loss = self.loss_fn(self.model(self.x), self.y)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        _sync(self.device)
+        return steps * len(self.y) / (time.perf_counter() - t0)
 
 
 def machine(device: torch.device) -> str:
@@ -145,10 +151,11 @@ def machine(device: torch.device) -> str:
 
 
 def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, device=None,
-        compile=False, seed=0, bound_steps=20, epochs=3) -> dict:
+        compile=False, seed=0, bound_steps=20, rounds=3) -> dict:
     """All measurements, one dict. ``fit`` holds one entry per precision measured: fp32 always,
     then the device's mixed precision where fit uses one (``amp_speedup``: its images/s over
-    fp32's). ``ratio``: fit at its default precision over the plain loop."""
+    fp32's). ``ratio``: fit at its default precision over the plain loop. Rates are medians over
+    the rounds; ratios are medians of the rounds' ratios."""
     device = common.pick_device(device)
     data = common.load_data("cifar10", device=device, smoke=False, quick=False, verbose=False)
     reps = -(-images // len(data.train))
@@ -159,40 +166,52 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         torch.manual_seed(seed)
         return common.get_model(model_name, num_classes=data.num_classes)
 
-    base = baseline_images_per_sec(model(), data, batch_size, workers, device, epochs=epochs)
-    amp_dtype = ctrain._amp_dtype(device, True)
-    fits = []
-    for amp in (False, True) if amp_dtype is not None else (False,):
-        rate = ours_images_per_sec(model(), data, batch_size, compile=compile, amp=amp,
-                                   epochs=epochs)
-        bound = compute_bound_images_per_sec(model(), data, batch_size, device, amp=amp,
-                                             steps=bound_steps, windows=max(1, epochs - 1))
-        fits.append({"amp": amp,
-                     "precision": ctrain._precision_text(device, amp, ctrain._amp_dtype(device, amp)),
-                     "images_per_sec": round(rate, 1), "bound_images_per_sec": round(bound, 1),
-                     "of_bound": round(rate / bound, 2)})
-    default = fits[-1]["images_per_sec"]
+    precisions = (False, True) if ctrain._amp_dtype(device, True) is not None else (False,)
+    plain = PlainLoop(model(), data, batch_size, workers, device)
+    fits = {amp: model() for amp in precisions}
+    bounds = {amp: ComputeBound(model(), data, batch_size, device, amp) for amp in precisions}
+    rows = []                                     # one dict of rates per round
+    for r in range(rounds + 1):                   # round 0 warms everything up
+        row = {"plain": plain.epoch()}
+        for amp in precisions:
+            row[("fit", amp)] = fit_epoch(fits[amp], data, batch_size, amp, compile)
+            row[("bound", amp)] = bounds[amp].window(bound_steps)
+        if r:
+            rows.append(row)
+
+    def med(key):
+        return round(_median([row[key] for row in rows]), 1)
+
+    def ratio(num, den):
+        return round(_median([row[num] / row[den] for row in rows]), 2)
+
+    fit_rows = [{"amp": amp,
+                 "precision": ctrain._precision_text(device, amp, ctrain._amp_dtype(device, amp)),
+                 "images_per_sec": med(("fit", amp)),
+                 "bound_images_per_sec": med(("bound", amp)),
+                 "of_bound": ratio(("fit", amp), ("bound", amp)),
+                 "over_plain": ratio(("fit", amp), "plain")} for amp in precisions]
     return {"model": model_name, "device": str(device), "machine": machine(device),
             "torch": torch.__version__, "data": data.description, "images": images,
             "batch_size": batch_size, "baseline_workers": workers, "compile": compile,
-            "epochs": epochs,
-            "baseline_images_per_sec": round(base, 1), "fit": fits,
-            "ours_images_per_sec": default, "ratio": round(default / base, 2),
-            "amp_speedup": round(default / fits[0]["images_per_sec"], 2) if len(fits) > 1
+            "rounds": rounds, "baseline_images_per_sec": med("plain"), "fit": fit_rows,
+            "ours_images_per_sec": fit_rows[-1]["images_per_sec"],
+            "ratio": fit_rows[-1]["over_plain"],
+            "amp_speedup": ratio(("fit", True), ("fit", False)) if len(precisions) > 1
             else None}
 
 
 def report(r: dict) -> str:
     """The result of ``run`` as the lines ``python -m common.bench`` prints."""
     lines = [f"{r['model']} on {r['machine']} ({r['device']}, torch {r['torch']}), "
-             f"{r['images']} images of {r['data']}, batch {r['batch_size']}:",
+             f"{r['images']} images of {r['data']}, batch {r['batch_size']}, medians of "
+             f"{r['rounds']} interleaved rounds:",
              f"  plain loop (DataLoader, {r['baseline_workers']} workers, PIL transforms, fp32, "
              f"NCHW): {r['baseline_images_per_sec']:>8,.0f} images/s"]
     for f in r["fit"]:
         lines.append(
             f"  common.fit, {f['precision']}{', compiled' if r['compile'] else ''}: "
-            f"{f['images_per_sec']:>8,.0f} images/s = "
-            f"{f['images_per_sec'] / r['baseline_images_per_sec']:.2f}x the plain loop, "
+            f"{f['images_per_sec']:>8,.0f} images/s = {f['over_plain']:.2f}x the plain loop, "
             f"{f['of_bound']:.2f} of the compute-only bound "
             f"({f['bound_images_per_sec']:,.0f} images/s: one fixed batch on the device, "
             "no data pipeline)")
@@ -212,8 +231,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
     ap.add_argument("--device", default=None)
     ap.add_argument("--compile", action="store_true", help="torch.compile our model")
-    ap.add_argument("--epochs", type=int, default=3,
-                    help="epochs of each loop; the first warms up, the best other one counts")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="timed rounds (after one warm-up round); medians are reported")
     ap.add_argument("--bound-steps", type=int, default=20,
                     help="steps per timed window of the compute-only bound")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -221,7 +240,7 @@ def main(argv=None) -> int:
     if a.images < a.batch_size:
         ap.error(f"--images ({a.images}) must be at least --batch-size ({a.batch_size})")
     r = run(a.model, a.images, a.batch_size, a.workers, a.device, a.compile,
-            bound_steps=a.bound_steps, epochs=a.epochs)
+            bound_steps=a.bound_steps, rounds=a.rounds)
     print(json.dumps(r) if a.json else report(r))
     return 0
 
