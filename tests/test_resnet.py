@@ -73,10 +73,10 @@ def test_v15_costs_more_only_in_the_first_1x1_convs():
 
 
 def test_constructor_docstrings_are_written_from_the_paper_numbers():
-    assert "Table 6: 1.7M parameters; 6.43% CIFAR-10 test error (best of 5 runs; mean 6.61 +/- " \
+    assert "Table 6: 1.7M parameters, 6.43% CIFAR-10 test error (best of 5 runs; mean 6.61 +/- " \
            "0.16)" in R.cifar_resnet110.__doc__
     assert "Table 1: 3.8 x 10^9 multiply-adds at 224x224 (counted as stride_in_1x1=True" \
-           in R.resnet50.__doc__
+           in R.resnet50.__doc__ and "Table 3: 22.85% top-1 error" in R.resnet50.__doc__
 
 
 def test_shortcut_a_has_no_parameters_and_pads_with_zeros():
