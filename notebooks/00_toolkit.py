@@ -416,13 +416,13 @@ def train_loop(model, data, recipe, seed=0):
 # %%
 one_epoch = dataclasses.replace(recipe, epochs=1, warmup_epochs=0)
 common.seed_everything(0)
-by_hand = train_loop(common.get_model("cifar_baseline", num_classes=data.num_classes), data,
-                     one_epoch)
+looped = train_loop(common.get_model("cifar_baseline", num_classes=data.num_classes), data,
+                    one_epoch)
 common.seed_everything(0)
 by_fit = common.get_model("cifar_baseline", num_classes=data.num_classes)
 common.fit(by_fit, data, one_epoch, amp=False, channels_last=False, verbose=False)
 diff = max((a - b).abs().max().item() for a, b in
-           zip(by_hand.state_dict().values(), by_fit.state_dict().values()) if a.is_floating_point())
+           zip(looped.state_dict().values(), by_fit.state_dict().values()) if a.is_floating_point())
 print(f"largest weight difference, the loop above vs fit: {diff:.3g}")
 if data.device.type == "cpu":
     assert diff == 0.0
