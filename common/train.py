@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import common
+from common.display import Table
 
 SMOKE_EPOCHS = 2
 CHECKPOINT = "checkpoint.pt"
@@ -40,25 +41,6 @@ WARMUPS = ("linear", "constant")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, corrupt, or from another run."""
-
-
-class _Table:
-    """Text in a terminal, a Markdown table in a notebook."""
-
-    def __init__(self, header: tuple, rows: list[tuple]):
-        self.header, self.rows = header, rows
-
-    def __repr__(self) -> str:
-        cols = list(zip(self.header, *self.rows))
-        widths = [max(len(str(v)) for v in col) for col in cols]
-        return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths))
-                         for r in [self.header, *self.rows])
-
-    def _repr_markdown_(self) -> str:
-        esc = [tuple(str(v).replace("|", "\\|") for v in r) for r in [self.header, *self.rows]]
-        return "\n".join(["| " + " | ".join(esc[0]) + " |",
-                          "|" + "---|" * len(self.header),
-                          *("| " + " | ".join(r) + " |" for r in esc[1:])])
 
 
 @dataclass(frozen=True)
@@ -132,11 +114,11 @@ class Recipe:
         d["sources"] = dict(self.sources)
         return d
 
-    def table(self) -> _Table:
+    def table(self) -> Table:
         """Each hyperparameter, its value and where it comes from."""
         rows = [(f.name, getattr(self, f.name), self.sources.get(f.name, ""))
                 for f in dataclasses.fields(self) if f.name != "sources"]
-        return _Table(("hyperparameter", "value", "source"), rows)
+        return Table(rows, header=("hyperparameter", "value", "source"))
 
 
 class History(dict):

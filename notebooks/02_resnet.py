@@ -174,12 +174,6 @@ plt.show()
 
 # %%
 #@save resnet
-"""ResNet (He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385).
-
-Blocks, shortcuts A/B/C, a stage builder and one ResNet class built from a config list:
-ImageNet ResNet-18/34/50/101/152 (Table 1) and the CIFAR-10 nets of section 4.2, residual and
-plain. Module names follow torchvision's, so its state_dict loads with strict=True.
-"""
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -188,15 +182,8 @@ from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
-__all__ = [
-    "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck",
-    "make_stage", "ResNet", "IMAGENET_CONFIGS", "CIFAR_DEPTHS",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56", "cifar_resnet110",
-    "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56", "cifar_plain110",
-]
-
-
+# %%
+#@save resnet
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
             dilation: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4)."""
@@ -1179,6 +1166,96 @@ print("v1.5 weights load into a v1 block; only the outputs tell them apart")
 # 6. **Layer responses (Figure 7).** Register forward hooks on every `bn2` of plain-20 and
 #    ResNet-20 after training and plot the standard deviation of each response. Are the
 #    residual responses smaller, as the paper argues?
+
+# %% [markdown]
+# ### Write it yourself
+#
+# Two blocks of this notebook, written by you from the paper and checked at once by
+# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2,
+# equal and changing channels, the first block of a stage) and compares, stopping at the first
+# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with
+# our weights copied into yours and random batch-norm statistics (a default batch norm is the
+# identity in eval mode and would hide a misplaced one). When something differs it says what,
+# in which case, and the likely cause; it names the bug when your block behaves exactly like a
+# classic one. Your own attribute names and layout are fine. Until you fill in a skeleton, its
+# check cell only says "not done yet". Try before you reread section 3.
+#
+# **7. The basic block with an option-A shortcut** (Figure 2; Figure 5, left; section 3.3).
+# Write `MyBasicBlock(in_channels, out_channels, stride=1)`: two 3×3 convolutions, each
+# followed by batch norm, a ReLU between them, the shortcut added, and "the second
+# nonlinearity after the addition" (sec. 3.2). Where the shape changes, the shortcut is
+# option A: the identity, "performed with a stride of 2", "with extra zero entries padded for
+# increasing dimensions" (sec. 3.3). It has no parameters.
+
+# %%
+import torch.nn.functional as F
+from common.exercises import check
+
+
+class MyBasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        # The residual branch F(x) (Figure 2): conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN.
+        # Which conv has the stride? (Table 1's caption: conv3_1, conv4_1, conv5_1 down-sample.)
+        # Biases? A batch norm follows every conv (sec. 3.4).
+        # The option-A shortcut has no parameters (sec. 3.3).
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # y = ReLU(F(x) + shortcut(x))   (Eqn. 1; the second nonlinearity after the addition, sec. 3.2)
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - The stride goes in the first 3×3 conv; the second always has stride 1.
+# - "Performed with a stride of 2" means keeping every second pixel: `x[:, :, ::stride, ::stride]`.
+# - `F.pad` pads the last dimensions first: `F.pad(x, (0, 0, 0, 0, 0, extra))` appends `extra`
+#   zero channels after the input's channels (dimension 1 of an `(N, C, H, W)` batch).
+# - The shape changes when the stride *or* the number of channels changes: the checker tries
+#   both, separately.
+# - Keep the block's input in its own variable (`identity = x`) before computing F(x).
+# </details>
+
+# %%
+check("resnet.BasicBlock", MyBasicBlock)
+
+# %% [markdown]
+# **8. The v1.5 bottleneck with a projection shortcut** (Figure 5, right; Table 1; Eqn. 2).
+# Write `MyBottleneck(in_channels, planes, stride=1)`: a 1×1 convolution down to `planes`
+# channels, a 3×3 convolution at that width, a 1×1 convolution up to `4 * planes`, each followed
+# by batch norm (ReLU after the first two), the shortcut added, then a ReLU. Put the stride in
+# the 3×3 convolution: that is "v1.5", torchvision's (section 3 above). Where the shape changes,
+# the shortcut is a projection (option B): a 1×1 convolution with the block's stride, followed
+# by batch norm; elsewhere the identity.
+
+# %%
+class MyBottleneck(nn.Module):
+    def __init__(self, in_channels, planes, stride=1):
+        super().__init__()
+        # Table 1, conv2_x of ResNet-50: [1x1, 64; 3x3, 64; 1x1, 256]: which width is `planes`?
+        # A batch norm right after each convolution (sec. 3.4), the projection's too.
+        # The projection W_s (Eqn. 2) only where the shape changes (option B, sec. 3.3).
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # y = ReLU(F(x) + x), or ReLU(F(x) + W_s x) where the shape changes (Eqn. 1 and 2)
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - `planes` is the narrow width: 64 in conv2_x. Only the last 1×1 conv (and the projection)
+#   output `4 * planes` channels.
+# - The first block of conv2_x keeps the resolution but goes from 64 to 256 channels: it needs
+#   the projection too. Test the shape, not only the stride.
+# - The projection sees the block's input, so it carries the block's stride.
+# </details>
+
+# %%
+check("resnet.Bottleneck", MyBottleneck)
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "

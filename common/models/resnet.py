@@ -1,11 +1,13 @@
 # Generated from notebooks/02_resnet.ipynb by `python -m common.save`: do not edit here.
 # Edit the notebook's `#@save resnet` cells instead, then run `python -m common.save`.
 
-"""ResNet (He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385).
+"""02 · ResNet: Deep Residual Learning for Image Recognition
 
-Blocks, shortcuts A/B/C, a stage builder and one ResNet class built from a config list:
-ImageNet ResNet-18/34/50/101/152 (Table 1) and the CIFAR-10 nets of section 4.2, residual and
-plain. Module names follow torchvision's, so its state_dict loads with strict=True.
+Kaiming He, Xiangyu Zhang, Shaoqing Ren, Jian Sun. Deep Residual Learning for Image Recognition.
+CVPR 2016. arXiv:1512.03385 (https://arxiv.org/abs/1512.03385)
+
+The `#@save resnet` cells of notebooks/02_resnet.ipynb, in order; the comment above each item names
+the section of the notebook that explains it.
 """
 from typing import Callable, Optional, Sequence
 
@@ -16,14 +18,15 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck",
-    "make_stage", "ResNet", "IMAGENET_CONFIGS", "CIFAR_DEPTHS",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56", "cifar_resnet110",
-    "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56", "cifar_plain110",
+    "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck", "make_stage",
+    "IMAGENET_CONFIGS", "CIFAR_DEPTHS", "ResNet", "resnet18", "resnet34", "resnet50", "resnet101",
+    "resnet152", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
+    "cifar_resnet110", "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56",
+    "cifar_plain110",
 ]
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
             dilation: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4)."""
@@ -31,11 +34,13 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
                      groups=groups, dilation=dilation, bias=False)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution, no bias."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Shortcuts
 class ShortcutA(nn.Module):
     """Shortcut option A (sec. 3.3): the identity, subsampled by taking every `stride`-th pixel,
     with zero channels appended to reach `out_channels`. No parameters, no buffers."""
@@ -59,6 +64,7 @@ class ShortcutA(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Shortcuts
 def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 1,
                   norm_layer: Optional[Callable[..., nn.Module]] = None) -> Optional[nn.Module]:
     """The shortcut of one block: None for the identity, else a module for `block.downsample`.
@@ -78,6 +84,7 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 
     return None
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › The basic block (Figure 2; Figure 5, left)
 class _ResidualBlock(nn.Module):
     """What the basic and bottleneck blocks share: y = ReLU(F(x) + shortcut(x)) (Eqn. 1 and 2)."""
 
@@ -104,6 +111,7 @@ class _ResidualBlock(nn.Module):
         return self.relu(out)                                  # the ReLU after the addition (sec. 3.2)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › The basic block (Figure 2; Figure 5, left)
 class BasicBlock(_ResidualBlock):
     """Two 3x3 convs (ResNet-18/34 and the CIFAR nets). torchvision's signature and names."""
 
@@ -138,6 +146,7 @@ class BasicBlock(_ResidualBlock):
         return self.bn2
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › The bottleneck block (Figure 5, right)
 class Bottleneck(_ResidualBlock):
     """1x1 (reduce), 3x3, 1x1 (restore, x4) (ResNet-50/101/152). torchvision's signature and
     names; `stride_in_1x1=True` puts the stride in the first 1x1 conv (the paper's v1) instead
@@ -176,6 +185,7 @@ class Bottleneck(_ResidualBlock):
         return self.bn3
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › A stage
 def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int = 1,
                shortcut: str = "B", residual: bool = True,
                norm_layer: Optional[Callable[..., nn.Module]] = None, **block_kwargs) -> nn.Sequential:
@@ -192,6 +202,7 @@ def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int
     return nn.Sequential(*layers)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
 #: Table 1: (block, blocks per stage conv2_x..conv5_x) for each ImageNet depth.
 IMAGENET_CONFIGS: dict[int, tuple[type, list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
@@ -200,10 +211,12 @@ IMAGENET_CONFIGS: dict[int, tuple[type, list[int]]] = {
     101: (Bottleneck, [3, 4, 23, 3]),
     152: (Bottleneck, [3, 8, 36, 3]),
 }
+# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
 #: Section 4.2: depth 6n + 2 -> n basic blocks per stage (2n layers per feature-map size).
 CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
 class ResNet(nn.Module):
     """A ResNet built from a config: `block` (BasicBlock / Bottleneck or a subclass) and
     `layers` (blocks per stage). torchvision's arguments and module names, plus:
@@ -277,6 +290,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(x, 1))                     # logits: softmax is in the loss
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 def _resnet(depth: int, *, stride_in_1x1: bool = False, **kwargs) -> ResNet:
     block, layers = IMAGENET_CONFIGS[depth]
     if block is Bottleneck:
@@ -286,6 +300,7 @@ def _resnet(depth: int, *, stride_in_1x1: bool = False, **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
     kwargs.setdefault("num_classes", 10)
     kwargs.setdefault("shortcut", "A")                # sec. 4.2: "identity shortcuts in all cases"
@@ -293,90 +308,105 @@ def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
                   residual=residual, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet18")
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (Table 1)."""
     return _resnet(18, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet34")
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (Table 1)."""
     return _resnet(34, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet50")
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(50, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet101")
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(101, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet152")
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(152, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet20")
 def cifar_resnet20(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-20 (sec. 4.2, n = 3; Table 6: 0.27M parameters)."""
     return _cifar_resnet(20, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet32")
 def cifar_resnet32(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-32 (sec. 4.2, n = 5; Table 6: 0.46M parameters)."""
     return _cifar_resnet(32, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet44")
 def cifar_resnet44(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-44 (sec. 4.2, n = 7; Table 6: 0.66M parameters)."""
     return _cifar_resnet(44, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet56")
 def cifar_resnet56(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-56 (sec. 4.2, n = 9; Table 6: 0.85M parameters)."""
     return _cifar_resnet(56, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet110")
 def cifar_resnet110(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-110 (sec. 4.2, n = 18; Table 6: 1.7M parameters)."""
     return _cifar_resnet(110, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_plain20")
 def cifar_plain20(**kwargs) -> ResNet:
     """CIFAR-10 plain-20: ResNet-20 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(20, residual=False, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_plain32")
 def cifar_plain32(**kwargs) -> ResNet:
     """CIFAR-10 plain-32: ResNet-32 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(32, residual=False, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_plain44")
 def cifar_plain44(**kwargs) -> ResNet:
     """CIFAR-10 plain-44: ResNet-44 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(44, residual=False, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_plain56")
 def cifar_plain56(**kwargs) -> ResNet:
     """CIFAR-10 plain-56: ResNet-56 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(56, residual=False, **kwargs)
 
 
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_plain110")
 def cifar_plain110(**kwargs) -> ResNet:
     """CIFAR-10 plain-110: ResNet-110 without shortcuts (sec. 4.2; Fig. 6: error above 60%)."""
