@@ -18,8 +18,9 @@
 #
 # Mark Sandler, Andrew Howard, Menglong Zhu, Andrey Zhmoginov, Liang-Chieh Chen. *MobileNetV2:
 # Inverted Residuals and Linear Bottlenecks.* CVPR 2018.
-# [arXiv:1801.04381](https://arxiv.org/abs/1801.04381) (we cite version 4: section, table and
-# figure numbers follow it).
+# [arXiv:1801.04381](https://arxiv.org/abs/1801.04381)
+#
+# Section, table and figure numbers below follow the paper's arXiv version 4.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/05_mobilenetv2.ipynb)
 #
@@ -100,38 +101,14 @@ NOTEBOOK_START = time.perf_counter()
 # round (wide, thin, wide; shortcut between the wide ends): hence "inverted" (Figure 3).
 
 # %%
-def draw_block(ax, title, widths, labels, linear, shortcut):
-    """One block as a stack of slabs whose width is proportional to the channels (as in Figure 3);
-    hatched slabs carry no non-linearity; the red line is the shortcut."""
-    ax.set_xlim(-0.75, 0.95)
-    ax.set_ylim(-0.6, len(widths) - 0.2)
-    ax.axis("off")
-    ax.set_title(title, fontsize=10)
-    scale = 0.6 / max(widths)
-    for i, (w, label, lin) in enumerate(zip(widths, labels, linear)):
-        y = len(widths) - 1 - i
-        ax.add_patch(plt.Rectangle((-w * scale, y - 0.15), 2 * w * scale, 0.3, fc="#dbe9f6",
-                                   ec="k", hatch="///" if lin else None))
-        ax.text(0.66, y, f"{label}\n{w} channels", fontsize=7.5, va="center")
-        if i:
-            ax.annotate("", (0, y + 0.15), (0, y + 0.85), arrowprops=dict(arrowstyle="->"))
-    top, bottom = len(widths) - 1, 0
-    ax.plot([-0.7, -0.7], [top, bottom], color="C3", lw=2)
-    ax.text(-0.72, (top + bottom) / 2, shortcut, color="C3", fontsize=8, rotation=90,
-            ha="right", va="center")
-
-
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-draw_block(axes[0], "ResNet bottleneck (Fig. 3a): wide, thin, wide", [256, 64, 64, 256],
-           ["input", "1x1 conv, ReLU", "3x3 conv, ReLU", "1x1 conv (+ ReLU after the add)"],
-           [False, False, False, False], "shortcut between wide tensors")
-draw_block(axes[1], "Inverted residual (Fig. 3b): thin, wide, thin", [24, 144, 144, 24],
-           ["input (bottleneck)", "1x1 expand, ReLU6", "3x3 depthwise, ReLU6",
-            "1x1 project, LINEAR"],
-           [True, False, False, True], "shortcut between thin bottlenecks")
-fig.suptitle("Figure 3 redrawn: slab width = channels; hatched = no non-linearity", fontsize=10)
-plt.tight_layout()
-plt.show()
+common.block_diagrams(
+    dict(layers=["1x1 conv, 256 -> 64", "3x3 conv, 64", "1x1 conv, 64 -> 256"],
+         notes=["BN, ReLU", "BN, ReLU", "BN"], after=["ReLU"], input_label="x: 256 channels (wide)",
+         shortcut="identity: 256 channels", title="ResNet bottleneck (Fig. 3a): wide, thin, wide"),
+    dict(layers=["1x1 expand, 24 -> 144", "3x3 depthwise, 144", "1x1 project, 144 -> 24"],
+         notes=["BN, ReLU6", "BN, ReLU6", "BN: linear!"], input_label="x: 24 channels (thin)",
+         shortcut="identity: 24 channels", title="Inverted residual (Fig. 3b): thin, wide, thin"),
+    title="Figure 3 redrawn: the shortcut joins the wide ends in ResNet, the thin ends here")
 
 # %% [markdown]
 # ### Figure 1, redrawn: why the bottleneck must be linear
@@ -643,7 +620,7 @@ class MobileNetV2(nn.Module):
 
 # %%
 with torch.device("meta"):                                 # shapes only: nothing computed
-    net = MobileNetV2().eval()
+    net = MobileNetV2()
 assert len(net.features) == 1 + 17 + 1
 stages = {"stem": 0, "row 1": 1, "row 2": 3, "row 3": 6, "row 4": 10, "row 5": 13, "row 6": 16,
           "row 7": 17, "last conv": 18}                       # the last module of each Table 2 line
@@ -651,14 +628,14 @@ stages = {"stem": 0, "row 1": 1, "row 2": 3, "row 3": 6, "row 4": 10, "row 5": 1
 table2_outputs = {"stem": (32, 112), "row 1": (16, 112), "row 2": (24, 56), "row 3": (32, 28),
                   "row 4": (64, 14), "row 5": (96, 14), "row 6": (160, 7), "row 7": (320, 7),
                   "last conv": (1280, 7)}
-shapes, x = {}, torch.randn(1, 3, 224, 224, device="meta")
-for i, layer in enumerate(net.features):
-    x = layer(x)
-    shapes[i] = tuple(x.shape)
+shapes = common.output_shapes(net, (1, 3, 224, 224), names=[f"features.{i}" for i in stages.values()])
 for name, i in stages.items():
     c, size = table2_outputs[name]
-    assert shapes[i] == (1, c, size, size), (name, shapes[i])
-    print(f"{name:10} {shapes[i]}")
+    assert shapes[f"features.{i}"] == (1, c, size, size), (name, shapes[f"features.{i}"])
+common.table([(name, f"features.{i}", shapes[f"features.{i}"]) for name, i in stages.items()],
+             header=("Table 2 line", "module", "output at 224x224"))
+
+# %%
 net = MobileNetV2().eval()                    # real weights: any size from 32 pixels up works
 for size in (32, 97, 257):
     with torch.no_grad():
@@ -765,16 +742,17 @@ def params_without_bn(model: nn.Module) -> int:
                                             if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
 
 
-print(f"{'width':>5} {'size':>4} | {'README MACs':>11} {'ours':>8} | {'README params':>13} {'ours (no BN)':>12}")
+rows = []
 with torch.device("meta"):
     for (width, size), (macs_m, params_m, top1) in TF_SLIM_CHECKPOINTS.items():
         m = common.get_model("mobilenet_v2", width_mult=width, num_classes=1001)
         macs, params = common.count_macs(m, (1, 3, size, size)), params_without_bn(m)
         assert int(macs / 1e6) == macs_m                       # truncated to whole millions
         assert round(params / 1e6, 2) == params_m              # without BN, 0.01M
-        print(f"{width:>5} {size:>4} | {macs_m:>10}M {macs / 1e6:>7.2f}M | {params_m:>12}M "
-              f"{params / 1e6:>11.3f}M")
+        rows.append((width, size, macs_m, f"{macs / 1e6:.2f}", params_m, f"{params / 1e6:.3f}"))
 print("all 22 official checkpoints reproduced: multiply-adds and parameters")
+common.table(rows, header=("width", "input", "README MACs (M)", "ours (M)",
+                           "README params (M)", "ours without BN (M)"))
 
 # %% [markdown]
 # So our model *is* the official one, to the last multiply-add of every checkpoint. What the
@@ -852,10 +830,10 @@ with torch.device("meta"):
     assert sum(r["macs"] for r in costs) == common.count_macs(mnv2_meta)   # the same count
 kinds = by_kind(costs)
 total_macs, total_params = sum(k["macs"] for k in kinds.values()), sum(k["params"] for k in kinds.values())
-for kind, k in kinds.items():
-    print(f"{kind:14} {k['layers']:>3} layers  {k['macs'] / total_macs:6.1%} of multiply-adds  "
-          f"{k['params'] / total_params:6.1%} of weights")
 assert kinds["depthwise"]["macs"] / total_macs < 0.1 < kinds["pointwise 1x1"]["macs"] / total_macs
+common.table([(kind, k["layers"], f"{k['macs'] / total_macs:.1%}", f"{k['params'] / total_params:.1%}")
+              for kind, k in kinds.items()],
+             header=("kind of layer", "layers", "share of multiply-adds", "share of weights"))
 
 # %% [markdown]
 # ## 5 · Check against torchvision
@@ -1286,12 +1264,8 @@ for name in ("mobilenet_v2", "resnet18", "resnet50"):
     model = model.eval().to(device).to(memory_format=torch.channels_last)
     latency[name] = {b: seconds_per_image(model, b, size, reps) for b in batches}
     del model
+assert all(t > 0 for lat in latency.values() for t in lat.values())
 print(f"{machine()}; {size}x{size} inputs, fp32, channels_last; a shared machine")
-print(f"{'model':14}{'multiply-adds':>15}" + "".join(f"{f'ms/image, batch {b}':>20}" for b in batches)
-      + f"{'GMAC/s at batch ' + str(batches[-1]):>22}")
-for name in latency:
-    print(f"{name:14}{macs[name] / 1e6:>14.0f}M" + "".join(f"{1e3 * latency[name][b]:>20.3f}" for b in batches)
-          + f"{macs[name] / latency[name][batches[-1]] / 1e9:>22.1f}")
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for b, marker in zip(batches, ("o", "s")):
@@ -1309,7 +1283,10 @@ ax.legend()
 ax.grid(alpha=0.3, which="both")
 plt.tight_layout()
 plt.show()
-assert all(t > 0 for lat in latency.values() for t in lat.values())
+common.table([(name, f"{macs[name] / 1e6:.0f}", *(f"{1e3 * latency[name][b]:.3g}" for b in batches),
+               f"{macs[name] / latency[name][batches[-1]] / 1e9:.2g}") for name in latency],
+             header=("model", "multiply-adds (M)", *(f"ms per image, batch {b}" for b in batches),
+                     f"GMAC/s at batch {batches[-1]}"))
 
 # %% [markdown]
 # Read the last column: the arithmetic each model gets done per second. If time were proportional
@@ -1336,18 +1313,20 @@ with torch.device("meta"):
         intensity[name] = {k: v["macs"] / v["bytes"] for k, v in kinds.items()}
         total = sum(v["macs"] for v in kinds.values()) / sum(v["bytes"] for v in kinds.values())
         intensity[name]["whole model"] = total
-        print(f"{name:13} " + ", ".join(f"{k} {v:.1f}" for k, v in intensity[name].items())
-              + "  (multiply-adds per byte)")
 assert intensity["mobilenet_v2"]["depthwise"] < 1.5 < 5 * intensity["mobilenet_v2"]["depthwise"] \
     < intensity["mobilenet_v2"]["pointwise 1x1"] < intensity["resnet18"]["full 3x3"]
 assert intensity["mobilenet_v2"]["whole model"] < intensity["resnet18"]["whole model"] / 3
 assert intensity["mobilenet_v2"]["whole model"] < intensity["resnet50"]["whole model"] / 3
+columns = ("depthwise", "pointwise 1x1", "full 3x3", "full 7x7", "whole model")
+common.table([(name, *(f"{intensity[name][c]:.1f}" if c in intensity[name] else "" for c in columns))
+              for name in intensity], header=("multiply-adds per byte", *columns))
 
 # %% [markdown]
 # And where MobileNetV2's time goes, on the CPU: time each kind of convolution with hooks (the
-# large batch, so that the hook overhead is small), beside its share of the multiply-adds. Batch norm and ReLU6,
-# which do no multiply-adds at all but read and write every tensor once more, are not in these
-# shares: they take time too.
+# large batch, so that the hook overhead is small), beside its share of the multiply-adds. Batch
+# norm and ReLU6, which do no multiply-adds at all but read and write every tensor once more, are
+# not in these shares: they take time too. (One run on a shared machine: compare the two columns,
+# not the numbers across runs.)
 
 # %%
 def time_by_kind(model: nn.Module, x: torch.Tensor) -> dict:
@@ -1373,13 +1352,13 @@ def time_by_kind(model: nn.Module, x: torch.Tensor) -> dict:
 mnv2 = common.random_reference(lambda: common.get_model("mobilenet_v2")).eval()
 xb = torch.randn(batches[-1], 3, size, size).contiguous(memory_format=torch.channels_last)
 mnv2 = mnv2.to(memory_format=torch.channels_last)
-mnv2(xb[:1])                                                   # warm-up
+with torch.no_grad():
+    mnv2(xb)                                                   # warm-up
 spent = time_by_kind(mnv2, xb)
 mac_share = {k: v["macs"] for k, v in by_kind(layer_costs(mnv2, (1, 3, size, size))).items()}
 total_t, total_m = sum(spent.values()), sum(v for k, v in mac_share.items() if k in spent)
-for kind in spent:
-    print(f"{kind:14} {mac_share[kind] / total_m:6.1%} of the convolutions' multiply-adds, "
-          f"{spent[kind] / total_t:6.1%} of their time")
+common.table([(kind, f"{mac_share[kind] / total_m:.1%}", f"{spent[kind] / total_t:.1%}") for kind in spent],
+             header=("convolutions", "share of their multiply-adds", f"share of their time ({machine()})"))
 
 # %% [markdown]
 # Depthwise convolutions do a few percent of the arithmetic and take a far larger share of the
@@ -1583,6 +1562,57 @@ print("TF 'SAME' and PyTorch padding=1: same shape, different outputs for a stri
 #    so little?
 # 7. **Figure 6 with seeds.** Re-run section 7.1 with three seeds per variant and plot mean and
 #    spread. Are the gaps larger than the spread?
+
+# %% [markdown]
+# ### Write it yourself
+#
+# The block of this notebook, written by you from the paper and checked at once by
+# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2,
+# equal and changing channels, the first block with $t = 1$) and compares, stopping at the
+# first difference: does it run; the output shape; the parameters, layer by layer; the outputs,
+# with our weights copied into yours and random batch-norm statistics. When something differs
+# it says what, in which case, and the likely cause; it names the bug when your block behaves
+# exactly like a classic one. Your own attribute names and layout are fine. Until you fill in
+# the skeleton, its check cell only says "not done yet". Try before you reread section 3.
+#
+# **8. The inverted residual block** (Table 1, Figure 3b, sections 3.2-3.3 and 4). Write
+# `MyInvertedResidual(in_channels, out_channels, stride, expand_ratio)`: a 1×1 convolution that
+# expands to `expand_ratio * in_channels` channels, a 3×3 depthwise convolution with the stride,
+# a 1×1 convolution that projects to `out_channels`; a batch norm after each; ReLU6 where Table 1
+# has it; the input added when the shapes allow.
+
+# %%
+from common.exercises import check
+
+
+class MyInvertedResidual(nn.Module):
+    def __init__(self, in_channels, out_channels, stride, expand_ratio):
+        super().__init__()
+        # Table 1: 1x1 conv2d, ReLU6 -> 3x3 dwise s=s, ReLU6 -> linear 1x1 conv2d.
+        # How wide is the middle? (sec. 4: "applied to the size of the input tensor")
+        # Table 2's first block has t = 1: what is there to expand?
+        # Biases? A batch norm follows every conv (sec. 6.1).
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # out = project(depthwise(expand(x))); add x where the shapes allow (sec. 3.3)
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - A depthwise convolution is `nn.Conv2d(c, c, 3, stride, padding=1, groups=c, bias=False)`:
+#   one 3×3 filter per channel.
+# - The stride belongs to the depthwise convolution; both 1×1 convolutions have stride 1.
+# - Which layer has no ReLU6? Section 3.2 is about it.
+# - The output has the input's shape only at stride 1 with `in_channels == out_channels`: the
+#   checker tries a block that keeps the channels at stride 2, and one that changes them at
+#   stride 1.
+# </details>
+
+# %%
+check("mobilenetv2.InvertedResidual", MyInvertedResidual)
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "

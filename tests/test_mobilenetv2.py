@@ -155,3 +155,29 @@ def test_clear_error_on_wrong_input(bad, match):
 def test_clear_error_on_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         common.get_model("mobilenet_v2", **kwargs)
+
+
+def test_the_exercise_accepts_a_block_written_with_other_names():
+    from common.exercises import diagnose, get_exercise
+
+    class Mine(nn.Module):
+        def __init__(self, in_channels, out_channels, stride, expand_ratio):
+            super().__init__()
+            h = in_channels * expand_ratio
+            self.expand = None if expand_ratio == 1 else nn.Sequential(
+                nn.Conv2d(in_channels, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6())
+            self.dw = nn.Sequential(nn.Conv2d(h, h, 3, stride, 1, groups=h, bias=False),
+                                    nn.BatchNorm2d(h), nn.ReLU6())
+            self.project = nn.Sequential(nn.Conv2d(h, out_channels, 1, bias=False),
+                                         nn.BatchNorm2d(out_channels))
+            self.skip = stride == 1 and in_channels == out_channels
+
+        def forward(self, x):
+            out = self.project(self.dw(x if self.expand is None else self.expand(x)))
+            return out + x if self.skip else out
+
+    assert diagnose("mobilenetv2.InvertedResidual", Mine).status == "passed"
+    titles = {m.title for m in get_exercise("mobilenetv2.InvertedResidual").mutants}
+    assert {"a ReLU6 after the projection", "the shortcut at stride 2",
+            "the shortcut when the channels change", "an expansion layer when t = 1",
+            "a 3x3 expansion"} <= titles

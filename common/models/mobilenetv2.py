@@ -1,6 +1,15 @@
 # Generated from notebooks/05_mobilenetv2.ipynb by `python -m common.save`: do not edit here.
 # Edit the notebook's `#@save mobilenetv2` cells instead, then run `python -m common.save`.
 
+"""05 · MobileNetV2: Inverted Residuals and Linear Bottlenecks
+
+Mark Sandler, Andrew Howard, Menglong Zhu, Andrey Zhmoginov, Liang-Chieh Chen. MobileNetV2:
+Inverted Residuals and Linear Bottlenecks. CVPR 2018. arXiv:1801.04381
+(https://arxiv.org/abs/1801.04381)
+
+The `#@save mobilenetv2` cells of notebooks/05_mobilenetv2.ipynb, in order; the comment above each
+item names the section of the notebook that explains it.
+"""
 import math
 from typing import Callable, Optional, Sequence
 
@@ -9,7 +18,14 @@ from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
+__all__ = [
+    "PAPER", "TF_SLIM_CHECKPOINTS", "ConvNormActivation", "InvertedResidual",
+    "INVERTED_RESIDUAL_SETTING", "CIFAR_INVERTED_RESIDUAL_SETTING", "MobileNetV2", "mobilenet_v2",
+    "cifar_mobilenet_v2",
+]
 
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 · Build it, block by block
 #: The paper's numbers: Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
 #: Bottlenecks", arXiv:1801.04381 (v4). Checks, docstrings and tests read them from here.
 PAPER = {
@@ -23,6 +39,7 @@ PAPER = {
     "input_sizes": (96, 224),                   # sec. 4: "input resolutions from 96 to 224"
 }
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 · Build it, block by block
 #: Another source: the official TF-Slim checkpoints, tensorflow/models,
 #: research/slim/nets/mobilenet/README.md. (width, input size) -> (MACs in millions, parameters
 #: in millions, top-1 %), for 1001 classes. How it counts is worked out in notebook 05, section 4.
@@ -39,6 +56,7 @@ TF_SLIM_CHECKPOINTS = {
 }
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Channel rounding
 def _make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
     """`v` rounded to the nearest multiple of `divisor` (at least `min_value`, default `divisor`),
     never more than 10% below `v`. Not in the paper: the official TF code's rule
@@ -51,6 +69,7 @@ def _make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None)
     return new_v
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Convolution, normalisation, activation
 class ConvNormActivation(nn.Sequential):
     """conv (no bias when a norm follows), norm, activation: torchvision's Conv2dNormActivation,
     with the same module names (0, 1, 2). `norm_layer=None` or `activation_layer=None` leave them
@@ -70,6 +89,7 @@ class ConvNormActivation(nn.Sequential):
         self.out_channels = out_channels
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The inverted residual block (Table 1, Figure 3b)
 class InvertedResidual(nn.Module):
     """Expand (1x1, act) -> depthwise (k x k, stride, act) -> linear projection (1x1, BN only),
     plus the input when the shapes allow (Table 1, Figure 3b). torchvision's names and signature;
@@ -108,6 +128,7 @@ class InvertedResidual(nn.Module):
         return out
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The network as data
 #: Table 2: the 17 inverted residual blocks of MobileNetV2 as (t, c, n, s) rows.
 INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     # t, c, n, s
@@ -119,6 +140,7 @@ INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     [6, 160, 3, 2],
     [6, 320, 1, 1],
 ]
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The network as data
 #: The CIFAR-10 adaptation (32x32 inputs; not in the paper): with the stem's stride also 1.
 CIFAR_INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     # t, c, n, s
@@ -132,6 +154,7 @@ CIFAR_INVERTED_RESIDUAL_SETTING: list[list[int]] = [
 ]
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The model
 class MobileNetV2(nn.Module):
     """MobileNetV2 from a table of (t, c, n, s) rows (Table 2; `INVERTED_RESIDUAL_SETTING`).
     torchvision's arguments and module names (its state_dict loads with strict=True), plus:
@@ -189,6 +212,7 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))               # logits: softmax is in the loss
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
 @register_model("mobilenet_v2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     """MobileNetV2 (Table 2) at any width multiplier; the paper's Table 4 numbers for widths 1.0
@@ -196,6 +220,7 @@ def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     return MobileNetV2(width_mult=width_mult, **kwargs)
 
 
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
 @register_model("cifar_mobilenet_v2")
 def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwargs) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs: stride 1 in the stem and in the 24-channel row
