@@ -616,12 +616,14 @@ class MobileNetV2(nn.Module):
 
 # %% [markdown]
 # The shape check: Table 2's "Input" column, read one line down, is the output of each line at
-# 224×224; then other input sizes, and one too small.
+# 224×224 (and 10 of the 17 blocks have the shape for a shortcut); then other input sizes, and
+# one too small.
 
 # %%
 with torch.device("meta"):                                 # shapes only: nothing computed
     net = MobileNetV2()
 assert len(net.features) == 1 + 17 + 1
+assert sum(blk.use_res_connect for blk in net.features[1:-1]) == 10      # 10 of 17 blocks add x
 stages = {"stem": 0, "row 1": 1, "row 2": 3, "row 3": 6, "row 4": 10, "row 5": 13, "row 6": 16,
           "row 7": 17, "last conv": 18}                       # the last module of each Table 2 line
 # Table 2's "Input" column, read one line down: the output of each line at 224x224.
