@@ -45,7 +45,7 @@
 #
 # **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): well under a minute on a 2-core CPU,
 # with narrower models where a cell says so. Full mode, on a GPU: the CIFAR-10 run (350 epochs
-# of a 2.2M-parameter net at 32×32 with stride 1 in its first stages) and four smaller runs for
+# of the full-width CIFAR net, at 32×32 with stride 1 in its first stages) and four smaller runs for
 # Figure 6. On a CPU, MobileNetV2 trains slowly (section 7.2 explains why): use a GPU.
 
 # %%
@@ -175,7 +175,7 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # | Block | 1×1 conv, ReLU6 → 3×3 depthwise (stride $s$), ReLU6 → **linear** 1×1 conv | Table 1 |
 # | Block cost | $h \cdot w \cdot d' \cdot t\,(d' + k^2 + d'')$ multiply-adds | sec. 3.3 |
 # | Expansion factor | $t = 6$, "applied to the size of the input tensor"; $t = 1$ in the first block (no expansion layer there) | sec. 4; Table 2 |
-# | Shortcut | between the bottlenecks (thin ends), Fig. 3b; only when stride is 1 and input and output channels are equal | Fig. 3; Fig. 4d (stride-1 vs stride-2 block); the channel condition is not stated: TF code `conv_blocks.expanded_conv` adds only if `stride == 1` and the depths match |
+# | Shortcut | between the bottlenecks (thin ends); only when stride is 1 and input and output channels are equal | Fig. 3b, sec. 3.3; Fig. 4d draws a stride-1 block with the addition and a stride-2 block without; the channel condition is not stated: TF code `conv_blocks.expanded_conv` adds only if `stride == 1` and the depths match |
 # | Non-linearity | ReLU6, "because of its robustness when used with low-precision computation" | sec. 4 |
 # | No ReLU after the projection | "linear bottleneck" | sec. 3.2; Table 1; ablation Fig. 6a, sec. 6.4 |
 # | Kernel | 3×3 everywhere | sec. 4; Table 2 caption |
@@ -186,13 +186,13 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # | Weight init | not stated: torchvision's (Kaiming normal, fan-out; classifier N(0, 0.01)); TF code uses a truncated normal with σ = 0.09 | TF code `training_scope(stddev=0.09)` |
 # | Stem | 3×3 conv, 32 filters, stride 2 | Table 2; sec. 4 |
 # | Body | 7 rows $(t, c, n, s)$, 17 bottleneck blocks; the first block of a row has stride $s$, the others 1 | Table 2 and caption |
-# | **Egg: "19" bottlenecks** | sec. 4 says "19 residual bottleneck layers", but Table 2's $n$ add up to 17 (19 counts the stem and the last 1×1 conv) | sec. 4 vs Table 2 (checked below) |
+# | **Egg: "19" bottlenecks** | sec. 4 says "19 residual bottleneck layers", but Table 2's $n$ add up to 17 (presumably counting the stem and the last 1×1 conv too) | sec. 4 vs Table 2 (checked below) |
 # | Head | 1×1 conv to 1280, ReLU6; 7×7 average pool; 1×1 conv to $k$ classes (= a linear layer) | Table 2 |
 # | Width multiplier | scales every layer's channels, "except the very last convolutional layer" when below 1 ("This improves performance for smaller models") | sec. 4, "Trade-off hyper parameters" |
 # | **Egg: channels rounded to multiples of 8** | `_make_divisible`: nearest multiple of 8, at least 8, never below 90% of the target. Not in the paper | TF code `mobilenet._make_divisible` and `depth_multiplier(divisible_by=8, min_depth=8)`; torchvision copies it |
 # | Resolution multiplier | input sizes from 96 to 224; widths 0.35 to 1.4 (1.4 only at 224) | sec. 4; Fig. 5 caption |
 # | Table 4 | width 1.0: 72.0% top-1, 3.4M parameters, 300M multiply-adds; width 1.4: 74.7%, 6.9M, 585M (224×224) | Table 4 (`PAPER` below) |
-# | Family range | 7M to 585M multiply-adds; 1.7M to 6.9M parameters | sec. 4 |
+# | Family range | "from 7 multiply adds" (read: 7M) "to 585M MAdds"; 1.7M to 6.9M parameters | sec. 4 |
 # | ImageNet recipe | TensorFlow; RMSProp, decay 0.9, momentum 0.9; BN after every layer; weight decay 0.00004; lr 0.045, decayed by 0.98 per epoch; 16 asynchronous GPU workers, batch 96 | sec. 6.1 |
 # | Not in the recipe | epochs, RMSProp epsilon, warm-up, augmentation, label smoothing, weight averaging, which weights are decayed, what "batch 96" counts (per worker?) | not stated: see section 6.1 below |
 # | **Egg: TF's "SAME" padding** | a stride-2 3×3 conv in TF pads 0 before and 1 after an even-sized input; PyTorch's `padding=1` pads 1 on both sides: TF-trained weights see shifted pixels in PyTorch | TF's padding rule, checked in the hurdles |
@@ -461,6 +461,8 @@ for cin, cout, stride, t in cases:
     assert expands == (t != 1)                                           # no expansion when t = 1
     dw = blk.conv[1 if t != 1 else 0][0]
     assert dw.groups == dw.in_channels == round(cin * t)                 # depthwise, t x input
+    assert dw.stride == (stride, stride)                                 # the stride is the depthwise's
+    assert all(isinstance(unit[2], nn.ReLU6) for unit in blk.conv[:-2])  # ReLU6 after expand, depthwise
     assert isinstance(blk.conv[-1], nn.BatchNorm2d)                      # linear: BN, no activation
     print(f"{cin:>3} -> {cout:<3} stride {stride} t={t}: {tuple(x.shape)} -> {tuple(out.shape)}, "
           f"shortcut {blk.use_res_connect}")
@@ -698,8 +700,8 @@ print("CIFAR adaptation: 32x32 -> 4x4 feature map; same parameters as the ImageN
 # ## 4 · Inspect: parameters and multiply-adds against the paper
 #
 # A summary grouped by blocks. The output shapes are Table 2's; note where the parameters are
-# (the last two rows, 320 → 1280 and the 1280 × 1000 classifier, hold more than half) and where
-# the multiply-adds are.
+# (the last 1×1 convolution, 320 → 1280, and the 1280 × 1000 classifier hold almost half of them)
+# and where the multiply-adds are.
 
 # %%
 common.summary(common.get_model("mobilenet_v2"), (1, 3, 224, 224), depth=1)
@@ -726,7 +728,7 @@ print(f"width 1.4 parameters: paper {PAPER['table4'][1.4]['params'] / 1e6}M, our
       f"{counts[1.4]['params'] / 1e6:.3f}M (ratio {counts[1.4]['params'] / PAPER['table4'][1.4]['params']:.3f}): see below")
 
 # %% [markdown]
-# Width 1.0 comes out 3% above "3.4M", and width 1.4 **12% below** "6.9M". Is our model wrong?
+# Width 1.0 comes out a little above "3.4M", and width 1.4 **far below** "6.9M". Is our model wrong?
 # The official TF code's README lists, for each of its 22 checkpoints (6 widths, 5 input sizes),
 # the multiply-adds and the parameters (`TF_SLIM_CHECKPOINTS`). Two counting conventions explain
 # every one of its entries *exactly*, with our model and 1001 classes (TF's ImageNet has a
@@ -758,14 +760,13 @@ common.table(rows, header=("width", "input", "README MACs (M)", "ours (M)",
 
 # %% [markdown]
 # So our model *is* the official one, to the last multiply-add of every checkpoint. What the
-# paper's parameter counts are is another matter: for width 1.0 the official 3.47M is
-# "3.4M" truncated, and our 3.50M counts BN and 1000 classes: hence the 3.5% tolerance above.
-# For width 1.4 neither count comes near 6.9M: the paper's figure is 12-14% above what the
-# official code builds (6.06M without BN, 6.11M with). The width-0.35 end of the family, "1.7M",
-# matches (1.66M); the smallest "7M multiply-adds" (sec. 4) does not: the official 0.35 model at
-# 96×96 has 11M. Those two are discrepancies in the paper: the next cell asserts that they *are*
-# discrepancies, rather than widening a tolerance until they pass. The checks that bind are the
-# exact ones against the official checkpoints.
+# paper's parameter counts are is another matter. For width 1.0 the official count, 3.47M, is
+# "3.4M" truncated; ours with BN and 1000 classes is slightly higher: hence the 3.5% tolerance
+# above. For width 1.4, neither the official 6.06M nor ours comes near "6.9M". The width-0.35 end
+# of the family, "1.7M", matches (the README: 1.66M); the smallest "7M multiply-adds" (sec. 4) does
+# not (the README's 0.35 model at 96×96: 11M). Those two are discrepancies in the paper: the next
+# cell asserts that they *are* discrepancies, rather than widening a tolerance until they pass.
+# The checks that bind are the exact ones against the official checkpoints.
 
 # %%
 with torch.device("meta"):
@@ -775,9 +776,13 @@ with torch.device("meta"):
 assert abs(p035 / PAPER["family_params"][0] - 1) < 0.03                 # 1.7M: agrees
 assert smallest / PAPER["family_madds"][0] > 1.5                         # 7M: the paper's, not the code's
 assert p14 / PAPER["table4"][1.4]["params"] < 0.9                        # 6.9M: likewise
-print(f"smallest model (0.35 at 96x96): {smallest / 1e6:.1f}M multiply-adds (paper: "
-      f"{PAPER['family_madds'][0] / 1e6:.0f}M); width 0.35: {p035 / 1e6:.2f}M parameters "
-      f"(paper: {PAPER['family_params'][0] / 1e6}M)")
+M_ = lambda v: f"{v / 1e6:.3g}M"                                        # noqa: E731
+common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER["family_madds"][0]), M_(smallest)),
+              ("width 0.35, parameters", M_(PAPER["family_params"][0]), M_(p035)),
+              ("width 1.4, parameters (without BN, 1001 classes)", M_(PAPER["table4"][1.4]["params"]), M_(p14)),
+              ("width 1.4, parameters (all, 1000 classes)", M_(PAPER["table4"][1.4]["params"]),
+               M_(counts[1.4]["params"]))],
+             header=("", "paper (sec. 4, Table 4)", "ours"))
 
 # %% [markdown]
 # **Where the arithmetic is.** Split the multiply-adds and parameters of MobileNetV2 (224×224) by
@@ -926,10 +931,9 @@ else:
 #   classifier), **not** on the depthwise filters nor on batch norm; BN decay 0.997; dropout
 #   keep probability 0.8; a truncated-normal initialisation with σ = 0.09.
 #
-# Two numbers derived from those (the next cell computes them): 700K steps × 96 × 8 GPUs is
-# about 420 epochs of ImageNet's 1.28M images; and by then a decay of 0.98 *per epoch* would have
-# brought the learning rate down by a factor of about 5,000, against about 30 for 0.98 every 2.5
-# epochs.
+# Two numbers derived from those, computed in the next cell: how many epochs 700K steps of 96
+# images on 8 GPUs are, and how far the learning rate has decayed by then with 0.98 *per epoch*
+# (the paper) and with 0.98 every 2.5 epochs (the README).
 
 # %%
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -997,8 +1001,8 @@ for grad in (1e-3, 1.0, 10.0):
 # test set for the end.)
 #
 # In smoke mode (the tests, a 2-core CPU) we train a lighter model with the same recipe: the
-# ImageNet layout (`mobilenet_v2`) at width 0.35, whose stride-2 stem makes it about 30× cheaper
-# than the CIFAR layout. At 32×32 with stride 1 in its first rows, even a narrow
+# ImageNet layout (`mobilenet_v2`) at width 0.35, whose stride-2 stem makes it far cheaper than
+# the CIFAR layout. At 32×32 with stride 1 in its first rows, even a narrow
 # `cifar_mobilenet_v2` takes minutes on a CPU (section 7.2 shows why).
 
 # %%
@@ -1293,8 +1297,8 @@ common.table([(name, f"{macs[name] / 1e6:.0f}", *(f"{1e3 * latency[name][b]:.3g}
 # %% [markdown]
 # Read the last column: the arithmetic each model gets done per second. If time were proportional
 # to multiply-adds, it would be the same for all three. Typically MobileNetV2 gets far less done
-# per second than the ResNets: it has 6× fewer multiply-adds than ResNet-18 but is not 6× faster,
-# and at batch 1 it may not be faster at all.
+# per second than the ResNets: it has several times fewer multiply-adds than ResNet-18 but is
+# not that many times faster, and at batch 1 it may not be faster at all.
 #
 # **Why.** A layer's time is bounded by its arithmetic *and* by the memory traffic it needs. The
 # ratio of the two, **arithmetic intensity** (multiply-adds per byte moved), says which bound
@@ -1435,9 +1439,9 @@ print("projection shortcuts: the strict load would fail:", extra[0][:110])
 
 # %% [markdown]
 # **3. An expansion layer in the first block (t = 1).** Expanding 32 channels "by 1" adds a 1×1
-# convolution that Table 2 does not have. The parameter count barely notices (about 1,000 of 3.5
-# million: the README check still rounds to 3.47M!); the strict load does: every name of that
-# block shifts by one.
+# convolution that Table 2 does not have. The parameter count barely notices (the cell prints how
+# few: the README check still rounds to 3.47M!); the strict load does: every name of that block
+# shifts by one.
 
 # %%
 class AlwaysExpand(InvertedResidual):
