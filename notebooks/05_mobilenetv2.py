@@ -58,7 +58,6 @@ import common
 
 # %%
 import math
-import platform
 import time
 
 import matplotlib.pyplot as plt
@@ -1229,16 +1228,7 @@ for v, h in fig6.items():
 # within one run, never across machines.
 
 # %%
-def machine() -> str:
-    if torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name()}"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {name}, {torch.get_num_threads()} threads"
+from common.bench import machine                # "CPU model, threads" or the GPU's name
 
 
 @torch.no_grad()
@@ -1271,7 +1261,7 @@ for name in ("mobilenet_v2", "resnet18", "resnet50"):
     latency[name] = {b: seconds_per_image(model, b, size, reps) for b in batches}
     del model
 assert all(t > 0 for lat in latency.values() for t in lat.values())
-print(f"{machine()}; {size}x{size} inputs, fp32, channels_last; a shared machine")
+print(f"{machine(device)}; {size}x{size} inputs, fp32, channels_last; a shared machine")
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for b, marker in zip(batches, ("o", "s")):
@@ -1284,7 +1274,7 @@ ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel(f"multiply-adds per image ({size}x{size}), millions")
 ax.set_ylabel("ms per image")
-ax.set_title(f"Latency against multiply-adds\n{machine()}", fontsize=9)
+ax.set_title(f"Latency against multiply-adds\n{machine(device)}", fontsize=9)
 ax.legend()
 ax.grid(alpha=0.3, which="both")
 plt.tight_layout()
@@ -1364,7 +1354,7 @@ spent = time_by_kind(mnv2, xb)
 mac_share = {k: v["macs"] for k, v in by_kind(layer_costs(mnv2, (1, 3, size, size))).items()}
 total_t, total_m = sum(spent.values()), sum(v for k, v in mac_share.items() if k in spent)
 common.table([(kind, f"{mac_share[kind] / total_m:.1%}", f"{spent[kind] / total_t:.1%}") for kind in spent],
-             header=("convolutions", "share of their multiply-adds", f"share of their time ({machine()})"))
+             header=("convolutions", "share of their multiply-adds", f"share of their time ({machine(torch.device('cpu'))})"))
 
 # %% [markdown]
 # Depthwise convolutions do a few percent of the arithmetic and take a far larger share of the
