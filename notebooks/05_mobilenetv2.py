@@ -959,9 +959,10 @@ assert 400 < readme_epochs < 440 and 1 / per_epoch > 100 * (1 / per_2p5)
 #    $\sqrt{(1-\rho)}\,|g|$: a step of $\eta / \sqrt{0.1} \approx 3.2\eta$ in *every* coordinate,
 #    whatever its gradient, and momentum carries it on. TensorFlow's $s$ starts at 1, so its first
 #    steps are about $\eta g$: gentle, SGD-like, until the mean square has adapted.
-# 2. **Epsilon.** Inside the root, TF's $\epsilon$ acts like $\sqrt{\epsilon}$ outside it; with the
-#    slim script's $\epsilon = 1$, $\sqrt{s + 1} \geq 1$ bounds every step by $\eta g$ (in this
-#    regime RMSProp is close to momentum SGD for small gradients).
+# 2. **Epsilon.** Inside the root, TF's $\epsilon$ acts roughly like $\sqrt{\epsilon}$ outside it
+#    (where $s$ is small); with the slim script's $\epsilon = 1$, $\sqrt{s + 1} \geq 1$ bounds
+#    each term added to the momentum by $\eta |g|$ (for small gradients RMSProp is then close to
+#    momentum SGD).
 # 3. **Momentum and the learning rate.** TF multiplies by $\eta$ *before* accumulating, so the
 #    momentum buffer remembers the learning rates of past steps; PyTorch multiplies the whole
 #    buffer by the current $\eta$. With a constant $\eta$ they agree; when $\eta$ decays or warms
@@ -995,9 +996,9 @@ for grad in (1e-3, 1.0, 10.0):
 # [0, 150), 0.01 for [150, 250), 0.001 for [250, 350); random crops of the 4-pixel-padded image
 # and horizontal flips. (The cosine schedule in today's `main.py` came in 2020, two years after
 # that number; and the model file at d941e7e pools with a 2×2 window and fails on 32×32 inputs,
-# which the next commit fixed: the number was not produced by exactly that code. Their 94.43% is
-# the best *test* accuracy during training on all 50,000 images; we train on 45,000 and keep the
-# test set for the end.)
+# fixed three days later in e010fe8: the number cannot have come from exactly the committed code.
+# Their 94.43% is the best *test* accuracy during training on all 50,000 images; we train on
+# 45,000 and keep the test set for the end.)
 #
 # In smoke mode (the tests, a 2-core CPU) we train a lighter model with the same recipe: the
 # ImageNet layout (`mobilenet_v2`) at width 0.35, whose stride-2 stem makes it far cheaper than
