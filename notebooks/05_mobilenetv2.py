@@ -190,7 +190,7 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # | Width multiplier | scales every layer's channels, "except the very last convolutional layer" when below 1 ("This improves performance for smaller models") | sec. 4, "Trade-off hyper parameters" |
 # | **Egg: channels rounded to multiples of 8** | `_make_divisible`: nearest multiple of 8, at least 8, never below 90% of the target. Not in the paper | TF code `mobilenet._make_divisible` and `depth_multiplier(divisible_by=8, min_depth=8)`; torchvision copies it |
 # | Resolution multiplier | input sizes from 96 to 224; widths 0.35 to 1.4 (1.4 only at 224) | sec. 4; Fig. 5 caption |
-# | Table 4 | width 1.0: 72.0% top-1, 3.4M parameters, 300M multiply-adds; width 1.4: 74.7%, 6.9M, 585M (224×224) | Table 4 (`PAPER` below) |
+# | Table 4 | width 1.0: 72.0% top-1, 3.4M parameters, 300M multiply-adds; width 1.4: 74.7%, 6.9M, 585M (224×224) | Table 4 (`PAPER_NUMBERS` below) |
 # | Family range | "from 7 multiply adds" (read: 7M) "to 585M MAdds"; 1.7M to 6.9M parameters | sec. 4 |
 # | ImageNet recipe | TensorFlow; RMSProp, decay 0.9, momentum 0.9; BN after every layer; weight decay 0.00004; lr 0.045, decayed by 0.98 per epoch; 16 asynchronous GPU workers, batch 96 | sec. 6.1 |
 # | Not in the recipe | epochs, RMSProp epsilon, warm-up, augmentation, label smoothing, weight averaging, which weights are decayed, what "batch 96" counts (per worker?) | not stated: see section 6.1 below |
@@ -207,8 +207,9 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # load into our model with `strict=True`.
 #
 # First the imports of the saved file, and the paper's numbers, written **once** as data: every
-# check below, the docstrings and the unit tests read them from `PAPER`. Beside them, the table of
-# the official checkpoints (another source, the TF code's README), which we reproduce in section 4.
+# check below, the docstrings and the unit tests read them from `PAPER_NUMBERS`. Beside them, the
+# table of the official checkpoints (another source, the TF code's README), which we reproduce in
+# section 4.
 
 # %%
 #@save mobilenetv2
@@ -224,7 +225,7 @@ from common.models.registry import check_image_batch, register_model
 #@save mobilenetv2
 #: The paper's numbers: Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
 #: Bottlenecks", arXiv:1801.04381 (v4). Checks, docstrings and tests read them from here.
-PAPER = {
+PAPER_NUMBERS = {
     # Table 4 (ImageNet, 224x224): top-1 accuracy (%), parameters, multiply-adds, per width.
     "table4": {1.0: {"top1": 72.0, "params": 3.4e6, "madds": 300e6},
                1.4: {"top1": 74.7, "params": 6.9e6, "madds": 585e6}},
@@ -551,8 +552,10 @@ print("Table 2: 17 blocks; the CIFAR table differs in one stride:", diff)
 #   except the last convolution's 1280 when `width_mult < 1` (sec. 4: "we apply width multiplier
 #   to all layers except the very last convolutional layer"); above 1 it grows too (1792 at 1.4),
 #   as in the TF code and torchvision.
-# - **Smallest input**: the product of the strides (32 for ImageNet, 8 for CIFAR), so that the
-#   last feature map is at least 1×1 without padding alone; `forward` says so clearly below it.
+# - **Smallest input**: the product of the strides (`min_input_size`: 32 for ImageNet, 8 for
+#   CIFAR), so that the last feature map is at least 1×1 without padding alone; `forward` says so
+#   clearly below it, and also when a single image in train mode would leave batch norm one value
+#   per channel.
 # - `stem_stride`, `input_channel` and `last_channel` are ours (torchvision fixes them): the CIFAR
 #   adaptation and the small networks of section 7 need them.
 
@@ -563,7 +566,7 @@ class MobileNetV2(nn.Module):
     torchvision's arguments and module names (its state_dict loads with strict=True), plus:
     stem_stride (2; the CIFAR adaptation uses 1), input_channel (32) and last_channel (1280),
     the channels of the first and last convolutions before the width multiplier. The paper's
-    numbers for widths 1.0 and 1.4 are in PAPER["table4"]."""
+    numbers for widths 1.0 and 1.4 are in PAPER_NUMBERS["table4"]."""
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0,
                  inverted_residual_setting: Optional[Sequence[Sequence[int]]] = None,
@@ -596,7 +599,7 @@ class MobileNetV2(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)                    # any input size
         self.classifier = nn.Sequential(nn.Dropout(p=dropout),
                                         nn.Linear(self.last_channel, num_classes))
-        self.min_size = stem_stride * math.prod(s for t, c, n, s in setting)
+        self.min_input_size = stem_stride * math.prod(s for t, c, n, s in setting)
         for m in self.modules():                                  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -610,7 +613,13 @@ class MobileNetV2(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=self.min_size)
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
+        if self.training and x.shape[0] == 1 and max(x.shape[-2:]) <= self.min_input_size:
+            raise ValueError(
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
+                "rows, and batch norm cannot normalise a single value per channel. Train on "
+                f"batches of 2 or more, or on images larger than {self.min_input_size} pixels; "
+                "to predict one image, call model.eval() first.")
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))               # logits: softmax is in the loss
 
@@ -660,9 +669,13 @@ except ValueError as err:
 #@save mobilenetv2
 @register_model("mobilenet_v2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
-    """MobileNetV2 (Table 2) at any width multiplier; the paper's Table 4 numbers for widths 1.0
-    and 1.4 at 224x224 are in PAPER["table4"]."""
+    """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
+
+
+mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; ".join(
+    f"width {w}: {p['top1']}% top-1, {p['params'] / 1e6:g}M parameters, {p['madds'] / 1e6:g}M "
+    "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."
 
 
 @register_model("cifar_mobilenet_v2")
@@ -714,17 +727,17 @@ common.summary(common.get_model("mobilenet_v2"), (1, 3, 224, 224), depth=1)
 
 # %%
 with torch.device("meta"):
-    ours = {w: common.get_model("mobilenet_v2", width_mult=w) for w in PAPER["table4"]}
+    ours = {w: common.get_model("mobilenet_v2", width_mult=w) for w in PAPER_NUMBERS["table4"]}
     counts = {w: {"madds": common.count_macs(m), "params": common.count_params(m)}
               for w, m in ours.items()}
-common.paper_vs_ours([(f"width {w} multiply-adds", PAPER["table4"][w]["madds"], counts[w]["madds"])
-                      for w in PAPER["table4"]],
+common.paper_vs_ours([(f"width {w} multiply-adds", PAPER_NUMBERS["table4"][w]["madds"], counts[w]["madds"])
+                      for w in PAPER_NUMBERS["table4"]],
                      rtol=0.01, title="Table 4: multiply-adds at 224x224")
 print()
-common.paper_vs_ours([("width 1.0 parameters", PAPER["table4"][1.0]["params"], counts[1.0]["params"])],
+common.paper_vs_ours([("width 1.0 parameters", PAPER_NUMBERS["table4"][1.0]["params"], counts[1.0]["params"])],
                      rtol=0.035, title="Table 4: parameters (the tolerance is explained below)")
-print(f"width 1.4 parameters: paper {PAPER['table4'][1.4]['params'] / 1e6}M, ours "
-      f"{counts[1.4]['params'] / 1e6:.3f}M (ratio {counts[1.4]['params'] / PAPER['table4'][1.4]['params']:.3f}): see below")
+print(f"width 1.4 parameters: paper {PAPER_NUMBERS['table4'][1.4]['params'] / 1e6}M, ours "
+      f"{counts[1.4]['params'] / 1e6:.3f}M (ratio {counts[1.4]['params'] / PAPER_NUMBERS['table4'][1.4]['params']:.3f}): see below")
 
 # %% [markdown]
 # Width 1.0 comes out a little above "3.4M", and width 1.4 **far below** "6.9M". Is our model wrong?
@@ -772,14 +785,14 @@ with torch.device("meta"):
     smallest = common.count_macs(common.get_model("mobilenet_v2", width_mult=0.35), (1, 3, 96, 96))
     p035 = common.count_params(common.get_model("mobilenet_v2", width_mult=0.35))
     p14 = params_without_bn(common.get_model("mobilenet_v2", width_mult=1.4, num_classes=1001))
-assert abs(p035 / PAPER["family_params"][0] - 1) < 0.03                 # 1.7M: agrees
-assert smallest / PAPER["family_madds"][0] > 1.5                         # 7M: the paper's, not the code's
-assert p14 / PAPER["table4"][1.4]["params"] < 0.9                        # 6.9M: likewise
+assert abs(p035 / PAPER_NUMBERS["family_params"][0] - 1) < 0.03                 # 1.7M: agrees
+assert smallest / PAPER_NUMBERS["family_madds"][0] > 1.5                         # 7M: the paper's, not the code's
+assert p14 / PAPER_NUMBERS["table4"][1.4]["params"] < 0.9                        # 6.9M: likewise
 M_ = lambda v: f"{v / 1e6:.3g}M"                                        # noqa: E731
-common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER["family_madds"][0]), M_(smallest)),
-              ("width 0.35, parameters", M_(PAPER["family_params"][0]), M_(p035)),
-              ("width 1.4, parameters (without BN, 1001 classes)", M_(PAPER["table4"][1.4]["params"]), M_(p14)),
-              ("width 1.4, parameters (all, 1000 classes)", M_(PAPER["table4"][1.4]["params"]),
+common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER_NUMBERS["family_madds"][0]), M_(smallest)),
+              ("width 0.35, parameters", M_(PAPER_NUMBERS["family_params"][0]), M_(p035)),
+              ("width 1.4, parameters (without BN, 1001 classes)", M_(PAPER_NUMBERS["table4"][1.4]["params"]), M_(p14)),
+              ("width 1.4, parameters (all, 1000 classes)", M_(PAPER_NUMBERS["table4"][1.4]["params"]),
                M_(counts[1.4]["params"]))],
              header=("", "paper (sec. 4, Table 4)", "ours"))
 
@@ -1467,9 +1480,9 @@ class Expand3x3(InvertedResidual):
 with torch.device("meta"):
     m3 = MobileNetV2(block=Expand3x3)
     macs3 = common.count_macs(m3)
-assert macs3 > 2 * PAPER["table4"][1.0]["madds"]
+assert macs3 > 2 * PAPER_NUMBERS["table4"][1.0]["madds"]
 print(f"3x3 expansion: {common.count_params(m3) / 1e6:.2f}M parameters, {macs3 / 1e6:.0f}M "
-      f"multiply-adds (Table 4: {PAPER['table4'][1.0]['madds'] / 1e6:.0f}M)")
+      f"multiply-adds (Table 4: {PAPER_NUMBERS['table4'][1.0]['madds'] / 1e6:.0f}M)")
 
 # %% [markdown]
 # **5. The width multiplier applied to the last layer.** Below 1, section 4 keeps the 1280

@@ -1,6 +1,6 @@
 """Fast unit tests of MobileNetV2 saved from notebooks/05_mobilenetv2.ipynb
 (common/models/mobilenetv2.py). The paper's numbers and the official checkpoints' table are read
-from the saved module (PAPER, TF_SLIM_CHECKPOINTS), never typed in here."""
+from the saved module (PAPER_NUMBERS, TF_SLIM_CHECKPOINTS), never typed in here."""
 import pytest
 import torch
 import torchvision
@@ -40,20 +40,20 @@ def test_state_dict_names_order_and_shapes_match_torchvision(width):
     assert state_dict_differences(ours, theirs) == [] and list(ours) == list(theirs)
 
 
-@pytest.mark.parametrize("width", sorted(M.PAPER["table4"]))
+@pytest.mark.parametrize("width", sorted(M.PAPER_NUMBERS["table4"]))
 def test_multiply_adds_match_table4(width):
     with torch.device("meta"):
         macs = common.count_macs(common.get_model("mobilenet_v2", width_mult=width))
-    assert abs(macs / M.PAPER["table4"][width]["madds"] - 1) <= 0.01
+    assert abs(macs / M.PAPER_NUMBERS["table4"][width]["madds"] - 1) <= 0.01
 
 
 def test_parameters_against_table4_and_its_discrepancy():
     with torch.device("meta"):
         p10 = common.count_params(common.get_model("mobilenet_v2"))
         p14 = common.count_params(common.get_model("mobilenet_v2", width_mult=1.4))
-    assert abs(p10 / M.PAPER["table4"][1.0]["params"] - 1) <= 0.035     # "3.4M": see notebook sec. 4
+    assert abs(p10 / M.PAPER_NUMBERS["table4"][1.0]["params"] - 1) <= 0.035     # "3.4M": see notebook sec. 4
     assert p10 == torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["num_params"]
-    assert p14 / M.PAPER["table4"][1.4]["params"] < 0.9               # the paper's 6.9M is not built
+    assert p14 / M.PAPER_NUMBERS["table4"][1.4]["params"] < 0.9               # the paper's 6.9M is not built
 
 
 # Every width at 224, and every input size at width 1.0 (the notebook checks all 22 entries).
@@ -129,7 +129,7 @@ def test_cifar_adaptation():
     with torch.no_grad():
         assert model.features(torch.randn(2, 3, 32, 32)).shape == (2, 1280, 4, 4)
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert model.min_size == 8
+    assert model.min_input_size == 8
 
 
 @pytest.mark.parametrize("name, size", [("mobilenet_v2", 32), ("mobilenet_v2", 57), ("cifar_mobilenet_v2", 8)])
@@ -148,6 +148,14 @@ def test_any_input_size_and_num_classes(name, size):
 def test_clear_error_on_wrong_input(bad, match):
     with pytest.raises(ValueError, match=match):
         common.get_model("mobilenet_v2")(bad)
+
+
+def test_one_image_in_train_mode_that_would_leave_a_1x1_map_is_a_clear_error():
+    model = common.get_model("mobilenet_v2").train()
+    with pytest.raises(ValueError, match="model.eval"):
+        model(torch.randn(1, 3, 32, 32))
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)     # two images are fine
+    assert "74.7% top-1" in M.mobilenet_v2.__doc__                 # the docstring reads PAPER_NUMBERS
 
 
 @pytest.mark.parametrize("kwargs", [{"num_classes": 0}, {"width_mult": 0},

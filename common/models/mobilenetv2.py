@@ -19,7 +19,7 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "PAPER", "TF_SLIM_CHECKPOINTS", "ConvNormActivation", "InvertedResidual",
+    "PAPER_NUMBERS", "TF_SLIM_CHECKPOINTS", "ConvNormActivation", "InvertedResidual",
     "INVERTED_RESIDUAL_SETTING", "CIFAR_INVERTED_RESIDUAL_SETTING", "MobileNetV2", "mobilenet_v2",
     "cifar_mobilenet_v2",
 ]
@@ -28,7 +28,7 @@ __all__ = [
 # Defined in notebooks/05_mobilenetv2.ipynb, section 3 · Build it, block by block
 #: The paper's numbers: Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
 #: Bottlenecks", arXiv:1801.04381 (v4). Checks, docstrings and tests read them from here.
-PAPER = {
+PAPER_NUMBERS = {
     # Table 4 (ImageNet, 224x224): top-1 accuracy (%), parameters, multiply-adds, per width.
     "table4": {1.0: {"top1": 72.0, "params": 3.4e6, "madds": 300e6},
                1.4: {"top1": 74.7, "params": 6.9e6, "madds": 585e6}},
@@ -160,7 +160,7 @@ class MobileNetV2(nn.Module):
     torchvision's arguments and module names (its state_dict loads with strict=True), plus:
     stem_stride (2; the CIFAR adaptation uses 1), input_channel (32) and last_channel (1280),
     the channels of the first and last convolutions before the width multiplier. The paper's
-    numbers for widths 1.0 and 1.4 are in PAPER["table4"]."""
+    numbers for widths 1.0 and 1.4 are in PAPER_NUMBERS["table4"]."""
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0,
                  inverted_residual_setting: Optional[Sequence[Sequence[int]]] = None,
@@ -193,7 +193,7 @@ class MobileNetV2(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)                    # any input size
         self.classifier = nn.Sequential(nn.Dropout(p=dropout),
                                         nn.Linear(self.last_channel, num_classes))
-        self.min_size = stem_stride * math.prod(s for t, c, n, s in setting)
+        self.min_input_size = stem_stride * math.prod(s for t, c, n, s in setting)
         for m in self.modules():                                  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -207,7 +207,13 @@ class MobileNetV2(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=self.min_size)
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
+        if self.training and x.shape[0] == 1 and max(x.shape[-2:]) <= self.min_input_size:
+            raise ValueError(
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
+                "rows, and batch norm cannot normalise a single value per channel. Train on "
+                f"batches of 2 or more, or on images larger than {self.min_input_size} pixels; "
+                "to predict one image, call model.eval() first.")
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))               # logits: softmax is in the loss
 
@@ -215,9 +221,14 @@ class MobileNetV2(nn.Module):
 # Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
 @register_model("mobilenet_v2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
-    """MobileNetV2 (Table 2) at any width multiplier; the paper's Table 4 numbers for widths 1.0
-    and 1.4 at 224x224 are in PAPER["table4"]."""
+    """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
+
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
+mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; ".join(
+    f"width {w}: {p['top1']}% top-1, {p['params'] / 1e6:g}M parameters, {p['madds'] / 1e6:g}M "
+    "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."
 
 
 # Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
