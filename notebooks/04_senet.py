@@ -46,7 +46,8 @@
 # v1.5, the CIFAR recipe of section 4.2. Background: what global average pooling and a sigmoid
 # are.
 #
-# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): well under a minute on a 2-core CPU.
+# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): about half a minute on a 2-core CPU
+# (the last cell prints it).
 # Full mode, on a GPU: six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE;
 # the plain ResNets are reused from notebook 02 when you ran it with the same recipe), then four
 # more SE-ResNet-20 runs for the reduction ratio: count hours on a Colab T4.
@@ -83,9 +84,10 @@ NOTEBOOK_START = time.perf_counter()
 #    cheap enough to add to any network, and the basis of the ILSVRC 2017 winning entry.
 # 2. **Figures and tables.** Figure 1 is the whole idea. Figure 3 puts it into a residual block;
 #    Table 1 spells out SE-ResNet-50 and SE-ResNeXt-50 (the real specification: note the
-#    `fc, [16, 256]` rows). Table 2 is the main result (every network gets better for about
-#    0.3% more multiply-adds). Then the ablations, Tables 10-16 and Figure 5 (where to put the
-#    block), and Figures 6-7 (what the excitations look like in a trained network).
+#    `fc, [16, 256]` rows). Table 2 is the main result (every network gets better, for a
+#    fraction of a percent more multiply-adds). Then the ablations, Tables 10-16 and Figure 5
+#    (where to put the block), and Figures 6-7 (what the excitations look like in a trained
+#    network).
 # 3. **Section 1**, the introduction.
 # 4. **The body**: section 3 (3.1 squeeze, 3.2 excitation, 3.3 instantiations), section 4 (the
 #    cost, with Eqn. 5), section 5.1 (the ImageNet recipe and the CIFAR experiments), section 6
@@ -120,7 +122,7 @@ common.block_diagrams(
 # ([hujie-frank/SENet](https://github.com/hujie-frank/SENet): prototxt files and README, with the
 # commit that added each README line), timm 1.0 (`timm/models/resnet.py`,
 # `timm/layers/squeeze_excite.py`), or "not stated: we chose X because Y". The paper's *numbers*
-# (Tables 2, 4, 10, 13) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS` (section 3); this
+# (Tables 2, 4, 10-14) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS` (section 3); this
 # table holds the hyperparameters and details.
 #
 # | Detail | Value | Where |
@@ -134,18 +136,20 @@ common.block_diagrams(
 # | Reduced width, rounded | timm: $C/r$ rounded to the nearest multiple of 8, at least 8 (`make_divisible(C/r, 8, round_limit=0)`), equal to $C/r$ for every ImageNet ResNet stage; for a 16-channel CIFAR stage it gives 8, not 1 | not in the paper: timm's `SEModule` |
 # | Reduced width on CIFAR | not stated. We chose $C/r$ rounded to the nearest integer, at least 1 (`divisor=1`): 1, 2, 4 for the 16, 32, 64 channels of the CIFAR nets at $r = 16$. timm's rounding would make $r$ = 8, 16 and 32 the same network (8 everywhere), and the reduction experiment meaningless | our choice |
 # | FCs as 1×1 convolutions, with biases | the official Caffe models compute both FCs as 1×1 `Convolution` layers on the pooled 1×1 map, with biases (Caffe's default); timm does the same (`se.fc1`, `se.fc2`, `bias=True`), so our names follow timm's | official `SE-ResNet-50.prototxt` (commit 2c51ece); timm. Eqn. 3 has no biases; sec. 4: "when bias terms are used in FC layers, the introduced parameters and computational cost are typically negligible" |
-# | No biases in the ablations | "removing the biases of the FC layers in the excitation operation facilitates the modelling of channel dependencies", so Tables 10-16 use FCs without biases | sec. 6 (TPAMI only) |
+# | No biases in the ablations | "removing the biases of the FC layers in the excitation operation facilitates the modelling of channel dependencies", so the ablations (Tables 10-15) use FCs without biases | sec. 6 (TPAMI only) |
 # | Placement in a ResNet | on the residual (non-identity) branch; "Squeeze and Excitation both act before summation with the identity branch" | sec. 3.3, Fig. 3 |
 # | Other placements | SE-PRE (before the residual unit), SE-POST (after the addition and its ReLU), SE-Identity (on the shortcut, in parallel): PRE and Identity about as good, POST worse (Table 14); SE after the 3×3 conv: as good with fewer parameters (Table 15) | sec. 6.5, Fig. 5 |
 # | SE in every block | yes, every residual block of every stage; stage by stage in Table 13 | Table 1, sec. 6.4 |
 # | Stride of SE-ResNet-50 | in the **first 1×1 conv** (v1): the official prototxt has `stride: 2` in `conv3_1_1x1_reduce`; the paper's 3.87 GFLOPs are v1's | official `SE-ResNet-50.prototxt` |
 # | **Egg: timm's `seresnet50` is v1.5** | timm builds it on its (torchvision-style) bottleneck, stride in the 3×3 conv: "GMACs: 4.1" against the paper's 3.87; same weights' shapes, other outputs (section 5, hurdles) | timm `resnet.py`; model card of `timm/seresnet50.a2_in1k` on Hugging Face |
+# | **Egg: Caffe's max pool** | the official stem pools 3×3, stride 2, *without* padding, and Caffe rounds the output size up; torchvision (and timm's `seresnet50`) pad by 1: both 56×56 at 224×224, windows shifted by one pixel. timm's `legacy_seresnet50`, a port of the Caffe model, keeps `ceil_mode=True` | official `SE-ResNet-50.prototxt` (`pool1/3x3_s2`); timm `senet.py`; checked in section 5 |
 # | Stride of SE-ResNeXt-50 | in the grouped 3×3 conv (`group: 32`, `stride: 2`), as ResNeXt and torchvision do | official `SE-ResNeXt-50.prototxt` |
 # | **Egg: the "Axpy" layer** | the official models fuse the channel-wise scale and the addition into one Caffe layer, `Axpy`: $y = s \cdot U + x$, saving memory | official README (commit bbac369, 2017-08-20) |
 # | ImageNet recipe | synchronous SGD, momentum 0.9, batch 1024, lr 0.6 divided by 10 every 30 epochs, 100 epochs, He initialisation [66]; random-size crop ("scale and aspect ratio") to 224×224, horizontal flip, mean RGB subtraction; test: centre 224×224 crop of the image resized to 256 | sec. 5.1 (CVPR: sec. 5) |
 # | Weight decay | not stated in either version | (for CIFAR we keep notebook 02's 0.0001) |
 # | Ablation recipe | lr 0.1, kept until the validation loss plateaus (~300 epochs in total), then ÷10, three times; label smoothing; footnote 2: a fixed 270-epoch schedule (drops at 125, 200, 250) gives about the same | sec. 6 (TPAMI only) |
-# | **Egg: the released models are not the paper's** | retrained "on a single GPU server with 8 NVIDIA Titan X cards, using a mini-batch of 256 and a initial learning rate of 0.1 with more epoches", with crops of 8%-100% of the image, aspect ratio 3/4-4/3, rotation ±10°, pixel jitter ±20; better than the paper (SE-ResNet-50: 22.37% top-1 against Table 2's 23.29%) | official README (commits 428b803, 2017-08-21, and b902400, 2017-08-30) |
+# | **Egg: the released models are not the paper's** | retrained "on a single GPU server with 8 NVIDIA Titan X cards, using a mini-batch of 256 and a initial learning rate of 0.1 with more epoches"; better than the paper (SE-ResNet-50: 22.37% top-1 against Table 2's 23.29%) | official README, from its first version (commit bbac369, 2017-08-20; reworded in 428b803, 2017-08-21) |
+# | Augmentation of the official implementation | random mirror, random crop of 8%-100% of the image, aspect ratio 3/4-4/3, rotation ±10°, pixel jitter ±20 (the README does not say whether the paper's models used it) | official README (commit b902400, 2017-08-30) |
 # | CIFAR-10/100 | flips, 4-pixel zero padding and random 32×32 crops, mean/std normalisation; "the setting of the training hyperparameters ... match those suggested by the original papers" | sec. 5.1, "Additional datasets" (TPAMI only) |
 # | **Egg: the CIFAR baselines are pre-activation nets** | Table 4's ResNet-110 and -164 cite [14], He et al. 2016b, *Identity Mappings in Deep Residual Networks* ([arXiv:1603.05027](https://arxiv.org/abs/1603.05027)); 6.37% and 5.46% are that paper's *pre-activation* ResNet-110/164 (secondary sources: re-implementation READMEs; we could not check the primary text here), not notebook 02's post-activation nets (Table 6 there: 6.43%) | Table 4; our reading of [14] |
 # | Parameter cost | $\frac{2}{r}\sum_{s=1}^{S} N_s C_s^2$ ($N_s$ blocks of $C_s$ output channels in stage $s$): "~2.5 million" for SE-ResNet-50, "~10%"; most of it in the last stage, which can be dropped at a small cost, leaving "~4%" | Eqn. 5, sec. 4 |
@@ -564,12 +568,19 @@ print(seresnet50.__doc__)
 # %% [markdown]
 # ## 4 · Inspect: parameters and multiply-adds against the paper
 #
-# One SE bottleneck of `conv2_x`, summarised: the SE block (`se`) is a side branch with a
-# tenth of the convolutions' parameters, and its multiply-adds are a rounding error beside
-# theirs, because its FCs act on one pooled value per channel, not on every pixel.
+# One SE bottleneck of `conv2_x`, summarised: the SE block (`se`) is a small side branch, and
+# its multiply-adds are a rounding error beside the convolutions', because its FCs act on one
+# pooled value per channel, not on every pixel.
 
 # %%
-common.summary(SEBottleneck(256, 64).eval(), (1, 256, 56, 56), depth=2)
+block = SEBottleneck(256, 64).eval()
+display(common.summary(block, (1, 256, 56, 56), depth=2))
+convs = [block.conv1, block.conv2, block.conv3]
+se_share = common.count_params(block.se) / sum(common.count_params(c) for c in convs)
+se_macs, all_macs = common.count_macs(block.se, (1, 256, 56, 56)), common.count_macs(block, (1, 256, 56, 56))
+assert se_macs == common.count_params(block.se) - block.se.fc1.out_channels - 256   # one use per weight
+print(f"the SE block: {se_share:.0%} of the convolutions' parameters, {se_macs / all_macs:.3%} of "
+      "the block's multiply-adds")
 
 # %% [markdown]
 # ### The parameter cost (Eqn. 5)
@@ -737,6 +748,31 @@ for seed, (name, (source, build)) in enumerate(REFERENCES.items()):
         label=f"ours {name} == {source} {name} (2x3x{size}x{size})")
     del reference
 assert all(d <= 1e-5 for d in max_diff.values())
+
+# %% [markdown]
+# **The paper's v1, against an independent port of the official model.** timm also keeps
+# `legacy_seresnet50`, whose bottleneck "follows Caffe implementation and uses `stride=stride` in
+# `conv1`" (its docstring): the paper's v1. Its module names are others (`layer0.conv1`,
+# `se_module`, `last_linear`), and one more detail differs: the official prototxt's stem max pool
+# has no padding, and Caffe rounds its output size up (timm: `ceil_mode=True`), where torchvision
+# pads by 1. Both give 56×56 at 224×224, but the windows are shifted by one pixel. With the names
+# mapped and that pool swapped in, our `seresnet50(stride_in_1x1=True)` computes exactly what
+# timm's port of the official model computes; with our pool, it does not.
+
+# %%
+legacy = common.random_reference(lambda: timm.create_model("legacy_seresnet50"), seed=7)
+renamed = {k.replace("layer0.", "").replace("se_module.", "se.").replace("last_linear.", "fc."): v
+           for k, v in legacy.state_dict().items()}
+paper_v1 = common.get_model("seresnet50", stride_in_1x1=True)
+paper_v1.load_state_dict(renamed, strict=True)          # every name and shape, once renamed
+x = torch.randn(2, 3, size, size)
+with torch.no_grad():
+    assert not torch.allclose(paper_v1.eval()(x), legacy.eval()(x), atol=1e-4)   # torchvision's pool
+    paper_v1.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)       # Caffe's pool
+    torch.testing.assert_close(paper_v1(x), legacy(x))
+print(f"seresnet50(stride_in_1x1=True) with Caffe's max pool == timm's legacy_seresnet50 "
+      f"(random weights, 2x3x{size}x{size})")
+del legacy, paper_v1
 
 # %% [markdown]
 # **Real weights, real photo.** Where timm's pretrained weights can be downloaded (Colab), we

@@ -172,6 +172,20 @@ def test_v1_loads_timms_weights_but_computes_something_else():
         common.check_against_reference(block, ref, (2, 256, 8, 8), verbose=False)
 
 
+def test_v1_with_caffes_max_pool_is_timms_port_of_the_official_model():
+    """timm's legacy_seresnet50 follows the Caffe model (stride in conv1, an unpadded max pool
+    with ceil_mode): with its names mapped and that pool, our v1 computes exactly the same."""
+    legacy = common.random_reference(lambda: timm.create_model("legacy_seresnet50"))
+    ours = common.get_model("seresnet50", stride_in_1x1=True)
+    ours.load_state_dict({k.replace("layer0.", "").replace("se_module.", "se.")
+                          .replace("last_linear.", "fc."): v
+                          for k, v in legacy.state_dict().items()}, strict=True)
+    ours.maxpool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), legacy.eval()(x))
+
+
 def test_cifar_nets_are_notebook_02s_with_se_blocks():
     for depth in (20, 56, 110):
         with torch.device("meta"):
