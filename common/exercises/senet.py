@@ -7,7 +7,7 @@ The references are the course's saved blocks (``common.models.senet``, built on
 import torch
 from torch import nn
 
-from common.exercises import Case, Mutant, exercise
+from common.exercises import Case, Mutant, exercise, get_exercise
 from common.models import resnet, senet
 
 
@@ -184,13 +184,7 @@ SE_PLACEMENT = ("Squeeze and excitation \"both act before summation with the ide
     "senet.SEBottleneck",
     paper="Hu et al. (arXiv:1709.01507), Fig. 3 and Table 1 (SE-ResNet-50); the v1.5 bottleneck "
           "with a projection shortcut of notebook 02 (He et al. 2015; torchvision)",
-    cases=[
-        Case("first block of conv2_x: 64 → 256, stride 1, projection", (64, 64, 1),
-             (2, 64, 8, 8), tags=("shortcut",)),
-        Case("inside a stage: 256 → 256, stride 1, identity", (256, 64, 1), (2, 256, 8, 8)),
-        Case("first block of conv3_x: 256 → 512, stride 2, projection", (256, 128, 2),
-             (2, 256, 8, 8), tags=("stride", "shortcut")),
-    ],
+    cases=get_exercise("resnet.Bottleneck").cases,     # notebook 02's: SE changes no shape
     mutants=[
         Mutant("SE after the addition",
                "Your SE block rescales the sum (after the addition and its ReLU), shortcut "

@@ -204,19 +204,19 @@ def _paper_numbers_in_docstring(constructor):
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
 def _seresnet(depth: int, *, stride_in_1x1: bool = False, reduction: float = 16,
               divisor: int = 8, se_bias: bool = True, **kwargs) -> ResNet:
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, stride_in_1x1=stride_in_1x1,
-                        reduction=reduction, divisor=divisor, se_bias=se_bias)
-    return ResNet(SEBottleneck, IMAGENET_CONFIGS[depth][1], block_kwargs=block_kwargs, **kwargs)
+    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, stride_in_1x1=stride_in_1x1,
+                                  reduction=reduction, divisor=divisor, se_bias=se_bias)
+    return ResNet(SEBottleneck, IMAGENET_CONFIGS[depth][1], **kwargs)
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
 def _cifar_seresnet(depth: int, *, reduction: float = 16, divisor: int = 1, **kwargs) -> ResNet:
     kwargs.setdefault("num_classes", 10)
     kwargs.setdefault("shortcut", "A")                # notebook 02: option A, as He et al. sec. 4.2
-    block_kwargs = dict(kwargs.pop("block_kwargs", None) or {}, reduction=reduction,
-                        divisor=divisor)
+    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, reduction=reduction,
+                                  divisor=divisor)
     return ResNet(SEBasicBlock, [CIFAR_DEPTHS[depth]] * 3, widths=(16, 32, 64), stem="cifar",
-                  block_kwargs=block_kwargs, **kwargs)
+                  **kwargs)
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
