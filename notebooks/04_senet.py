@@ -776,8 +776,9 @@ del legacy, paper_v1
 
 # %% [markdown]
 # **Real weights, real photo.** Where timm's pretrained weights can be downloaded (Colab), we
-# load timm's `seresnet50` weights (its default, `seresnet50.a1_in1k`: v1.5, trained by timm with
-# the "ResNet strikes back" A1 recipe, not by the paper's authors) into **our** model and
+# load timm's `seresnet50` weights (its default, `seresnet50.a1_in1k`: v1.5, trained in timm with
+# a "ResNet strikes back" recipe, arXiv:2110.00476, which its model card cites; not the paper's
+# authors' weights) into **our** model and
 # classify the flower photo that ships with scikit-learn, with timm's own preprocessing for those
 # weights. Offline (the tests), the cell says so and moves on without touching the network.
 
