@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from common.exercises import Case, Mutant, exercise, get_exercise
+from common.exercises.resnet import _bottleneck_branch as _branch, _shortcut   # notebook 02's
 from common.models import resnet, senet
 
 
@@ -119,16 +120,6 @@ def squeeze_excitation(channels, reduced_channels):
 
 
 # --------------------------------------------------------------------------- the SE bottleneck
-
-def _branch(b, x):
-    out = b.relu(b.bn1(b.conv1(x)))
-    out = b.relu(b.bn2(b.conv2(out)))
-    return b.bn3(b.conv3(out))
-
-
-def _shortcut(b, x):
-    return x if b.downsample is None else b.downsample(x)
-
 
 def _se_after_addition(b, x):
     return b.se(b.relu(_branch(b, x) + _shortcut(b, x)))
