@@ -3,6 +3,7 @@ numbers beside ours, and the equivalence check against a reference implementatio
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 from typing import Iterable, Sequence
 
 import torch
@@ -44,6 +45,61 @@ def summary(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), dept
     kwargs.setdefault("verbose", 0)
     kwargs.setdefault("device", next(model.parameters()).device)
     return _summary(model, input_size=tuple(input_size), depth=depth, **kwargs)
+
+
+@torch.no_grad()
+def output_shapes(model: nn.Module, input_size: Sequence[int] | torch.Tensor,
+                  names: Sequence[str] | None = None) -> dict[str, tuple | None]:
+    """The output shape of each named submodule (``names``, e.g. ``["layer1", "layer1.0.conv1"]``)
+    or, by default, of each top-level child, in one forward pass of a zero input shaped
+    ``input_size`` (or of the given tensor), in eval mode, without gradients. Shapes are tuples
+    (a tuple of tuples for a module returning several tensors), in the order the modules ran;
+    a module called twice keeps its first call's shape, one never called maps to None. The
+    forward hooks are removed and the training mode restored, whatever happens::
+
+        common.output_shapes(common.get_model("cifar_resnet20"), (1, 3, 32, 32))
+        # {'conv1': (1, 16, 32, 32), 'bn1': (1, 16, 32, 32), ..., 'fc': (1, 10)}
+    """
+    modules = dict(model.named_modules())
+    if names is None:
+        names = [n for n, _ in model.named_children()]
+    unknown = [n for n in names if n not in modules or n == ""]
+    if unknown:
+        import difflib
+        close = difflib.get_close_matches(unknown[0], [n for n in modules if n], n=3)
+        raise ValueError(f"{type(model).__name__} has no submodule {unknown[0]!r}"
+                         + (f"; did you mean {', '.join(map(repr, close))}?" if close else ".")
+                         + " Names are those of model.named_modules(), e.g. 'layer1.0.conv1'.")
+
+    def shape(out):
+        if isinstance(out, torch.Tensor):
+            return tuple(out.shape)
+        if isinstance(out, (tuple, list)):
+            return tuple(shape(o) for o in out)
+        return type(out).__name__
+
+    shapes: dict[str, tuple] = {}
+
+    def record(name):
+        def hook(module, args, out):              # returns None: the output stays as it is
+            shapes.setdefault(name, shape(out))
+        return hook
+
+    handles = [modules[n].register_forward_hook(record(n)) for n in names]
+    was_training = model.training
+    try:
+        model.eval()
+        if isinstance(input_size, torch.Tensor):
+            x = input_size
+        else:
+            p = next(model.parameters(), None)
+            x = torch.zeros(*input_size, device=p.device if p is not None else "cpu")
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {**shapes, **{n: None for n in names if n not in shapes}}
 
 
 def _fmt(v) -> str:
@@ -119,29 +175,66 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "th
             + ". Module names and shapes must match the reference's exactly.") from err
 
 
+#: The normalisation layers whose parameters and statistics the checks randomise: batch, sync-batch,
+#: instance, group, layer and RMS norm, and any other module that keeps running statistics.
+NORM_LAYERS = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm,
+                                getattr(nn, "RMSNorm", None)) if t is not None)
+# (entry, low, high): scales and variances in [0.5, 1.5], shifts and means in [-0.5, 0.5]. Far
+# enough from the default (1, 0, 0, 1) that a skipped, swapped or misplaced layer changes the
+# output by far more than any tolerance; close enough to 1 that deep nets stay well scaled.
+_NORM_RANGES = (("weight", 0.5, 1.5), ("bias", -0.5, 0.5),
+                ("running_mean", -0.5, 0.5), ("running_var", 0.5, 1.5))
+
+
+def is_norm_layer(module: nn.Module) -> bool:
+    """A normalisation layer: one of ``NORM_LAYERS`` or any module with a ``running_var`` buffer."""
+    return isinstance(module, NORM_LAYERS) or isinstance(getattr(module, "running_var", None),
+                                                         torch.Tensor)
+
+
+def random_norm_state(module: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random values for a normalisation layer's affine parameters and running statistics (those
+    it has: ``weight``, ``bias``, ``running_mean``, ``running_var``), keyed by their local names.
+    The one place the checks draw them, so that ``random_reference`` and
+    ``check_against_reference`` agree."""
+    out = {}
+    for name, low, high in _NORM_RANGES:
+        t = getattr(module, name, None)
+        if isinstance(t, torch.Tensor):
+            out[name] = torch.empty(t.shape).uniform_(low, high, generator=generator)
+    return out
+
+
 @torch.no_grad()
 def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Module:
     """``build()`` (for example ``torchvision.models.vgg16``) with random weights, made fast: the
     model is constructed on the meta device (no default initialisation, which dominates the time
     of building a big model), then every weight gets fan-in scaled uniform values and every
-    batch norm a scale and running variance near 1 and a random mean, so that a strict load
-    followed by equal outputs exercises every entry. ``reuse``: a dict shared between calls;
-    entries of the same name and shape are drawn once and shared (VGG's 124M-parameter
-    classifier is the same in all eight torchvision VGGs)."""
+    normalisation layer random affine parameters and running statistics (``random_norm_state``),
+    so that a strict load followed by equal outputs exercises every entry. ``reuse``: a dict
+    shared between calls; entries of the same name and shape are drawn once and shared (VGG's
+    124M-parameter classifier is the same in all eight torchvision VGGs)."""
     with torch.device("meta"):
         ref = build()
     g = torch.Generator().manual_seed(seed)
     reuse = {} if reuse is None else reuse
-    state = {}
+    norm = {}                  # state_dict key -> (norm layer's name, its module, the entry)
+    for name, m in ref.named_modules():
+        if is_norm_layer(m):
+            norm.update({f"{name}.{k}" if name else k: (name, m, k) for k, *_ in _NORM_RANGES})
+    drawn, state = {}, {}
     for key, t in ref.state_dict().items():
         if key in reuse and reuse[key].shape == t.shape:
             state[key] = reuse[key]
             continue
-        if t.is_floating_point():
+        if key in norm:
+            name, m, entry = norm[key]
+            if name not in drawn:
+                drawn[name] = random_norm_state(m, g)
+            v = drawn[name][entry]
+        elif t.is_floating_point():
             bound = 1 / math.sqrt(t[0].numel()) if t.ndim > 1 else 0.1
             v = torch.empty(t.shape).uniform_(-bound, bound, generator=g)
-            if t.ndim == 1 and key.endswith(("weight", "running_var")):
-                v += 1.0                                   # batch-norm scale and variance
         else:
             v = torch.zeros(t.shape, dtype=t.dtype)        # num_batches_tracked
         state[key] = reuse[key] = v
@@ -150,22 +243,54 @@ def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Modu
 
 
 @torch.no_grad()
+def randomized_norm_copy(model: nn.Module, seed: int = 0) -> tuple[nn.Module, int]:
+    """A copy of ``model`` whose normalisation layers have random affine parameters and running
+    statistics (``random_norm_state``), and the number of such layers. ``model`` is untouched;
+    the copy shares every other tensor with it (so copying a big model costs nearly nothing)."""
+    norms = [m for m in model.modules() if is_norm_layer(m)]
+    inside = {id(t) for m in norms for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]}
+    memo = {id(t): t for t in [*model.parameters(), *model.buffers()] if id(t) not in inside}
+    copy = deepcopy(model, memo)
+    g = torch.Generator().manual_seed(seed)
+    n = 0
+    for m in copy.modules():
+        if is_norm_layer(m):
+            for name, v in random_norm_state(m, g).items():
+                getattr(m, name).copy_(v)
+            n += 1
+    return copy, n
+
+
+@torch.no_grad()
 def check_against_reference(ours: nn.Module, reference: nn.Module,
                             input_size: Sequence[int] = (2, 3, 224, 224), atol: float = 1e-5,
                             rtol: float = 1e-4, seed: int = 0, verbose: bool = True,
                             label: str | None = None) -> float:
-    """Load ``reference.state_dict()`` into ``ours`` with strict=True, run both in eval mode on the
-    same random input, assert equal outputs (torch.testing.assert_close) and return the largest
-    absolute difference. ``label`` names the pair in the printed line."""
+    """Check that ``ours`` computes what ``reference`` computes, with the reference's weights.
+
+    First, on a copy of ``reference`` (the caller's model is never modified), every
+    normalisation layer (batch, group, layer norm, ...: ``NORM_LAYERS``) gets random affine
+    parameters and running statistics. A default-initialised batch norm (weight 1, bias 0,
+    mean 0, variance 1) is the identity in eval mode, so without this step a batch norm placed
+    after the ReLU, two batch norms swapped, or one never applied would all pass. Then the
+    copy's ``state_dict()`` is loaded into ``ours`` with strict=True, both run in eval mode on
+    the same random input, their outputs must be equal (torch.testing.assert_close with ``atol``
+    and ``rtol``), and the largest absolute difference is returned. ``label`` names the pair in
+    the printed line. ``ours`` keeps the loaded weights and is left in eval mode."""
+    reference, n_norm = randomized_norm_copy(reference, seed)
     load_state_dict_strict(ours, reference.state_dict(), type(reference).__name__)
     ours.eval()
     reference.eval()
+    p = next(ours.parameters(), None)
     x = torch.randn(*input_size, generator=torch.Generator().manual_seed(seed))
+    x = x.to(p.device) if p is not None else x
     a, b = ours(x), reference(x)
     diff = (a - b).abs().max().item()
     torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
     if verbose:
         label = label or f"{type(ours).__name__} == {type(reference).__name__}"
-        print(f"{label}: strict load OK, outputs "
-              f"{tuple(a.shape)} match, max |ours - reference| = {diff:.2e}")
+        norms = (f" (the reference's {n_norm} normalisation layers given random statistics "
+                 "first)" if n_norm else "")
+        print(f"{label}: strict load OK{norms}, outputs {tuple(a.shape)} match, "
+              f"max |ours - reference| = {diff:.2e}")
     return diff

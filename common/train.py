@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 import common
+from common.display import Table
 
 SMOKE_EPOCHS = 2
 #: Quick mode trains on about this many images in all (epochs x training images), at least one
@@ -56,25 +57,6 @@ ADDED_RUN_KEYS = {"quick": False}
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, corrupt, or from another run."""
-
-
-class _Table:
-    """Text in a terminal, a Markdown table in a notebook."""
-
-    def __init__(self, header: tuple, rows: list[tuple]):
-        self.header, self.rows = header, rows
-
-    def __repr__(self) -> str:
-        cols = list(zip(self.header, *self.rows))
-        widths = [max(len(str(v)) for v in col) for col in cols]
-        return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths))
-                         for r in [self.header, *self.rows])
-
-    def _repr_markdown_(self) -> str:
-        esc = [tuple(str(v).replace("|", "\\|") for v in r) for r in [self.header, *self.rows]]
-        return "\n".join(["| " + " | ".join(esc[0]) + " |",
-                          "|" + "---|" * len(self.header),
-                          *("| " + " | ".join(r) + " |" for r in esc[1:])])
 
 
 @dataclass(frozen=True)
@@ -198,13 +180,13 @@ class Recipe:
             return self.schedule == "exponential"
         return True
 
-    def table(self) -> _Table:
+    def table(self) -> Table:
         """Each hyperparameter, its value and where it comes from (options that do not apply to
         this recipe's optimizer or schedule are left out)."""
         rows = [(f.name, getattr(self, f.name), self.sources.get(f.name, ""))
                 for f in dataclasses.fields(self)
                 if f.name != "sources" and self._relevant(f.name)]
-        return _Table(("hyperparameter", "value", "source"), rows)
+        return Table(rows, header=("hyperparameter", "value", "source"))
 
 
 class RMSpropTF(torch.optim.Optimizer):

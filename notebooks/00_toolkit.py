@@ -177,13 +177,13 @@ print("batched augmentation == torchvision crop + flip, image by image, for 64 i
 
 # %%
 #@save baseline
-"""A small baseline CNN for CIFAR-10, built in notebooks/00_toolkit.ipynb."""
 import torch
 from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
-
+# %%
+#@save baseline
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """3x3 convolution (no bias: the batch norm that follows has one), batch norm, ReLU."""
     return nn.Sequential(

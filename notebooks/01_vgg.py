@@ -198,14 +198,6 @@ plt.show()
 
 # %%
 #@save vgg
-"""VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
-Recognition", ICLR 2015, arXiv:1409.1556).
-
-Table 1 as data (configurations A, A-LRN, B, C, D, E), a builder, the ImageNet model with
-torchvision's module names (so its state_dict loads with strict=True), dense evaluation
-(section 3.2: fully connected layers as convolutions), the CIFAR-10 adaptation, and the
-initialisations of section 3.1.
-"""
 from typing import Sequence, Union
 
 import torch
@@ -213,14 +205,8 @@ from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
-__all__ = [
-    "TABLE_1", "parse_conv", "scale_config", "conv_layer", "lrn_layer", "stage", "make_features",
-    "init_weights_", "VGG", "CifarVGG", "init_from_net_a", "FullyConvolutionalVGG",
-    "vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c",
-    "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn",
-]
-
+# %%
+#@save vgg
 # Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
 TABLE_1 = {
     "A":     [["conv3-64"],
@@ -1373,6 +1359,77 @@ del small, fc6, dense_ok, dense_bad
 # 7. **Where the parameters are.** Replace the ImageNet classifier by global average pooling and
 #    one `Linear(512, 1000)` (as the CIFAR net does). How many parameters are left of VGG-16's
 #    138M, and how many multiply-adds?
+
+# %% [markdown]
+# ### Write it yourself
+#
+# Two pieces of this notebook, written by you from the paper and checked at once by
+# `common.exercises.check`. It builds yours and ours for several rows and columns of Table 1
+# (with and without batch norm, a 1×1 conv, LRN) and compares, stopping at the first
+# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with
+# our weights copied into yours and random batch-norm statistics (a default batch norm is the
+# identity in eval mode and would hide a misplaced one). When something differs it says what,
+# in which case, and the likely cause; it names the bug when yours behaves exactly like a
+# classic one. Until you fill in a skeleton, its check cell only says "not done yet". Try
+# before you reread section 3.
+#
+# **8. A stage from a row of Table 1** (sec. 2.1). Write `my_vgg_stage(in_channels, row,
+# batch_norm=False)`, returning an `nn.Module` for one stage such as `["conv3-256", "conv3-256",
+# "conv1-256"]`: each `conv<k>-<c>` a k×k convolution to c channels, stride 1, with the padding
+# that keeps the resolution, followed by a ReLU (with `batch_norm=True`: conv, batch norm,
+# ReLU, as torchvision's `vgg*_bn`); then the stage's max-pool.
+
+# %%
+from common.exercises import check
+
+
+def my_vgg_stage(in_channels, row, batch_norm=False):
+    # Sec. 2.1: the padding is such that the "spatial resolution is preserved" (which padding
+    # for a 3x3 conv, which for a 1x1?); every hidden layer has a ReLU; max-pooling "over a
+    # 2×2 pixel window, with stride 2". Each conv takes the channels of the one before it.
+    raise NotImplementedError("write my_vgg_stage")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - `"conv3-256".removeprefix("conv").split("-")` gives the kernel size and the channels.
+# - Padding `k // 2` keeps the size of a k×k convolution at stride 1: 1 for 3×3, 0 for 1×1.
+# - One pool per stage, at its end; `nn.Sequential(*layers)` turns the list into a module.
+# </details>
+
+# %%
+check("vgg.stage", my_vgg_stage)
+
+# %% [markdown]
+# **9. The convolutional part from a column of Table 1** (Table 1; sec. 2.1). Write
+# `my_vgg_features(config, batch_norm=False)` for a column given as a list of stages, such as
+# `TABLE_1["A-LRN"]`: the stages one after the other, starting from 3 (RGB) channels, as ONE
+# flat `nn.Sequential`, so that its indices are torchvision's (`features.0` is the first conv)
+# and torchvision's weights load into it. An `"LRN"` entry is AlexNet's local response
+# normalisation: "the parameters for the LRN layer are those of (Krizhevsky et al., 2012)"
+# (sec. 2.1), k = 2, n = 5, α = 10⁻⁴, β = 0.75 (AlexNet, sec. 3.3), after the ReLU of the conv
+# before it.
+
+# %%
+def my_vgg_features(config, batch_norm=False):
+    # Reuse your stage: every stage starts from the channels the previous one ended with.
+    # One flat list of layers, not a Sequential of Sequentials (torchvision's indices).
+    # LRN: compare AlexNet's formula (a SUM over n channels) with nn.LocalResponseNorm's docs.
+    raise NotImplementedError("write my_vgg_features")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - PyTorch's `nn.LocalResponseNorm` divides α by n (it averages the squares), while AlexNet
+#   sums them: pass `alpha=n * 1e-4` to get AlexNet's layer; `k` defaults to 1, not 2.
+# - LRN only matters for large activations: the checker feeds the A-LRN column inputs as large
+#   as the paper's mean-subtracted pixel values.
+# </details>
+
+# %%
+check("vgg.features", my_vgg_features)
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "

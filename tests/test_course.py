@@ -1,5 +1,7 @@
 """The course as a whole: notebooks paired with their .py, saved code equal to the notebook cells,
 the template every notebook follows, and the files the README promises."""
+import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -57,16 +59,133 @@ def test_every_saved_file_has_a_notebook():
             assert f in rendered, f"{f.name} is not saved from any notebook"
 
 
+def _notebook(folder, cells, name="99_demo.ipynb"):
+    """A minimal .ipynb of (cell_type, source) pairs; returns its path."""
+    nb = {"cells": [{"cell_type": t, "source": src, "metadata": {}} for t, src in cells],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = folder / name
+    path.write_text(json.dumps(nb))
+    return path
+
+
+TITLE = ("# 99 · Demo: A Paper\n\nA. Author, B. Author. *A Paper About\nDemos.* 2024. "
+         "[arXiv:2401.00001](https://arxiv.org/abs/2401.00001)\n\n[![Open In Colab](badge)](link)"
+         "\n\nSee also [arXiv:9999.99999](https://arxiv.org/abs/9999.99999).")
+
+
 def test_save_marker_collects_cells_in_order(tmp_path):
-    nb = {"cells": [
-        {"cell_type": "code", "source": "#@save demo\nA = 1\n"},
-        {"cell_type": "code", "source": "B = 2\n"},
-        {"cell_type": "markdown", "source": "#@save demo\nnot code"},
-        {"cell_type": "code", "source": ["#@save demo\n", "C = A + 1\n"]},
-    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    (tmp_path / "99_demo.ipynb").write_text(json.dumps(nb))
+    _notebook(tmp_path, [
+        ("markdown", TITLE),
+        ("code", "#@save demo\nimport math\n"),
+        ("code", "#@save demo\nA = 1\n"),
+        ("code", "B = 2\n"),
+        ("markdown", "#@save demo\nnot code"),
+        ("code", ["#@save demo\n", "C = A + 1\n"]),
+    ])
     text = save.render_all(tmp_path)[save.MODELS / "demo.py"]
-    assert text.endswith("A = 1\n\n\nC = A + 1\n") and "99_demo.ipynb" in text
+    assert text.index("import math") < text.index("A = 1") < text.index("C = A + 1")
+    assert "B = 2" not in text and "not code" not in text
+    assert text.startswith("# Generated from notebooks/99_demo.ipynb by `python -m common.save`: "
+                           "do not edit here.")
+
+
+def _module(text):
+    """Run a generated file's text as a module; its namespace."""
+    namespace = {}
+    exec(compile(text, "generated", "exec"), namespace)
+    return namespace
+
+
+def test_generated_docstring_all_and_provenance(tmp_path):
+    nb = _notebook(tmp_path, [
+        ("markdown", TITLE),
+        ("markdown", "## 1 · Reading"),
+        ("code", "#@save demo\nimport math\nfrom typing import Sequence as _Seq\n"),
+        ("markdown", "## 2 · Build it: in parts\n\nText.\n\n### The first part: a function"),
+        ("code", "#@save demo\n# A comment that stays with f.\ndef f(x):\n    return math.sqrt(x)"
+                 "\n\n\n_private = 1\nLIMIT, WIDTH = 3, 4\n"),
+        ("markdown", "```\n## not a heading: fenced\n```"),
+        ("code", "f(4)\n"),
+        ("markdown", "## 3 · More"),
+        ("code", "#@save demo\nclass Thing:\n    pass\n\n\n@staticmethod\ndef g():\n"
+                 "    pass\n\n\nLIMIT = 5\n"),
+    ])
+    text = save.render_all(tmp_path)[save.MODELS / "demo.py"]
+    ns = _module(text)
+    assert ns["__doc__"].startswith("99 · Demo: A Paper\n\n")
+    assert " ".join(ns["__doc__"].split()[5:]).startswith(
+        "A. Author, B. Author. A Paper About Demos. 2024. arXiv:2401.00001 "
+        "(https://arxiv.org/abs/2401.00001)")
+    assert "9999.99999" not in ns["__doc__"]                     # only the first arXiv paragraph
+    assert ns["__all__"] == ["f", "LIMIT", "WIDTH", "Thing", "g"]
+    imported = {"math"}
+    public = {n for n in ns if not n.startswith("_") and n not in imported}
+    assert set(ns["__all__"]) == public
+    lines = text.splitlines()
+    where = "# Defined in notebooks/99_demo.ipynb, section "
+    above = {lines[i + 1].split("(")[0].split(" =")[0]: line[len(where):]
+             for i, line in enumerate(lines) if line.startswith(where)}
+    assert above == {
+        "# A comment that stays with f.": "2 › The first part",     # the ### under the ##
+        "_private": "2 › The first part",
+        "LIMIT, WIDTH": "2 › The first part",
+        "class Thing:": "3 · More",                             # a new ## resets the ###
+        "@staticmethod": "3 · More",                            # above the decorator
+        "LIMIT": "3 · More",
+    }
+    assert text.index("__all__") < text.index(where)            # after the imports
+    raw = json.loads(nb.read_text())
+    raw["cells"][0]["source"] = TITLE.replace("99 · Demo: A Paper", "99 · Demo: Another Title")
+    nb.write_text(json.dumps(raw))
+    doc = _module(save.render_all(tmp_path)[save.MODELS / "demo.py"])["__doc__"]
+    assert doc.startswith("99 · Demo: Another Title\n") and doc != ns["__doc__"]
+
+
+@pytest.mark.parametrize("first, message", [
+    ('"""A docstring."""\nimport math', "module docstring"),
+    ("import math\n__all__ = ['f']", "__all__"),
+    ("import math\nX = 1", "code other than imports \\(line 2"),
+])
+def test_the_first_saved_cell_holds_only_imports(tmp_path, first, message):
+    _notebook(tmp_path, [("markdown", TITLE), ("code", "#@save demo\n" + first)])
+    with pytest.raises(ValueError, match=r"99_demo.ipynb, #@save demo: the first #@save cell "
+                                         r"holds only the imports.*" + message):
+        save.render_all(tmp_path)
+
+
+def test_a_later_cell_may_not_write_its_own_all(tmp_path):
+    _notebook(tmp_path, [("markdown", TITLE), ("code", "#@save demo\nimport math"),
+                         ("code", "#@save demo\n__all__ = ['x']\nx = 1")])
+    with pytest.raises(ValueError, match="remove __all__"):
+        save.render_all(tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted(save.render_all()), ids=lambda p: p.name)
+def test_saved_files_export_exactly_their_public_names(path):
+    module = importlib.import_module(f"common.models.{path.stem}")
+    tree = ast.parse(path.read_text())
+    imported = {(a.asname or a.name).split(".")[0] for node in tree.body
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    public = {n for n in vars(module) if not n.startswith("_")} - imported
+    assert len(module.__all__) == len(set(module.__all__)) and set(module.__all__) == public
+    notebook = jupytext.read(ROOT / "notebooks" / path.read_text().split("notebooks/")[1].split()[0])
+    headings = [line.lstrip("#").strip() for c in nb_cells(notebook, "markdown")
+                for line in c.splitlines() if line.startswith("## ")]
+    subheadings = [line[4:] for c in nb_cells(notebook, "markdown") for line in c.splitlines()
+                   if line.startswith("### ")]
+    for line in path.read_text().splitlines():
+        if line.startswith("# Defined in notebooks/"):
+            section = line.split(", section ", 1)[1]
+            number, sep, sub = section.partition(" › ")
+            if sep:
+                assert any(h.startswith(number + " · ") for h in headings), line
+                assert any(s.startswith(sub) for s in subheadings), line
+            else:
+                assert any(h.startswith(section) for h in headings), line
+
+
+def nb_cells(notebook, kind):
+    return [c.source for c in notebook.cells if c.cell_type == kind]
 
 
 def test_readme_test_command_is_what_ci_runs():

@@ -1,10 +1,15 @@
 """common.inspection and the model registry."""
+import re
+
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 import common
 from common.inspection import load_state_dict_strict
+from common.models.registry import _MODELS, accepted_keywords
+from common.models import resnet as R
 
 
 def test_count_macs_of_a_convolution_and_a_linear_layer():
@@ -104,3 +109,162 @@ def test_random_reference_draws_every_entry_and_shares_what_it_may():
     assert b.state_dict()["fc.weight"].shape == (10, 96)                           # drawn anew
     c = common.random_reference(lambda: common.get_model("cifar_baseline"), seed=1)
     assert not torch.equal(c.state_dict()["fc.weight"], state["fc.weight"])
+
+
+# --- check_against_reference cannot pass a batch-norm placement bug (issue 18) -------------------
+# A learner's BasicBlock written from the paper, right and with the three usual batch-norm bugs.
+# Each overrides forward only, so the module names (and the strict load) are those of the course.
+
+def _shortcut(block, x):
+    return x if block.downsample is None else block.downsample(x)
+
+
+class RightBlock(R.BasicBlock):
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + _shortcut(self, x))
+
+
+class BNAfterReLU(R.BasicBlock):
+    def forward(self, x):
+        out = self.bn1(self.relu(self.conv1(x)))                 # the bug: BN after the ReLU
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + _shortcut(self, x))
+
+
+class SwappedBNs(R.BasicBlock):
+    def forward(self, x):
+        out = self.relu(self.bn2(self.conv1(x)))                 # the bug: bn2 where bn1 belongs
+        out = self.bn1(self.conv2(out))
+        return self.relu(out + _shortcut(self, x))
+
+
+class SkippedBN2(R.BasicBlock):
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(out)                                    # the bug: bn2 never applied
+        return self.relu(out + _shortcut(self, x))
+
+
+BUGS = [BNAfterReLU, SwappedBNs, SkippedBN2]
+
+
+def _plain_load_agrees(ours, reference, size):
+    """What the check did before: load the reference as it is and compare outputs."""
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(*size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.allclose(ours.eval()(x), reference.eval()(x), atol=1e-5, rtol=1e-4)
+
+
+def _block_pair(cls):
+    torch.manual_seed(0)
+    return cls(64, 64), torchvision.models.resnet.BasicBlock(64, 64)   # default initialisation
+
+
+def _resnet18_pair(cls):
+    torch.manual_seed(0)
+    return R.ResNet(cls, [2, 2, 2, 2]), torchvision.models.resnet18()  # default initialisation
+
+
+BLOCK_INPUT, NET_INPUT = (2, 64, 8, 8), (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("pair, size", [(_block_pair, BLOCK_INPUT), (_resnet18_pair, NET_INPUT)],
+                         ids=["block", "resnet18"])
+@pytest.mark.parametrize("bug", BUGS, ids=lambda c: c.__name__)
+def test_batch_norm_bugs_are_caught_against_a_default_initialised_reference(bug, pair, size):
+    ours, reference = pair(bug)
+    assert _plain_load_agrees(ours, reference, size), "without random statistics, the bug hides"
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    reference.train()
+    with pytest.raises(AssertionError):
+        common.check_against_reference(ours, reference, size, verbose=False)
+    after = reference.state_dict()                               # the caller's model is untouched
+    assert reference.training and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("pair, size", [(_block_pair, BLOCK_INPUT), (_resnet18_pair, NET_INPUT)],
+                         ids=["block", "resnet18"])
+def test_a_right_block_passes_against_a_default_initialised_reference(pair, size, capsys):
+    ours, reference = pair(RightBlock)
+    n_norm = sum(isinstance(m, nn.BatchNorm2d) for m in reference.modules())
+    assert common.check_against_reference(ours, reference, size, label="ours") <= 1e-5
+    assert capsys.readouterr().out.startswith(
+        f"ours: strict load OK (the reference's {n_norm} normalisation layers given random "
+        "statistics first)")
+
+
+class ConvNorm(nn.Module):
+    def __init__(self, norm, skip=False):
+        super().__init__()
+        self.conv, self.norm, self.skip = nn.Conv2d(3, 4, 3, padding=1), norm, skip
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x if self.skip else self.norm(x)           # skip: the layer is never applied
+
+
+@pytest.mark.parametrize("norm", [
+    lambda: nn.BatchNorm2d(4), lambda: nn.SyncBatchNorm(4), lambda: nn.GroupNorm(2, 4),
+    lambda: nn.LayerNorm([4, 4, 4]), lambda: nn.InstanceNorm2d(4, affine=True),
+    lambda: nn.RMSNorm([4, 4, 4])],
+    ids=["batch", "syncbatch", "group", "layer", "instance", "rms"])
+def test_every_normalisation_layer_gets_random_parameters_and_statistics(norm):
+    from common.inspection import randomized_norm_copy
+    model = ConvNorm(norm())
+    copy, n = randomized_norm_copy(model, seed=1)
+    assert n == 1 and copy.conv.weight is model.conv.weight      # other tensors are shared
+    old, new = model.norm.state_dict(), copy.norm.state_dict()
+    changed = [k for k in old if not torch.equal(old[k], new[k])]
+    assert changed == [k for k in old if k != "num_batches_tracked"] and changed
+    with pytest.raises(AssertionError):                           # a skipped layer is caught
+        common.check_against_reference(ConvNorm(norm(), skip=True), model, (2, 3, 4, 4),
+                                       verbose=False)
+
+
+def test_random_reference_and_the_check_draw_norm_statistics_in_one_place():
+    from common.inspection import random_norm_state, randomized_norm_copy
+    want = random_norm_state(nn.BatchNorm2d(4), torch.Generator().manual_seed(3))
+    built = common.random_reference(lambda: nn.BatchNorm2d(4), seed=3).state_dict()
+    copied = randomized_norm_copy(nn.BatchNorm2d(4), seed=3)[0].state_dict()
+    assert set(want) == {"weight", "bias", "running_mean", "running_var"}
+    for k, v in want.items():
+        assert torch.equal(built[k], v) and torch.equal(copied[k], v), k
+
+
+# --- get_model: clear errors for bad keywords (issue 7) -----------------------------------------
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10", None])
+def test_get_model_refuses_a_class_count_that_is_not_a_positive_integer(bad):
+    with pytest.raises(ValueError, match=r"num_classes must be a positive whole number.*"
+                                         r"data\.num_classes.*got " + re.escape(repr(bad))):
+        common.get_model("cifar_resnet20", num_classes=bad)
+
+
+def test_a_keyword_the_model_sets_itself_is_named_with_what_it_takes():
+    with pytest.raises(TypeError, match=r"does not take 'depth': cifar_resnet20 sets it itself"
+                                        r".*cifar_resnet20 takes: .*num_classes.*shortcut"):
+        common.get_model("cifar_resnet20", depth=3)
+
+
+@pytest.mark.parametrize("name, typo, hint", [
+    ("cifar_resnet20", "widht", "cifar_resnet20 sets 'widths' itself"),
+    ("cifar_resnet20", "num_clases", "Did you mean 'num_classes'"),
+    ("cifar_baseline", "widht", "Did you mean 'widths'"),
+    ("vgg16", "dropuot", "Did you mean 'dropout'"),
+])
+def test_a_misspelt_keyword_gets_close_matches_and_the_accepted_list(name, typo, hint):
+    with pytest.raises(TypeError, match=rf"does not take the keyword '{typo}'\. .*"
+                                        + re.escape(hint) + rf".*{name} takes: "):
+        common.get_model(name, **{typo: 3})
+
+
+@pytest.mark.parametrize("name", sorted(_MODELS))
+def test_every_model_lists_its_keywords_and_refuses_those_it_sets(name):
+    accepted, fixed = accepted_keywords(_MODELS[name])      # the chain of **kwargs can be read
+    assert "num_classes" in accepted and not accepted & fixed
+    for key in fixed:
+        with torch.device("meta"), pytest.raises(TypeError, match=f"take {key!r}: .* sets it itself"):
+            common.get_model(name, **{key: None})

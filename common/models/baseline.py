@@ -1,13 +1,22 @@
 # Generated from notebooks/00_toolkit.ipynb by `python -m common.save`: do not edit here.
 # Edit the notebook's `#@save baseline` cells instead, then run `python -m common.save`.
 
-"""A small baseline CNN for CIFAR-10, built in notebooks/00_toolkit.ipynb."""
+"""00 · The shared toolkit
+
+The `#@save baseline` cells of notebooks/00_toolkit.ipynb, in order; the comment above each item
+names the section of the notebook that explains it.
+"""
 import torch
 from torch import nn
 
 from common.models.registry import check_image_batch, register_model
 
+__all__ = [
+    "conv_bn_relu", "BaselineCNN", "cifar_baseline",
+]
 
+
+# Defined in notebooks/00_toolkit.ipynb, section 2 · A model, block by block
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """3x3 convolution (no bias: the batch norm that follows has one), batch norm, ReLU."""
     return nn.Sequential(
@@ -17,6 +26,7 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+# Defined in notebooks/00_toolkit.ipynb, section 2 · A model, block by block
 class BaselineCNN(nn.Module):
     """Stages of ``convs_per_stage`` conv-BN-ReLU layers; each stage but the last ends in a 2x2
     max-pool; then global average pooling and a linear classifier."""
@@ -40,6 +50,7 @@ class BaselineCNN(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+# Defined in notebooks/00_toolkit.ipynb, section 2 · A model, block by block
 @register_model("cifar_baseline")
 def cifar_baseline(num_classes: int = 10, **kwargs) -> BaselineCNN:
     """The course's baseline CNN for 32x32 images (about 0.29M parameters)."""

@@ -1,13 +1,13 @@
 # Generated from notebooks/01_vgg.ipynb by `python -m common.save`: do not edit here.
 # Edit the notebook's `#@save vgg` cells instead, then run `python -m common.save`.
 
-"""VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
-Recognition", ICLR 2015, arXiv:1409.1556).
+"""01 · VGG: Very Deep Convolutional Networks for Large-Scale Image Recognition
 
-Table 1 as data (configurations A, A-LRN, B, C, D, E), a builder, the ImageNet model with
-torchvision's module names (so its state_dict loads with strict=True), dense evaluation
-(section 3.2: fully connected layers as convolutions), the CIFAR-10 adaptation, and the
-initialisations of section 3.1.
+Karen Simonyan, Andrew Zisserman. Very Deep Convolutional Networks for Large-Scale Image
+Recognition. ICLR 2015. arXiv:1409.1556 (https://arxiv.org/abs/1409.1556) (we read v6).
+
+The `#@save vgg` cells of notebooks/01_vgg.ipynb, in order; the comment above each item names the
+section of the notebook that explains it.
 """
 from typing import Sequence, Union
 
@@ -17,13 +17,15 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "TABLE_1", "parse_conv", "scale_config", "conv_layer", "lrn_layer", "stage", "make_features",
-    "init_weights_", "VGG", "CifarVGG", "init_from_net_a", "FullyConvolutionalVGG",
-    "vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c",
-    "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn",
+    "TABLE_1", "Config", "parse_conv", "scale_config", "conv_layer", "LRN_K", "LRN_N", "LRN_ALPHA",
+    "LRN_BETA", "lrn_layer", "stage", "make_features", "INITS", "init_weights_", "VGG", "vgg11",
+    "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c", "vgg16_c_bn", "vgg16",
+    "vgg16_bn", "vgg19", "vgg19_bn", "CifarVGG", "cifar_vgg11_bn", "cifar_vgg13_bn",
+    "cifar_vgg16_bn", "cifar_vgg19_bn", "init_from_net_a", "FullyConvolutionalVGG",
 ]
 
+
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 # Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
 TABLE_1 = {
     "A":     [["conv3-64"],
@@ -57,9 +59,11 @@ TABLE_1 = {
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"],
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"]],
 }
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 Config = Union[str, Sequence[Sequence[str]]]
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 def parse_conv(spec: str) -> tuple:
     """'conv3-64' -> (3, 64): Table 1's "conv<receptive field size>-<number of channels>"."""
     try:
@@ -70,6 +74,7 @@ def parse_conv(spec: str) -> tuple:
                          "'conv1-256' or 'LRN'.") from None
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 def _stages(config: Config) -> list:
     if isinstance(config, str):
         if config not in TABLE_1:
@@ -79,6 +84,7 @@ def _stages(config: Config) -> list:
     return [list(s) for s in config]
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 def scale_config(config: Config, width: float = 1.0) -> list:
     """A configuration with every conv's channels multiplied by ``width`` (at least 1 channel):
     a narrower VGG of the same depth, for quick experiments."""
@@ -95,6 +101,7 @@ def scale_config(config: Config, width: float = 1.0) -> list:
     return out
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The conv layer
 def conv_layer(in_channels: int, spec: str, batch_norm: bool = False) -> tuple:
     """Layers for one "convK-C" entry of Table 1: [conv, (BN,) ReLU], and the new channel count."""
     kernel, out_channels = parse_conv(spec)
@@ -105,15 +112,18 @@ def conv_layer(in_channels: int, spec: str, batch_norm: bool = False) -> tuple:
     return [conv, nn.ReLU(inplace=True)], out_channels      # "all hidden layers ... ReLU" (sec. 2.1)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The LRN layer of A-LRN
 LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75     # AlexNet sec. 3.3, via VGG sec. 2.1
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The LRN layer of A-LRN
 def lrn_layer() -> nn.LocalResponseNorm:
     """AlexNet's LRN. nn.LocalResponseNorm uses alpha / n (a mean of squares, not a sum), so
     AlexNet's alpha is passed as n * alpha."""
     return nn.LocalResponseNorm(size=LRN_N, alpha=LRN_N * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › A stage
 def stage(in_channels: int, specs: Sequence[str], batch_norm: bool = False) -> tuple:
     """Layers of one stage of Table 1 (convs, an LRN where listed, then max-pool 2x2 / 2), and
     the channel count at its end."""
@@ -128,6 +138,7 @@ def stage(in_channels: int, specs: Sequence[str], batch_norm: bool = False) -> t
     return layers, in_channels
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The builder
 def make_features(config: Config, batch_norm: bool = False, in_channels: int = 3) -> nn.Sequential:
     """The convolutional part of a VGG: the stages of a Table 1 column (a name such as "D", or a
     list of stages), flattened into one nn.Sequential with torchvision's indices."""
@@ -138,9 +149,11 @@ def make_features(config: Config, batch_norm: bool = False, in_channels: int = 3
     return nn.Sequential(*layers)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Initialisation
 INITS = ("kaiming", "glorot", "normal")
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Initialisation
 def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) -> nn.Module:
     """Initialise a VGG in place. "kaiming": torchvision's (He init, fan-out, for convs; N(0, 0.01)
     for linear layers); "glorot": Glorot & Bengio 2010 (sec. 3.1, the note after submission);
@@ -166,6 +179,7 @@ def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) 
     return model
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 class VGG(nn.Module):
     """A VGG of Table 1: ``features`` (the conv stages), ``avgpool`` (torchvision's adaptive 7x7
     pool: the identity at 224x224) and ``classifier`` (FC-4096, FC-4096, FC-num_classes with ReLU
@@ -197,76 +211,90 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 def _vgg(name: str, config: str, batch_norm: bool, **kwargs) -> VGG:
     return VGG(config, batch_norm=batch_norm, name=name, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11")
 def vgg11(**kwargs) -> VGG:
     """Configuration A (11 weight layers)."""
     return _vgg("vgg11", "A", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_bn")
 def vgg11_bn(**kwargs) -> VGG:
     return _vgg("vgg11_bn", "A", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_lrn")
 def vgg11_lrn(**kwargs) -> VGG:
     """Configuration A-LRN: A with AlexNet's LRN after the first conv layer."""
     return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_lrn_bn")
 def vgg11_lrn_bn(**kwargs) -> VGG:
     return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg13")
 def vgg13(**kwargs) -> VGG:
     """Configuration B (13 weight layers)."""
     return _vgg("vgg13", "B", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg13_bn")
 def vgg13_bn(**kwargs) -> VGG:
     return _vgg("vgg13_bn", "B", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_c")
 def vgg16_c(**kwargs) -> VGG:
     """Configuration C (16 weight layers, three of them 1x1 convs)."""
     return _vgg("vgg16_c", "C", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_c_bn")
 def vgg16_c_bn(**kwargs) -> VGG:
     return _vgg("vgg16_c_bn", "C", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16")
 def vgg16(**kwargs) -> VGG:
     """Configuration D (16 weight layers): "VGG-16"."""
     return _vgg("vgg16", "D", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_bn")
 def vgg16_bn(**kwargs) -> VGG:
     return _vgg("vgg16_bn", "D", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg19")
 def vgg19(**kwargs) -> VGG:
     """Configuration E (19 weight layers): "VGG-19"."""
     return _vgg("vgg19", "E", False, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg19_bn")
 def vgg19_bn(**kwargs) -> VGG:
     return _vgg("vgg19_bn", "E", True, **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 class CifarVGG(nn.Module):
     """VGG for 32x32 images: the conv stages of a Table 1 column (BN by default), global average
     pooling and one linear layer. ``width`` multiplies every conv's channels."""
@@ -289,26 +317,31 @@ class CifarVGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg11_bn")
 def cifar_vgg11_bn(**kwargs) -> CifarVGG:
     return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg13_bn")
 def cifar_vgg13_bn(**kwargs) -> CifarVGG:
     return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg16_bn")
 def cifar_vgg16_bn(**kwargs) -> CifarVGG:
     return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg19_bn")
 def cifar_vgg19_bn(**kwargs) -> CifarVGG:
     return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Pre-initialisation from net A (section 3.1)
 def _convs_by_stage(features: nn.Sequential) -> list:
     stages, current = [], []
     for m in features:
@@ -320,6 +353,7 @@ def _convs_by_stage(features: nn.Sequential) -> list:
     return stages
 
 
+# Defined in notebooks/01_vgg.ipynb, section 3 › Pre-initialisation from net A (section 3.1)
 @torch.no_grad()
 def init_from_net_a(deep: nn.Module, net_a: nn.Module, n_convs: int = 4) -> nn.Module:
     """Section 3.1: copy the first ``n_convs`` conv layers of a (trained) net A into the same rows
@@ -347,6 +381,7 @@ def init_from_net_a(deep: nn.Module, net_a: nn.Module, n_convs: int = 4) -> nn.M
     return deep
 
 
+# Defined in notebooks/01_vgg.ipynb, section 6 · Dense evaluation
 class FullyConvolutionalVGG(nn.Module):
     """A trained ``VGG`` for dense evaluation (sec. 3.2): the same ``features``, then the three FC
     layers as convolutions (fc6: 7x7, fc7 and fc8: 1x1). ``forward`` returns the class score map

@@ -1,0 +1,980 @@
+"""Write-it-yourself exercises, and a checker that names the bug.
+
+**For the learner.** Write a block of the paper in the notebook's skeleton cell, then::
+
+    from common.exercises import check
+    check("resnet.BasicBlock", MyBasicBlock)     # your class, or a function that builds the block
+
+``check`` builds your block and the course's reference block for several cases (stride 1 and 2,
+equal and changing channels, the first block of a stage...) and compares them in this order,
+stopping at the first difference:
+
+1. your block builds and runs;
+2. the output shape;
+3. the parameters, layer by layer;
+4. the outputs, with the reference's weights copied into your block: by name when your names
+   are the reference's, otherwise by position (each parameter and buffer in order of use, with
+   equal shapes; the report says so). Compared in eval mode with *random* batch-norm statistics
+   and affine parameters (at their default values a batch norm is the identity in eval mode and
+   hides a misplaced one), then in train mode when the block has batch norm.
+
+A difference raises ``AssertionError`` with a diagnosis in words: the case, what differs, and the
+likely cause. When your block behaves exactly like one of the exercise's *known bugs* (the
+reference with one classic mistake), the report names that bug. A skeleton that still raises
+``NotImplementedError`` is reported as "not done yet", without an error. ``list_exercises()``
+lists the exercises; ``diagnose(name, candidate)`` returns the report instead of raising.
+
+**For the author of a paper's exercises.** One file per paper, ``common/exercises/<paper>.py``
+(imported automatically), registers each exercise with ``@exercise`` on a *reference factory*:
+a function with exactly the signature the learner's class gets, that builds the block from the
+course's saved code. Every name starts with the file's name. A complete example::
+
+    from common.exercises import Case, Mutant, exercise
+    from common.models import resnet
+
+    def _relu_before_addition(block, x):                # forward of the reference, one bug in it
+        out = block.relu(block.bn1(block.conv1(x)))
+        out = block.relu(block.bn2(block.conv2(out)))   # the bug: a ReLU before the addition
+        identity = x if block.downsample is None else block.downsample(x)
+        return block.relu(out + identity)
+
+    @exercise(
+        "resnet.BasicBlock",
+        paper="He et al. 2015 (arXiv:1512.03385), Fig. 2; option A: sec. 3.3",
+        cases=[
+            # label, positional arguments of the factory, input shape, tags (for the diagnosis)
+            Case("inside a stage: 16 -> 16, stride 1", (16, 16, 1), (2, 16, 8, 8)),
+            Case("first block of a stage: 16 -> 32, stride 2", (16, 32, 2), (2, 16, 8, 8),
+                 tags=("stride", "channels", "shortcut")),
+        ],
+        mutants=[
+            Mutant("ReLU before the addition",
+                   "The residual branch ends in a ReLU before the addition ...",
+                   forward=_relu_before_addition),       # or build=<factory of the buggy block>
+        ],
+    )
+    def basic_block(in_channels, out_channels, stride=1):
+        return resnet.BasicBlock(in_channels, out_channels, stride,
+                                 resnet.make_shortcut("A", in_channels, out_channels, stride))
+
+Choose cases that expose the usual bugs (stride 1 and 2, equal and changing channels, the first
+block of a stage) and keep them small (a few thousand to a few hundred thousand parameters, 8x8
+inputs): the checker builds every mutant for every case when a learner's block fails. Tags name
+what a case exercises; when exactly the cases with one tag fail, the report says so (known tags:
+see ``TAG_HINTS``; ``hints={tag: text}`` adds or overrides them). Each mutant must be caught, and
+named, when it is itself given to ``check`` (``tests/test_exercises.py`` asserts it for every
+registered mutant, and that every reference passes).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import importlib
+import inspect
+import itertools
+import math
+import pkgutil
+import re
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["check", "diagnose", "list_exercises", "get_exercise", "exercise", "register",
+           "Case", "Mutant", "Exercise", "Report", "TAG_HINTS"]
+
+#: What it means when exactly the cases with a tag fail (an exercise's ``hints`` override these).
+TAG_HINTS = {
+    "stride": "Right at stride 1, wrong at stride 2: the stride is in the wrong convolution (or "
+              "the shortcut subsamples other pixels than the residual branch does).",
+    "channels": "Right where the number of channels stays the same, wrong where it changes: "
+                "look at how your block (its shortcut in particular) changes the channels.",
+    "shortcut": "Right where the shortcut is the identity, wrong where the shortcut has to change "
+                "the shape: look at your shortcut (the projection, or the subsampling and zero "
+                "padding).",
+    "batch_norm": "Right without batch norm, wrong with it: check the order (conv, then batch "
+                  "norm, then ReLU) and that each batch norm follows its own conv.",
+}
+
+ATOL, RTOL = 1e-5, 1e-4          # outputs count as equal within these (torch.allclose)
+_MAX_MAPPINGS = 8                # ways of copying the weights tried per case
+_SEED = 0
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+
+
+# --------------------------------------------------------------------------- the registration API
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration to check. ``args``/``kwargs``: the arguments of the factory (and of the
+    learner's class); ``input_shape``: the batch fed to the block (random normal values times
+    ``scale``); ``tags``: what the case exercises ("stride", "channels", "shortcut",
+    "batch_norm", or the exercise's own), used to say which kind of case fails."""
+
+    label: str
+    args: tuple
+    input_shape: tuple
+    kwargs: Mapping = field(default_factory=dict)
+    tags: tuple = ()
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A known bug: the reference with one classic mistake, and the diagnosis a learner reads
+    when their block behaves exactly like it. Give either ``build`` (a factory with the
+    reference's signature that returns the buggy block) or ``forward`` (a function
+    ``(block, x) -> y`` used as the forward of the reference block: the bug is in the forward)."""
+
+    title: str
+    diagnosis: str
+    build: Optional[Callable[..., nn.Module]] = None
+    forward: Optional[Callable[[nn.Module, torch.Tensor], torch.Tensor]] = None
+
+    def __post_init__(self):
+        if (self.build is None) == (self.forward is None):
+            raise ValueError(f"Mutant {self.title!r}: give exactly one of build= or forward=.")
+
+
+@dataclass
+class Exercise:
+    """A registered exercise; see the module docstring. A block takes one tensor and returns
+    one. ``train_mode``: also compare in train mode (None: when the reference has batch norm;
+    give False for a block that is random in training, such as dropout or stochastic depth,
+    or give cases where its probability is 0). ``same_names``: the learner's parameter and
+    buffer names must be the reference's (for blocks whose point is to load torchvision's
+    weights)."""
+
+    name: str
+    reference: Callable[..., nn.Module]
+    cases: tuple
+    paper: str
+    mutants: tuple = ()
+    hints: dict = field(default_factory=dict)
+    train_mode: Optional[bool] = None
+    same_names: bool = False
+    _ref_cache: dict = field(default_factory=dict, repr=False)
+    _mutant_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".", 1)[-1]
+
+    @property
+    def signature(self) -> str:
+        """The signature the learner implements, e.g. ``BasicBlock(in_channels, ...)``."""
+        sig = inspect.signature(self.reference)
+        params = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+        sig = sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+        return f"{self.short_name}{sig}"
+
+    def call(self, case: Case, who: str = "") -> str:
+        """``BasicBlock(in_channels=16, out_channels=32, stride=2)`` for a case."""
+        bound = inspect.signature(self.reference).bind(*case.args, **case.kwargs)
+        args = ", ".join(f"{k}={v!r}" for k, v in bound.arguments.items())
+        return f"{who or self.short_name}({args})"
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def register(ex: Exercise) -> Exercise:
+    """Add an exercise to the registry (``exercise`` is the decorator form)."""
+    if "." not in ex.name:
+        raise ValueError(f"Exercise names are '<paper>.<block>', e.g. 'resnet.BasicBlock'; "
+                         f"got {ex.name!r}.")
+    old = _REGISTRY.get(ex.name)
+    if old is not None and old.reference.__module__ != ex.reference.__module__:
+        raise ValueError(f"Exercise {ex.name!r} is already registered by "
+                         f"{old.reference.__module__}: choose another name.")
+    if not ex.cases:
+        raise ValueError(f"Exercise {ex.name!r} needs at least one Case.")
+    sig = inspect.signature(ex.reference)
+    for case in ex.cases:
+        try:
+            sig.bind(*case.args, **case.kwargs)
+        except TypeError as err:
+            raise ValueError(f"Exercise {ex.name!r}, case {case.label!r}: its arguments do not fit "
+                             f"the reference's signature {ex.signature}: {err}.") from None
+    titles = [m.title for m in ex.mutants]
+    if len(set(titles)) != len(titles):
+        raise ValueError(f"Exercise {ex.name!r}: two known bugs have the same title.")
+    _REGISTRY[ex.name] = ex
+    return ex
+
+
+def exercise(name: str, *, cases: Sequence[Case], paper: str, mutants: Sequence[Mutant] = (),
+             hints: Optional[Mapping[str, str]] = None, train_mode: Optional[bool] = None,
+             same_names: bool = False):
+    """Decorator: register the decorated reference factory as exercise ``name``."""
+    def deco(reference):
+        register(Exercise(name, reference, tuple(cases), paper, tuple(mutants), dict(hints or {}),
+                          train_mode, same_names))
+        return reference
+    return deco
+
+
+def _load_all() -> None:
+    for m in pkgutil.iter_modules(__path__):
+        if not m.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{m.name}")
+
+
+def list_exercises() -> list[str]:
+    """The names of every exercise of the course (every paper file of this package)."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_exercise(name: str) -> Exercise:
+    """The registered exercise ``name``; an unknown name is a ValueError listing them all."""
+    names = list_exercises()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"Unknown exercise {name!r}{hint}. The exercises are: "
+                         + ", ".join(names) + ".")
+    return _REGISTRY[name]
+
+
+# --------------------------------------------------------------------------- running one block
+
+@dataclass
+class _Layer:
+    """A module that owns parameters or buffers, as the report shows it."""
+
+    name: str
+    module: nn.Module
+    keys: list                  # its state_dict keys: parameters first, then buffers
+    shapes: tuple               # their shapes, in the same order
+    n_params: int
+    calls: int
+    signature: tuple            # what must be equal for two layers to be "the same layer"
+    reg_index: int              # position in model.named_modules(): the order of definition
+
+    @property
+    def desc(self) -> str:
+        return f"{self.name or '(the block itself)'}: {_describe(self.module)}"
+
+
+@dataclass
+class _Run:
+    """What building and running one block on one case showed."""
+
+    model: Optional[nn.Module] = None
+    error: Optional[BaseException] = None
+    where: str = ""             # "building" or "running" when error is set
+    not_done: bool = False
+    out: Optional[torch.Tensor] = None
+    layers: list = field(default_factory=list)        # in order of first use, then unused ones
+    input_modified: bool = False
+
+
+def _describe(m: nn.Module) -> str:
+    if isinstance(m, nn.modules.conv._ConvNd):
+        k = "x".join(map(str, m.kernel_size))
+        d = f"{type(m).__name__} {m.in_channels}→{m.out_channels}, {k}"
+        if any(s != 1 for s in m.stride):
+            d += f", stride {m.stride[0] if len(set(m.stride)) == 1 else m.stride}"
+        if m.groups != 1:
+            d += f", groups {m.groups}"
+        return d + (", with bias" if m.bias is not None else ", no bias")
+    if isinstance(m, nn.modules.batchnorm._NormBase):
+        d = f"{type(m).__name__}({m.num_features})"
+        if not m.affine:
+            d += ", affine=False"
+        if not m.track_running_stats:
+            d += ", no running statistics"
+        return d
+    if isinstance(m, nn.Linear):
+        return f"Linear {m.in_features}→{m.out_features}" + (
+            ", with bias" if m.bias is not None else ", no bias")
+    shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in
+                       [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)])
+    return f"{type(m).__name__} ({shapes})"
+
+
+def _layers(model: nn.Module, order: dict) -> list:
+    """Modules with state (parameters or persistent buffers), in order of first use in forward
+    (``order``: name -> (first call index, number of calls)), unused ones last."""
+    state = model.state_dict(keep_vars=True)
+    out = []
+    for reg_index, (name, m) in enumerate(model.named_modules()):
+        prefix = f"{name}." if name else ""
+        local = [n for n, _ in m.named_parameters(recurse=False)] + \
+                [n for n, _ in m.named_buffers(recurse=False)]
+        keys = [prefix + n for n in local if prefix + n in state]
+        if not keys:
+            continue
+        shapes = tuple(tuple(state[k].shape) for k in keys)
+        n_params = sum(p.numel() for p in m.parameters(recurse=False))
+        first, calls = order.get(name, (math.inf, 0))
+        kinds = tuple("p" if k[len(prefix):] in m._parameters else "b" for k in keys)
+        out.append((first, reg_index, _Layer(name, m, keys, shapes, n_params, calls,
+                                              tuple(zip(kinds, shapes)), reg_index)))
+    return [layer for *_, layer in sorted(out, key=lambda t: (t[0], t[1]))]
+
+
+def _is_not_done(err: BaseException) -> bool:
+    """A NotImplementedError raised by the learner's own code (the skeleton), or torch's
+    complaint that forward is missing; not one raised inside torch for an unsupported op."""
+    if not isinstance(err, NotImplementedError):
+        return False
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return True
+    last = frames[-1]
+    return last.name == "_forward_unimplemented" or not last.filename.startswith(_TORCH_DIR)
+
+
+def _where_in_your_code(err: BaseException) -> str:
+    """The last line of the traceback outside torch and this file: where the learner looks."""
+    for fr in reversed(traceback.extract_tb(err.__traceback__)):
+        if not fr.filename.startswith(_TORCH_DIR) and fr.filename != __file__:
+            return f" (in {fr.name}, line {fr.lineno}: {(fr.line or '').strip()})"
+    return ""
+
+
+def _input(case: Case) -> torch.Tensor:
+    g = torch.Generator().manual_seed(_SEED + 1)
+    return torch.randn(*case.input_shape, generator=g) * case.scale
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """These blocks are tiny: one thread is faster than several (and far faster on a busy
+    machine, where threads wait for each other)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def _quiet_rng(seed: int = _SEED):
+    """Seeded, without changing the learner's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _run(factory: Callable, case: Case, model: Optional[nn.Module] = None) -> _Run:
+    """Build (unless given) and run one block in eval mode, recording which modules forward uses."""
+    r = _Run()
+    try:
+        with _quiet_rng():
+            if model is None:     # a copy of the arguments: a block may change a list it gets
+                model = factory(*copy.deepcopy(case.args), **copy.deepcopy(dict(case.kwargs)))
+    except Exception as err:                       # noqa: BLE001 (reported to the learner)
+        r.error, r.where, r.not_done = err, "building", _is_not_done(err)
+        return r
+    if not isinstance(model, nn.Module):
+        r.error = TypeError(f"it returned {type(model).__name__}, not an nn.Module"
+                            + (": wrap the layers in nn.Sequential(*layers)"
+                               if isinstance(model, (list, tuple)) else ""))
+        r.where = "building"
+        return r
+    r.model = model.eval()
+    order: dict = {}
+
+    def hook(name, *_):
+        first, calls = order.get(name, (len(order), 0))
+        order[name] = (first, calls + 1)
+
+    handles = [m.register_forward_pre_hook(lambda *a, n=name: hook(n, *a))
+               for name, m in model.named_modules()]
+    x = _input(case)
+    x_in = x.clone()
+    try:
+        with torch.no_grad():
+            out = model(x_in)
+    except Exception as err:                       # noqa: BLE001
+        r.error, r.where, r.not_done = err, "running", _is_not_done(err)
+        return r
+    finally:
+        for h in handles:
+            h.remove()
+    if not isinstance(out, torch.Tensor):
+        r.error = TypeError(f"forward returned {type(out).__name__}, not a tensor")
+        r.where = "running"
+        return r
+    r.out, r.layers = out, _layers(model, order)
+    r.input_modified = not torch.equal(x_in, x)
+    return r
+
+
+# --------------------------------------------------------------------------- weights and outputs
+
+def _mappings(cand: list, ref: list):
+    """Ways to copy the reference's state into the candidate, ``(how, {cand key: ref key})``,
+    each with every shape equal: by name when every name and shape is the reference's; by
+    position, in order of use in forward, then in order of definition; then by matching each
+    reference layer to a candidate layer of the same shapes, trying the orders of the layers
+    that share their shapes (a block that computes its shortcut first, say)."""
+    seen = set()
+
+    def new(mapping):
+        key = tuple(sorted(mapping.items()))
+        fresh = key not in seen
+        seen.add(key)
+        return fresh
+
+    ck = {k: s for layer in cand for k, s in zip(layer.keys, layer.shapes)}
+    rk = {k: s for layer in ref for k, s in zip(layer.keys, layer.shapes)}
+    if ck == rk and new(m := {k: k for k in rk}):
+        yield "by name", m
+
+    def flat(layers):
+        return [(k, s) for layer in layers for k, s in zip(layer.keys, layer.shapes)]
+
+    def by_definition(layers):
+        return sorted(layers, key=lambda layer: layer.reg_index)
+
+    for how, c, r in [("by position, in order of use in forward", cand, ref),
+                      ("by position, in order of definition", by_definition(cand),
+                       by_definition(ref))]:
+        fc, fr = flat(c), flat(r)
+        if len(fc) == len(fr) and all(a[1] == b[1] for a, b in zip(fc, fr)):
+            if new(m := {a[0]: b[0] for a, b in zip(fc, fr)}):
+                yield how, m
+    groups_r, groups_c = {}, {}
+    for layer in ref:
+        groups_r.setdefault(layer.signature, []).append(layer)
+    for layer in cand:
+        groups_c.setdefault(layer.signature, []).append(layer)
+    if {s: len(g) for s, g in groups_r.items()} != {s: len(g) for s, g in groups_c.items()}:
+        return
+    sigs = list(groups_r)
+    orders = [list(itertools.islice(itertools.permutations(groups_c[s]), _MAX_MAPPINGS))
+              for s in sigs]
+    for combo in itertools.islice(itertools.product(*orders), _MAX_MAPPINGS):
+        m = {}
+        for s, layers in zip(sigs, combo):
+            for c, r in zip(layers, groups_r[s]):
+                m.update(zip(c.keys, r.keys))
+        if new(m):
+            yield "by position, matching layers of the same shapes", m
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a, b, atol=ATOL, rtol=RTOL))
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item() if a.shape == b.shape and a.numel() else math.inf
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@dataclass
+class _Ref:
+    """The reference block of one case, with random weights and batch-norm statistics."""
+
+    run: _Run
+    state: dict
+    out_train: torch.Tensor
+    buffers_train: dict
+
+
+
+def _reference(ex: Exercise, i: int) -> _Ref:
+    if i not in ex._ref_cache:
+        from common.inspection import random_reference
+
+        case = ex.cases[i]
+        with _quiet_rng():
+            model = random_reference(lambda: ex.reference(*copy.deepcopy(case.args),
+                                                      **copy.deepcopy(dict(case.kwargs))),
+                                     seed=_SEED)
+        run = _run(ex.reference, case, model)
+        if run.error is not None:
+            raise RuntimeError(f"The reference of exercise {ex.name!r} fails in case "
+                               f"{case.label!r}: {run.error!r}") from run.error
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        trained = copy.deepcopy(model).train()
+        with torch.no_grad():
+            out_train = trained(_input(case))
+        ex._ref_cache[i] = _Ref(run, state, out_train, dict(trained.state_dict()))
+    return ex._ref_cache[i]
+
+
+class _Outputs:
+    """A block's eval-mode outputs with the reference's weights copied in, under each way of
+    copying that fits (up to ``limit``; stops at the first whose outputs are the reference's),
+    and, on demand, its train-mode outputs and updated buffers under one of them."""
+
+    def __init__(self, run: _Run, ref: _Ref, case: Case, limit: int = _MAX_MAPPINGS):
+        self.model, self.ref, self.case = run.model, ref, case
+        self.maps, self.eval, self._train = [], [], {}
+        for how, mapping in _mappings(run.layers, ref.run.layers):
+            try:
+                self._load(mapping)
+                with torch.no_grad():
+                    out = self.model.eval()(_input(case))
+            except Exception:                      # noqa: BLE001 (a mapping that cannot be used)
+                continue
+            self.maps.append((how, mapping))
+            self.eval.append(out)
+            if _close(out, ref.run.out) or len(self.maps) >= limit:
+                break
+
+    def _load(self, mapping: dict) -> None:
+        self.model.load_state_dict({c: self.ref.state[r].clone() for c, r in mapping.items()},
+                                   strict=True)
+
+    def train(self, k: int) -> tuple:
+        """(output, {reference key: state after the forward pass}) in train mode, mapping k."""
+        if k not in self._train:
+            mapping = self.maps[k][1]
+            self._load(mapping)
+            try:
+                with torch.no_grad():
+                    out = self.model.train()(_input(self.case))
+            finally:
+                self.model.eval()
+            state = self.model.state_dict()
+            self._train[k] = (out, {r: state[c].detach().clone() for c, r in mapping.items()})
+        return self._train[k]
+
+
+# --------------------------------------------------------------------------- the report
+
+@dataclass
+class Report:
+    """What ``check`` found. ``status``: "passed", "not done" or "failed"; ``stage``: where it
+    failed ("build", "shape", "parameters", "transplant", "outputs", "train", "names");
+    ``known_bugs``: titles of the known bugs the block behaves exactly like; ``hints``: keys of
+    the generic patterns recognised (see ``_HINTS``); ``text``: what is printed or raised."""
+
+    name: str
+    status: str
+    text: str
+    stage: Optional[str] = None
+    known_bugs: list = field(default_factory=list)
+    hints: list = field(default_factory=list)
+    case: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_HINTS = {
+    "activation-after": "Your output is never negative where the reference's is: an activation "
+                        "(ReLU) is applied after the last projection or addition, where the paper "
+                        "has none.",
+    "activation-missing": "Your output has negative values where the reference's never has: the "
+                          "last activation (the ReLU at the end of the block) is missing.",
+    "small-difference": "The outputs are close but not equal (the largest difference is under 1% "
+                        "of the output's range): a numerical detail differs, such as batch "
+                        "norm's eps (PyTorch's default 1e-5) or a constant of a normalisation "
+                        "layer.",
+    "input-modified": "An in-place operation on the input (an in-place ReLU on x, or `x += "
+                      "...`): the shortcut then sees the modified tensor, and in training "
+                      "autograd fails where the previous layer saved it for the backward pass. "
+                      "Compute new tensors (`out = out + identity`), leave x as it is.",
+    "train-only": "The outputs agree in eval mode but not in train mode: something behaves "
+                  "differently during training, such as a batch norm that uses running "
+                  "statistics while training, or dropout.",
+    "bn-momentum": "The outputs agree, but after one training step the batch norms' running "
+                   "statistics differ: check the batch norm's momentum (PyTorch's 0.1 is the "
+                   "0.9 of TensorFlow/Keras: new = (1 - momentum) * old + momentum * batch).",
+    "width-x4": "A factor of 4 in the parameters: a bottleneck's width multiplied (or divided) by "
+                "the expansion factor 4 where it should not be. Check which layers work at the "
+                "narrow width and which only at the wide one.",
+    "conv-bias": "A convolution's bias differs from the reference's: a conv followed by batch norm "
+                 "needs no bias (bias=False, the batch norm's shift replaces it), while nn.Conv2d "
+                 "has bias=True by default.",
+    "unused-layer": "Your block has layers that forward never uses: {names}.",
+    "shared-layer": "Your forward uses the same layer twice ({names}): every conv and batch norm "
+                    "of the block needs its own module, with its own weights.",
+    "kernel-size": "A kernel size differs: {pairs}.",
+    "padding": "The height and width shrink or grow by a few pixels: the padding. A KxK conv "
+               "keeps the size with padding K // 2 (1 for 3x3, 0 for 1x1).",
+    "spatial-larger": "Your output is {factor}x larger in height and width: a stride (or a "
+                      "pooling) is missing.",
+    "spatial-smaller": "Your output is {factor}x smaller in height and width: a stride (or a "
+                       "pooling) too many.",
+    "channels-x4": "Your output has 4x the reference's channels (or a quarter of them): the "
+                   "bottleneck width and the expansion factor 4 are mixed up.",
+    "channel-mismatch": "A conv receives another number of channels than it was built for: check "
+                        "each layer's in_channels against the output of the layer before it.",
+    "shape-mismatch": "Two tensors of different shapes meet (usually the shortcut and the "
+                      "residual branch at the addition): in this case the shortcut has to change "
+                      "the shape exactly as the branch does.",
+}
+
+
+class _Failure(Exception):
+    def __init__(self, stage, what, details="", case=None, known=(), hints=()):
+        super().__init__(what)
+        self.stage, self.what, self.details, self.case = stage, what, details, case
+        self.known, self.hints = list(known), list(hints)
+
+
+def _mutant_factory(ex: Exercise, m: Mutant) -> Callable:
+    if m.build is not None:
+        return m.build
+
+    def build(*args, **kwargs):
+        block = ex.reference(*args, **kwargs)
+        block.forward = types.MethodType(m.forward, block)
+        return block
+    return build
+
+
+def _mutant_runs(ex: Exercise, j: int) -> list:
+    """Runs of known bug ``j`` on every case, with its outputs under the reference's weights."""
+    if j not in ex._mutant_cache:
+        factory = _mutant_factory(ex, ex.mutants[j])
+        runs = []
+        for i, case in enumerate(ex.cases):
+            run = _run(factory, case)
+            outs = None
+            if run.error is None:
+                outs = _Outputs(run, _reference(ex, i), case, limit=1)
+            runs.append((run, outs))
+        ex._mutant_cache[j] = runs
+    return ex._mutant_cache[j]
+
+
+def _train(ex: Exercise, i: int) -> bool:
+    if ex.train_mode is not None:
+        return ex.train_mode
+    return _has_batch_norm(_reference(ex, i).run.model)
+
+
+def _known(ex: Exercise, same: Callable) -> list:
+    """The known bugs for which ``same(mutant runs)`` holds."""
+    return [m for j, m in enumerate(ex.mutants) if same(_mutant_runs(ex, j))]
+
+
+def _crash_print(runs) -> tuple:
+    """Where each case fails, with what error, and the numbers in its message (sorted: the same
+    bug written as `out + identity` or `identity + out` gives the same numbers)."""
+    return tuple((r.where, type(r.error).__name__, tuple(sorted(re.findall(r"\d+", str(r.error)))))
+                 if r.error is not None else None for r in runs)
+
+
+def _param_print(run: _Run) -> tuple:
+    return tuple(sorted(layer.signature for layer in run.layers))
+
+
+def _layer_table(cand: list, ref: list) -> tuple[str, list]:
+    """Yours and the reference's layers side by side, aligned by kind of layer; and the
+    (yours, reference) pairs that differ."""
+    kinds = lambda layers: [type(l.module).__name__ for l in layers]   # noqa: E731
+    sm = difflib.SequenceMatcher(a=kinds(cand), b=kinds(ref), autojunk=False)
+    rows, pairs = [], []
+    for _, i1, i2, j1, j2 in sm.get_opcodes():
+        a, b = cand[i1:i2], ref[j1:j2]
+        for k in range(max(len(a), len(b))):
+            la = a[k] if k < len(a) else None
+            lb = b[k] if k < len(b) else None
+            if la is None:
+                mark = "missing in yours"
+            elif lb is None:
+                mark = "extra in yours"
+            elif la.signature != lb.signature:
+                mark = "differs"
+                pairs.append((la, lb))
+            else:
+                mark = ""
+            rows.append((f"{la.desc} [{la.n_params:,}]" if la else "-",
+                         f"{lb.desc} [{lb.n_params:,}]" if lb else "-", mark))
+    w = max(len(r[0]) for r in rows + [("yours", "", "")])
+    text = [f"    {'yours':<{w}}   reference"]
+    text += [f"    {a:<{w}}   {b}" + (f"  <-- {m}" if m else "") for a, b, m in rows]
+    return "\n".join(text), pairs
+
+
+def _param_hints(cand: list, ref: list, pairs: list) -> list:
+    hints = []
+    total_c, total_r = sum(l.n_params for l in cand), sum(l.n_params for l in ref)
+    ratios = [la.n_params / lb.n_params for la, lb in pairs if lb.n_params]
+    if any(r in (4, 16, 1 / 4, 1 / 16) for r in ratios) or (
+            total_r and any(math.isclose(total_c / total_r, f, rel_tol=0.1) for f in (4, 1 / 4))):
+        hints.append(("width-x4", {}))
+    convs = [(la.module, lb.module) for la, lb in pairs
+             if isinstance(la.module, nn.modules.conv._ConvNd)
+             and isinstance(lb.module, nn.modules.conv._ConvNd)]
+    if any(a.weight.shape == b.weight.shape and (a.bias is None) != (b.bias is None)
+           for a, b in convs):
+        hints.append(("conv-bias", {}))
+    ks = [f"yours {'x'.join(map(str, a.kernel_size))}, the reference's "
+          f"{'x'.join(map(str, b.kernel_size))}" for a, b in convs if a.kernel_size != b.kernel_size]
+    if ks:
+        hints.append(("kernel-size", {"pairs": "; ".join(ks)}))
+    unused = [l.name for l in cand if l.calls == 0]
+    if unused and all(l.calls for l in ref):
+        hints.append(("unused-layer", {"names": ", ".join(unused)}))
+    shared = [f"{l.name} {l.calls} times" for l in cand if l.calls > 1]
+    if shared and all(l.calls <= 1 for l in ref):
+        hints.append(("shared-layer", {"names": ", ".join(shared)}))
+    return hints
+
+
+def _shape_hints(yours: tuple, ref: tuple) -> list:
+    hints = []
+    if len(yours) == len(ref) == 4:
+        if yours[1] != ref[1] and (yours[1] * 4 == ref[1] or ref[1] * 4 == yours[1]):
+            hints.append(("channels-x4", {}))
+        hy, hr = yours[2], ref[2]
+        if hy != hr:
+            if hy > hr and hy % hr == 0 and hr > 1:
+                hints.append(("spatial-larger", {"factor": hy // hr}))
+            elif hr > hy and hr % hy == 0 and hy > 1:
+                hints.append(("spatial-smaller", {"factor": hr // hy}))
+            elif abs(hy - hr) <= 4:
+                hints.append(("padding", {}))
+    return hints
+
+
+def _error_hints(err: BaseException) -> list:
+    msg = str(err)
+    if re.search(r"expected input.*to have \d+ channels", msg):
+        return [("channel-mismatch", {})]
+    if re.search(r"size of tensor a \(\d+\) must match the size of tensor b", msg):
+        return [("shape-mismatch", {})]
+    return []
+
+
+def _tag_hints(ex: Exercise, failing: set) -> list:
+    hints = []
+    if not failing or len(failing) == len(ex.cases):
+        return hints
+    tags = sorted({t for c in ex.cases for t in c.tags})
+    for t in tags:
+        if {i for i, c in enumerate(ex.cases) if t in c.tags} == failing:
+            hints.append((f"tag:{t}", {"text": ex.hints.get(t) or TAG_HINTS.get(t)
+                                       or f"Wrong exactly in the cases tagged {t!r}."}))
+    return hints
+
+
+def _hint_text(key: str, fmt: dict) -> str:
+    if key.startswith("tag:"):
+        return fmt["text"]
+    return _HINTS[key].format(**fmt)
+
+
+def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
+    """Run every check; raise _Failure at the first difference; return the success lines."""
+    n = len(ex.cases)
+    runs = [_run(candidate, case) for case in ex.cases]
+
+    # 0. not written yet
+    for i, r in enumerate(runs):
+        if r.not_done:
+            raise _Failure("not done", f"not done yet: your {who} raises NotImplementedError "
+                           f"while {r.where}", case=ex.cases[i].label)
+    refs = [_reference(ex, i) for i in range(n)]
+    # 1. builds and runs
+    crashed = [i for i, r in enumerate(runs) if r.error is not None]
+    if crashed:
+        i = crashed[0]
+        r, case = runs[i], ex.cases[i]
+        fp = _crash_print(runs)
+        known = _known(ex, lambda mr: _crash_print([x for x, _ in mr]) == fp)
+        err = r.error
+        others = [ex.cases[k].label for k in crashed[1:]]
+        details = (f"{ex.call(case, who)} failed while {r.where}: {type(err).__name__}: "
+                   f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                   f"{_where_in_your_code(err)}")
+        if others:
+            details += "\n  It fails in these cases too: " + "; ".join(others) + "."
+        ok = [ex.cases[k].label for k in range(n) if k not in crashed]
+        if ok:
+            details += "\n  It runs in: " + "; ".join(ok) + "."
+        raise _Failure("build", f"your {who} does not run in case {case.label!r}", details,
+                       case.label, known, _error_hints(err))
+    modified = [i for i, r in enumerate(runs) if r.input_modified]
+    if modified:
+        case = ex.cases[modified[0]]
+        raise _Failure("build", "your forward changes its input tensor in place",
+                       f"In case {case.label!r} the tensor given to your block's forward was "
+                       "different after the call.", case.label, hints=[("input-modified", {})])
+    # 2. output shape
+    bad = [i for i in range(n) if tuple(runs[i].out.shape) != tuple(refs[i].run.out.shape)]
+    if bad:
+        fp = tuple(tuple(r.out.shape) for r in runs)
+        known = _known(ex, lambda mr: all(x.error is None for x, _ in mr)
+                       and tuple(tuple(x.out.shape) for x, _ in mr) == fp)
+        lines = [f"  {ex.cases[i].label}: yours {tuple(runs[i].out.shape)}, the reference's "
+                 f"{tuple(refs[i].run.out.shape)}" for i in bad]
+        i = bad[0]
+        raise _Failure("shape", f"the output shape differs in {len(bad)} of {n} cases",
+                       f"Input {tuple(ex.cases[i].input_shape)}, {ex.call(ex.cases[i], who)}:\n"
+                       + "\n".join(lines), ex.cases[i].label, known,
+                       _shape_hints(tuple(runs[i].out.shape), tuple(refs[i].run.out.shape))
+                       + _tag_hints(ex, set(bad)))
+    # 3. parameters, layer by layer
+    bad = [i for i in range(n) if _param_print(runs[i]) != _param_print(refs[i].run)]
+    if bad:
+        fp = tuple(_param_print(r) for r in runs)
+        known = _known(ex, lambda mr: all(x.error is None for x, _ in mr)
+                       and tuple(_param_print(x) for x, _ in mr) == fp)
+        i = bad[0]
+        cand, ref = runs[i].layers, refs[i].run.layers
+        table, pairs = _layer_table(cand, ref)
+        pc, pr = sum(l.n_params for l in cand), sum(l.n_params for l in ref)
+        ratio = f" ({pc / pr:.2f}x)" if pr else ""
+        raise _Failure("parameters", f"the parameters differ in {len(bad)} of {n} cases",
+                       f"Case {ex.cases[i].label!r}, {ex.call(ex.cases[i], who)}: yours has "
+                       f"{pc:,} parameters, the reference {pr:,}{ratio}. Layer by layer, in "
+                       f"order of use in forward [parameters]:\n{table}",
+                       ex.cases[i].label, known,
+                       _param_hints(cand, ref, pairs) + _tag_hints(ex, set(bad)))
+    # 4. outputs with the reference's weights
+    outs = [_Outputs(runs[i], refs[i], ex.cases[i]) for i in range(n)]
+    no_map = [i for i in range(n) if not outs[i].maps]
+    if no_map:
+        i = no_map[0]
+        table, _ = _layer_table(runs[i].layers, refs[i].run.layers)
+        raise _Failure("transplant", "the reference's weights cannot be copied into your block",
+                       f"Case {ex.cases[i].label!r}: the parameters agree, but the buffers (such "
+                       f"as batch norm's running statistics) or their order do not:\n{table}",
+                       ex.cases[i].label)
+
+    def matching(vals, targets):
+        """Indices of the mappings whose output equals one of ``targets``."""
+        return [k for k, v in enumerate(vals) if v is not None
+                and any(t is not None and _close(v, t) for t in targets)]
+
+    good = [matching(outs[i].eval, [refs[i].run.out]) for i in range(n)]
+    bad = [i for i in range(n) if not good[i]]
+    if bad:
+        known = _known(ex, lambda mr: all(
+            mo is not None and matching(outs[i].eval, mo.eval) for i, (_, mo) in enumerate(mr)))
+        first = [(outs[i].eval[0], refs[i].run.out) for i in bad]
+        hints = []
+        if all(a.min() >= 0 > b.min() for a, b in first):
+            hints.append(("activation-after", {}))
+        if all(a.min() < 0 <= b.min() for a, b in first):
+            hints.append(("activation-missing", {}))
+        if all(_max_diff(a, b) < 1e-2 * (b.max() - b.min()).item() for a, b in first):
+            hints.append(("small-difference", {}))
+        hints += _tag_hints(ex, set(bad))
+        w = max(len(c.label) for c in ex.cases)
+        rows = [f"  {'DIFFERS' if i in bad else 'ok     '}  {ex.cases[i].label:<{w}}  max |yours - "
+                f"reference| = {_max_diff(outs[i].eval[0], refs[i].run.out):.3g} (the reference's "
+                f"outputs lie in [{refs[i].run.out.min():.3g}, {refs[i].run.out.max():.3g}])"
+                for i in range(n)]
+        raise _Failure("outputs", f"the outputs differ in {len(bad)} of {n} cases",
+                       f"With the reference's weights copied into yours ({_hows(outs)}), in eval "
+                       f"mode with random batch-norm statistics:\n" + "\n".join(rows),
+                       ex.cases[bad[0]].label, known, hints)
+    # 5. train mode: batch statistics, and the running statistics the forward pass updates
+    chosen = [good[i][0] for i in range(n)]
+    trained = [i for i in range(n) if _train(ex, i)]
+
+    def same_train(result, others):
+        out, buffers = result
+        return any(_close(out, o) and all(_close(buffers[key].float(), ob[key].float())
+                                          for key in buffers) for o, ob in others)
+
+    for i in trained:
+        result, ref, case = outs[i].train(chosen[i]), refs[i], ex.cases[i]
+        if same_train(result, [(ref.out_train, ref.buffers_train)]):
+            continue
+        known = _known(ex, lambda mr: all(mr[ii][1] is not None and same_train(
+            outs[ii].train(chosen[ii]), [mr[ii][1].train(k) for k in range(len(mr[ii][1].maps))])
+            for ii in trained))
+        diff = _max_diff(result[0], ref.out_train)
+        if diff <= ATOL + RTOL * ref.out_train.abs().max().item():
+            raise _Failure("train", "the running statistics differ after a forward pass in train "
+                           "mode", f"Case {case.label!r}: the outputs agree in eval and in train "
+                           "mode, but the buffers the forward pass updates (batch norm's running "
+                           "mean and variance) do not.", case.label, known, [("bn-momentum", {})])
+        raise _Failure("train", "the outputs differ in train mode",
+                       f"Case {case.label!r}: the outputs agree in eval mode; in train mode max "
+                       f"|yours - reference| = {diff:.3g}.", case.label, known,
+                       [("train-only", {})])
+    # 6. names (for blocks that must load torchvision's weights)
+    if ex.same_names:
+        hows = {outs[i].maps[chosen[i]][0] for i in range(n)}
+        if hows != {"by name"}:
+            from common.inspection import state_dict_differences
+
+            i = next(i for i in range(n) if outs[i].maps[chosen[i]][0] != "by name")
+            diffs = state_dict_differences(runs[i].model.state_dict(), refs[i].state,
+                                           "the reference")
+            raise _Failure("names", "the outputs agree, but your parameter names are not the "
+                           "reference's", f"Case {ex.cases[i].label!r}: " + "; ".join(diffs)
+                           + ". The names must be the reference's so that its (torchvision's) "
+                           "state_dict loads with strict=True.", ex.cases[i].label)
+
+    lines = []
+    w = max(len(c.label) for c in ex.cases)
+    for i, case in enumerate(ex.cases):
+        k = chosen[i]
+        d = f"max |diff| {_max_diff(outs[i].eval[k], refs[i].run.out):.1e} (eval)"
+        if _train(ex, i):
+            d += f", {_max_diff(outs[i].train(k)[0], refs[i].out_train):.1e} (train)"
+        pc = sum(l.n_params for l in runs[i].layers)
+        lines.append(f"  ok  {case.label:<{w}}  output {tuple(runs[i].out.shape)}, "
+                     f"{pc:,} parameters, {d}")
+    how = sorted({outs[i].maps[chosen[i]][0] for i in range(n)})
+    lines.insert(0, f"{ex.name}: all {n} cases pass (weights copied {' / '.join(how)}).")
+    return lines
+
+
+def _hows(outs: list) -> str:
+    return " / ".join(sorted({o.maps[0][0] for o in outs if o.maps}))
+
+
+def diagnose(name: str, candidate: Callable) -> Report:
+    """Check ``candidate`` against exercise ``name`` and return the Report (never raises for a
+    wrong block; ``check`` raises)."""
+    ex = get_exercise(name)
+    if isinstance(candidate, nn.Module):
+        raise TypeError(f"Pass your class (or a function that builds the block), not a block "
+                        f"already built: check({name!r}, {type(candidate).__name__}), not "
+                        f"check({name!r}, {type(candidate).__name__}(...)).")
+    if not callable(candidate):
+        raise TypeError(f"check({name!r}, ...) needs your class or a function with the signature "
+                        f"{ex.signature}; got {type(candidate).__name__}.")
+    who = getattr(candidate, "__name__", type(candidate).__name__)
+    footer = f"(The exercise: {ex.signature}; {ex.paper}.)"
+    try:
+        with _one_thread():
+            lines = _compare(ex, candidate, who)
+    except _Failure as f:
+        if f.stage == "not done":
+            cases = "\n".join(f"  - {c.label}: {ex.call(c, who)}" for c in ex.cases)
+            text = (f"{ex.name}: {f.what}. Write it, then run this cell again; it will be "
+                    f"checked on these cases:\n{cases}")
+            return Report(name, "not done", text, "not done", case=f.case)
+        parts = [f"{ex.name}: {f.what}."]
+        if f.details:
+            parts.append(f.details)
+        bugs = [m for m in f.known]
+        if bugs:
+            for m in bugs:
+                parts.append(f"Known bug: {m.title}. {m.diagnosis}")
+        elif f.hints:
+            parts.append("Likely cause: " + " ".join(_hint_text(k, fmt) for k, fmt in f.hints))
+        else:
+            parts.append("No known pattern: compare your code with the paper line by line, "
+                         "starting with the simplest case that differs.")
+        parts.append(footer)
+        return Report(name, "failed", "\n".join(parts), f.stage, [m.title for m in bugs],
+                      [k for k, _ in f.hints], f.case)
+    return Report(name, "passed", "\n".join(lines))
+
+
+def check(name: str, candidate: Callable) -> None:
+    """Check your block against exercise ``name`` (see the module docstring): prints one line per
+    case when it is right, "not done yet" for a skeleton, and raises AssertionError with a
+    diagnosis when something differs."""
+    report = diagnose(name, candidate)
+    if report.status == "failed":
+        raise AssertionError(report.text)
+    print(report.text)
