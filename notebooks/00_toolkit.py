@@ -48,6 +48,7 @@ import common
 # %%
 import dataclasses
 import shutil
+import time
 
 import matplotlib.pyplot as plt
 import torch
@@ -55,6 +56,7 @@ from torch import nn
 
 print(f"torch {torch.__version__}; device: {common.pick_device()}; smoke mode: {common.SMOKE}; "
       f"offline: {common.OFFLINE}")
+NOTEBOOK_START = time.perf_counter()
 
 # %% [markdown]
 # ## How the course is organised
@@ -256,6 +258,8 @@ try:
     model(torch.randn(3, 32, 32))
 except ValueError as err:
     print("ValueError:", err)
+else:
+    raise AssertionError("an image without a batch dimension was accepted")
 
 # %% [markdown]
 # The registry works like torchvision's: `common.list_models()` and
@@ -267,6 +271,8 @@ try:
     common.get_model("cifar_basline")
 except ValueError as err:
     print("ValueError:", str(err)[:160], "...")
+else:
+    raise AssertionError("a misspelt model name was accepted")
 
 # %% [markdown]
 # ## 3 · Inspection
@@ -308,8 +314,16 @@ common.paper_vs_ours([("parameters", params_by_hand, params), ("multiply-adds", 
 # %% [markdown]
 # **Checking against a reference implementation.** The paper notebooks build torchvision's model
 # with random weights, load its `state_dict()` into ours with `strict=True` (every name and shape
-# must match) and assert equal outputs. Here the reference is the same architecture written
-# independently as one flat `nn.Sequential`; its weights are renamed to our module names first.
+# must match) and assert equal outputs: `common.check_against_reference(ours, reference, size)`.
+# Here the reference is the same architecture written independently as one flat
+# `nn.Sequential`; its weights are renamed to our module names first.
+#
+# A freshly built reference has default batch norms (weight 1, bias 0, running mean 0, running
+# variance 1), and in eval mode such a batch norm is (almost) the identity: a batch norm placed
+# after the ReLU, two swapped or one skipped would give the same outputs. So
+# `check_against_reference` first gives the reference's normalisation layers random affine
+# parameters and running statistics (on a copy: the reference you pass is not changed), and its
+# printed line says how many. The cell after it shows a misplaced batch norm caught.
 
 # %%
 def flat_reference(num_classes=10):
@@ -337,11 +351,37 @@ class Renamed(nn.Module):
         return self.flat(x)
 
 
-reference = Renamed(flat_reference())
-for m in reference.modules():                 # non-trivial batch-norm statistics
-    if isinstance(m, nn.BatchNorm2d):
-        m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+reference = Renamed(flat_reference())       # default initialisation, batch norms included
 common.check_against_reference(common.get_model("cifar_baseline"), reference, (4, 3, 32, 32));
+
+# %% [markdown]
+# The same check on a model with one bug: the first batch norm applied after its ReLU. Every
+# name and shape matches, so the strict load passes; against the default-initialised reference
+# a plain load-and-compare passes too (its batch norms are the identity), but
+# `check_against_reference` catches it:
+
+# %%
+class BNAfterReLU(nn.Sequential):
+    """conv, bn, relu under the same names (0, 1, 2), applied in the wrong order."""
+    def forward(self, x):
+        conv, bn, relu = self
+        return bn(relu(conv(x)))                  # the bug: BN after the ReLU
+
+
+buggy = common.get_model("cifar_baseline").eval()
+buggy.features[0] = BNAfterReLU(*buggy.features[0])
+buggy.load_state_dict(reference.state_dict(), strict=True)
+x = torch.randn(4, 3, 32, 32)
+with torch.no_grad():
+    plain_diff = (buggy(x) - reference.eval()(x)).abs().max().item()
+print(f"plain load-and-compare: max difference {plain_diff:.2e} (the bug passes)")
+assert plain_diff < 1e-5
+try:
+    common.check_against_reference(buggy, reference, (4, 3, 32, 32))
+except AssertionError as err:
+    print("check_against_reference:", str(err).splitlines()[0])
+else:
+    raise AssertionError("the misplaced batch norm went unnoticed")
 
 # %% [markdown]
 # A reference whose names or shapes differ is refused, with the differences listed:
@@ -352,6 +392,8 @@ try:
                                    reference, (4, 3, 32, 32))
 except ValueError as err:
     print("ValueError:", err)
+else:
+    raise AssertionError("a reference with other shapes was accepted")
 
 # %% [markdown]
 # ## 4 · Training
@@ -493,17 +535,34 @@ for attempt in ({"resume": False}, {"resume": True, "recipe": common.Recipe(epoc
                    attempt.pop("recipe", short), run_dir=run_dir, **attempt)
     except (FileExistsError, RuntimeError) as err:
         print(f"{type(err).__name__}: {err}\n")
+    else:
+        raise AssertionError(f"fit accepted the checkpoint of another run ({attempt})")
 
 # %% [markdown]
 # ## Exercises
 #
+# Exercises 1, 2 and 4 compare two trainings. Two runs that differ only in their seed
+# (`common.seed_everything(s)` and `fit(..., seed=s)`) already end some tenths of a point apart
+# in accuracy, more in quick mode and on the small offline set, so a difference of that size
+# between two single runs says nothing. Each exercise says what one seed can show; for a small
+# difference, run each variant with 3 seeds or more and compare it with the spread of the seeds.
+#
 # 1. Set `label_smoothing=0.1` in the recipe and re-run training. What happens to the training
-#    loss (and why can it no longer reach 0)? To validation accuracy?
+#    loss (and why can it no longer reach 0)? One run shows that: the floor is arithmetic, not
+#    noise. A change of validation accuracy by a few tenths of a point needs 3 seeds each or more.
 # 2. Replace the cosine schedule with `schedule="multistep", milestones=(15, 25)`. Plot both runs
-#    with `common.plot_histories({"cosine": h1, "steps": h2})`.
+#    with `common.plot_histories({"cosine": h1, "steps": h2})`. The shape of the curves (a jump at
+#    each drop of the learning rate) shows in one run each; which schedule ends better needs
+#    several seeds each, as in exercise 1.
 # 3. Set `widths = (64, 128, 256)` in the inspection cell (section 3) and re-run it: how do
 #    parameters and multiply-adds scale, and why by about 4x?
 # 4. Train with `recipe = dataclasses.replace(recipe, augment=False)`. Compare the gap between
-#    training and validation accuracy.
+#    training and validation accuracy. A gap that grows by several points, far beyond the seed
+#    spread, shows in one run of each; a few tenths need seeds, as above.
 # 5. Normalise with the wrong std (0.2023, 0.1994, 0.2010): set `data.std` to it and re-run the
 #    normalisation cell. How far from 1 is the resulting per-channel std?
+
+# %%
+mode = "smoke" if common.SMOKE else "quick" if common.QUICK else "full"
+print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
+      f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")

@@ -1331,10 +1331,11 @@ from torchvision.models.resnet import BasicBlock as TVBasicBlock, Bottleneck as 
 
 try:
     common.check_against_reference(StaleSkipBlock(64, 64), TVBasicBlock(64, 64), (2, 64, 16, 16))
-    raise AssertionError("the stale skip went unnoticed")
 except AssertionError as err:
     print("stale skip: the names and shapes load strictly; the outputs differ:",
           str(err).splitlines()[0])
+else:
+    raise AssertionError("the stale skip went unnoticed")
 
 # %% [markdown]
 # **2. The shortcut on the wrong condition.** `if stride != 1:` looks right for basic blocks,
@@ -1381,9 +1382,10 @@ v1_block = Bottleneck(256, 128, 2, make_shortcut("B", 256, 512, 2), stride_in_1x
 tv_bottleneck = TVBottleneck(256, 128, 2, make_shortcut("B", 256, 512, 2))
 try:
     common.check_against_reference(v1_block, tv_bottleneck, (2, 256, 28, 28))
-    raise AssertionError("v1 passed for v1.5")
 except AssertionError as err:
     print("v1.5 weights load into a v1 block; the outputs differ:", str(err).splitlines()[0])
+else:
+    raise AssertionError("v1 passed for v1.5")
 
 # %% [markdown]
 # **5. A batch norm in the wrong place.** A BN applied after the ReLU instead of before it, two
@@ -1410,10 +1412,11 @@ with torch.no_grad():
     assert torch.allclose(buggy(x), reference(x), atol=1e-5)     # ...passes the bug
 try:
     common.check_against_reference(buggy, reference, (2, 3, 64, 64))
-    raise AssertionError("the misplaced batch norm went unnoticed")
 except AssertionError as err:
     print("BN after the ReLU: a plain comparison passes it; check_against_reference does not:",
           str(err).splitlines()[0])
+else:
+    raise AssertionError("the misplaced batch norm went unnoticed")
 
 # %% [markdown]
 # **More to watch for**
@@ -1586,5 +1589,6 @@ class MyBottleneck(nn.Module):
 check("resnet.Bottleneck", MyBottleneck)
 
 # %%
+mode = "smoke" if common.SMOKE else "quick" if common.QUICK else "full"
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
-      f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
+      f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")
