@@ -79,6 +79,19 @@ def test_constructor_docstrings_are_written_from_the_paper_numbers():
            in R.resnet50.__doc__ and "Table 3: 22.85% top-1 error" in R.resnet50.__doc__
 
 
+def test_table3_errors_are_data_in_the_order_the_paper_describes():
+    """Table 3 (ResNet-34): B "slightly better than A", C "marginally better than B" (sec. 4.1);
+    deeper bottleneck nets lower the error. The notebook's seed arithmetic reads these."""
+    t3 = R.PAPER_NUMBERS["resnet34"]["top1_error_by_shortcut"]
+    assert list(t3) == ["A", "B", "C"] and t3["A"] > t3["B"] > t3["C"]
+    errors = [R.PAPER_NUMBERS[n]["top1_error"] for n in ("resnet50", "resnet101", "resnet152")]
+    assert errors == sorted(errors, reverse=True) and errors[0] < t3["C"]
+    assert "25.03% with option A, 24.52% with option B, 24.19% with option C" in R.resnet34.__doc__
+    best, (mean, std) = R.PAPER_NUMBERS["cifar_resnet110"]["error"], \
+        R.PAPER_NUMBERS["cifar_resnet110"]["error_mean_std"]
+    assert best < mean and std > 0                       # the best of 5 runs lies below their mean
+
+
 def test_shortcut_a_has_no_parameters_and_pads_with_zeros():
     a = R.ShortcutA(16, 32, stride=2)
     assert not list(a.parameters()) and not list(a.buffers())
