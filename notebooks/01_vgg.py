@@ -74,22 +74,22 @@ NOTEBOOK_START = time.perf_counter()
 # %% [markdown]
 # ## 1 · Reading the paper
 #
-# Read it in this order (the notes in `paper_notes/vgg.md` follow the same path):
+# Read it in this order (the same list opens the reading notes, `paper_notes/vgg.md`):
 #
 # 1. **Abstract** and **conclusion** (section 5): one claim, "the representation depth is
 #    beneficial for the classification accuracy", reached by stacking small 3×3 convolutions up
 #    to 16-19 weight layers.
-# 2. **Table 1** (the six configurations, one per column) and **Table 2** (their parameters:
-#    133M to 144M). Then **Tables 3-5**: error falls from A (11 layers) to D and E (16, 19); LRN
-#    does not help (A-LRN vs A); 1×1 convs help less than 3×3 ones (C vs D).
+# 2. **The tables.** Table 1 (the six configurations, one per column: the real specification)
+#    and Table 2 (their parameters); then Tables 3-5 (error against depth, LRN, 1×1 against 3×3
+#    convs, test scales, dense against multi-crop evaluation) and Tables 6-7 (ensembles, the
+#    state of the art).
 # 3. **Section 1** (introduction), then **section 2**: 2.1 the generic layout, 2.2 the
 #    configurations, 2.3 *why* 3×3 (the key idea below).
-# 4. **Section 3**: 3.1 training (batch 256, momentum 0.9, weight decay 5·10⁻⁴, dropout 0.5,
-#    lr 10⁻² divided by 10 three times, 74 epochs, initialisation from net A, scale
-#    jittering), 3.2 testing (**dense evaluation**: the FC layers become convolutions), 3.3
+# 4. **Section 3**: 3.1 training (the recipe, the initialisation from net A, scale
+#    jittering), 3.2 testing (dense evaluation: the FC layers become convolutions), 3.3
 #    implementation.
-# 5. **Section 4**: the experiments (single-scale, multi-scale, multi-crop, fusion).
-#    The appendices (localisation, transfer) are optional.
+# 5. **Section 4**: the experiments (single-scale, multi-scale, multi-crop, fusion). The
+#    appendices (localisation, transfer) are optional.
 #
 # **The key idea, in plain words.** Instead of one big filter (AlexNet's 11×11, ZFNet's 7×7),
 # use a stack of 3×3 ones. Two 3×3 layers see a 5×5 window of the input, three see 7×7
