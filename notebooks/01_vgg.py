@@ -555,79 +555,96 @@ def _vgg(name: str, config: str, batch_norm: bool, **kwargs) -> VGG:
     return VGG(config, batch_norm=batch_norm, name=name, **kwargs)
 
 
+def _with_paper_numbers(config: str):
+    """Append the paper's numbers for a column of Table 1 (read from ``WEIGHT_LAYERS`` and
+    ``TABLE_2``) to a constructor's docstring."""
+    def append(constructor):
+        constructor.__doc__ += (f"\n\n    Simonyan & Zisserman 2014: column {config} of Table 1, "
+                                f"{WEIGHT_LAYERS[config]} weight layers; Table 2: "
+                                f"{TABLE_2[config]}M parameters (without batch norm).")
+        return constructor
+    return append
+
+
 @register_model("vgg11")
+@_with_paper_numbers("A")
 def vgg11(**kwargs) -> VGG:
-    """VGG-11: column A of ``TABLE_1``; depth ``WEIGHT_LAYERS["A"]``, parameters
-    ``TABLE_2["A"]`` (millions). Keywords: ``VGG``."""
+    """VGG-11: configuration A. Keywords: see ``VGG``."""
     return _vgg("vgg11", "A", False, **kwargs)
 
 
 @register_model("vgg11_bn")
+@_with_paper_numbers("A")
 def vgg11_bn(**kwargs) -> VGG:
     """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_bn", "A", True, **kwargs)
 
 
 @register_model("vgg11_lrn")
+@_with_paper_numbers("A-LRN")
 def vgg11_lrn(**kwargs) -> VGG:
-    """VGG-11 with AlexNet's LRN after the first conv: column A-LRN of ``TABLE_1``; depth
-    ``WEIGHT_LAYERS["A-LRN"]``, parameters ``TABLE_2["A-LRN"]`` (millions). Keywords: ``VGG``."""
+    """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
     return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
 
 
 @register_model("vgg11_lrn_bn")
+@_with_paper_numbers("A-LRN")
 def vgg11_lrn_bn(**kwargs) -> VGG:
     """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
 
 
 @register_model("vgg13")
+@_with_paper_numbers("B")
 def vgg13(**kwargs) -> VGG:
-    """VGG-13: column B of ``TABLE_1``; depth ``WEIGHT_LAYERS["B"]``, parameters
-    ``TABLE_2["B"]`` (millions). Keywords: ``VGG``."""
+    """VGG-13: configuration B. Keywords: see ``VGG``."""
     return _vgg("vgg13", "B", False, **kwargs)
 
 
 @register_model("vgg13_bn")
+@_with_paper_numbers("B")
 def vgg13_bn(**kwargs) -> VGG:
     """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg13_bn", "B", True, **kwargs)
 
 
 @register_model("vgg16_c")
+@_with_paper_numbers("C")
 def vgg16_c(**kwargs) -> VGG:
-    """VGG-16 with three 1x1 convs: column C of ``TABLE_1``; depth ``WEIGHT_LAYERS["C"]``, parameters
-    ``TABLE_2["C"]`` (millions). Keywords: ``VGG``."""
+    """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
     return _vgg("vgg16_c", "C", False, **kwargs)
 
 
 @register_model("vgg16_c_bn")
+@_with_paper_numbers("C")
 def vgg16_c_bn(**kwargs) -> VGG:
     """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_c_bn", "C", True, **kwargs)
 
 
 @register_model("vgg16")
+@_with_paper_numbers("D")
 def vgg16(**kwargs) -> VGG:
-    """VGG-16: column D of ``TABLE_1``; depth ``WEIGHT_LAYERS["D"]``, parameters
-    ``TABLE_2["D"]`` (millions). Keywords: ``VGG``."""
+    """VGG-16: configuration D. Keywords: see ``VGG``."""
     return _vgg("vgg16", "D", False, **kwargs)
 
 
 @register_model("vgg16_bn")
+@_with_paper_numbers("D")
 def vgg16_bn(**kwargs) -> VGG:
     """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_bn", "D", True, **kwargs)
 
 
 @register_model("vgg19")
+@_with_paper_numbers("E")
 def vgg19(**kwargs) -> VGG:
-    """VGG-19: column E of ``TABLE_1``; depth ``WEIGHT_LAYERS["E"]``, parameters
-    ``TABLE_2["E"]`` (millions). Keywords: ``VGG``."""
+    """VGG-19: configuration E. Keywords: see ``VGG``."""
     return _vgg("vgg19", "E", False, **kwargs)
 
 
 @register_model("vgg19_bn")
+@_with_paper_numbers("E")
 def vgg19_bn(**kwargs) -> VGG:
     """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg19_bn", "E", True, **kwargs)
