@@ -10,10 +10,10 @@ from common.models import resnet as R
 
 IMAGENET = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CIFAR = tuple(f"cifar_{kind}{d}" for kind in ("resnet", "plain") for d in (20, 32, 44, 56, 110))
-# Table 6 of He et al. 2015 (arXiv:1512.03385): parameters, given to two significant digits.
-TABLE6_PARAMS = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6}
-# Table 1: FLOPs counted as multiply-adds (sec. 3.3), for the paper's v1 nets.
-TABLE1_MACS = {18: 1.8e9, 34: 3.6e9, 50: 3.8e9, 101: 7.6e9, 152: 11.3e9}
+# The paper's numbers, kept once in the saved code (He et al. 2015, arXiv:1512.03385):
+# Table 1's multiply-adds and Table 6's parameters.
+TABLE1 = sorted(n for n, p in R.PAPER_NUMBERS.items() if "macs" in p)
+TABLE6 = sorted(n for n, p in R.PAPER_NUMBERS.items() if "params" in p)
 
 
 def test_registry_names():
@@ -39,21 +39,44 @@ def test_state_dict_keys_and_shapes_match_torchvision(name):
     assert state_dict_differences(ours, theirs) == [] and list(ours) == list(theirs)
 
 
-@pytest.mark.parametrize("depth", sorted(TABLE6_PARAMS))
-def test_cifar_params_match_table6_and_plain_twins(depth):
+def test_the_paper_numbers_cover_every_variant_the_tables_list():
+    assert TABLE1 == sorted(IMAGENET)
+    assert TABLE6 == sorted(f"cifar_resnet{d}" for d in (20, 32, 44, 56, 110, 1202))
+    assert set(R.PAPER_NUMBERS) <= set(common.list_models())
+
+
+@pytest.mark.parametrize("name", TABLE6)
+def test_cifar_params_match_table6_and_plain_twins(name):
     with torch.device("meta"):
-        n = common.count_params(common.get_model(f"cifar_resnet{depth}"))
-        plain = common.count_params(common.get_model(f"cifar_plain{depth}"))
-    assert abs(n / TABLE6_PARAMS[depth] - 1) <= 0.02
+        n = common.count_params(common.get_model(name))
+        plain = name.replace("resnet", "plain")
+        plain = common.count_params(common.get_model(plain)) if plain in common.list_models() else n
+    assert abs(n / R.PAPER_NUMBERS[name]["params"] - 1) <= 0.02
     assert plain == n                       # option A: "exactly the same ... number of parameters"
 
 
-@pytest.mark.parametrize("depth", sorted(TABLE1_MACS))
-def test_imagenet_macs_match_table1(depth):
-    kwargs = {"stride_in_1x1": True} if depth >= 50 else {"shortcut": "A"}
+@pytest.mark.parametrize("name", TABLE1)
+def test_imagenet_macs_match_table1(name):
+    paper = R.PAPER_NUMBERS[name]
     with torch.device("meta"):
-        macs = common.count_macs(common.get_model(f"resnet{depth}", **kwargs))
-    assert abs(macs / TABLE1_MACS[depth] - 1) <= 0.02
+        macs = common.count_macs(common.get_model(name, **paper["counted_as"]))
+    assert abs(macs / paper["macs"] - 1) <= 0.02
+
+
+def test_v15_costs_more_only_in_the_first_1x1_convs():
+    """Issue 7: the extra cost of v1.5 is the stride-1 first 1x1 conv of conv3_1..conv5_1."""
+    with torch.device("meta"):
+        v1 = common.count_macs(common.get_model("resnet50", stride_in_1x1=True))
+        v15 = common.count_macs(common.get_model("resnet50"))
+    per_conv = 256 * 128 * (56 * 56 - 28 * 28)   # the same for layer3 (512->256 at 28 vs 14) and layer4
+    assert v15 - v1 == 3 * per_conv
+
+
+def test_constructor_docstrings_are_written_from_the_paper_numbers():
+    assert "Table 6: 1.7M parameters; 6.43% CIFAR-10 test error (best of 5 runs; mean 6.61 +/- " \
+           "0.16)" in R.cifar_resnet110.__doc__
+    assert "Table 1: 3.8 x 10^9 multiply-adds at 224x224 (counted as stride_in_1x1=True" \
+           in R.resnet50.__doc__
 
 
 def test_shortcut_a_has_no_parameters_and_pads_with_zeros():
@@ -91,6 +114,56 @@ def test_bottleneck_stride_placement():
         common.get_model("resnet18", stride_in_1x1=True)
 
 
+def test_basic_block_has_no_arguments_that_only_raise():
+    """Issue 16: the basic block takes what it uses; the bottleneck keeps ResNeXt's options."""
+    import inspect
+    assert set(inspect.signature(R.BasicBlock).parameters) == {
+        "inplanes", "planes", "stride", "downsample", "norm_layer", "residual"}
+    with pytest.raises(TypeError):
+        R.BasicBlock(64, 64, groups=2)
+    with pytest.raises(TypeError):
+        R.ResNet(R.BasicBlock, [2, 2, 2, 2], groups=32, width_per_group=4)
+
+
+def test_resnext_from_the_bottleneck_loads_torchvision_strictly():
+    """SE-Net builds SE-ResNeXt on these options: torchvision's names and shapes must match."""
+    with torch.device("meta"):
+        ours = R.ResNet(R.Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4).state_dict()
+        theirs = torchvision.models.resnext50_32x4d().state_dict()
+    assert state_dict_differences(ours, theirs) == [] and list(ours) == list(theirs)
+
+
+def test_a_block_with_only_the_four_positional_arguments_plugs_in():
+    class Minimal(nn.Module):
+        expansion = 1
+
+        def __init__(self, inplanes, planes, stride, downsample):
+            super().__init__()
+            self.conv = nn.Conv2d(inplanes, planes, 3, stride, 1)
+            self.downsample = downsample
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            return torch.relu(self.conv(x) + identity)
+
+    net = R.ResNet(Minimal, [1, 1, 1], num_classes=10, widths=(16, 32, 64), stem="cifar",
+                   shortcut="A")
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_subclass_overriding_forward_gets_zero_init_and_loads_strictly():
+    class Scaled(R.Bottleneck):                       # SE-Net's pattern: a step before the addition
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            out = 0.5 * self.bn3(self.conv3(out))
+            return self.relu(out + identity)
+
+    net = R.ResNet(Scaled, [1, 1, 1, 1], zero_init_residual=True)
+    assert all(not b.bn3.weight.any() for s in net.stages() for b in s)
+
+
 def test_zero_init_residual_makes_blocks_identities():
     net = common.get_model("cifar_resnet20", zero_init_residual=True).eval()
     x = torch.rand(2, 16, 8, 8)                               # non-negative, as after a ReLU
@@ -98,6 +171,34 @@ def test_zero_init_residual_makes_blocks_identities():
         torch.testing.assert_close(net.layer1(x), x)
     resnet = common.get_model("resnet50", zero_init_residual=True)
     assert all(not b.bn3.weight.any() for s in resnet.stages() for b in s)
+
+
+def test_minimum_input_size_is_stated_and_enforced():
+    imagenet, cifar = common.get_model("resnet18"), common.get_model("cifar_resnet20")
+    assert (imagenet.min_input_size, cifar.min_input_size) == (32, 4)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        imagenet.eval()(torch.randn(1, 3, 31, 64))
+    with pytest.raises(ValueError, match="at least 4x4"):
+        cifar.eval()(torch.randn(1, 3, 3, 3))
+    with torch.no_grad():
+        assert imagenet(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+        assert cifar(torch.randn(1, 3, 4, 4)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 32), ("cifar_resnet20", 4),
+                                        ("cifar_plain20", 8)])
+def test_one_image_whose_last_map_is_1x1_cannot_train_and_says_so(name, size):
+    net = common.get_model(name).train()
+    last = size // net.min_input_size                 # the last stage's map at this size
+    x = torch.randn(1, 3, size, size)
+    if last == 1:
+        with pytest.raises(ValueError, match="batches of 2 or more.*model.eval"):
+            net(x)
+    else:
+        net(x)                                        # a 2x2 last map: BN has 4 values
+    net(torch.randn(2, 3, size, size))                # two images: fine in train mode
+    with torch.no_grad():
+        net.eval()(x)                                 # one image: fine in eval mode
 
 
 @pytest.mark.parametrize("size", [32, 57])

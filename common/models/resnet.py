@@ -19,19 +19,19 @@ from common.models.registry import check_image_batch, register_model
 
 __all__ = [
     "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck", "make_stage",
-    "IMAGENET_CONFIGS", "CIFAR_DEPTHS", "ResNet", "resnet18", "resnet34", "resnet50", "resnet101",
-    "resnet152", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
-    "cifar_resnet110", "cifar_plain20", "cifar_plain32", "cifar_plain44", "cifar_plain56",
-    "cifar_plain110",
+    "IMAGENET_CONFIGS", "CIFAR_DEPTHS", "ResNet", "PAPER_NUMBERS", "resnet18", "resnet34",
+    "resnet50", "resnet101", "resnet152", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44",
+    "cifar_resnet56", "cifar_resnet110", "cifar_resnet1202", "cifar_plain20", "cifar_plain32",
+    "cifar_plain44", "cifar_plain56", "cifar_plain110",
 ]
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
-            dilation: int = 1) -> nn.Conv2d:
-    """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4)."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation,
-                     groups=groups, dilation=dilation, bias=False)
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4).
+    ``groups`` > 1 only in ResNeXt's bottleneck (not this paper)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1,
+                     groups=groups, bias=False)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
@@ -85,47 +85,31 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › The basic block (Figure 2; Figure 5, left)
-class _ResidualBlock(nn.Module):
-    """What the basic and bottleneck blocks share: y = ReLU(F(x) + shortcut(x)) (Eqn. 1 and 2)."""
+class BasicBlock(nn.Module):
+    """The basic block: two 3x3 convs, each followed by BN, the shortcut added before the last
+    ReLU (Fig. 2; Fig. 5 left). ResNet-18/34 and every CIFAR-10 net. torchvision's module names.
 
-    expansion: int = 1
-
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual function F(x)."""
-        raise NotImplementedError
-
-    def last_bn(self) -> nn.Module:
-        """The last batch norm of the residual branch (the one zero-init sets to gamma = 0)."""
-        raise NotImplementedError
-
-    def zero_init_last(self) -> None:
-        """gamma = 0 in the branch's last BN: F(x) = 0 and the block starts as the identity
-        (Goyal et al. 2017, arXiv:1706.02677, sec. 5.1; not in the ResNet paper)."""
-        nn.init.zeros_(self.last_bn().weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branch(x)                                   # F(x), computed from the input x
-        if self.residual:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = out + identity                               # F(x) + x (Eqn. 1) or + W_s x (Eqn. 2)
-        return self.relu(out)                                  # the ReLU after the addition (sec. 3.2)
-
-
-# Defined in notebooks/02_resnet.ipynb, section 3 › The basic block (Figure 2; Figure 5, left)
-class BasicBlock(_ResidualBlock):
-    """Two 3x3 convs (ResNet-18/34 and the CIFAR nets). torchvision's signature and names."""
+    Args:
+        inplanes (int): input channels.
+        planes (int): output channels of both convs (``expansion`` is 1).
+        stride (int): stride of the first conv; 2 in the first block of conv3_x, conv4_x,
+            conv5_x (default 1; Table 1 caption).
+        downsample (nn.Module or None): the shortcut where the shape changes, from
+            ``make_shortcut``: ``ShortcutA`` (option A) or 1x1 conv + BN (options B, C); None
+            for the identity (default None; sec. 3.3).
+        norm_layer (callable): the normalisation after each conv (default nn.BatchNorm2d;
+            sec. 3.4).
+        residual (bool): False leaves out the shortcut and the addition: the block of the plain
+            nets (default True; sec. 4.1 and 4.2).
+    """
 
     expansion: int = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, groups: int = 1, base_width: int = 64,
-                 dilation: int = 1, norm_layer: Optional[Callable[..., nn.Module]] = None, *,
+                 downsample: Optional[nn.Module] = None, *,
+                 norm_layer: Optional[Callable[..., nn.Module]] = None,
                  residual: bool = True) -> None:
         super().__init__()
-        if groups != 1 or base_width != 64:
-            raise ValueError("BasicBlock only supports groups=1 and base_width=64")
-        if dilation > 1:
-            raise NotImplementedError("Dilation > 1 not supported in BasicBlock")
         if downsample is not None and not residual:
             raise ValueError("A plain block (residual=False) has no shortcut, so no downsample.")
         norm_layer = norm_layer or nn.BatchNorm2d
@@ -138,25 +122,49 @@ class BasicBlock(_ResidualBlock):
         self.stride = stride
         self.residual = residual
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
         out = self.relu(self.bn1(self.conv1(x)))
-        return self.bn2(self.conv2(out))                       # no ReLU before the addition
-
-    def last_bn(self) -> nn.Module:
-        return self.bn2
+        out = self.bn2(self.conv2(out))                        # F(x): no ReLU before the addition
+        if self.residual:
+            if self.downsample is not None:
+                identity = self.downsample(x)                  # option A, or W_s x (Eqn. 2)
+            out = out + identity                               # F(x) + x (Eqn. 1)
+        return self.relu(out)                                  # "the second nonlinearity after the addition"
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › The bottleneck block (Figure 5, right)
-class Bottleneck(_ResidualBlock):
-    """1x1 (reduce), 3x3, 1x1 (restore, x4) (ResNet-50/101/152). torchvision's signature and
-    names; `stride_in_1x1=True` puts the stride in the first 1x1 conv (the paper's v1) instead
-    of the 3x3 conv (v1.5, torchvision's and NVIDIA's)."""
+class Bottleneck(nn.Module):
+    """The bottleneck block: 1x1 (reduce to the width), 3x3, 1x1 (restore to planes * 4), each
+    followed by BN, the shortcut added before the last ReLU (Fig. 5 right). ResNet-50/101/152.
+    torchvision's module names.
+
+    Args:
+        inplanes (int): input channels.
+        planes (int): the bottleneck width d; the block outputs ``planes * expansion`` = 4d
+            channels (Table 1: [1x1, 64; 3x3, 64; 1x1, 256] is planes = 64).
+        stride (int): 2 in the first block of conv3_x, conv4_x, conv5_x (default 1; Table 1
+            caption); which conv takes it is ``stride_in_1x1``.
+        downsample (nn.Module or None): the shortcut where the shape changes, from
+            ``make_shortcut`` (default None, the identity; sec. 3.3).
+        groups (int): groups of the 3x3 conv, ResNeXt's cardinality (default 1: ResNet;
+            ResNeXt, not this paper).
+        base_width (int): width per group: the 1x1 and 3x3 convs have
+            ``int(planes * base_width / 64) * groups`` channels (default 64: ResNet; ResNeXt's
+            "32x4d" is groups 32, base_width 4).
+        norm_layer (callable): the normalisation after each conv (default nn.BatchNorm2d;
+            sec. 3.4).
+        residual (bool): False leaves out the shortcut and the addition (default True).
+        stride_in_1x1 (bool): True puts the stride in the first 1x1 conv, as the original
+            models do (v1); False in the 3x3 conv, as torchvision does (v1.5) (default False;
+            not in the paper: see the notebook's Easter-egg table).
+    """
 
     expansion: int = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, groups: int = 1, base_width: int = 64,
-                 dilation: int = 1, norm_layer: Optional[Callable[..., nn.Module]] = None, *,
+                 downsample: Optional[nn.Module] = None, *, groups: int = 1,
+                 base_width: int = 64, norm_layer: Optional[Callable[..., nn.Module]] = None,
                  residual: bool = True, stride_in_1x1: bool = False) -> None:
         super().__init__()
         if downsample is not None and not residual:
@@ -166,7 +174,7 @@ class Bottleneck(_ResidualBlock):
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(inplanes, width, stride=s1)       # v1: the stride is here
         self.bn1 = norm_layer(width)
-        self.conv2 = conv3x3(width, width, s3, groups, dilation)   # v1.5: the stride is here
+        self.conv2 = conv3x3(width, width, s3, groups)         # v1.5: the stride is here
         self.bn2 = norm_layer(width)
         self.conv3 = conv1x1(width, planes * self.expansion)   # restore: 4x the bottleneck width
         self.bn3 = norm_layer(planes * self.expansion)
@@ -176,13 +184,16 @@ class Bottleneck(_ResidualBlock):
         self.stride_in_1x1 = stride_in_1x1
         self.residual = residual
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        return self.bn3(self.conv3(out))
-
-    def last_bn(self) -> nn.Module:
-        return self.bn3
+        out = self.bn3(self.conv3(out))                        # F(x): no ReLU before the addition
+        if self.residual:
+            if self.downsample is not None:
+                identity = self.downsample(x)                  # option A, or W_s x (Eqn. 2)
+            out = out + identity                               # F(x) + x (Eqn. 1)
+        return self.relu(out)                                  # "the second nonlinearity after the addition"
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › A stage
@@ -193,12 +204,15 @@ def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int
     `planes * block.expansion`. `shortcut` is the option A/B/C of sec. 3.3; `residual=False`
     builds the plain counterpart (no shortcuts at all)."""
     out_channels = planes * block.expansion
+    if norm_layer is not None:
+        block_kwargs["norm_layer"] = norm_layer
+    if not residual:
+        block_kwargs["residual"] = False
     layers = []
     for i in range(blocks):
         cin, s = (inplanes, stride) if i == 0 else (out_channels, 1)
         downsample = make_shortcut(shortcut, cin, out_channels, s, norm_layer) if residual else None
-        layers.append(block(cin, planes, s, downsample, norm_layer=norm_layer, residual=residual,
-                            **block_kwargs))
+        layers.append(block(cin, planes, s, downsample, **block_kwargs))
     return nn.Sequential(*layers)
 
 
@@ -218,13 +232,43 @@ CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
 class ResNet(nn.Module):
-    """A ResNet built from a config: `block` (BasicBlock / Bottleneck or a subclass) and
-    `layers` (blocks per stage). torchvision's arguments and module names, plus:
+    """A ResNet built from a config. torchvision's arguments (the first seven) and module names
+    (conv1, bn1, layer1..layerN, avgpool, fc), so that its weights load with strict=True.
 
-    widths: output width of each stage before expansion (ImageNet 64..512, CIFAR 16/32/64);
-    stem: "imagenet" (7x7/2 conv + 3x3/2 max pool) or "cifar" (3x3/1 conv, no pool);
-    shortcut: option "A", "B" or "C" (sec. 3.3); residual=False builds the plain net;
-    block_kwargs: passed to every block (e.g. stride_in_1x1=True for the v1 bottleneck).
+    Args:
+        block (type): the block class: BasicBlock, Bottleneck, a subclass, or your own (below).
+        layers (list of int): blocks per stage (Table 1; CIFAR-10: [n, n, n], sec. 4.2).
+        num_classes (int): outputs of the fc layer (default 1000: ImageNet, Table 1).
+        zero_init_residual (bool): gamma = 0 in the last BN of every residual BasicBlock (bn2)
+            and Bottleneck (bn3), subclasses included, so each block starts as the identity
+            (default False; not in the paper: Goyal et al. 2017, arXiv:1706.02677, sec. 5.1).
+        groups (int): the bottleneck's groups, given to the block when not 1 (default 1;
+            ResNeXt, not this paper).
+        width_per_group (int): the bottleneck's base_width, given when not 64 (default 64).
+        norm_layer (callable): the normalisation after each conv (default nn.BatchNorm2d;
+            sec. 3.4).
+        widths (list of int): each stage's ``planes`` (default (64, 128, 256, 512): Table 1;
+            the CIFAR nets use (16, 32, 64): sec. 4.2).
+        stem (str): "imagenet": 7x7 conv, stride 2, and 3x3 max pool, stride 2 (Table 1);
+            "cifar": one 3x3 conv, stride 1, no pool (sec. 4.2) (default "imagenet").
+        shortcut (str): option "A", "B" or "C" (default "B", as torchvision; sec. 3.3, 4.1).
+        residual (bool): False builds the plain net: no shortcuts at all (default True;
+            sec. 4.1 and 4.2).
+        in_channels (int): channels of the input images (default 3).
+        block_kwargs (dict): more keywords for every block, e.g. {"stride_in_1x1": True} for
+            the v1 bottleneck (default None).
+
+    The block interface: ``block.expansion`` (int, class attribute): the block outputs
+    ``planes * expansion`` channels; ``block(inplanes, planes, stride, downsample)``
+    (positional): ``downsample`` is None (the identity) or the module from ``make_shortcut``
+    to apply to the block's input before the addition. The block also receives
+    ``norm_layer=...``, ``residual=False``, ``groups``/``base_width`` and ``block_kwargs`` as
+    keywords, but only when they are given to ResNet.
+
+    Input: float images (N, in_channels, H, W) with H and W at least ``min_input_size``, the
+    total stride (32 with the ImageNet stem, 4 with the CIFAR stem; our choice), where the last
+    stage's map is 1x1. A single image of that size cannot train (batch norm needs more than
+    one value per channel): train on batches of two or more.
     """
 
     def __init__(self, block: type, layers: Sequence[int], num_classes: int = 1000,
@@ -238,7 +282,6 @@ class ResNet(nn.Module):
             raise ValueError(f"One width per stage: got {len(widths)} widths for {len(layers)} stages.")
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"Unknown stem {stem!r}: choose 'imagenet' or 'cifar'.")
-        norm_layer = norm_layer or nn.BatchNorm2d
         self.in_channels = in_channels
         width = widths[0]
         if stem == "imagenet":                                  # Table 1, conv1 and the pool
@@ -247,9 +290,11 @@ class ResNet(nn.Module):
         else:                                                   # sec. 4.2: "the first layer is 3x3 convolutions"
             self.conv1 = conv3x3(in_channels, width)
             self.maxpool = nn.Identity()
-        self.bn1 = norm_layer(width)
+        self.bn1 = (norm_layer or nn.BatchNorm2d)(width)
         self.relu = nn.ReLU(inplace=True)
-        kwargs = dict(block_kwargs or {}, groups=groups, base_width=width_per_group)
+        kwargs = dict(block_kwargs or {})
+        if groups != 1 or width_per_group != 64:               # ResNeXt: bottleneck blocks only
+            kwargs.update(groups=groups, base_width=width_per_group)
         self.stage_names = []
         inplanes = width
         for i, (planes, blocks) in enumerate(zip(widths, layers)):
@@ -262,6 +307,7 @@ class ResNet(nn.Module):
             inplanes = planes * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))             # any input size -> 1x1
         self.fc = nn.Linear(inplanes, num_classes)
+        self.min_input_size = (4 if stem == "imagenet" else 1) * 2 ** (len(layers) - 1)
 
         for m in self.modules():                                # He init (sec. 3.4), as torchvision
             if isinstance(m, nn.Conv2d):
@@ -271,8 +317,10 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if zero_init_residual:                                  # Goyal et al. 2017, not the paper
             for m in self.modules():
-                if isinstance(m, _ResidualBlock) and m.residual:
-                    m.zero_init_last()
+                if isinstance(m, Bottleneck) and m.residual:
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, BasicBlock) and m.residual:
+                    nn.init.zeros_(m.bn2.weight)
 
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, name) for name in self.stage_names]
@@ -285,9 +333,56 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=self.in_channels)
+        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size)
+        if self.training and x.shape[0] == 1 and max(x.shape[-2:]) <= self.min_input_size:
+            raise ValueError(
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
+                "stage, and batch norm cannot normalise a single value per channel. Train on "
+                f"batches of 2 or more, or on images larger than {self.min_input_size} pixels; "
+                "to predict one image, call model.eval() first.")
         x = self.avgpool(self.features(x))
         return self.fc(torch.flatten(x, 1))                     # logits: softmax is in the loss
+
+
+# Defined in notebooks/02_resnet.ipynb, section 3 › The paper's numbers, as data
+#: He et al. 2015's own numbers, by model name. source: the table; macs: Table 1's "FLOPs"
+#: at 224x224 (multiply-adds, sec. 3.3), given to two significant digits; counted_as: the
+#: keywords that build the variant we read the count as describing (our reading, not stated);
+#: params: Table 6's CIFAR-10 parameters (two significant digits); error: Table 6's CIFAR-10
+#: test error in % (for ResNet-110 the best of 5 runs, error_mean_std their mean and std).
+PAPER_NUMBERS: dict[str, dict] = {
+    "resnet18": {"source": "Table 1", "macs": 1.8e9, "counted_as": {"shortcut": "A"}},
+    "resnet34": {"source": "Table 1", "macs": 3.6e9, "counted_as": {"shortcut": "A"}},
+    "resnet50": {"source": "Table 1", "macs": 3.8e9, "counted_as": {"stride_in_1x1": True}},
+    "resnet101": {"source": "Table 1", "macs": 7.6e9, "counted_as": {"stride_in_1x1": True}},
+    "resnet152": {"source": "Table 1", "macs": 11.3e9, "counted_as": {"stride_in_1x1": True}},
+    "cifar_resnet20": {"source": "Table 6", "params": 0.27e6, "error": 8.75},
+    "cifar_resnet32": {"source": "Table 6", "params": 0.46e6, "error": 7.51},
+    "cifar_resnet44": {"source": "Table 6", "params": 0.66e6, "error": 7.17},
+    "cifar_resnet56": {"source": "Table 6", "params": 0.85e6, "error": 6.97},
+    "cifar_resnet110": {"source": "Table 6", "params": 1.7e6, "error": 6.43,
+                        "error_mean_std": (6.61, 0.16)},
+    "cifar_resnet1202": {"source": "Table 6", "params": 19.4e6, "error": 7.93},
+}
+
+
+# Defined in notebooks/02_resnet.ipynb, section 3 › The paper's numbers, as data
+def _with_paper_numbers(constructor):
+    """Append the model's PAPER_NUMBERS to its constructor's docstring."""
+    p = PAPER_NUMBERS[constructor.__name__]
+    facts = []
+    if "macs" in p:
+        how = ", ".join(f"{k}={v!r}" for k, v in p["counted_as"].items())
+        facts.append(f"{p['macs'] / 1e9:g} x 10^9 multiply-adds at 224x224 (counted as {how}: "
+                     "our reading)")
+    if "params" in p:
+        facts.append(f"{p['params'] / 1e6:g}M parameters")
+    if "error" in p:
+        spread = (" (best of 5 runs; mean {:g} +/- {:g})".format(*p["error_mean_std"])
+                  if "error_mean_std" in p else "")
+        facts.append(f"{p['error']:g}% CIFAR-10 test error{spread}")
+    constructor.__doc__ += f"\n\n    He et al. 2015, {p['source']}: {'; '.join(facts)}."
+    return constructor
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
@@ -310,6 +405,7 @@ def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet18")
+@_with_paper_numbers
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (Table 1)."""
     return _resnet(18, **kwargs)
@@ -317,6 +413,7 @@ def resnet18(**kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet34")
+@_with_paper_numbers
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (Table 1)."""
     return _resnet(34, **kwargs)
@@ -324,6 +421,7 @@ def resnet34(**kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet50")
+@_with_paper_numbers
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(50, **kwargs)
@@ -331,6 +429,7 @@ def resnet50(**kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet101")
+@_with_paper_numbers
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(101, **kwargs)
@@ -338,6 +437,7 @@ def resnet101(**kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("resnet152")
+@_with_paper_numbers
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(152, **kwargs)
@@ -345,37 +445,50 @@ def resnet152(**kwargs) -> ResNet:
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet20")
+@_with_paper_numbers
 def cifar_resnet20(**kwargs) -> ResNet:
-    """CIFAR-10 ResNet-20 (sec. 4.2, n = 3; Table 6: 0.27M parameters)."""
+    """CIFAR-10 ResNet-20 (sec. 4.2, n = 3)."""
     return _cifar_resnet(20, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet32")
+@_with_paper_numbers
 def cifar_resnet32(**kwargs) -> ResNet:
-    """CIFAR-10 ResNet-32 (sec. 4.2, n = 5; Table 6: 0.46M parameters)."""
+    """CIFAR-10 ResNet-32 (sec. 4.2, n = 5)."""
     return _cifar_resnet(32, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet44")
+@_with_paper_numbers
 def cifar_resnet44(**kwargs) -> ResNet:
-    """CIFAR-10 ResNet-44 (sec. 4.2, n = 7; Table 6: 0.66M parameters)."""
+    """CIFAR-10 ResNet-44 (sec. 4.2, n = 7)."""
     return _cifar_resnet(44, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet56")
+@_with_paper_numbers
 def cifar_resnet56(**kwargs) -> ResNet:
-    """CIFAR-10 ResNet-56 (sec. 4.2, n = 9; Table 6: 0.85M parameters)."""
+    """CIFAR-10 ResNet-56 (sec. 4.2, n = 9)."""
     return _cifar_resnet(56, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
 @register_model("cifar_resnet110")
+@_with_paper_numbers
 def cifar_resnet110(**kwargs) -> ResNet:
-    """CIFAR-10 ResNet-110 (sec. 4.2, n = 18; Table 6: 1.7M parameters)."""
+    """CIFAR-10 ResNet-110 (sec. 4.2, n = 18)."""
     return _cifar_resnet(110, **kwargs)
+
+
+# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+@register_model("cifar_resnet1202")
+@_with_paper_numbers
+def cifar_resnet1202(**kwargs) -> ResNet:
+    """CIFAR-10 ResNet-1202 (sec. 4.2, n = 200; "Exploring over 1000 layers")."""
+    return _cifar_resnet(1202, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
