@@ -115,6 +115,14 @@ def test_cifar_models_output_shape(name):
         assert model.classifier.in_features == 512
 
 
+def test_cifar_model_trains_on_one_image_at_the_minimum_size():
+    model = common.get_model("cifar_vgg16_bn", width=0.125).train()
+    assert model.min_input_size == 32
+    model(torch.randn(1, 3, 32, 32)).sum().backward()     # the last BNs see 2x2 maps: no error
+    with torch.device("meta"):
+        assert common.get_model("vgg16").min_input_size == 32
+
+
 def test_cifar_model_runs_at_any_size_and_width():
     model = common.get_model("cifar_vgg11_bn", width=0.25, num_classes=7).eval()
     with torch.no_grad():

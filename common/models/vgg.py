@@ -205,6 +205,7 @@ class VGG(nn.Module):
     """A VGG of Table 1: ``features`` (the conv stages), ``avgpool`` (torchvision's adaptive 7x7
     pool: the identity at 224x224) and ``classifier`` (FC-4096, FC-4096, FC-num_classes with ReLU
     and dropout), named and indexed as in torchvision.models.VGG, so its weights load strictly.
+    Input: float images (N, 3, H, W), H and W at least ``min_input_size`` (32).
 
     Args:
         config (str | list of lists of str): a column of ``TABLE_1`` ("A", "A-LRN", "B", "C",
@@ -236,10 +237,11 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),          # FC-1000; soft-max is in the loss
         )
+        self.min_input_size = 2 ** 5               # five 2x2 max-pools need >= 32 pixels
         init_weights_(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=32)    # five 2x2 pools need >= 32 pixels
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
@@ -362,7 +364,9 @@ def vgg19_bn(**kwargs) -> VGG:
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 class CifarVGG(nn.Module):
     """VGG for 32x32 images: ``features`` (the conv stages of a Table 1 column), ``avgpool``
-    (global average pooling) and ``classifier`` (one linear layer). Not in the paper.
+    (global average pooling) and ``classifier`` (one linear layer). Not in the paper. Input:
+    float images (N, 3, H, W), H and W at least ``min_input_size`` (32); any batch size, in
+    training mode too (the last batch norms see 2x2 maps at 32x32).
 
     Args:
         config (str | list of lists of str): a column of ``TABLE_1`` or a list of stages
@@ -384,10 +388,11 @@ class CifarVGG(nn.Module):
         self.features = make_features(scale_config(config, width), batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d(1)         # global pooling: any input >= 32 pixels
         self.classifier = nn.Linear(out_channels(self.features), num_classes)
+        self.min_input_size = 2 ** 5               # five 2x2 max-pools need >= 32 pixels
         init_weights_(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=32)
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
