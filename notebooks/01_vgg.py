@@ -181,7 +181,7 @@ common.block_diagrams(
 #
 # One entry per column of Table 1, one inner list per *stage* (the layers between two
 # max-pools), each layer in the paper's own notation: `conv<receptive field>-<channels>`. ReLUs
-# are not written, as in the table ("the ReLU activation function is not shown for brevity").
+# are not written, as in the table ("The ReLU activation function is not shown for brevity").
 
 # %%
 #@save vgg
@@ -799,10 +799,11 @@ del features, ours_net
 # %% [markdown]
 # ### Pre-initialisation from net A (section 3.1)
 #
-# "We began with training the configuration A ..., shallow enough to be trained with random
-# initialisation. Then, when training deeper architectures, we initialised the first four
-# convolutional layers and the last three fully-connected layers with the layers of net A (the
-# intermediate layers were initialised randomly)."
+# "To circumvent this problem, we began with training the configuration A (Table 1), shallow
+# enough to be trained with random initialisation. Then, when training deeper architectures,
+# we initialised the first four convolutional layers and the last three fully-connected layers
+# with the layers of net A (the intermediate layers were initialised randomly)." (sec. 3.1; the
+# problem is "the instability of gradient in deep nets", section 8.)
 #
 # Which layers of the deeper net receive A's four? The paper does not say. A's first four convs
 # are 3→64, 64→128, 128→256 and 256→256; the deeper net's *first four* convs cannot receive
@@ -1551,9 +1552,10 @@ del small, fc6, dense_ok, dense_bad
 #    `cifar_vgg19_bn` with `CIFAR_RECIPE`. Does the error fall with depth, and saturate at 19, as
 #    in Table 3 on ImageNet? Saturation is a small gap: count the seeds first.
 # 2. **LRN.** Train `CifarVGG("A-LRN")` beside `CifarVGG("A")` (both with and without BN). The
-#    paper found that LRN "does not improve" net A (Table 3: 29.7% vs 29.6% top-1). A gap of
-#    0.1 points is far below any seed-to-seed spread you will measure: to show "no effect",
-#    report the difference with its standard error over several seeds.
+#    paper found that LRN "does not improve" net A (Table 3: 29.7% vs 29.6% top-1). One seed
+#    per variant resolves a 0.1-point gap only if your measured $\sigma$ is below 0.035 points
+#    ($d \ge \sqrt{8}\,\sigma$): to show "no effect", report the difference with its standard
+#    error over several seeds.
 # 3. **1×1 vs 3×3.** Train `CifarVGG("C")` beside `CifarVGG("D")`: same depth, C's three extra
 #    layers are 1×1. Table 3 has C between B and D. And C's multiply-adds?
 # 4. **The variance.** Re-run the experiment of section 8 with `NAIVE_STD = 0.1` (the paper's
