@@ -7,6 +7,8 @@
 
 Environment variables (all optional):
     IMAGENET5_SMOKE=1     smoke mode: tiny data and at most a few epochs (the tests set it)
+    IMAGENET5_QUICK=1     quick mode: a data subset and a few epochs, so that training cells learn
+                          visibly in minutes on a CPU (smoke mode wins when both are set)
     IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
     IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
     IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
@@ -23,12 +25,21 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+def _flag(name: str, env=os.environ) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _modes(env=os.environ) -> tuple[bool, bool]:
+    """(smoke, quick) from the environment: smoke mode wins when both are set."""
+    smoke = _flag("IMAGENET5_SMOKE", env)
+    return smoke, _flag("IMAGENET5_QUICK", env) and not smoke
 
 
 #: Smoke mode: `common` shrinks data and epochs so that every notebook runs in seconds on a CPU.
-SMOKE: bool = _flag("IMAGENET5_SMOKE")
+#: Quick mode, between smoke and full: `common` trains on a subset (``data.QUICK_SIZES``) for
+#: about ``train.QUICK_IMAGES`` images in all, the schedule compressed, so that every training
+#: cell learns clearly in a few minutes on a CPU.
+SMOKE, QUICK = _modes()
 #: Offline mode: no download is ever attempted.
 OFFLINE: bool = _flag("IMAGENET5_OFFLINE")
 
@@ -51,7 +62,12 @@ def run_dir_for(group: str, name: str, recipe, data, **settings) -> Path:
     import hashlib
     import json
 
-    what = {"recipe": {k: v for k, v in recipe.to_dict().items() if k != "sources"},
+    from .train import ADDED_FIELDS
+
+    # Fields added to Recipe later are left out while they hold their "as before" values, so the
+    # folders of runs made before they existed keep their names.
+    what = {"recipe": {k: v for k, v in recipe.to_dict().items()
+                       if k != "sources" and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])},
             "data": data.description, "settings": settings}
     key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return runs_dir(group, f"{name}-{key}")
@@ -93,7 +109,7 @@ from .models import get_model, list_models  # noqa: E402
 from .train import History, Recipe, evaluate, fit, plot_histories  # noqa: E402
 
 __all__ = [
-    "SMOKE", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device", "seed_everything",
+    "SMOKE", "QUICK", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device", "seed_everything",
     "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History", "plot_histories",
     "count_params", "count_macs", "summary", "paper_vs_ours", "check_against_reference",
     "random_reference", "output_shapes", "table", "Table", "block_diagram", "block_diagrams",

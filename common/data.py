@@ -31,6 +31,9 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 VAL_FRACTION = 0.1
 #: Smoke mode keeps this many images per split.
 SMOKE_SIZES = {"train": 512, "val": 256, "test": 256}
+#: Quick mode keeps at most this many images per split (the offline digits set is smaller: it is
+#: kept whole).
+QUICK_SIZES = {"train": 5_000, "val": 1_000, "test": 2_000}
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_ARCHIVE = CIFAR_URL.rsplit("/", 1)[1]
 
@@ -60,6 +63,9 @@ class DataBundle:
     std: torch.Tensor
     offline: bool = False
     smoke: bool = False
+    quick: bool = False
+    val_fraction: float = VAL_FRACTION
+    split_seed: int = 0
     note: str = ""
     _norm: tuple = field(default=None, repr=False)
 
@@ -73,8 +79,17 @@ class DataBundle:
 
     @property
     def description(self) -> str:
+        """What the data is, in words; part of every run's identity (history, checkpoint,
+        ``run_dir_for``), so a split other than the default one is named in it."""
         what = f"{self.name} (offline stand-in for CIFAR-10)" if self.offline else self.name
-        return what + (" [smoke subset]" if self.smoke else "")
+        if self.val_fraction == 0:
+            what += " [all training images, no validation split]"
+        elif self.val_fraction != VAL_FRACTION:
+            what += f" [val_fraction={self.val_fraction:g}]"
+        if self.split_seed != 0:
+            what += f" [split_seed={self.split_seed}]"
+        return what + (" [smoke subset]" if self.smoke else " [quick mode]" if self.quick
+                       else "")
 
     def __getitem__(self, split: str) -> Split:
         if split not in ("train", "val", "test"):
@@ -221,19 +236,27 @@ def _banner(lines: list[str]) -> str:
 def load_data(name: str = "cifar10", root: str | Path | None = None, download: bool = True,
               device: str | torch.device | None = None, fallback: bool = True,
               val_fraction: float = VAL_FRACTION, split_seed: int = 0,
-              smoke: bool | None = None, verbose: bool = True) -> DataBundle:
+              smoke: bool | None = None, quick: bool | None = None,
+              verbose: bool = True) -> DataBundle:
     """Load a dataset onto ``device`` as uint8 tensors, split into train / val / test.
 
     name: "cifar10" or "digits" (the offline set). root: data folder ($IMAGENET5_DATA, else
     data/). The training set is split into train and validation (45k / 5k for CIFAR-10, as in
     He et al. 2015, section 4.2) with a fixed seed; the test set is kept for the final number.
-    When CIFAR-10 is unavailable and ``fallback`` is true, the offline set is used instead, and
-    said loudly; with ``fallback=False`` the reason is raised. In smoke mode (``smoke``, default
-    ``common.SMOKE``) each split is cut to a few hundred images.
+    ``val_fraction=0`` keeps no validation split and trains on the whole training set (all 50k
+    for CIFAR-10, the protocol of the ResNet paper's reported results); ``fit`` then runs without
+    validation and says so. When CIFAR-10 is unavailable and ``fallback`` is true, the offline
+    set is used instead, and said loudly; with ``fallback=False`` the reason is raised. In smoke
+    mode (``smoke``, default ``common.SMOKE``) each split is cut to a few hundred images; in
+    quick mode (``quick``, default ``common.QUICK``; smoke wins) to ``QUICK_SIZES``.
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)}.")
+    if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}: 0.1 (the "
+                         "default) holds out 5k of CIFAR-10's 50k, 0 trains on all of them.")
     smoke = common.SMOKE if smoke is None else smoke
+    quick = (common.QUICK if quick is None else quick) and not smoke
     device = common.pick_device(device)
     note, offline = "", False
     if name == "cifar10":
@@ -262,13 +285,15 @@ def load_data(name: str = "cifar10", root: str | Path | None = None, download: b
     perm = torch.randperm(len(ty), generator=torch.Generator().manual_seed(split_seed))
     n_val = int(round(len(ty) * val_fraction))
     vx, vy, tx, ty = tx[perm[:n_val]], ty[perm[:n_val]], tx[perm[n_val:]], ty[perm[n_val:]]
-    if smoke:
-        tx, ty = tx[:SMOKE_SIZES["train"]], ty[:SMOKE_SIZES["train"]]
-        vx, vy = vx[:SMOKE_SIZES["val"]], vy[:SMOKE_SIZES["val"]]
-        sx, sy = sx[:SMOKE_SIZES["test"]], sy[:SMOKE_SIZES["test"]]
+    if smoke or quick:
+        sizes = SMOKE_SIZES if smoke else QUICK_SIZES
+        tx, ty = tx[:sizes["train"]], ty[:sizes["train"]]
+        vx, vy = vx[:sizes["val"]], vy[:sizes["val"]]
+        sx, sy = sx[:sizes["test"]], sy[:sizes["test"]]
     mean, std = channel_stats(tx)   # from the training split only: nothing leaks from val/test
     bundle = DataBundle(
-        name=name, classes=classes, mean=mean, std=std, offline=offline, smoke=smoke, note=note,
+        name=name, classes=classes, mean=mean, std=std, offline=offline, smoke=smoke,
+        quick=quick, val_fraction=val_fraction, split_seed=split_seed, note=note,
         train=Split(tx.to(device), ty.to(device)), val=Split(vx.to(device), vy.to(device)),
         test=Split(sx.to(device), sy.to(device)))
     if verbose:

@@ -5,12 +5,17 @@
     history = fit(model, data, recipe, run_dir=runs_dir("resnet20"), resume=True)
 
 Fast where it matters: data on the device as uint8 with batched augmentation (common.data),
-bf16 autocast on CUDA (fp16 with a gradient scaler on GPUs without bf16), channels_last on CUDA
-and CPU, optional torch.compile. Plain fp32 on CPU and Apple MPS.
+bf16 autocast on CUDA (fp16 with a gradient scaler on GPUs without bf16) and on CPUs with native
+bf16 (AVX512-BF16, AMX, Arm BF16: ``cpu_has_native_bf16``), channels_last on CUDA and CPU,
+optional torch.compile. Plain fp32 on other CPUs and on Apple MPS.
 
 Safe: a checkpoint every epoch, written atomically; ``resume=True`` continues the same run
 exactly (weights, optimizer, step, gradient scaler, random state, history). The learning-rate
 schedule is a pure function of the step, so the step is the scheduler's whole state.
+
+Three sizes (``common.SMOKE``, ``common.QUICK``, full): smoke mode runs ``SMOKE_EPOCHS`` epochs
+for the tests; quick mode runs about ``QUICK_IMAGES`` training images in all, so that a learner
+sees a model learn in minutes on a CPU; both compress the recipe's whole schedule into them.
 """
 from __future__ import annotations
 
@@ -32,11 +37,22 @@ import common
 from common.display import Table
 
 SMOKE_EPOCHS = 2
+#: Quick mode trains on about this many images in all (epochs x training images), at least one
+#: epoch and at most the recipe's: ~8 epochs of the 5k quick CIFAR-10 subset, ~30 of digits.
+QUICK_IMAGES = 40_000
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
 FORMAT = "imagenet5-checkpoint-v1"
-SCHEDULES = ("multistep", "cosine", "constant")
+SCHEDULES = ("multistep", "cosine", "constant", "exponential")
 WARMUPS = ("linear", "constant")
+OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
+#: Recipe fields added after checkpoints already existed, with the value that means "as before".
+#: A checkpoint whose recipe lacks them resumes as if it had these values, and ``run_dir_for``
+#: leaves them out of its key while they hold these values (so old run folders keep their names).
+ADDED_FIELDS = {"optimizer": "sgd", "rmsprop_decay": 0.9, "rmsprop_eps": 1e-3,
+                "decay_epochs": 1.0, "staircase": True}
+#: The same for the run description a checkpoint keeps (what must match to resume).
+ADDED_RUN_KEYS = {"quick": False}
 
 
 class CheckpointError(RuntimeError):
@@ -48,9 +64,26 @@ class Recipe:
     """A paper's training hyperparameters. ``sources`` maps a field to where the paper states it
     (or why we chose it); ``table()`` shows them side by side.
 
-    Epoch-based: ``milestones`` and ``warmup_epochs`` are in epochs and may be fractional, so a
-    paper's iteration counts convert exactly (``Recipe.iterations_to_epochs``). The learning rate
-    is set every step: lr * warm-up factor * schedule factor."""
+    Epoch-based: ``milestones``, ``warmup_epochs`` and ``decay_epochs`` are in epochs and may be
+    fractional, so a paper's iteration counts convert exactly (``Recipe.iterations_to_epochs``).
+    The learning rate is set every step: lr * warm-up factor * schedule factor.
+
+    optimizer: "sgd" (momentum, ``nesterov`` if asked; the default), "rmsprop"
+    (``torch.optim.RMSprop``) or "rmsprop_tf" (TensorFlow 1's RMSProp, the optimizer of the
+    MobileNetV2 and EfficientNet papers' code: see ``RMSpropTF`` for how it differs). Both
+    RMSProps use ``momentum``, ``rmsprop_decay`` (TF's ``decay``, torch's ``alpha``) and
+    ``rmsprop_eps``; the defaults 0.9 and 1e-3 are those of EfficientNet's official code
+    (tensorflow/tpu, models/official/efficientnet/utils.py, ``build_optimizer``). Weight decay
+    is the L2 gradient term ``weight_decay * w`` on every parameter for all three.
+
+    schedule: "multistep" (times ``gamma`` at each of ``milestones``), "cosine", "constant", or
+    "exponential": times ``gamma`` every ``decay_epochs`` epochs, in steps (``staircase=True``,
+    as ``tf.train.exponential_decay(..., staircase=True)`` in the TF code of both papers) or
+    smoothly (``gamma ** (epoch / decay_epochs)``). MobileNetV2 (section 6.1): lr 0.045,
+    gamma 0.98, decay_epochs 1; EfficientNet (section 5.2): lr 0.256, gamma 0.97,
+    decay_epochs 2.4. Warm-up multiplies the schedule; TF's EfficientNet code instead replaces
+    it during warm-up (lr * step / warmup_steps), which differs from ours by the decay reached by
+    then (0.97 ** 2 after 5 epochs)."""
     epochs: int
     batch_size: int = 128
     lr: float = 0.1
@@ -65,6 +98,11 @@ class Recipe:
     warmup_factor: float = 0.1
     label_smoothing: float = 0.0
     augment: bool = True
+    optimizer: str = ADDED_FIELDS["optimizer"]
+    rmsprop_decay: float = ADDED_FIELDS["rmsprop_decay"]
+    rmsprop_eps: float = ADDED_FIELDS["rmsprop_eps"]
+    decay_epochs: float = ADDED_FIELDS["decay_epochs"]
+    staircase: bool = ADDED_FIELDS["staircase"]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -77,6 +115,21 @@ class Recipe:
             raise ValueError(f"Unknown schedule {self.schedule!r}: choose one of {SCHEDULES}.")
         if self.warmup not in WARMUPS:
             raise ValueError(f"Unknown warmup {self.warmup!r}: choose one of {WARMUPS}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}: choose one of {OPTIMIZERS}.")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(f"nesterov=True applies to optimizer='sgd' only, not "
+                             f"{self.optimizer!r}: drop nesterov, or use SGD.")
+        if self.momentum < 0 or self.weight_decay < 0 or self.gamma <= 0:
+            raise ValueError("momentum and weight_decay must be at least 0, gamma positive "
+                             f"(got {self.momentum}, {self.weight_decay}, {self.gamma}).")
+        if not 0 <= self.rmsprop_decay < 1 or self.rmsprop_eps <= 0:
+            raise ValueError("rmsprop_decay must be in [0, 1) (TF's 'decay', torch's 'alpha', "
+                             "e.g. 0.9) and rmsprop_eps positive, got "
+                             f"{self.rmsprop_decay} and {self.rmsprop_eps}.")
+        if self.decay_epochs <= 0:
+            raise ValueError(f"decay_epochs must be positive (e.g. 1 for a decay every epoch, "
+                             f"2.4 for EfficientNet's), got {self.decay_epochs}.")
         if list(self.milestones) != sorted(self.milestones) or any(
                 not 0 < m <= self.epochs for m in self.milestones):
             raise ValueError(f"milestones {self.milestones} must be increasing epochs within "
@@ -101,6 +154,11 @@ class Recipe:
         elif self.schedule == "cosine":
             t = (epoch - self.warmup_epochs) / (self.epochs - self.warmup_epochs)
             f = 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+        elif self.schedule == "exponential":
+            k = epoch / self.decay_epochs
+            # staircase: whole decay periods only (the tiny slack absorbs float error in
+            # step / steps_per_epoch at an exact boundary)
+            f = self.gamma ** (math.floor(k + 1e-9) if self.staircase else k)
         else:
             f = 1.0
         if epoch < self.warmup_epochs:
@@ -114,17 +172,107 @@ class Recipe:
         d["sources"] = dict(self.sources)
         return d
 
+    def _relevant(self, name: str) -> bool:
+        """Whether a field of the newer optimizer and schedule options matters to this recipe."""
+        if name in ("rmsprop_decay", "rmsprop_eps"):
+            return self.optimizer != "sgd"
+        if name in ("decay_epochs", "staircase"):
+            return self.schedule == "exponential"
+        return True
+
     def table(self) -> Table:
-        """Each hyperparameter, its value and where it comes from."""
+        """Each hyperparameter, its value and where it comes from (options that do not apply to
+        this recipe's optimizer or schedule are left out)."""
         rows = [(f.name, getattr(self, f.name), self.sources.get(f.name, ""))
-                for f in dataclasses.fields(self) if f.name != "sources"]
+                for f in dataclasses.fields(self)
+                if f.name != "sources" and self._relevant(f.name)]
         return Table(rows, header=("hyperparameter", "value", "source"))
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSProp as TensorFlow 1's ``tf.train.RMSPropOptimizer`` computes it: the optimizer the
+    MobileNetV2 and EfficientNet papers trained with (their code is TensorFlow). Per parameter,
+    with gradient ``g`` (plus ``weight_decay * w``, the gradient of TF's L2 loss term)::
+
+        ms  = decay * ms + (1 - decay) * g**2          # ms starts at ONE
+        mom = momentum * mom + lr * g / sqrt(ms + eps)
+        w   = w - mom
+
+    ``torch.optim.RMSprop`` (``Recipe(optimizer="rmsprop")``) differs in three ways:
+
+    1. epsilon: torch divides by ``sqrt(ms) + eps``, TF by ``sqrt(ms + eps)``. The same number
+       means different things: TF's eps=1e-3 caps the step where gradients are tiny at
+       lr * g / 0.032, torch's at lr * g / 0.001.
+    2. the mean square starts at 1 in TF, 0 in torch. Torch's first step is therefore
+       lr * g / sqrt((1 - decay) g**2) = lr * 3.2 * sign(g) for decay 0.9, whatever the size of
+       g; TF's first steps are about lr * g while ms warms up.
+    3. momentum: TF's buffer accumulates lr-scaled updates, torch's accumulates unscaled ones
+       and multiplies by the current lr. When the lr changes (every epoch with an exponential
+       schedule) TF's buffer keeps the past steps at their old lr; torch rescales all of them.
+
+    Equal to ``timm.optim.RMSpropTF`` with its defaults (``lr_in_momentum=True``), which is tested.
+    Not implemented: TF's ``centered`` variant. EfficientNet's code leaves batch-norm
+    parameters out of the weight decay; this optimizer decays every parameter it is given."""
+
+    def __init__(self, params, lr: float, decay: float = 0.9, momentum: float = 0.9,
+                 eps: float = 1e-3, weight_decay: float = 0.0):
+        if not (lr > 0 and 0 <= decay < 1 and momentum >= 0 and eps > 0 and weight_decay >= 0):
+            raise ValueError(f"RMSpropTF needs lr > 0, 0 <= decay < 1, momentum >= 0, eps > 0, "
+                             f"weight_decay >= 0; got {lr}, {decay}, {momentum}, {eps}, "
+                             f"{weight_decay}.")
+        super().__init__(params, dict(lr=lr, decay=decay, momentum=momentum, eps=eps,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, decay, momentum = group["lr"], group["decay"], group["momentum"]
+            eps, weight_decay = group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if weight_decay:
+                    g = g.add(p, alpha=weight_decay)
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+                ms, buf = state["square_avg"], state["momentum_buffer"]
+                ms.mul_(decay).addcmul_(g, g, value=1 - decay)
+                update = g / ms.add(eps).sqrt_()
+                if momentum > 0:
+                    buf.mul_(momentum).add_(update, alpha=lr)
+                    p.sub_(buf)
+                else:
+                    p.sub_(update, alpha=lr)
+        return loss
+
+
+def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params`` (the learning rate is set again every step)."""
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=recipe.lr, alpha=recipe.rmsprop_decay,
+                                   eps=recipe.rmsprop_eps, momentum=recipe.momentum,
+                                   weight_decay=recipe.weight_decay)
+    return RMSpropTF(params, lr=recipe.lr, decay=recipe.rmsprop_decay, momentum=recipe.momentum,
+                     eps=recipe.rmsprop_eps, weight_decay=recipe.weight_decay)
 
 
 class History(dict):
     """What a run did, epoch by epoch (lists under "epoch", "train_loss", "train_acc",
     "val_loss", "val_acc", "lr", "images_per_sec", "seconds"), and how (the other keys:
-    "dataset", "offline", "smoke", "device", "recipe", ...). Saved as JSON beside the checkpoint."""
+    "dataset", "offline", "mode" ("full", "quick" or "smoke"), "device", "precision", "recipe",
+    ...). A run without a validation set (``load_data(..., val_fraction=0)``) has
+    "validation": False and empty "val_loss" and "val_acc". Saved as JSON beside the checkpoint."""
     SERIES = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
               "images_per_sec", "seconds")
 
@@ -136,6 +284,11 @@ class History(dict):
     def best(self, metric: str = "val_acc") -> tuple[int, float]:
         """(epoch, value) of the best ``metric`` (highest accuracy, lowest loss)."""
         vals = self[metric]
+        if not vals and self["epoch"] and metric.startswith("val_"):
+            raise ValueError(
+                f"This run had no validation set (load_data(..., val_fraction=0)), so it has no "
+                f"{metric}: use history.best('train_loss'), or evaluate the final model on the "
+                "test split once.")
         if not vals:
             raise ValueError("The history has no epochs yet.")
         pick = max if "acc" in metric else min
@@ -209,10 +362,52 @@ def _channels_last(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
+#: CPU features (``torch.cpu.get_capabilities()`` names) that compute bf16 natively: AVX512-BF16
+#: (AMD Zen 4 and later, Intel Cooper Lake and later), AMX-BF16 (Intel Sapphire Rapids and later)
+#: and the Arm BF16 extension (e.g. AWS Graviton3).
+NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether CPU autocast in bf16 runs on native bf16 instructions here.
+
+    Two of PyTorch's own checks, both required: ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``
+    (oneDNN, which runs CPU autocast's convolutions and matrix products, can use bf16 here:
+    what PyTorch's own tests and torch._inductor ask) and ``torch.cpu.get_capabilities()``
+    listing one of ``NATIVE_BF16_FEATURES``. The first alone is also true on AVX-512 CPUs without
+    bf16 instructions (oneDNN then emulates bf16, slower than fp32), hence the second. Where the
+    installed torch lacks either check, the answer is False: fp32, never a slow emulation."""
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):
+        return False
+    return any(caps.get(name) is True for name in NATIVE_BF16_FEATURES)
+
+
 def _amp_dtype(device: torch.device, amp: bool):
-    if not amp or device.type != "cuda":
+    """The autocast dtype fit and evaluate use on ``device`` (None: fp32)."""
+    if not amp:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _precision_text(device: torch.device, amp: bool, amp_dtype) -> str:
+    """The precision in words, for fit's first printed line."""
+    if amp_dtype == torch.float16:
+        return "float16 autocast on CUDA with gradient scaling (this GPU has no bf16)"
+    if amp_dtype is not None:
+        return f"bfloat16 autocast on {'CPU (native bf16)' if device.type == 'cpu' else 'CUDA'}"
+    if not amp:
+        return "float32 (amp=False)"
+    if device.type == "cpu":
+        return "float32 (this CPU has no native bf16)"
+    return f"float32 (no autocast on {device.type})"
 
 
 def _to_device(x, y, device, channels_last):
@@ -240,7 +435,15 @@ def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last):
 def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024,
              amp: bool = True) -> dict:
     """Mean cross-entropy loss and accuracy of ``model`` on a split (the test split is for the
-    final number only: choose hyperparameters on "val")."""
+    final number only: choose hyperparameters on "val"). In the precision ``fit`` uses on the
+    model's device (``amp=False``: fp32)."""
+    n = len(data[split])
+    if n == 0:
+        raise ValueError(
+            f"The {split!r} split of {data.description} has no images"
+            + (" (loaded with val_fraction=0)" if split == "val" else "")
+            + ": evaluate on 'test' for the final number, or load the data with a validation "
+            "split (the default) to choose hyperparameters on 'val'.")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -252,7 +455,6 @@ def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024
         loss += nn.functional.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
-    n = len(data[split])
     return {"loss": loss.item() / n, "acc": correct.item() / n}
 
 
@@ -260,47 +462,98 @@ def _model_name(model: nn.Module) -> str:
     return getattr(model, "name", None) or type(model).__name__
 
 
+def _check_outputs(model: nn.Module, data, device, channels_last) -> None:
+    """One forward pass of two training images in eval mode (no state changes): the model must
+    return (N, data.num_classes) logits, else a clear error before any step or file."""
+    x = data.normalize(data.train.x[:2]).to(device)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        model.train(was_training)
+    name = _model_name(model)
+    if not (isinstance(out, torch.Tensor) and out.ndim == 2):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name} returns {shape} for a batch of 2 images; fit needs logits of "
+                         f"shape (N, {data.num_classes}), one score per class.")
+    if out.shape[1] != data.num_classes:
+        raise ValueError(
+            f"{name} outputs {out.shape[1]} class scores per image, but {data.description} has "
+            f"{data.num_classes} classes. Build the model for this data: "
+            f"common.get_model({name!r}, num_classes=data.num_classes) (or pass "
+            "num_classes=data.num_classes to your own model's constructor).")
+
+
+def _mode(smoke: bool, quick: bool) -> str:
+    return "smoke" if smoke else "quick" if quick else "full"
+
+
 def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = None,
         resume: bool = False, device=None, amp: bool = True, channels_last: bool | None = None,
-        compile: bool = False, seed: int = 0, progress: bool = True,
+        compile: bool = False, seed: int = 0, progress: bool | None = None,
         live_plot: bool | None = None, stop_after_epochs: int | None = None,
-        smoke: bool | None = None, verbose: bool = True) -> History:
+        smoke: bool | None = None, quick: bool | None = None, verbose: bool = True) -> History:
     """Train ``model`` on ``data`` (a ``common.load_data`` bundle) with ``recipe``.
 
-    SGD with momentum (Nesterov if asked) and weight decay, cross-entropy with optional label
+    The recipe's optimizer (SGD by default, see ``Recipe``) and cross-entropy with optional label
     smoothing, the recipe's warm-up and schedule set every step; after each epoch the
-    validation split is evaluated, the history updated, and (with ``run_dir``) the checkpoint
-    and history.json written atomically.
+    validation split is evaluated (unless the data has none: ``load_data(..., val_fraction=0)``
+    trains on the whole training set, and the run says so), the history updated, and (with
+    ``run_dir``) the checkpoint and history.json written atomically. A model whose output width
+    is not ``data.num_classes`` is refused before anything runs or is written.
+
+    Precision: bf16 autocast on CUDA (fp16 with loss scaling where a GPU lacks bf16) and on CPUs
+    with native bf16 (``cpu_has_native_bf16``); fp32 elsewhere, or everywhere with ``amp=False``.
+    Weights, optimizer state and checkpoints stay fp32. A run resumed in another precision than
+    it started in (another machine, or amp changed) continues, says so, and records it under
+    history["precision_changes"]; it is then not bit-identical to a straight run.
 
     run_dir: where the checkpoint goes (None: no checkpoint). resume: continue the checkpoint in
     run_dir if there is one (an error if it is from another run). With resume=False an existing
     checkpoint is never overwritten: an error says what to do. stop_after_epochs: train this
-    many epochs in this call and stop (resume later). In smoke mode (default ``common.SMOKE``)
-    only the first ``SMOKE_EPOCHS`` epochs run, and the whole schedule is compressed into them.
+    many epochs in this call and stop (resume later).
+
+    Modes (``smoke`` defaults to ``common.SMOKE``, ``quick`` to ``common.QUICK``; smoke wins): in
+    smoke mode only the first ``SMOKE_EPOCHS`` epochs run; in quick mode enough epochs to see
+    about ``QUICK_IMAGES`` training images; in both the recipe's whole schedule is compressed
+    into them. progress (the progress bar) and live_plot (the curves redrawn each epoch, in a
+    notebook) default to on, except in smoke mode, where the tests need quiet output.
     """
     smoke = common.SMOKE if smoke is None else smoke
+    quick = (common.QUICK if quick is None else quick) and not smoke
+    mode = _mode(smoke, quick)
     device = common.pick_device(device) if device is not None else data.device
     model.to(device)
     channels_last = _channels_last(device) if channels_last is None else channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    _check_outputs(model, data, device, channels_last)
     amp_dtype = _amp_dtype(device, amp)
     # Only fp16 needs loss scaling; the scaler is still built (disabled) so checkpoints are alike.
     scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
                                   enabled=amp_dtype == torch.float16)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    optimizer = make_optimizer(model.parameters(), recipe)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    epochs = min(recipe.epochs, SMOKE_EPOCHS) if smoke else recipe.epochs
     n_train = len(data.train)
+    if smoke:
+        epochs = min(recipe.epochs, SMOKE_EPOCHS)
+    elif quick:
+        epochs = min(recipe.epochs, max(1, round(QUICK_IMAGES / n_train)))
+    else:
+        epochs = recipe.epochs
     steps = max(1, n_train // recipe.batch_size)       # the last partial batch is dropped
-    time_scale = recipe.epochs / epochs                  # > 1 only in smoke mode
+    time_scale = recipe.epochs / epochs                  # > 1 only in smoke and quick mode
+    validation = len(data.val) > 0
     run = {"model": _model_name(model), "dataset": data.description, "offline": data.offline,
-           "train_size": n_train, "epochs_run": epochs, "smoke": smoke, "seed": seed}
-    history = History(run, device=str(device), recipe=recipe.to_dict(),
+           "train_size": n_train, "epochs_run": epochs, "smoke": smoke, "quick": quick,
+           "seed": seed}
+    history = History(run, mode=mode, device=str(device), recipe=recipe.to_dict(),
                       params=sum(p.numel() for p in model.parameters()),
                       precision=str(amp_dtype or torch.float32).replace("torch.", ""),
-                      channels_last=channels_last)
+                      channels_last=channels_last, validation=validation)
     ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     start = 0
     if ckpt is not None and ckpt.exists():
@@ -312,26 +565,42 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     else:
         torch.manual_seed(seed)          # dropout and other random layers
     step_model = torch.compile(model) if compile else model
-    live_plot = _in_notebook() if live_plot is None else live_plot
+    live_plot = (_in_notebook() and not smoke) if live_plot is None else live_plot
+    progress = (not smoke) if progress is None else progress
+    tag = "" if mode == "full" else f"[{mode} mode] "
     plot_handle = None
     if verbose:
-        line = (f"fit {run['model']}: {history['params'] / 1e6:.2f}M parameters on {device} "
-                f"({history['precision']}{', channels_last' if channels_last else ''}"
-                f"{', compiled' if compile else ''}); {data.description}: {n_train} training "
-                f"images, {steps} steps of {recipe.batch_size} per epoch")
+        lines = [f"fit {run['model']}: {history['params'] / 1e6:.2f}M parameters on {device}, "
+                 f"{_precision_text(device, amp, amp_dtype)}"
+                 f"{', channels_last' if channels_last else ''}"
+                 f"{', compiled' if compile else ''}; {data.description}: {n_train} training "
+                 f"images, {steps} steps of {recipe.batch_size} per epoch"]
+        if not validation:
+            lines.append("no validation set (load_data(..., val_fraction=0)): training on the "
+                         "whole training set; the test split is the only held-out measure")
         if smoke:
-            line += (f"\nSMOKE MODE: {epochs} of the recipe's {recipe.epochs} epochs, with the "
-                     "learning-rate schedule compressed into them")
+            lines.append(f"SMOKE MODE: {epochs} of the recipe's {recipe.epochs} epochs, with the "
+                         "learning-rate schedule compressed into them")
+        if quick:
+            lines.append(f"QUICK MODE: {epochs} of the recipe's {recipe.epochs} epochs "
+                         f"({epochs * n_train:,} images seen), with the learning-rate schedule "
+                         "compressed into them: a model learns visibly, but the numbers are not "
+                         "the paper's (unset IMAGENET5_QUICK for the full run)")
         if start:
-            line += f"\nresuming from {ckpt} after epoch {start}"
-        print(line)
+            lines.append(f"resuming from {ckpt} after epoch {start}")
+            change = (history.get("precision_changes") or [{}])[-1]
+            if change.get("epoch") == start:
+                lines.append(f"precision changed: the run so far trained in {change['from']}, "
+                             f"it continues in {change['to']} (so it is not bit-identical to a "
+                             "straight run; recorded in history['precision_changes'])")
+        print("\n".join(tag + line for line in lines))
     from tqdm.auto import tqdm
     end = epochs if stop_after_epochs is None else min(epochs, start + stop_after_epochs)
     bar = tqdm(total=(end - start) * steps, disable=not progress, unit="step",
                dynamic_ncols=True)
     try:
         for epoch in range(start, end):
-            bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            bar.set_description(f"{tag}epoch {epoch + 1}/{epochs}")
             # This epoch's order and augmentation depend only on (seed, epoch): exact on resume.
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             model.train()
@@ -365,32 +634,44 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                                     refresh=False)
             train_loss = loss_sum.item() / seen          # .item() waits for the device
             seconds = time.perf_counter() - t0
-            val = evaluate(model, data, "val", amp=amp)
-            for k, v in zip(History.SERIES, (epoch + 1, train_loss, correct.item() / seen,
-                                             val["loss"], val["acc"], lr, seen / seconds,
-                                             seconds)):
+            for k, v in zip(("epoch", "train_loss", "train_acc", "lr", "images_per_sec",
+                             "seconds"),
+                            (epoch + 1, train_loss, correct.item() / seen, lr, seen / seconds,
+                             seconds)):
                 history[k].append(v)
+            if validation:
+                val = evaluate(model, data, "val", amp=amp)
+                history["val_loss"].append(val["loss"])
+                history["val_acc"].append(val["acc"])
             if ckpt is not None:
                 save_checkpoint(_state(model, optimizer, scaler, recipe, run, history,
                                        epoch + 1), ckpt)
                 history.save(ckpt.with_name(HISTORY))
             if verbose and not live_plot:
-                print(f"epoch {epoch + 1:>3}/{epochs}  train loss {train_loss:.4f} "
-                      f"acc {history['train_acc'][-1]:.4f}  val loss {val['loss']:.4f} "
-                      f"acc {val['acc']:.4f}  lr {lr:.4g}  {seen / seconds:,.0f} img/s")
+                held_out = (f"val loss {val['loss']:.4f} acc {val['acc']:.4f}" if validation
+                            else "(no validation set)")
+                print(f"{tag}epoch {epoch + 1:>3}/{epochs}  train loss {train_loss:.4f} "
+                      f"acc {history['train_acc'][-1]:.4f}  {held_out}  lr {lr:.4g}  "
+                      f"{seen / seconds:,.0f} img/s")
             if live_plot:
                 plot_handle = _show_live(history, plot_handle)
             if not math.isfinite(train_loss):
-                print(f"Training diverged at epoch {epoch + 1} (loss {train_loss}): stopping. "
-                      "Lower the learning rate, add warm-up, or check the initialisation.")
+                print(f"{tag}Training diverged at epoch {epoch + 1} (loss {train_loss}): "
+                      "stopping. Lower the learning rate, add warm-up, or check the "
+                      "initialisation.")
                 history["diverged"] = True
                 break
     finally:
         bar.close()
     if verbose and history["epoch"]:
-        e, acc = history.best("val_acc")
-        print(f"done: best val acc {acc:.4f} at epoch {e}; last val acc "
-              f"{history['val_acc'][-1]:.4f}")
+        if validation:
+            e, acc = history.best("val_acc")
+            print(f"{tag}done: best val acc {acc:.4f} at epoch {e}; last val acc "
+                  f"{history['val_acc'][-1]:.4f}")
+        else:
+            print(f"{tag}done: last train loss {history['train_loss'][-1]:.4f}, train acc "
+                  f"{history['train_acc'][-1]:.4f} (no validation set: evaluate on 'test' "
+                  "once, at the end)")
     return history
 
 
@@ -405,12 +686,15 @@ def _state(model, optimizer, scaler, recipe, run, history, epoch) -> dict:
 
 def _restore(path, model, optimizer, scaler, recipe, run, history) -> int:
     state = load_checkpoint(path)
-    theirs, ours = dict(state["recipe"]), recipe.to_dict()
+    # A checkpoint written before a field or key existed means that field's old behaviour.
+    theirs = {**ADDED_FIELDS, **state["recipe"]}
+    ours = recipe.to_dict()
+    theirs_run = {**ADDED_RUN_KEYS, **state["run"]}
     theirs.pop("sources", None), ours.pop("sources")
     diff = [f"{k}: checkpoint {theirs.get(k)!r}, now {v!r}" for k, v in ours.items()
             if theirs.get(k) != v]
-    diff += [f"{k}: checkpoint {state['run'].get(k)!r}, now {v!r}" for k, v in run.items()
-             if state["run"].get(k) != v]
+    diff += [f"{k}: checkpoint {theirs_run.get(k)!r}, now {v!r}" for k, v in run.items()
+             if theirs_run.get(k) != v]
     if diff:
         raise CheckpointError(
             f"{path} is from a different run, so it cannot be resumed: " + "; ".join(diff)
@@ -420,35 +704,67 @@ def _restore(path, model, optimizer, scaler, recipe, run, history) -> int:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not fit this model: {err}") from err
-    scaler.load_state_dict(state["scaler"])
+    if scaler.is_enabled() and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])     # fp16 before and now: the same loss scale
     torch.set_rng_state(state["rng"]["torch"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    old = state["history"]
     for k in History.SERIES:
-        history[k] = list(state["history"].get(k, []))
+        history[k] = list(old.get(k, []))
+    changes = list(old.get("precision_changes", []))
+    before = old.get("precision", history["precision"])
+    if before != history["precision"]:
+        changes.append({"epoch": int(state["epoch"]), "from": before,
+                        "to": history["precision"]})
+    if changes:
+        history["precision_changes"] = changes
     return int(state["epoch"])
 
 
-def _figure(histories: Mapping[str, Mapping], metrics):
-    from matplotlib.figure import Figure
+def _mode_text(histories: Mapping[str, Mapping]) -> str:
+    """'quick mode: 8 of 182 epochs' (and the like) for the runs not trained in full."""
+    parts = []
+    for h in histories.values():
+        mode = h.get("mode") or ("smoke" if h.get("smoke") else "full")
+        if mode != "full":
+            text = f"{mode} mode: {h.get('epochs_run', '?')} of " \
+                   f"{h.get('recipe', {}).get('epochs', '?')} epochs"
+            if text not in parts:
+                parts.append(text)
+    return "; ".join(parts)
 
-    fig = Figure(figsize=(4.2 * len(metrics), 3.2), layout="constrained")
+
+def _figure(histories: Mapping[str, Mapping], metrics, figure=None):
+    if figure is None:
+        from matplotlib.figure import Figure
+        figure = Figure
+    fig = figure(figsize=(4.2 * len(metrics), 3.2), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         for label, h in histories.items():
             if h.get(metric):
                 ax.plot(h["epoch"], h[metric], label=label, marker="." if len(h[metric]) < 20
                         else None)
+        if metric.startswith("val_") and not any(h.get(metric) for h in histories.values()):
+            ax.text(0.5, 0.5, "no validation set\n(val_fraction=0)", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
         ax.set_xlabel("epoch")
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
         if "acc" in metric:
             ax.set_ylim(0, 1)
     if len(histories) > 1 or not all(h.get("offline") is False for h in histories.values()):
-        axes[0].legend(fontsize="small")
+        if any(ax.get_lines() for ax in axes):
+            axes[0].legend(fontsize="small")
+    title = []
     sets = {h.get("dataset") for h in histories.values() if h.get("dataset")}
     if sets:
-        fig.suptitle("data: " + ", ".join(sorted(sets)), fontsize="small")
+        title.append("data: " + ", ".join(sorted(sets)))
+    if _mode_text(histories):
+        title.append(_mode_text(histories))
+    if title:
+        fig.suptitle("\n".join(title), fontsize="small")
     return fig
 
 
@@ -461,24 +777,68 @@ def _png(fig) -> bytes:
 def _show_live(history, handle):
     from IPython.display import Image, display
 
-    img = Image(data=_png(_figure({history.get("model", "run"): history},
-                                  ("train_loss", "val_loss", "val_acc"))))
+    metrics = ("train_loss", "val_loss", "val_acc") if history.get("val_acc") or \
+        history.get("validation", True) else ("train_loss", "train_acc")
+    img = Image(data=_png(_figure({history.get("model", "run"): history}, metrics)))
     if handle is None:
         return display(img, display_id=True)
     handle.update(img)
     return handle
 
 
+def _interactive_backend() -> bool:
+    """Whether matplotlib's backend opens windows (not Agg, PDF, SVG... of a headless run)."""
+    import matplotlib
+
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+        interactive = backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+    except ImportError:                                     # matplotlib before 3.9
+        interactive = matplotlib.rcsetup.interactive_bk
+    return matplotlib.get_backend().lower() in {b.lower() for b in interactive}
+
+
 def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_loss", "val_acc"),
-                   show: bool = True):
-    """Curves of one or more runs side by side: ``{"label": history, ...}``. With ``show`` the
-    figure is displayed (in a notebook) and None returned; ``show=False`` returns the Figure."""
+                   show: bool = True, path: str | Path | None = None):
+    """Curves of one or more runs side by side: ``{"label": history, ...}`` (or one history).
+
+    show=False returns the matplotlib Figure and shows nothing. With show (the default) the
+    figure is shown wherever the code runs, and None returned: inline in a notebook; in a
+    window from a script with a window-opening matplotlib backend (``plt.show()``, which waits
+    until the window is closed); and from a headless script (matplotlib's Agg backend) it is
+    saved as a PNG, whose path is printed: ``path``, else runs/plots/<first label>.png.
+    ``path`` also saves the figure in the other cases."""
     if "epoch" in histories:          # a single history
         histories = {histories.get("model", "run"): histories}
-    fig = _figure(histories, metrics)
     if not show:
+        fig = _figure(histories, metrics)
+        if path is not None:
+            _save_png(fig, path)
         return fig
     if _in_notebook():
+        fig = _figure(histories, metrics)
         from IPython.display import Image, display
         display(Image(data=_png(fig)))
+        if path is not None:
+            _save_png(fig, path)
+        return None
+    if _interactive_backend():
+        import matplotlib.pyplot as plt
+        fig = _figure(histories, metrics, figure=plt.figure)
+        if path is not None:
+            _save_png(fig, path)
+        plt.show()
+        return None
+    fig = _figure(histories, metrics)
+    if path is None:
+        label = "".join(c if c.isalnum() or c in "-_." else "_" for c in next(iter(histories)))
+        path = common.runs_dir("plots", f"{label or 'run'}.png")
+    _save_png(fig, path)
+    print(f"plot saved to {path} (no display here: matplotlib's backend is "
+          f"{__import__('matplotlib').get_backend()})")
     return None
+
+
+def _save_png(fig, path: str | Path) -> None:
+    """The figure as a PNG file at ``path``, written atomically."""
+    _atomic_write(Path(path), _png(fig))

@@ -190,3 +190,44 @@ def test_unknown_split_is_a_clear_error(small):
     d = small
     with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
         next(d.batches("validation", 8))
+
+
+def test_val_fraction_zero_trains_on_all_50k(fake_cifar):
+    d = common.load_data("cifar10", root=fake_cifar, smoke=False, device="cpu", val_fraction=0,
+                         verbose=False)
+    assert (len(d.train), len(d.val), len(d.test)) == (50_000, 0, 10_000)
+    assert sorted(image_ids(d.train.x)) == list(range(50_000))
+    assert d.val.x.shape == (0, 3, 32, 32) and list(d.batches("val", 128)) == []
+    assert "no validation split" in d.description
+    default = common.load_data("cifar10", root=fake_cifar, smoke=False, device="cpu",
+                               verbose=False)
+    assert default.description == "cifar10"        # the default split keeps its old name
+
+
+def test_every_non_default_split_has_its_own_description(small):
+    names = {common.load_data("digits", smoke=True, device="cpu", verbose=False, **kw).description
+             for kw in ({}, {"val_fraction": 0}, {"val_fraction": 0.2}, {"split_seed": 1})}
+    assert len(names) == 4 and small.description in names
+
+
+@pytest.mark.parametrize("bad", [1, 1.5, -0.1, "0.1"])
+def test_bad_val_fraction_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\).*0 trains on all"):
+        common.load_data("digits", val_fraction=bad, verbose=False)
+
+
+def test_quick_mode_cuts_cifar10_to_the_quick_sizes_and_smoke_wins(fake_cifar):
+    d = common.load_data("cifar10", root=fake_cifar, quick=True, smoke=False, device="cpu",
+                         verbose=False)
+    assert (len(d.train), len(d.val), len(d.test)) == tuple(cdata.QUICK_SIZES.values())
+    assert d.quick and not d.smoke and d.description == "cifar10 [quick mode]"
+    assert len(set(d.train.y.tolist())) == 10                        # a random subset
+    s = common.load_data("cifar10", root=fake_cifar, quick=True, smoke=True, device="cpu",
+                         verbose=False)
+    assert len(s.train) == cdata.SMOKE_SIZES["train"] and s.smoke and not s.quick
+
+
+def test_quick_mode_keeps_the_small_offline_set_whole():
+    full = common.load_data("digits", smoke=False, device="cpu", verbose=False)
+    quick = common.load_data("digits", quick=True, smoke=False, device="cpu", verbose=False)
+    assert len(quick.train) == len(full.train) and "quick mode" in quick.description

@@ -1,6 +1,9 @@
 """common.train: learning for real, exact resume, atomic and checked checkpoints, the recipe."""
+import dataclasses
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,46 +27,58 @@ def tiny_model(num_classes=10, widths=(16, 32, 64)):
                             convs_per_stage=1)
 
 
-def test_fit_makes_a_real_model_learn_real_data(digits):
+#: The precisions fit uses on this CPU: fp32 always, bf16 where the CPU has it natively.
+PRECISIONS = [pytest.param(False, "float32", id="fp32"),
+              pytest.param(True, "bfloat16", id="bf16", marks=pytest.mark.skipif(
+                  not ctrain.cpu_has_native_bf16(), reason="this CPU has no native bf16"))]
+
+
+@pytest.mark.parametrize("amp, precision", PRECISIONS)
+def test_fit_makes_a_real_model_learn_real_data(digits, amp, precision):
     common.seed_everything(0)
     model = tiny_model()
     recipe = common.Recipe(epochs=6, batch_size=64, lr=0.2, momentum=0.9, weight_decay=5e-4,
                            schedule="cosine", warmup_epochs=0.5)
-    h = common.fit(model, digits, recipe, smoke=False, progress=False, verbose=False)
+    h = common.fit(model, digits, recipe, smoke=False, amp=amp, progress=False, verbose=False)
+    assert h["precision"] == precision
     assert len(h["epoch"]) == 6 and h["dataset"].startswith("digits")
     assert h["train_loss"][-1] < 0.5 * h["train_loss"][0]
-    test = common.evaluate(model, digits, "test")
+    test = common.evaluate(model, digits, "test", amp=amp)
     assert test["acc"] > 0.6, test          # chance is 0.1
     assert 0 < test["loss"] < math.log(10)
+    assert all(p.dtype == torch.float32 for p in model.parameters())   # autocast, not .bfloat16()
 
 
-def straight_and_resumed(small, tmp_path, recipe, make=tiny_model):
+def straight_and_resumed(small, tmp_path, recipe, make=tiny_model, **fit_kwargs):
     """One run straight through, and the same run stopped after an epoch and resumed into a
     fresh model under a different random state: everything must come from the checkpoint."""
+    kw = dict(progress=False, verbose=False, **fit_kwargs)
     common.seed_everything(0)
     a = make()
-    ha = common.fit(a, small, recipe, progress=False, verbose=False)
+    ha = common.fit(a, small, recipe, **kw)
     common.seed_everything(0)
-    common.fit(make(), small, recipe, run_dir=tmp_path, stop_after_epochs=1, progress=False,
-               verbose=False)
+    common.fit(make(), small, recipe, run_dir=tmp_path, stop_after_epochs=1, **kw)
     torch.manual_seed(123)
     c = make()
-    hc = common.fit(c, small, recipe, run_dir=tmp_path, resume=True, progress=False,
-                    verbose=False)
+    hc = common.fit(c, small, recipe, run_dir=tmp_path, resume=True, **kw)
     for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
         assert torch.equal(va, vc), k
     return ha, hc
 
 
-def test_stopped_and_resumed_run_ends_with_the_same_weights(small, tmp_path):
+@pytest.mark.parametrize("amp, precision", PRECISIONS)
+def test_stopped_and_resumed_run_ends_with_the_same_weights(small, tmp_path, amp, precision):
     recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05, schedule="multistep",
                            milestones=(1.5,), nesterov=True)
-    ha, hc = straight_and_resumed(small, tmp_path, recipe)
+    ha, hc = straight_and_resumed(small, tmp_path, recipe, amp=amp)
+    assert ha["precision"] == hc["precision"] == precision and "precision_changes" not in hc
     for k in ctrain.History.SERIES:
         if k not in ("images_per_sec", "seconds"):
             assert ha[k] == hc[k], k
     saved = json.loads((tmp_path / ctrain.HISTORY).read_text())
     assert saved["val_acc"] == hc["val_acc"] and saved["epoch"] == [1, 2]
+    state = ctrain.load_checkpoint(tmp_path / ctrain.CHECKPOINT)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state["model"].values())
 
 
 def test_resume_restores_random_state_for_dropout(small, tmp_path):
@@ -237,3 +252,287 @@ def test_get_model_names_the_model_for_the_history(small):
     assert m.name == "cifar_baseline" and "name" not in m.state_dict()
     h = common.fit(m, small, common.Recipe(epochs=1, batch_size=256), progress=False, verbose=False)
     assert h["model"] == "cifar_baseline"
+
+
+# --- precision ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("native, amp, precision, said", [
+    (True, True, "bfloat16", "bfloat16 autocast on CPU (native bf16)"),
+    (False, True, "float32", "float32 (this CPU has no native bf16)"),
+    (True, False, "float32", "float32 (amp=False)"),
+])
+def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
+        small, monkeypatch, capsys, native, amp, precision, said):
+    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: native)
+    model = tiny_model()
+    h = common.fit(model, small, common.Recipe(epochs=1, batch_size=256, lr=0.05), amp=amp,
+                   progress=False)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert said in first, first
+    assert h["precision"] == precision
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
+    # oneDNN alone also says yes on AVX-512 CPUs without bf16 instructions (emulated, slow).
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx512_bw": True})
+    assert ctrain.cpu_has_native_bf16() is False
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    assert ctrain.cpu_has_native_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_a_run_resumed_in_another_precision_continues_and_says_so(small, tmp_path, monkeypatch,
+                                                                  capsys):
+    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+    recipe = common.Recipe(epochs=2, batch_size=128, lr=0.05)
+    common.fit(tiny_model(), small, recipe, run_dir=tmp_path, stop_after_epochs=1,
+               progress=False, verbose=False)
+    capsys.readouterr()
+    h = common.fit(tiny_model(), small, recipe, run_dir=tmp_path, resume=True, amp=False,
+                   progress=False)
+    out = capsys.readouterr().out
+    assert "trained in bfloat16, it continues in float32" in out
+    assert h["precision"] == "float32" and h["epoch"] == [1, 2]
+    assert h["precision_changes"] == [{"epoch": 1, "from": "bfloat16", "to": "float32"}]
+    saved = json.loads((tmp_path / ctrain.HISTORY).read_text())
+    assert saved["precision_changes"] == h["precision_changes"]
+
+
+# --- the model must fit the data --------------------------------------------------------------
+
+def test_a_model_with_the_wrong_number_of_classes_is_refused_before_anything(small, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"outputs 5 class scores.*10 classes.*"
+                                         r"num_classes=data\.num_classes"):
+        common.fit(tiny_model(num_classes=5), small, common.Recipe(epochs=1), run_dir=run_dir,
+                   progress=False, verbose=False)
+    assert not run_dir.exists()
+
+    class Features(torch.nn.Module):          # forgot the classifier: (N, C, H, W) out
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"logits of shape \(N, 10\)"):
+        common.fit(Features(), small, common.Recipe(epochs=1), progress=False, verbose=False)
+
+
+def test_the_output_check_changes_nothing(small):
+    """The check's forward pass (eval mode, no grad) leaves the run as it would have been."""
+    recipe = common.Recipe(epochs=1, batch_size=128, lr=0.05)
+    common.seed_everything(0)
+    a = tiny_model()
+    common.fit(a, small, recipe, progress=False, verbose=False)
+    common.seed_everything(0)
+    b = tiny_model()
+    b.eval()                                # a model left in eval mode is trained all the same
+    common.fit(b, small, recipe, progress=False, verbose=False)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+# --- progress output: quiet in smoke mode, on otherwise ----------------------------------------
+
+@pytest.mark.parametrize("smoke, bar", [(True, False), (False, True)])
+def test_progress_bar_is_off_in_smoke_mode_only(small, capsys, smoke, bar):
+    common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+               smoke=smoke, verbose=False)
+    err = capsys.readouterr().err
+    assert ("epoch 1/1" in err) is bar, err
+
+
+# --- training without a validation set --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def no_val():
+    return common.load_data("digits", smoke=True, device="cpu", val_fraction=0, verbose=False)
+
+
+def test_fit_without_validation_set_trains_on_everything_and_says_so(no_val, tmp_path, capsys):
+    assert len(no_val.val) == 0 and "no validation split" in no_val.description
+    recipe = common.Recipe(epochs=2, batch_size=128, lr=0.05)
+    common.fit(tiny_model(), no_val, recipe, run_dir=tmp_path, stop_after_epochs=1,
+               progress=False)
+    h = common.fit(tiny_model(), no_val, recipe, run_dir=tmp_path, resume=True, progress=False)
+    out = capsys.readouterr().out
+    assert "no validation set (load_data(..., val_fraction=0))" in out
+    assert "(no validation set)" in out and "evaluate on 'test'" in out
+    assert h["validation"] is False and h["epoch"] == [1, 2] and len(h["train_loss"]) == 2
+    assert h["val_loss"] == [] and h["val_acc"] == []
+    assert h.best("train_loss")[0] in (1, 2)
+    with pytest.raises(ValueError, match=r"no validation set.*val_fraction=0.*test split"):
+        h.best()
+    with pytest.raises(ValueError, match=r"'val' split.*no images.*val_fraction=0"):
+        common.evaluate(tiny_model(), no_val, "val")
+    fig = common.plot_histories(h, metrics=("train_loss", "val_acc"), show=False)
+    assert len(fig.axes[0].lines) == 1 and not fig.axes[1].lines
+    assert "no validation set" in fig.axes[1].texts[0].get_text()
+
+
+# --- the recipe's optimizer and exponential schedule --------------------------------------------
+
+def test_exponential_schedule_staircase_and_smooth():
+    # MobileNetV2, section 6.1: 0.98 per epoch; EfficientNet, section 5.2: 0.97 every 2.4 epochs.
+    m = common.Recipe(epochs=300, lr=0.045, schedule="exponential", gamma=0.98, decay_epochs=1)
+    assert [m.lr_factor(e) for e in (0, 0.99, 1, 2.5, 10)] == pytest.approx(
+        [1, 1, 0.98, 0.98 ** 2, 0.98 ** 10])
+    e = common.Recipe(epochs=350, lr=0.256, schedule="exponential", gamma=0.97, decay_epochs=2.4)
+    assert [e.lr_factor(x) for x in (2.39, 2.4, 4.8, 7.19, 7.2)] == pytest.approx(
+        [1, 0.97, 0.97 ** 2, 0.97 ** 2, 0.97 ** 3])
+    s = common.Recipe(epochs=300, schedule="exponential", gamma=0.98, staircase=False)
+    assert s.lr_factor(0.5) == pytest.approx(0.98 ** 0.5)
+    steps = 391                                  # the boundary in steps, as fit computes it
+    assert e.lr_factor(int(2.4 * steps) / steps) == 1 and e.lr_factor(
+        math.ceil(2.4 * steps) / steps) == pytest.approx(0.97)
+
+
+def test_recipe_table_shows_only_the_options_in_use():
+    sgd = repr(common.Recipe(epochs=10).table())
+    assert "optimizer" in sgd and "rmsprop_eps" not in sgd and "decay_epochs" not in sgd
+    rms = repr(common.Recipe(epochs=10, optimizer="rmsprop_tf", schedule="exponential",
+                             sources={"rmsprop_eps": "official code"}).table())
+    assert "rmsprop_eps" in rms and "official code" in rms and "staircase" in rms
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"optimizer": "adam"}, "Unknown optimizer"),
+    ({"optimizer": "rmsprop", "nesterov": True}, "nesterov=True applies to optimizer='sgd'"),
+    ({"rmsprop_decay": 1.0}, r"rmsprop_decay must be in \[0, 1\)"),
+    ({"rmsprop_eps": 0}, "rmsprop_eps positive"),
+    ({"decay_epochs": 0}, "decay_epochs must be positive"),
+    ({"gamma": 0}, "gamma positive"), ({"momentum": -0.9}, "momentum"),
+])
+def test_recipe_rejects_bad_optimizer_and_schedule_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        common.Recipe(**{"epochs": 100, **bad})
+
+
+def test_rmsprop_tf_equals_timm_rmsproptf():
+    timm_optim = pytest.importorskip("timm.optim")
+    torch.manual_seed(0)
+    w0 = [torch.randn(7, 5), torch.randn(5)]
+    ours_w = [w.clone().requires_grad_() for w in w0]
+    timm_w = [w.clone().requires_grad_() for w in w0]
+    kw = dict(momentum=0.9, weight_decay=1e-2)
+    ours = ctrain.RMSpropTF(ours_w, lr=0.1, decay=0.9, eps=1e-3, **kw)
+    ref = timm_optim.RMSpropTF(timm_w, lr=0.1, alpha=0.9, eps=1e-3, **kw)
+    torch_w = [w.clone().requires_grad_() for w in w0]
+    plain = torch.optim.RMSprop(torch_w, lr=0.1, alpha=0.9, eps=1e-3, **kw)
+    for step in range(20):
+        grads = [torch.randn_like(w) * 10 ** (step % 3 - 2) for w in w0]
+        lr = 0.1 * 0.9 ** step                 # the lr changes every step, as with a schedule
+        for opt, ws in ((ours, ours_w), (ref, timm_w), (plain, torch_w)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            for w, g in zip(ws, grads):
+                w.grad = g.clone()
+            opt.step()
+    for a, b in zip(ours_w, timm_w):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(ours_w[0], torch_w[0], atol=1e-3)    # torch's RMSprop differs
+
+
+@pytest.mark.parametrize("optimizer, cls", [("sgd", torch.optim.SGD),
+                                            ("rmsprop", torch.optim.RMSprop),
+                                            ("rmsprop_tf", ctrain.RMSpropTF)])
+def test_fit_uses_the_recipes_optimizer(optimizer, cls):
+    r = common.Recipe(epochs=3, optimizer=optimizer, momentum=0.9, rmsprop_decay=0.9,
+                      rmsprop_eps=1e-3, weight_decay=4e-5)
+    opt = ctrain.make_optimizer(tiny_model().parameters(), r)
+    assert type(opt) is cls and opt.param_groups[0]["weight_decay"] == 4e-5
+
+
+def test_rmsprop_tf_with_exponential_decay_resumes_exactly(small, tmp_path):
+    recipe = common.Recipe(epochs=2, batch_size=64, lr=0.01, optimizer="rmsprop_tf",
+                           weight_decay=4e-5, schedule="exponential", gamma=0.5, decay_epochs=0.5)
+    ha, _ = straight_and_resumed(small, tmp_path, recipe)
+    assert ha["lr"][-1] == pytest.approx(0.01 * 0.5 ** 3)
+    assert ha["train_loss"][-1] < ha["train_loss"][0]
+
+
+# --- old runs keep working ----------------------------------------------------------------------
+
+OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_v1_sgd_epoch1.pt"
+
+
+def test_a_checkpoint_written_before_the_optimizer_choice_still_resumes(small, tmp_path):
+    """tests/data/checkpoint_v1_sgd_epoch1.pt was written by fit before Recipe had optimizer,
+    rmsprop_*, decay_epochs and staircase and before runs recorded quick mode (commit f4523ab):
+    epoch 1 of 2 of this recipe, model and smoke digits set, in fp32."""
+    shutil.copy(OLD_CHECKPOINT, tmp_path / ctrain.CHECKPOINT)
+    old = ctrain.load_checkpoint(tmp_path / ctrain.CHECKPOINT)
+    assert "optimizer" not in old["recipe"] and "quick" not in old["run"]
+    model = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
+    recipe = common.Recipe(epochs=2, batch_size=128, lr=0.05, milestones=(1.5,))
+    h = common.fit(model, small, recipe, run_dir=tmp_path, resume=True, amp=False, smoke=False,
+                   progress=False, verbose=False)
+    assert h["epoch"] == [1, 2] and h["val_acc"][0] == old["history"]["val_acc"][0]
+    first = next(k for k, v in old["model"].items() if v.is_floating_point())
+    assert not torch.equal(model.state_dict()[first], old["model"][first])   # it trained on
+    with pytest.raises(ctrain.CheckpointError, match="optimizer: checkpoint 'sgd', now 'rmsprop'"):
+        common.fit(common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1), small,
+                   dataclasses.replace(recipe, optimizer="rmsprop"), run_dir=tmp_path,
+                   resume=True, amp=False, smoke=False, progress=False, verbose=False)
+
+
+def test_run_dir_for_keys_of_old_recipes_do_not_change(small):
+    # The keys fit's run folders had before Recipe gained optimizer and schedule options
+    # (computed with commit f4523ab): notebooks re-run today find their old runs.
+    old = common.Recipe(epochs=182, milestones=(91, 136), weight_decay=1e-4)
+    assert common.run_dir_for("nb", "m", old, small).name == "m-0312844658"
+    cos = common.Recipe(epochs=10, schedule="cosine", warmup_epochs=1, nesterov=True)
+    assert common.run_dir_for("nb", "m", cos, small, widths=(8,)).name == "m-c79d901ace"
+    assert common.run_dir_for("nb", "m", dataclasses.replace(old, optimizer="rmsprop_tf"),
+                              small).name != "m-0312844658"
+
+
+# --- quick mode ---------------------------------------------------------------------------------
+
+def test_quick_mode_trains_a_budget_of_images_and_says_so_everywhere(small, monkeypatch, capsys):
+    monkeypatch.setattr(ctrain, "QUICK_IMAGES", 3 * len(small.train))
+    recipe = common.Recipe(epochs=100, batch_size=128, lr=0.1, milestones=(50, 75))
+    h = common.fit(tiny_model(), small, recipe, quick=True, smoke=False, progress=False)
+    assert len(h["epoch"]) == 3 and h["mode"] == "quick" and h["quick"] is True
+    assert h["lr"][-1] == pytest.approx(0.001)          # the whole schedule, compressed
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all("quick mode" in line.lower() for line in lines), lines
+    fig = common.plot_histories(h, show=False)
+    assert "quick mode: 3 of 100 epochs" in fig._suptitle.get_text()
+    # smoke mode wins
+    h = common.fit(tiny_model(), small, recipe, quick=True, smoke=True, progress=False,
+                   verbose=False)
+    assert h["mode"] == "smoke" and len(h["epoch"]) == ctrain.SMOKE_EPOCHS
+
+
+@pytest.mark.parametrize("env, modes", [
+    ({}, (False, False)), ({"IMAGENET5_QUICK": "1"}, (False, True)),
+    ({"IMAGENET5_SMOKE": "1"}, (True, False)),
+    ({"IMAGENET5_SMOKE": "1", "IMAGENET5_QUICK": "1"}, (True, False)),   # smoke wins
+])
+def test_modes_from_the_environment(env, modes):
+    assert common._modes(env) == modes
+
+
+# --- plots from a plain script ------------------------------------------------------------------
+
+def test_plot_histories_in_a_headless_script_saves_a_png(small, tmp_path, capsys):
+    h = common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+                   progress=False, verbose=False)
+    assert common.plot_histories({"run a": h}, path=tmp_path / "a.png") is None
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"plot saved to {tmp_path / 'a.png'}" in capsys.readouterr().out
+    common.plot_histories({"run/b": h})                  # default path under runs/plots
+    assert (common.runs_dir("plots") / "run_b.png").exists()
+
+
+def test_plot_histories_in_a_script_with_a_display_opens_a_window(small, monkeypatch):
+    import matplotlib.pyplot as plt
+    shown = []
+    monkeypatch.setattr(ctrain, "_interactive_backend", lambda: True)
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    h = common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+                   progress=False, verbose=False)
+    try:
+        common.plot_histories(h, metrics=("train_loss", "val_loss", "val_acc"))
+        assert len(shown) == 1 and len(shown[0].axes) == 3
+    finally:
+        plt.close("all")
