@@ -1227,15 +1227,18 @@ IMAGENET_RECIPE.table()
 # validation (model selection never sees the test set); `load_data("cifar10", val_fraction=0)`
 # trains on all 50k, as kuangliu does.
 #
-# Under the tests, the data is the offline stand-in (handwritten digits), `common.fit` runs two
-# epochs with the schedule compressed into them, and we train a lighter net: `cifar_vgg11_bn`
-# with a quarter of the channels, instead of `cifar_vgg16_bn`, to keep the run to seconds on a
-# CPU. Change `MODEL` and `WIDTH` to train another. Each run gets its own folder
+# Under the tests (smoke mode), the data is the offline stand-in (handwritten digits), `common.fit`
+# runs two epochs with the schedule compressed into them, and we train a lighter net:
+# `cifar_vgg11_bn` with a quarter of the channels, to keep the run to seconds on a CPU. In quick
+# mode (`IMAGENET5_QUICK=1`) the cell trains `cifar_vgg16_bn` with a quarter of the channels,
+# and `common` trains it on a subset with the schedule compressed into a few epochs, so that it
+# learns in a CPU-sized run (the header gives measured times). Every printed line says which
+# mode ran. Change `MODEL` and `WIDTH` to train another. Each run gets its own folder
 # (`common.run_dir_for`, keyed by the model, recipe and data): re-running the cell resumes or
 # reloads it, and editing a hyperparameter starts a fresh run.
 
 # %%
-data = common.load_data("cifar10")
+data = common.load_data("cifar10")        # 45k train / 5k val / 10k test; val_fraction=0: all 50k
 
 CIFAR_RECIPE = common.Recipe(
     epochs=350, batch_size=128, lr=0.1, momentum=0.9, nesterov=False, weight_decay=5e-4,
@@ -1249,7 +1252,11 @@ CIFAR_RECIPE = common.Recipe(
              "augment": "kuangliu main.py: RandomCrop(32, padding=4), RandomHorizontalFlip",
              "batch_size": "kuangliu main.py: 128 in every version (paper: 256, ImageNet)",
              "nesterov": "kuangliu main.py: plain momentum"})
-MODEL, WIDTH = ("cifar_vgg11_bn", 0.25) if common.SMOKE else ("cifar_vgg16_bn", 1.0)  # smoke: lighter
+MODEL, WIDTH = "cifar_vgg16_bn", 1.0
+if common.SMOKE:                          # the tests: a shallower, narrower net, seconds on a CPU
+    MODEL, WIDTH = "cifar_vgg11_bn", 0.25
+elif common.QUICK:                        # quick mode: a quarter of the channels, minutes on a CPU
+    WIDTH = 0.25
 # kuangliu/pytorch-cifar README, "VGG16", since 24 Jan 2017: recipe not stated (see above)
 REFERENCE_ACC = {"cifar_vgg16_bn": 0.9264}
 CIFAR_RECIPE.table()
@@ -1260,7 +1267,7 @@ common.seed_everything(0)
 cifar_model = common.get_model(MODEL, num_classes=data.num_classes, width=WIDTH)
 history = common.fit(cifar_model, data, CIFAR_RECIPE,
                      run_dir=common.run_dir_for("01_vgg", MODEL, CIFAR_RECIPE, data, width=WIDTH),
-                     resume=True, progress=False, live_plot=False)
+                     resume=True)
 common.plot_histories({MODEL: history}, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -1409,7 +1416,7 @@ def train_variant(label: str, model: nn.Module):
     h = common.fit(model, data, EXPERIMENT_RECIPE,
                    run_dir=common.run_dir_for("01_vgg", "depth-" + label.replace(" ", ""),
                                               EXPERIMENT_RECIPE, data, width=WIDTH),
-                   resume=True, progress=False, live_plot=False, verbose=False)
+                   resume=True, verbose=False)
     return model, h
 
 
