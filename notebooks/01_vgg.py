@@ -44,14 +44,15 @@
 # **Run time.** Three modes, chosen by environment variables set before Jupyter starts; the
 # last cell prints how long this run took. Smoke mode (`IMAGENET5_SMOKE=1`, what the tests
 # run) shows that every cell works, with training at chance level. Quick mode
-# (`IMAGENET5_QUICK=1`) trains every training cell on a subset for a few epochs, enough to
-# learn. Measured on a 2-core AMD EPYC (Zen 4, native bf16) with the offline data, while other
-# jobs shared the machine (so slower than on a quiet one): smoke mode 96 s, quick mode 26 min
-# (of which 18 min for the CIFAR-10 cell). With one thread (`OMP_NUM_THREADS=1`), where two
-# threads waited on each other among the other jobs: smoke 35 s, quick 9 min. Full mode trains `cifar_vgg16_bn` for 350 epochs on CIFAR-10 plus six narrow nets
-# for 20 epochs each: a job for a GPU, not measured yet. On a CPU, `common.fit` trains in bf16
-# autocast where the CPU has native bf16 (AVX512-BF16 or AMX), in fp32 elsewhere; its first
-# line says which.
+# (`IMAGENET5_QUICK=1`) trains each training cell on a subset for a few epochs: enough for
+# every net that can learn to learn (section 8's stalled nets stay stalled, as they should).
+# Measured on a 2-core AMD EPYC (Zen 4, native bf16) with the offline data, while other jobs
+# shared the machine (so slower than on a quiet one): smoke mode 96 s, quick mode 26 min (of
+# which 18 min for the CIFAR-10 cell). With one thread (`OMP_NUM_THREADS=1`), as the two
+# threads waited on each other among the other jobs: smoke 35 s, quick 9 min. Full mode
+# trains `cifar_vgg16_bn` for 350 epochs on CIFAR-10 plus six narrow nets for 20 epochs each:
+# a job for a GPU, not measured yet. On a CPU, `common.fit` trains in bf16 autocast where the
+# CPU has native bf16 (AVX512-BF16 or AMX), in fp32 elsewhere; its first line says which.
 
 # %%
 # Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
