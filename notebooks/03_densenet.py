@@ -1059,8 +1059,7 @@ def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
     model = cifar_densenet(depth, growth_rate, num_classes=data.num_classes)
     model.name = f"cifar_densenet_bc{depth}_k{growth_rate}"
     run_dir = common.run_dir_for("03_densenet", model.name, recipe, data)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-                         progress=False, live_plot=False)
+    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
     return model, history
 
 
