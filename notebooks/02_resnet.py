@@ -1446,13 +1446,14 @@ else:
 #
 # ## 9 · Exercises
 #
-# **Seeds.** Two runs that differ only in their seed end a few tenths of a point apart, and
-# short runs (quick mode) much more. A comparison of two variants is only as good as that
+# **Seeds.** Two runs that differ only in their seed end apart: by 0.16 points (one standard
+# deviation, Table 6) for the paper's five ResNet-110 runs, and short runs on small data (quick
+# mode) may spread far more: measure it. A comparison of two variants is only as good as that
 # spread: `train(name, recipe, seed=s)` runs another seed, and the difference of the means of
-# $n$ runs per variant has a standard deviation of $\sigma\sqrt{2/n}$ when one run has
-# $\sigma$. To see a gap $d$ at two standard deviations you need $n \ge 8\sigma^2/d^2$ runs per
-# variant. The paper's only measure of $\sigma$ is its five ResNet-110 runs on CIFAR-10
-# (Table 6); the cell below turns it into seeds for the gaps of Table 3.
+# $n$ runs per variant has a standard deviation of $\sigma\sqrt{2/n}$ when one run has $\sigma$.
+# To see a gap $d$ at two standard deviations you need $n \ge 8\sigma^2/d^2$ runs per variant.
+# The paper's only measure of $\sigma$ is its five ResNet-110 runs on CIFAR-10 (Table 6); the
+# cell below turns it into seeds for the gaps of Table 3.
 
 # %%
 import math
@@ -1467,16 +1468,21 @@ def seeds_needed(gap: float, std: float) -> int:
 paper_std = PAPER_NUMBERS["cifar_resnet110"]["error_mean_std"][1]       # Table 6: 0.16 points
 t3 = PAPER_NUMBERS["resnet34"]["top1_error_by_shortcut"]                 # Table 3: A, B, C
 gaps = {"A vs B": t3["A"] - t3["B"], "B vs C": t3["B"] - t3["C"]}
-common.table([(pair, f"{gap:.2f}", f"{gap / (2 * math.sqrt(2)):.2f}",
-               seeds_needed(gap, paper_std), seeds_needed(gap, 2 * paper_std))
-              for pair, gap in gaps.items()],
-             header=("Table 3 (ResNet-34)", "gap (points)", "one seed each resolves it if std <=",
-                     f"seeds per variant at std {paper_std}", f"at std {2 * paper_std:.2f}"))
+display(common.table([(pair, f"{gap:.2f}", f"{gap / (2 * math.sqrt(2)):.2f}",
+                       seeds_needed(gap, paper_std), seeds_needed(gap, 2 * paper_std))
+                      for pair, gap in gaps.items()],
+                     header=("Table 3 (ResNet-34)", "gap (points)",
+                             "one seed each resolves it if std <=",
+                             f"seeds per variant at std {paper_std}", f"at std {2 * paper_std:.2f}")))
+# What the text below reads from the table (the paper's numbers, not values to edit):
+assert seeds_needed(gaps["A vs B"], paper_std) == 1 < seeds_needed(gaps["B vs C"], paper_std)
+assert all(seeds_needed(gap, 2 * paper_std) > 1 for gap in gaps.values())
 
 # %% [markdown]
-# One seed per variant cannot resolve Table 3's 0.3-0.5 point gaps: it would need a spread of
-# at most 0.12-0.18 points, which the paper's own full-length runs barely reach and short runs
-# do not. Measure your own $\sigma$ (at least 3 seeds of one variant) before you believe a gap.
+# Read the table: at the paper's own spread (five full-length runs), one seed each is just
+# enough for A vs B and not for B vs C; at twice that spread, neither gap is. So one seed per variant cannot be trusted with Table 3's gaps of a few tenths
+# of a point. Measure your own $\sigma$ (at least 3 seeds of one variant) before you believe a
+# gap.
 #
 # 1. **Option A vs B vs C.** Train `cifar_resnet20(shortcut="B")` and `shortcut="C"` beside
 #    option A. Count the extra parameters, then compare the curves. Does C's extra capacity
