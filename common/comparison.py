@@ -302,7 +302,8 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     """Peak memory of one training step (forward, backward, optimizer step, in ``fit``'s
     precision and memory layout) of ``model`` on a batch of ``batch_size`` augmented training
     images of ``data``, after one warm-up step (so the optimizer state exists). Returns
-    {"bytes", "method"}: what was counted, in words.
+    {"bytes", "method", "precision"}: what was counted, in words, and the precision the step ran
+    in (fit's: ``common.train._precision_text``).
 
     CUDA: ``torch.cuda.max_memory_allocated`` over the step (the caching allocator's peak of live
     tensors; its reserved-but-free memory and the CUDA context are not included). CPU and other
@@ -322,6 +323,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     if channels_last:
         model.to(memory_format=torch.channels_last)
     amp_dtype = ctrain._amp_dtype(device, True)
+    precision = ctrain._precision_text(device, True, amp_dtype)
     optimizer = ctrain.make_optimizer(model.parameters(), recipe)
     x, y = next(data.batches("train", batch_size, shuffle=True, augment=True,
                              generator=torch.Generator().manual_seed(0)))
@@ -345,17 +347,18 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
         torch.cuda.reset_peak_memory_stats(device)
         step()
         torch.cuda.synchronize(device)
-        return {"bytes": int(torch.cuda.max_memory_allocated(device)),
+        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "precision": precision,
                 "method": "torch.cuda.max_memory_allocated over one step (live tensors)"}
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError as err:
-        return {"bytes": None, "method": f"not measured (no MemTracker in this torch: {err})"}
+        return {"bytes": None, "precision": precision,
+                "method": f"not measured (no MemTracker in this torch: {err})"}
     tracker = MemTracker()
     tracker.track_external(model, optimizer)
     with tracker:
         step()
     peak = tracker.get_tracker_snapshot("peak").get(device, {}).get("Total")
-    return {"bytes": int(peak) if peak is not None else None,
+    return {"bytes": int(peak) if peak is not None else None, "precision": precision,
             "method": "peak of live tensors (weights, gradients, optimizer state, activations) "
                       "counted by torch's MemTracker; allocator overhead not included"}

@@ -254,7 +254,7 @@ for label, (name, _) in available.items():
                        "throughput": LARGE_BATCH / seconds[LARGE_BATCH],
                        "memory_mib": None if memory["bytes"] is None else memory["bytes"] / 2**20}
     del model
-MEMORY_METHOD = memory["method"]
+MEMORY_METHOD = f"{memory['method']}; in fit's precision, {memory['precision']}"
 assert all(m["latency_ms"] > 0 and m["throughput"] > 0 for m in measured.values())
 print(f"measured on {MACHINE} ({DEVICE}); memory: {MEMORY_METHOD}")
 
@@ -300,8 +300,8 @@ header = ("model", "test accuracy %", "params", "multiply-adds", "train img/s",
 trained_machines = sorted({trained_on(r) for r in summary.values()})
 caption = (f"**{data.description}**, {MODE} mode{' (smoke mode: one seed, 16 images, two epochs: not results)' if common.SMOKE else ''}. "
            f"Recipe: kuangliu/pytorch-cifar's (section 2), seeds {', '.join(map(str, SEEDS))}. "
-           f"Latency, throughput and memory measured on **{MACHINE}** ({DEVICE}, fp32; memory: "
-           f"{MEMORY_METHOD}); training images/s on the machine that trained each run: "
+           f"Latency, throughput and memory measured on **{MACHINE}** ({DEVICE}; latency and "
+           f"throughput in fp32; memory: {MEMORY_METHOD}); training images/s on the machine that trained each run: "
            f"{'; '.join(trained_machines) or 'none yet'}. A shared machine disturbs timings: "
            f"compare rows, not machines.")
 RESULTS_MARKDOWN = caption + "\n\n" + common.table(rows, header)._repr_markdown_()

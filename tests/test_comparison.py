@@ -148,8 +148,9 @@ def test_a_real_run_is_found_evaluated_once_and_resumed(tmp_path, monkeypatch):
     resumed to its end, evaluated from its checkpoint once and read back after."""
     monkeypatch.setenv("IMAGENET5_RUNS", str(tmp_path))
     data = common.load_data("digits", smoke=True, device="cpu", verbose=False)
-    data = dataclasses.replace(data, train=Split(data.train.x[:128], data.train.y[:128]))
-    recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05, schedule="cosine")
+    data = dataclasses.replace(data, **{s: Split(data[s].x[:64], data[s].y[:64])
+                                        for s in ("train", "val", "test")})
+    recipe = common.Recipe(epochs=2, batch_size=32, lr=0.05, schedule="cosine")
     run_dir = common.run_dir_for("07_comparison", "cifar_baseline", recipe, data, seed=0)
     kw = dict(run_dir=run_dir, resume=True, smoke=False, progress=False, verbose=False)
     common.fit(tiny(data), data, recipe, stop_after_epochs=1, **kw)     # a sitting that ends early
@@ -210,3 +211,31 @@ def test_training_step_memory_counts_weights_state_and_activations():
         assert peaks[batch] >= 3 * weights
     # activations grow with the batch: 16x the images, far more than the fixed part
     assert peaks[32] > peaks[2] + 10 * (peaks[2] - 3 * weights) > peaks[2]
+
+
+def test_readme_results_counts_are_the_models_own():
+    """The README's Results table holds only measured numbers: every parameter and multiply-add
+    count in it is what common counts for that model (cells not measured say so)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Results", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines()
+            if line.startswith("| ") and "`" in line]
+    assert len(rows) == 6
+    checked = 0
+    for cells in rows:
+        name = re.search(r"`(\w+)`", cells[0]).group(1)
+        params, macs = (c.strip() for c in cells[2:4])
+        assert all(c.strip() == "not measured yet" for c in cells[1:2] + cells[4:]), cells
+        if name not in common.list_models():
+            assert params == macs == "not measured yet"
+            continue
+        with torch.device("meta"):
+            model = common.get_model(name)
+            counted = (common.count_params(model), common.count_macs(model, (1, 3, 32, 32)))
+        assert (params, macs) in {("not measured yet",) * 2,
+                                  (f"{counted[0] / 1e6:.2f}M", f"{counted[1] / 1e6:.0f}M")}, name
+        checked += params != "not measured yet"
+    assert checked >= 5
