@@ -119,15 +119,15 @@ print(f"compared: {', '.join(available)}")
 
 # %%
 def regularisers(model: nn.Module) -> str:
-    """Dropout and stochastic-depth modules with a non-zero rate, in words."""
-    found = []
-    for name, m in model.named_modules():
-        p = getattr(m, "p", None)
-        kind = type(m).__name__
-        if isinstance(p, float) and p > 0 and ("Dropout" in kind or "Stochastic" in kind or "Drop" in kind):
-            found.append(f"{kind}({p:g})")
-    counts = {f: found.count(f) for f in dict.fromkeys(found)}
-    return ", ".join(f"{n} x {f}" for f, n in counts.items()) or "none"
+    """Dropout and stochastic-depth modules with a non-zero rate, in words: how many of each
+    kind, and their rates."""
+    rates = {}
+    for m in model.modules():
+        p, kind = getattr(m, "p", None), type(m).__name__
+        if isinstance(p, float) and p > 0 and ("Drop" in kind or "Stochastic" in kind):
+            rates.setdefault(kind, []).append(p)
+    return ", ".join(f"{len(ps)} x {kind} (rate {min(ps):g}" + (f" to {max(ps):g})" if max(ps) > min(ps) else ")")
+                     for kind, ps in rates.items()) or "none"
 
 
 for label, (name, _) in available.items():
