@@ -324,7 +324,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
         model.to(memory_format=torch.channels_last)
     amp_dtype = ctrain._amp_dtype(device, True)
     precision = ctrain._precision_text(device, True, amp_dtype)
-    optimizer = ctrain.make_optimizer(model.parameters(), recipe)
+    optimizer = ctrain.make_optimizer(model, recipe)
     x, y = next(data.batches("train", batch_size, shuffle=True, augment=True,
                              generator=torch.Generator().manual_seed(0)))
     x, y = ctrain._to_device(x, y, device, channels_last)

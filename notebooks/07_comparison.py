@@ -170,7 +170,8 @@ recipe = common.Recipe(
              "schedule": "main.py: CosineAnnealingLR(T_max=200), per epoch (ours: per step)",
              "augment": "main.py: RandomCrop(32, padding=4), RandomHorizontalFlip",
              "nesterov": "main.py: plain momentum",
-             "label_smoothing": "main.py: plain CrossEntropyLoss"})
+             "label_smoothing": "main.py: plain CrossEntropyLoss",
+             "no_weight_decay": "main.py: SGD(net.parameters(), ...): every parameter decays"})
 SEEDS = (0,) if common.SMOKE else (0, 1, 2)         # smoke mode: one seed (said in the table)
 STOP_AFTER_EPOCHS = None   # e.g. 20: train at most 20 epochs per run in this sitting, then re-run
 recipe.table()
