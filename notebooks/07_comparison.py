@@ -89,7 +89,7 @@ NOTEBOOK_START = time.perf_counter()
 # | paper | model | built in | why this one |
 # |---|---|---|---|
 # | VGG (Simonyan & Zisserman 2014) | `cifar_vgg16_bn` | 01 | the paper has no CIFAR net; configuration D with batch norm and one linear classifier is the usual CIFAR VGG (notebook 01 trains it) |
-# | ResNet (He et al. 2015) | `cifar_resnet56` | 02 | the paper's own CIFAR family (section 4.2, Table 6); 56 layers is the depth of Figure 6 and the base of SE-ResNet-56 |
+# | ResNet (He et al. 2015) | `cifar_resnet56` | 02 | the paper's own CIFAR family (section 4.2, Table 6); 56 layers is one of Figure 6's depths and the base of SE-ResNet-56 |
 # | DenseNet (Huang et al. 2016) | `cifar_densenet_bc100_k12` | 03 | the paper's own CIFAR net, the smallest DenseNet-BC of its Table 2, with about as many parameters as ResNet-56 |
 # | SE-Net (Hu et al. 2017) | `cifar_seresnet56` | 04 | ResNet-56 with an SE block in every residual block: the pair isolates the SE idea |
 # | MobileNetV2 (Sandler et al. 2018) | `cifar_mobilenet_v2` | 05 | the paper has no CIFAR net; notebook 05's adaptation keeps Table 2 with stride 1 in the stem and the first stride-2 row |
@@ -212,8 +212,8 @@ def train(label: str, seed: int) -> comparison.Run:
     model = common.get_model(name, num_classes=data.num_classes)
     run_dir = common.run_dir_for("07_comparison", name, recipe, data, seed=seed, **subset)
     before = comparison.read_run(run_dir).epochs_done if (run_dir / "history.json").exists() else 0
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-                         live_plot=False, stop_after_epochs=STOP_AFTER_EPOCHS)
+    common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
+               live_plot=False, stop_after_epochs=STOP_AFTER_EPOCHS)
     run = comparison.read_run(run_dir)
     if run.epochs_done > before:                    # which machine trained which epochs
         sittings = run.results.get("sittings", []) + [
@@ -273,6 +273,7 @@ print(f"measured on {MACHINE} ({DEVICE}); memory: {MEMORY_METHOD}")
 # %%
 runs = comparison.load_runs(group="07_comparison", dataset=data.description, mode=MODE,
                             train_size=len(data.train), recipe=recipe)
+assert {r.path for r in trained.values()} <= {r.path for r in runs}   # every run of this sitting found
 summary = {row["model"]: row for row in comparison.summarize(runs, data.description)}
 label_of = {name: label for label, (name, _) in available.items()}
 
