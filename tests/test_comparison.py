@@ -211,6 +211,19 @@ def test_training_step_memory_counts_weights_state_and_activations():
         assert peaks[batch] >= 3 * weights
     # activations grow with the batch: 16x the images, far more than the fixed part
     assert peaks[32] > peaks[2] + 10 * (peaks[2] - 3 * weights) > peaks[2]
+    # At the start of the backward pass, the weights, the momentum and every activation kept
+    # for backward are alive at once (counted by notebook 03's saved-tensor hook, in the same
+    # precision and layout): the peak holds at least all of them.
+    from common import train as ctrain
+    from common.models.densenet import bytes_saved_for_backward
+
+    torch.manual_seed(0)
+    model = common.get_model("cifar_baseline", widths=(8, 16, 32), convs_per_stage=1)
+    model.to(memory_format=torch.channels_last)
+    x, _ = next(data.batches("train", 32))
+    with ctrain._autocast(torch.device("cpu"), ctrain._amp_dtype(torch.device("cpu"), True)):
+        saved = bytes_saved_for_backward(model.train(), x.contiguous(memory_format=torch.channels_last))
+    assert saved > 0 and peaks[32] >= saved + 2 * weights
 
 
 def test_readme_results_counts_are_the_models_own():
