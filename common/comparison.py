@@ -12,7 +12,7 @@ and anything else worth keeping with the run (``save_results``). Nothing here tr
 and its plots can be rebuilt from the folders alone, on any machine, after any number of
 sittings.
 
-Measurements (``inference_speed``, ``training_step_memory``) time or count one model on the
+Measurements (``inference_speed``, ``training_step_memory``) time or count models on the
 machine at hand; ``common.bench.machine`` names that machine. On a machine shared with other
 work, compare models measured in one run, never numbers from different machines.
 """
@@ -266,36 +266,56 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def inference_speed(model: nn.Module, batch_sizes=(1, 256), reps: int = 10, size: int = 32,
-                    warmup: int = 2) -> dict[int, float]:
-    """Median seconds of one forward pass in eval mode, for each batch size: random
-    ``size`` x ``size`` inputs on the model's device, fp32, channels_last (as ``fit`` and
-    ``evaluate`` run on CPU and CUDA), after ``warmup`` passes that also choose the kernels.
-    Latency per image at batch 1 is the value at 1; throughput at a large batch b is b / value."""
-    if reps < 1 or warmup < 0 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError("inference_speed needs reps >= 1, warmup >= 0 and batch sizes >= 1.")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    seconds = {}
-    try:
+def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: int = 10,
+                    rounds: int = 3, size: int = 32, warmup: int = 2) -> dict[str, dict[int, float]]:
+    """Seconds of one forward pass in eval mode, per model and batch size: random ``size`` x
+    ``size`` inputs on each model's device, fp32, channels_last (as ``fit`` and ``evaluate`` run
+    on CPU and CUDA). Interleaved, as ``common.bench`` is, so that other work on a shared machine
+    and the process's own warm-up disturb every model alike: a warm-up round (``warmup`` passes
+    of every model at every batch size), then ``rounds`` rounds, each timing ``reps`` passes of
+    every model in turn; a round's value is the median of its passes, the result the median over
+    rounds. Latency per image at batch 1 is the value at 1; throughput at a large batch b is
+    b / value. Returns {name: {batch size: seconds}}."""
+    if reps < 1 or rounds < 1 or warmup < 0 or not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError("inference_speed needs reps >= 1, rounds >= 1, warmup >= 0 and batch "
+                         "sizes >= 1.")
+    if isinstance(models, nn.Module):
+        raise TypeError("inference_speed takes a dict of models, {name: model}, so that they are "
+                        "timed in interleaved rounds: inference_speed({'mine': model}).")
+    modes = {name: m.training for name, m in models.items()}
+    inputs = {}
+    for name, m in models.items():
+        m.eval()
+        device = next(m.parameters()).device
         for b in batch_sizes:
             x = torch.randn(b, 3, size, size, device=device)
-            if device.type in ("cuda", "cpu"):
-                x = x.contiguous(memory_format=torch.channels_last)
-            for _ in range(warmup):
-                model(x)
-            times = []
-            for _ in range(reps):
-                _sync(device)
-                t0 = time.perf_counter()
-                model(x)
-                _sync(device)
-                times.append(time.perf_counter() - t0)
-            seconds[b] = statistics.median(times)
+            inputs[name, b] = x.contiguous(memory_format=torch.channels_last) \
+                if device.type in ("cuda", "cpu") else x
+
+    def timed(name, b, n) -> float:
+        device, times = inputs[name, b].device, []
+        for _ in range(n):
+            _sync(device)
+            t0 = time.perf_counter()
+            models[name](inputs[name, b])
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    per_round = {key: [] for key in inputs}
+    try:
+        for r in range(rounds + 1):
+            for name, b in inputs:
+                if r == 0:
+                    for _ in range(warmup):
+                        models[name](inputs[name, b])
+                else:
+                    per_round[name, b].append(timed(name, b, reps))
     finally:
-        model.train(was_training)
-    return seconds
+        for name, m in models.items():
+            m.train(modes[name])
+    return {name: {b: statistics.median(per_round[name, b]) for b in batch_sizes}
+            for name in models}
 
 
 def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -> dict:

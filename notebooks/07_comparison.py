@@ -234,29 +234,32 @@ trained = {(label, seed): train(label, seed) for label in available for seed in 
 # - **Training images per second**: what `common.fit` measured while training (the median over
 #   epochs, the first left out), on the machine that trained the run (saved with it).
 # - **Latency** at batch 1 and **throughput** at a large batch: forward passes in eval mode,
-#   fp32, channels_last, median of repeated runs after warm-up (`comparison.inference_speed`).
+#   fp32, channels_last, after a warm-up round; the six models timed in turn, round after round,
+#   and the median kept (`comparison.inference_speed`), so that the machine's other work and the
+#   process's own warm-up disturb them alike.
 # - **Peak memory of one training step** at the recipe's batch size
 #   (`comparison.training_step_memory`): on a GPU the allocator's peak; on a CPU the peak of
 #   live tensors counted by PyTorch's `MemTracker` (weights, gradients, optimizer state,
 #   activations; the allocator's own overhead is not included). The function says which.
 #
-# In smoke mode the batches are tiny (inference at 1 and 8 images, three repetitions; memory at
-# 8 images) to keep the tests fast: those numbers only show that the cells run.
+# In smoke mode the batches are tiny (inference at 1 and 8 images, one round of two passes;
+# memory at 8 images) to keep the tests fast: those numbers only show that the cells run.
 
 # %%
-LARGE_BATCH, REPS, MEMORY_BATCH = (8, 3, 8) if common.SMOKE else (256, 10, recipe.batch_size)
+LARGE_BATCH, REPS, ROUNDS, MEMORY_BATCH = (8, 2, 1, 8) if common.SMOKE else (256, 5, 3, recipe.batch_size)
+torch.manual_seed(0)
+models = {label: common.get_model(name, num_classes=data.num_classes).to(DEVICE)
+          for label, (name, _) in available.items()}
+seconds = comparison.inference_speed(models, (1, LARGE_BATCH), reps=REPS, rounds=ROUNDS)
 measured = {}
-for label, (name, _) in available.items():
-    torch.manual_seed(0)
-    model = common.get_model(name, num_classes=data.num_classes).to(DEVICE)
-    seconds = comparison.inference_speed(model, (1, LARGE_BATCH), reps=REPS)
+for label, model in models.items():
     memory = comparison.training_step_memory(model, data, MEMORY_BATCH, recipe)   # changes model
     measured[label] = {"params": common.count_params(model),
                        "macs": common.count_macs(model, (1, 3, 32, 32)),
-                       "latency_ms": 1e3 * seconds[1],
-                       "throughput": LARGE_BATCH / seconds[LARGE_BATCH],
+                       "latency_ms": 1e3 * seconds[label][1],
+                       "throughput": LARGE_BATCH / seconds[label][LARGE_BATCH],
                        "memory_mib": None if memory["bytes"] is None else memory["bytes"] / 2**20}
-    del model
+del models, model
 MEMORY_METHOD = f"{memory['method']}; in fit's precision, {memory['precision']}"
 assert all(m["latency_ms"] > 0 and m["throughput"] > 0 for m in measured.values())
 print(f"measured on {MACHINE} ({DEVICE}); memory: {MEMORY_METHOD}")

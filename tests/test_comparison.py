@@ -189,12 +189,19 @@ def test_a_saved_test_result_of_fewer_epochs_is_measured_again(tmp_path):
 
 
 def test_inference_speed():
-    model = common.get_model("cifar_baseline", widths=(8, 16, 32), convs_per_stage=1).train()
-    seconds = comparison.inference_speed(model, (1, 4), reps=2, warmup=1)
-    assert set(seconds) == {1, 4} and all(s > 0 for s in seconds.values())
-    assert model.training                                       # its mode is given back
+    small = common.get_model("cifar_baseline", widths=(8, 16, 32), convs_per_stage=1).train()
+    big = common.get_model("cifar_baseline", widths=(64, 128, 256), convs_per_stage=2).eval()
+    seconds = comparison.inference_speed({"small": small, "big": big}, (1, 16), reps=2, rounds=2,
+                                         warmup=1)
+    assert set(seconds) == {"small", "big"} and all(set(s) == {1, 16} for s in seconds.values())
+    assert all(t > 0 for s in seconds.values() for t in s.values())
+    assert small.training and not big.training                  # their modes are given back
+    # ~100x the multiply-adds at 16 images: slower, whatever else runs on the machine
+    assert seconds["big"][16] > seconds["small"][16]
     with pytest.raises(ValueError, match="reps >= 1"):
-        comparison.inference_speed(model, (1,), reps=0)
+        comparison.inference_speed({"small": small}, (1,), reps=0)
+    with pytest.raises(TypeError, match="dict of models"):
+        comparison.inference_speed(small)
 
 
 def test_training_step_memory_counts_weights_state_and_activations():
