@@ -58,8 +58,8 @@ common.colab.keep_on_drive(KEEP_ON_DRIVE)'''
 
 #: The sentence in the markdown above every training cell (checked by tests/test_colab.py).
 RESUME_NOTE = ("**After a disconnect**, re-run the notebook from the top: this training resumes "
-               "from its last finished epoch if its checkpoints outlived the runtime (on Colab, "
-               "switch `KEEP_ON_DRIVE` on in the set-up cell).")
+               "from its last finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up "
+               "cell).")
 
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'\]]+")
 
@@ -114,7 +114,7 @@ def keep_on_drive(keep: bool, folder: str = DRIVE_FOLDER) -> Path | None:
         return None
     from google.colab import drive
 
-    mount = Path(DRIVE_MOUNT).resolve()        # /content/drive: Colab's working folder is /content
+    mount = Path(DRIVE_MOUNT).absolute()       # /content/drive: Colab's working folder is /content
     if not (mount / "MyDrive").is_dir():
         drive.mount(str(mount))
     if not (mount / "MyDrive").is_dir():

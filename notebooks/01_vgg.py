@@ -1071,6 +1071,9 @@ IMAGENET_RECIPE.table()
 # CPU. Change `MODEL` and `WIDTH` to train another. Each run gets its own folder
 # (`common.run_dir_for`, keyed by the model, recipe and data): re-running the cell resumes or
 # reloads it, and editing a hyperparameter starts a fresh run.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 data = common.load_data("cifar10")
@@ -1213,6 +1216,9 @@ assert 0.1 < he_d["stds"][-1] / he_d["stds"][0] < 10     # He init keeps the sca
 # rate, momentum and weight decay; the batch size (32) and the length (20 epochs, two drops) are
 # ours, for a small data set. Under the tests `common.fit` runs two epochs of 512 images: enough
 # to see the naive net D sit exactly at $\ln 10$, not enough for the others to get far.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 EXPERIMENT_RECIPE = common.Recipe(

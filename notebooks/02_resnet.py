@@ -1182,6 +1182,9 @@ plt.show()
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one instead of clashing with the old
 # checkpoint.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1198,6 +1201,9 @@ resnet20, history20 = train("cifar_resnet20", recipe)
 # %% [markdown]
 # ResNet-110 with its warm-up trains the same way. It is 5.5× deeper than ResNet-20, so under
 # the tests (smoke mode, a CPU) we skip it; on a GPU it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 histories = {"ResNet-20": history20}
@@ -1240,6 +1246,9 @@ if not comparable:
 # fractions of training; the curves already separate. Under the tests (smoke mode, a 2-core
 # CPU) only the 20-layer pair runs (plain-20 is trained, ResNet-20 reused), to keep the
 # notebook within its time budget; the recipe is the same.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_FRACTION = 1.0        # 0.25: a quarter of the schedule, for a quick look

@@ -1056,6 +1056,9 @@ recipe.table()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
@@ -1101,6 +1104,9 @@ print("Differences from the paper's run: " + "; ".join(why) + ".")
 # the schedule with the drops at the same fractions, for a quicker look. Under the tests (smoke
 # mode, a 2-core CPU) the depth is 22 and only $k$ = 6 and 12 run (12 reused), to keep the
 # notebook within its time budget.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 GROWTH_FRACTION = 1.0                                  # 0.25: a quarter of the schedule

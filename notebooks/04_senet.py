@@ -838,6 +838,9 @@ else:
 # of He et al. 2016b (section 2); notebook 02 builds the original post-activation ResNet, the one
 # the SE blocks of Figure 3 go into. Our comparison is SE against no SE under one recipe; the
 # paper's numbers sit beside ours for orientation, not as a target.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 import dataclasses
@@ -921,6 +924,9 @@ if not comparable:
 # to at least one unit). The $r = 16$ run is section 6's. Under the tests (smoke mode, a 2-core
 # CPU) only $r$ = 2 and 16 are trained, to keep the notebook within its time budget; the
 # parameter counts cover all five.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 RATIOS = tuple(ABLATIONS["Table 10"])                   # 2, 4, 8, 16, 32

@@ -1082,6 +1082,9 @@ cifar_recipe.table()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1144,6 +1147,9 @@ if data.name != "cifar10" or common.SMOKE:
 # with its two drops at the same fractions. In smoke mode (the tests) the table is shorter still
 # (`FIG6_SETTING_SMOKE`) and the stem has stride 2, so four runs fit in seconds on a CPU: the
 # curves then only show that it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_SETTING = [
