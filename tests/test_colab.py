@@ -305,13 +305,20 @@ exec(setup)                              # as opened: the switch off
 off = str(common.runs_dir())
 exec(switched)                           # the learner switches it on and re-runs the cell
 exec(switched)                           # ... and again (the same runtime: nothing is redone)
-data = common.load_data("cifar10")
+import torch                             # a small random data set: the test is about resuming
+from common.data import Split
+g = torch.Generator().manual_seed(0)
+split = lambda n: Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+                        torch.randint(0, 10, (n,), generator=g))
+data = common.DataBundle("random", tuple("0123456789"), split(128), split(64), split(64),
+                         mean=torch.full((3,), 0.5), std=torch.full((3,), 0.3), smoke=True)
 recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05)
 model = common.get_model("cifar_baseline", num_classes=data.num_classes)
 run_dir = common.run_dir_for("colab-test", "cifar_baseline", recipe, data)
 history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, progress=False,
                      stop_after_epochs={stop})
 print(json.dumps({{"common": common.__file__, "off": off, "run_dir": str(run_dir),
+                  "data_dir": str(common.data_dir()),
                   "epochs": history["epoch"]}}))
 """
 
@@ -360,6 +367,7 @@ def test_colab_training_resumes_from_drive_after_a_disconnect(tmp_path, tools):
     assert first["off"] == str(clone / "runs")                         # switch off: in the runtime
     drive_runs = content / "drive" / "MyDrive" / "imagenet5" / "runs"
     assert Path(first["run_dir"]).parent == drive_runs / "colab-test"
+    assert first["data_dir"] == str(drive_runs.parent / "data")
     assert first["epochs"] == [1]
     assert tools() == [["git", "clone", "-q", "-b", colab.BRANCH, url, "imagenet5"],
                        ["pip", "install", "-q", "-r", "imagenet5/requirements.txt", True]]
