@@ -41,17 +41,21 @@ DRIVE_MOUNT = "drive"
 #: The folder on Drive (under MyDrive) that holds runs/ and data/.
 DRIVE_FOLDER = "imagenet5"
 
-#: The set-up cell, the first code cell of every notebook (``{url}``, ``{branch}`` and ``{clone}``
-#: filled in by ``setup_cell()``). Off Colab it only puts the course root on the path.
+#: The line of requirements.txt from which on Colab's set-up cell installs nothing.
+NOT_ON_COLAB = "# Not on Colab"
+
+#: The set-up cell, the first code cell of every notebook (the names in braces filled in by
+#: ``setup_cell()``). On Colab it installs requirements.txt up to the line NOT_ON_COLAB; off Colab
+#: it only puts the course root on the path.
 SETUP_CELL = '''\
-# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt.
-# Anywhere: put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt (the
+# lines above "{not_on_colab}"). Anywhere: put the course root (the folder with common/) on the path.
 # KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
 # training resumes from its last epoch after a disconnect: re-run the notebook from the top.
 KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("{clone}").exists():
-    subprocess.run("git clone -q -b {branch} {url} {clone} && pip install -q -r {clone}/requirements.txt", shell=True, check=True)
+    subprocess.run("git clone -q -b {branch} {url} {clone} && sed '/^{not_on_colab}/,$d' {clone}/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("{clone}").resolve()] if (p / "common").is_dir())))
 import common.colab
 common.colab.keep_on_drive(KEEP_ON_DRIVE)'''
@@ -75,7 +79,8 @@ def badge_url(path: str, repository: str = REPOSITORY, branch: str = BRANCH) -> 
 
 def setup_cell(repository: str = REPOSITORY, branch: str = BRANCH) -> str:
     """The canonical set-up cell, naming the course's address."""
-    return SETUP_CELL.format(url=clone_url(repository), branch=branch, clone=CLONE)
+    return SETUP_CELL.format(url=clone_url(repository), branch=branch, clone=CLONE,
+                             not_on_colab=NOT_ON_COLAB)
 
 
 # --- Colab at run time ------------------------------------------------------------------------

@@ -124,6 +124,39 @@ def test_the_script_restores_an_old_setup_cell_and_is_idempotent(tmp_path, monke
     assert colab.rewrite(tmp_path) == [] and len(synced) == 1
 
 
+# --- what Colab installs ----------------------------------------------------------------------
+
+def colab_requirements():
+    """The requirement names of requirements.txt above its NOT_ON_COLAB line."""
+    text = (ROOT / "requirements.txt").read_text()
+    assert text.count(f"\n{colab.NOT_ON_COLAB}") == 1, f"one line starts {colab.NOT_ON_COLAB!r}"
+    above = text.split(f"\n{colab.NOT_ON_COLAB}")[0]
+    return [re.split(r"[<>=!~ ;\[]", line)[0] for line in above.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+#: Imported, but not ours to install: the course itself, Colab's own module, IPython (every
+#: Jupyter kernel has it) and PIL (a dependency of torchvision).
+PROVIDED = {"common", "google", "IPython", "PIL"}
+DISTRIBUTION = {"sklearn": "scikit-learn"}
+
+
+def test_colab_installs_every_package_the_notebooks_and_common_import():
+    imported = set()
+    for path in [*(ROOT / "notebooks").glob("*.py"), *(ROOT / "common").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    needed = {DISTRIBUTION.get(m, m) for m in imported - PROVIDED - set(sys.stdlib_module_names)}
+    missing = needed - set(colab_requirements())
+    assert not missing, (f"{sorted(missing)}: add to requirements.txt above the line "
+                         f"{colab.NOT_ON_COLAB!r}, so that Colab's set-up cell installs them")
+    # Colab's own Jupyter stays: what would replace it is below the line.
+    assert not {"jupyterlab", "ipykernel", "ipywidgets"} & set(colab_requirements())
+
+
 # --- the disconnect note above every training cell ---------------------------------------------
 
 def _calls(node):
@@ -257,8 +290,10 @@ os.execv(os.environ["REAL_GIT"], [os.environ["REAL_GIT"], *args])
 FAKE_PIP = """\
 import json, os, sys
 args = sys.argv[1:]
+with open(args[-1]) as f:           # the requirements it was given (-r FILE, last)
+    wanted = [line.split(">=")[0] for line in f.read().splitlines() if line and line[0] != "#"]
 with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps(["pip", *args, os.path.isfile(args[-1])]) + "\\n")
+    log.write(json.dumps(["pip", *args, wanted]) + "\\n")
 """
 FAKE_DRIVE = """\
 import os
@@ -370,7 +405,8 @@ def test_colab_training_resumes_from_drive_after_a_disconnect(tmp_path, tools):
     assert first["data_dir"] == str(drive_runs.parent / "data")
     assert first["epochs"] == [1]
     assert tools() == [["git", "clone", "-q", "-b", colab.BRANCH, url, "imagenet5"],
-                       ["pip", "install", "-q", "-r", "imagenet5/requirements.txt", True]]
+                       ["pip", "install", "-q", "-r", "/dev/stdin", colab_requirements()]]
+    assert {"torch", "torchinfo", "timm"} <= set(colab_requirements())
     checkpoint = gdrive / "MyDrive" / "imagenet5" / "runs" / "colab-test" / \
         Path(first["run_dir"]).name / "checkpoint.pt"
     assert checkpoint.is_file()
