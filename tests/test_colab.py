@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import torch
 
 import common
 from common import colab
@@ -155,6 +156,32 @@ def test_colab_installs_every_package_the_notebooks_and_common_import():
                          f"{colab.NOT_ON_COLAB!r}, so that Colab's set-up cell installs them")
     # Colab's own Jupyter stays: what would replace it is below the line.
     assert not {"jupyterlab", "ipykernel", "ipywidgets"} & set(colab_requirements())
+
+
+# --- Colab's GPUs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("capability, emulated, expected", [
+    ((7, 5), True, "float16"),      # T4: torch.cuda.is_bf16_supported() says True (emulation)
+    ((7, 0), False, "float16"),     # V100
+    ((8, 0), True, "bfloat16"),     # A100
+    ((8, 9), True, "bfloat16"),     # L4
+])
+def test_fp16_with_a_scaler_on_a_gpu_without_native_bf16(monkeypatch, capability, emulated,
+                                                         expected):
+    from common import train
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device=None: types.SimpleNamespace(major=capability[0],
+                                                                  minor=capability[1]))
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: emulated,
+                        raising=False)
+    dtype = train._amp_dtype(torch.device("cuda"), True)
+    assert str(dtype) == f"torch.{expected}"
+    scaled = "gradient scaling" in train._precision_text(torch.device("cuda"), True, dtype)
+    assert scaled == (expected == "float16")
 
 
 # --- the disconnect note above every training cell ---------------------------------------------
