@@ -140,15 +140,19 @@ def keep_on_drive(keep: bool, folder: str = DRIVE_FOLDER) -> Path | None:
 # --- the script: set-up cells and badges from REPOSITORY ----------------------------------------
 
 def _rewrite_setup_cell(text: str, name: str) -> str:
-    """A notebook's .py (jupytext percent format) with its first code cell made the set-up cell."""
+    """A notebook's .py (jupytext percent format) with its set-up cell made the canonical one: its
+    first code cell when that is a set-up cell (its first line starts with ``# Set-up``), else a
+    new cell inserted before that first code cell."""
     lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if line.startswith("# %%")
                   and not re.match(r"# %% \[(markdown|md|raw)\]", line)), None)
     if start is None:
-        raise ValueError(f"{name}: no code cell (a '# %%' line) to hold the set-up cell")
+        raise ValueError(f"{name}: no code cell (a '# %%' line) to put the set-up cell before")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# %%")),
                len(lines))
     body = lines[start + 1:end]
+    if not body or not body[0].startswith("# Set-up"):
+        return "\n".join(lines[:start] + ["# %%", *setup_cell().split("\n"), ""] + lines[start:])
     blank = 0
     while blank < len(body) and body[len(body) - 1 - blank] == "":
         blank += 1

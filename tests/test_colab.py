@@ -123,6 +123,12 @@ def test_the_script_restores_an_old_setup_cell_and_is_idempotent(tmp_path, monke
     assert synced == [tmp_path / "notebooks" / "00_toolkit.py"]
     assert colab.badge_url("notebooks/00_toolkit.ipynb") in (tmp_path / "README.md").read_text()
     assert colab.rewrite(tmp_path) == [] and len(synced) == 1
+    # A notebook without a set-up cell gets one, before its first code cell, which stays.
+    new = nb.read_text().replace(colab.setup_cell() + "\n\n# %%\n", "")
+    assert new.count("# %%\n") == nb.read_text().count("# %%\n") - 1
+    (tmp_path / "notebooks" / "00_toolkit.py").write_text(new)
+    assert colab.rewrite(tmp_path) == ["notebooks/00_toolkit.py"]
+    assert (tmp_path / "notebooks" / "00_toolkit.py").read_text() == nb.read_text()
 
 
 # --- what Colab installs ----------------------------------------------------------------------
