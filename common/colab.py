@@ -33,7 +33,6 @@ REPOSITORY = "the-imagenet-5/course"
 BRANCH = "main"
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
 #: Where the set-up cell clones the course on Colab, relative to the notebook's working folder.
 CLONE = "imagenet5"
 #: Where Drive is mounted, relative to the notebook's working folder: /content/drive on Colab.
@@ -41,15 +40,16 @@ DRIVE_MOUNT = "drive"
 #: The folder on Drive (under MyDrive) that holds runs/ and data/.
 DRIVE_FOLDER = "imagenet5"
 
-#: The line of requirements.txt from which on Colab's set-up cell installs nothing.
+#: The line of requirements.txt where Colab's set-up cell stops installing (what follows it would
+#: replace Colab's own Jupyter).
 NOT_ON_COLAB = "# Not on Colab"
 
 #: The set-up cell, the first code cell of every notebook (the names in braces filled in by
 #: ``setup_cell()``). On Colab it installs requirements.txt up to the line NOT_ON_COLAB; off Colab
 #: it only puts the course root on the path.
 SETUP_CELL = '''\
-# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt (the
-# lines above "{not_on_colab}"). Anywhere: put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "{not_on_colab}"). Anywhere: put the course root (with common/) on the path.
 # KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
 # training resumes from its last epoch after a disconnect: re-run the notebook from the top.
 KEEP_ON_DRIVE = False

@@ -46,8 +46,8 @@
 # a recent GPU; `FIG6_FRACTION` in section 7 shortens the experiment.
 
 # %%
-# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt (the
-# lines above "# Not on Colab"). Anywhere: put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
 # KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
 # training resumes from its last epoch after a disconnect: re-run the notebook from the top.
 KEEP_ON_DRIVE = False

@@ -45,8 +45,8 @@
 # (`GROWTH_FRACTION` in section 8 shortens them). Full-mode times are not measured yet.
 
 # %%
-# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt (the
-# lines above "# Not on Colab"). Anywhere: put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
 # KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
 # training resumes from its last epoch after a disconnect: re-run the notebook from the top.
 KEEP_ON_DRIVE = False

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 
@@ -105,7 +104,8 @@ def test_another_address_is_caught(tmp_path, edit, rewritten):
     py.write_text(edit(original))
     assert py.read_text() != original and foreign_addresses([py], tmp_path)
     # The script mends what it generates; an address written by hand is the test's to report.
-    assert colab.rewrite(tmp_path, write=False) == (["notebooks/00_toolkit.py"] if rewritten else [])
+    expected = ["notebooks/00_toolkit.py"] if rewritten else []
+    assert colab.rewrite(tmp_path, write=False) == expected
 
 
 def test_the_script_restores_an_old_setup_cell_and_is_idempotent(tmp_path, monkeypatch):
@@ -431,7 +431,7 @@ def test_colab_training_resumes_from_drive_after_a_disconnect(tmp_path, tools):
     url = colab.clone_url()
     out, first = runtime(stop=1)
     clone = content / "imagenet5"
-    assert first["common"] == str(clone / "common" / "__init__.py")   # the clone, not this checkout
+    assert first["common"] == str(clone / "common" / "__init__.py")   # the clone, not ours
     assert first["off"] == str(clone / "runs")                         # switch off: in the runtime
     drive_runs = content / "drive" / "MyDrive" / "imagenet5" / "runs"
     assert Path(first["run_dir"]).parent == drive_runs / "colab-test"
