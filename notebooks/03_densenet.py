@@ -772,7 +772,8 @@ rows = []
 for depth, meta in ((d, TV_WEIGHTS[d].IMAGENET1K_V1.meta) for d in TV_WEIGHTS):
     assert imagenet[depth]["params"] == meta["num_params"]
     rows.append((f"DenseNet-{depth} multiply-adds", round(meta["_ops"] * 1e9), imagenet[depth]["macs"]))
-common.paper_vs_ours(rows, rtol=0.01, title="torchvision's documented _ops (not the paper) vs ours, 224x224")
+common.paper_vs_ours(rows, rtol=0.01, source="torchvision",
+                     title="torchvision's documented _ops (not the paper) vs ours, 224x224")
 print("parameters equal torchvision's num_params for 121, 161, 169, 201")
 common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") for d, c in imagenet.items()],
              header=("224x224", "parameters", "multiply-adds"))
@@ -1067,8 +1068,7 @@ def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
     model = cifar_densenet(depth, growth_rate, num_classes=data.num_classes)
     model.name = f"cifar_densenet_bc{depth}_k{growth_rate}"
     run_dir = common.run_dir_for("03_densenet", model.name, recipe, data)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-                         progress=False, live_plot=False)
+    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
     return model, history
 
 
