@@ -435,12 +435,22 @@ def cpu_has_native_bf16() -> bool:
     return any(caps.get(name) is True for name in NATIVE_BF16_FEATURES)
 
 
+def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
+    """Whether this GPU computes bf16 in hardware: compute capability 8.0 on (Ampere: A100, L4,
+    H100) or ROCm. Not ``torch.cuda.is_bf16_supported()``, which also says yes where bf16 is only
+    emulated (its default ``including_emulation=True``), as on Colab's T4 (7.5): fp16 is the
+    T4's fast type."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def _amp_dtype(device: torch.device, amp: bool):
     """The autocast dtype fit and evaluate use on ``device`` (None: fp32)."""
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None

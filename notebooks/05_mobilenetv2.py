@@ -49,12 +49,17 @@
 # Figure 6. On a CPU, MobileNetV2 trains slowly (section 7.2 explains why): use a GPU.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import math
@@ -1081,6 +1086,9 @@ cifar_recipe.table()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1143,6 +1151,9 @@ if data.name != "cifar10" or common.SMOKE:
 # with its two drops at the same fractions. In smoke mode (the tests) the table is shorter still
 # (`FIG6_SETTING_SMOKE`) and the stem has stride 2, so four runs fit in seconds on a CPU: the
 # curves then only show that it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_SETTING = [

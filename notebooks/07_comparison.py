@@ -37,8 +37,8 @@
 #   run, so you can see what the recipe is worth apart from the architecture.
 #
 # Every run is saved (`common.fit`'s history and checkpoint); re-running the notebook reuses
-# finished runs and resumes interrupted ones, so on Colab the table fills up over several
-# sittings. The table and plots are rebuilt from the saved runs alone
+# finished runs and resumes interrupted ones, so on Colab (with `KEEP_ON_DRIVE` on in the set-up
+# cell, so that the runs live on your Google Drive) the table fills up over several sittings. The table and plots are rebuilt from the saved runs alone
 # (`common.comparison`).
 #
 # **Prerequisites:** notebooks 01-06 (each model is built there, block by block, and checked
@@ -53,12 +53,17 @@
 # split the work.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import dataclasses
@@ -198,7 +203,12 @@ print(data)
 # its checkpoint and history there after every epoch. Re-running the cell reloads a finished run
 # in a second and continues an interrupted one where it stopped, so a Colab session that ends
 # loses at most one epoch. After training, the test accuracy of the final weights is measured
-# once and saved beside the history (`results.json`), with the machine the epochs ran on.
+# once and saved beside the history (`results.json`), with the machine the epochs ran on. On
+# Colab, the runs outlive the session only on Google Drive: turn `KEEP_ON_DRIVE` on in the
+# set-up cell before the first sitting.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 DEVICE = common.pick_device()
