@@ -55,12 +55,17 @@
 # CPU has native bf16 (AVX512-BF16 or AMX), in fp32 elsewhere; its first line says which.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import math
@@ -1240,6 +1245,9 @@ IMAGENET_RECIPE.table()
 # mode ran. Change `MODEL` and `WIDTH` to train another. Each run gets its own folder
 # (`common.run_dir_for`, keyed by the model, recipe and data): re-running the cell resumes or
 # reloads it, and editing a hyperparameter starts a fresh run.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 data = common.load_data("cifar10")        # 45k train / 5k val / 10k test; val_fraction=0: all 50k
@@ -1404,6 +1412,9 @@ common.table([(label, f"{s['logits']:.2e}", f"{s['grad']:.2e}",
 # Under the tests `common.fit` runs two epochs of 512 images: enough to see a net whose output
 # ignores its input sit at $\ln 10$, not enough for the others to get far. Quick mode
 # (`IMAGENET5_QUICK=1`) trains each net long enough to see which ones learn.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 EXPERIMENT_RECIPE = common.Recipe(

@@ -54,12 +54,17 @@
 #   experiment. Full-mode GPU times are not measured yet.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import time
@@ -1211,6 +1216,9 @@ plt.show()
 # checkpoint. `fit` shows a progress bar and the curves as they grow (in smoke mode, for the
 # tests, it stays quiet). On a CPU with native bf16 it trains in bf16 autocast, elsewhere on a
 # CPU in fp32; its first line says which.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1227,6 +1235,9 @@ resnet20, history20 = train("cifar_resnet20", recipe)
 # ResNet-110 with its warm-up trains the same way. Per image it costs several times ResNet-20
 # (section 4 counts the multiply-adds), so in smoke and quick mode (a CPU) we skip it; in full
 # mode it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 histories = {"ResNet-20": history20}
@@ -1268,10 +1279,14 @@ if why:
 # Small scale: two depths instead of five, on CIFAR-10, with the section 4.2 recipe itself (so
 # the ResNet-20 run of section 6 is reused, not repeated). For a quicker look set
 # `FIG6_FRACTION = 0.25`: a quarter of the schedule, with the learning-rate drops at the same
-# fractions of training (whether the curves separate that early on CIFAR-10: not measured). In smoke mode (the tests, a 2-core CPU)
-# only the 20-layer pair runs (plain-20 is trained, ResNet-20 reused), to keep the notebook
-# within its time budget; the recipe is the same. The paper's bold curves are *test* error; with
-# the `"45k/5k"` protocol ours are validation error, which keeps the test set for the end.
+# fractions of training (whether the curves separate that early on CIFAR-10: not measured). In
+# smoke mode (the tests, a 2-core CPU) only the 20-layer pair runs (plain-20 is trained,
+# ResNet-20 reused), to keep the notebook within its time budget; the recipe is the same. The
+# paper's bold curves are *test* error; with the `"45k/5k"` protocol ours are validation error,
+# which keeps the test set for the end.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_FRACTION = 1.0        # 0.25: a quarter of the schedule, for a quick look
