@@ -74,9 +74,10 @@ NOTEBOOK_START = time.perf_counter()
 # One notebook per paper, in the order of the curriculum map (background first):
 #
 # ```
-# 00 toolkit ─► 01 VGG ─► 02 ResNet ─► DenseNet
-#                             └──────► SE-Net ─┐
-#                         MobileNetV2 ─────────┴─► EfficientNet
+# 00 toolkit ─► 01 VGG ─► 02 ResNet ─► DenseNet ────────────────────────┐
+#                             └──────► SE-Net ──────┐                   │
+#                         MobileNetV2 (inverted     ├─► EfficientNet ───┴─► 07 all six side by side
+#                         residual) ────────────────┘
 # ```
 #
 # Each paper notebook holds the *Easter-egg table*: every hyperparameter and architectural detail
