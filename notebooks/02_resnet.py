@@ -254,8 +254,15 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 
                   norm_layer: Optional[Callable[..., nn.Module]] = None) -> Optional[nn.Module]:
     """The shortcut of one block: None for the identity, else a module for `block.downsample`.
 
-    kind "A": zero-padding identity where the shape changes; "B": 1x1 projection + BN where the
-    shape changes (Eqn. 2); "C": projection + BN on every block (sec. 3.3 and 4.1)."""
+    Args:
+        kind (str): "A": zero-padding identity where the shape changes (sec. 3.3); "B": 1x1
+            projection + BN where the shape changes (Eqn. 2, sec. 3.3); "C": projection + BN on
+            every block (sec. 4.1).
+        in_channels (int), out_channels (int): the block's input and output channels.
+        stride (int): the block's stride; the shortcut subsamples with it (default 1; sec. 3.3).
+        norm_layer (callable): the normalisation after the projection (default nn.BatchNorm2d;
+            sec. 3.4; torchvision's downsample.1).
+    """
     if kind not in ("A", "B", "C"):
         raise ValueError(f"Unknown shortcut option {kind!r}: choose 'A', 'B' or 'C' (sec. 3.3).")
     norm_layer = norm_layer or nn.BatchNorm2d
@@ -478,9 +485,21 @@ print("Bottleneck: 256x56x56 -> 512x28x28; v1 strides conv1, v1.5 strides conv2;
 def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int = 1,
                shortcut: str = "B", residual: bool = True,
                norm_layer: Optional[Callable[..., nn.Module]] = None, **block_kwargs) -> nn.Sequential:
-    """`blocks` blocks; the first has stride `stride` and takes `inplanes` channels, all output
-    `planes * block.expansion`. `shortcut` is the option A/B/C of sec. 3.3; `residual=False`
-    builds the plain counterpart (no shortcuts at all)."""
+    """One stage (conv2_x ... conv5_x of Table 1): `blocks` blocks, all outputting
+    ``planes * block.expansion`` channels; only the first may change the shape.
+
+    Args:
+        block (type): the block class (the interface is documented on ``ResNet``).
+        inplanes (int): input channels of the first block.
+        planes (int): each block's ``planes`` (Table 1: 64, 128, 256, 512; sec. 4.2: 16, 32, 64).
+        blocks (int): blocks in the stage (Table 1; n on CIFAR-10, sec. 4.2).
+        stride (int): the first block's stride (default 1; 2 from conv3_1 on, Table 1 caption).
+        shortcut (str): option "A", "B" or "C" (default "B"; sec. 3.3 and 4.1).
+        residual (bool): False builds the plain counterpart, no shortcuts at all (default True).
+        norm_layer (callable): passed to each block and the projections when given (default
+            None: the blocks' own default, nn.BatchNorm2d).
+        **block_kwargs: more keywords for every block (``stride_in_1x1``, ``groups``, ...).
+    """
     out_channels = planes * block.expansion
     if norm_layer is not None:
         block_kwargs["norm_layer"] = norm_layer
