@@ -303,6 +303,9 @@ class EfficientNet(nn.Module):
         if not config.stages or num_classes < 1:
             raise ValueError(f"An EfficientNet needs at least one stage and one class; got "
                              f"{len(config.stages)} stages and num_classes={num_classes}.")
+        if not 0 <= stochastic_depth_prob < 1:
+            raise ValueError(f"stochastic_depth_prob is the last block's drop probability, in "
+                             f"[0, 1) (0.2 by default); got {stochastic_depth_prob}.")
         norm_layer = norm_layer or nn.BatchNorm2d
         block = block or MBConv
         features: list[nn.Module] = [ConvNormActivation(3, config.stem_channels, 3, config.stem_stride,
