@@ -1575,10 +1575,12 @@ for momentum in (0.99, 0.01):
 # **More to watch for**
 # - **TensorFlow's "SAME" padding** (notebook 05, hurdle 7). torchvision's B5-B7 weights come
 #   from TensorFlow (via `lukemelas/EfficientNet-PyTorch`, whose models pad like TensorFlow);
-#   torchvision pads symmetrically. Their reported top-1 (83.444, 84.008, 84.122%) is below the
-#   paper's; the padding is a likely part of the gap, not measured here.
+#   torchvision pads symmetrically. Their top-1 as torchvision reports it (its weights' `meta`:
+#   83.444, 84.008, 84.122%) is below the paper's for B5 and B7 (83.6, 84.3) and equal for B6
+#   (84.0); the padding is a likely part of those gaps, not measured here.
 # - **Weight decay on batch norm.** `torch.optim`'s `weight_decay` decays every parameter; the
-#   official code spares batch norm (section 6.1), and so does timm's recipe for its weights.
+#   official code spares batch norm (section 6.1), and so does timm's `create_optimizer_v2` by
+#   default (`filter_bias_and_bn=True`: no decay on biases and batch norm).
 # - **RMSProp across frameworks.** Same name, different optimiser (notebook 05, section 6.1).
 # - **Comparing in train mode.** Batch norm uses the batch's statistics and stochastic depth
 #   drops branches: compare in `eval()`.
