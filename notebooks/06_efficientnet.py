@@ -1693,6 +1693,26 @@ def my_round_filters(filters, width_coefficient):
 # %%
 check("efficientnet.round_filters", as_block(my_round_filters))
 
+# %% [markdown]
+# ## 10 · What this run measured
+#
+# Every number of the notebook's checks in one table, read from the variables above (nothing typed):
+# per model, parameters and multiply-adds against Table 2 (section 4) and the largest output
+# difference from torchvision's network (section 5, at the input size printed there); then the
+# CIFAR-10 run (section 6.2) and the scaling study (section 7), with what data they ran on.
+
+# %%
+common.table([(n, f"{c['params'] / 1e6:.2f}M", f"{c['params'] / T2[n]['params']:.3f}",
+                f"{c['macs'] / 1e9:.3f}G at {c['resolution']}", f"{c['macs'] / T2[n]['flops']:.3f}",
+                f"{max_diff[n]:.1e} at {sizes[n]}") for n, c in counts.items()],
+             header=("model", "parameters", "/ Table 2", "multiply-adds", "/ Table 2",
+                     "max |ours - torchvision|"))
+print(f"{MODEL}: test accuracy {acc:.2f}% on {data.description}"
+      + (" (smoke mode)" if common.SMOKE else ""))
+print("scaling study, best validation accuracy: " + ", ".join(
+    f"{m} x{f} {h.best('val_acc')[1]:.3f} ({scaling_macs[(m, f)] / base_cost:.2f}x cost)"
+    for (m, f), h in scaling.items()))
+
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
