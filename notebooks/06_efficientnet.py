@@ -48,12 +48,17 @@
 # (350 epochs of `cifar_efficientnet_b0`) and the scaling study (nine short runs).
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import dataclasses
@@ -1204,6 +1209,9 @@ paper_recipe.table()
 # ImageNet layout, `efficientnet_b0`, whose two extra stride-2 steps make a 32×32 image far
 # cheaper than in the CIFAR layout (the cell prints how much). Batch norm keeps PyTorch's defaults
 # here, as in the recipe's source.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 data = common.load_data("cifar10")
@@ -1288,6 +1296,9 @@ if data.name != "cifar10" or common.SMOKE:
 # `SCALING_FRACTION` of its 350 epochs with its two drops at the same fractions. In smoke mode the
 # base network has half the widths (`SCALING_TABLE_SMOKE`) and the runs last a couple of epochs
 # on the digits: the plot then only shows that the experiment runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 SCALING_TABLE = [
