@@ -106,8 +106,8 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
 from .data import DataBundle, load_data  # noqa: E402
 from .display import Table, block_diagram, block_diagrams, table  # noqa: E402
 from .inspection import (  # noqa: E402
-    check_against_reference, count_macs, count_params, output_shapes, paper_vs_ours,
-    random_reference, summary)
+    check_against_reference, classify_photo, count_macs, count_params, output_shapes,
+    paper_vs_ours, random_reference, sample_photo, summary)
 from .models import get_model, list_models  # noqa: E402
 from .train import History, Recipe, evaluate, fit, plot_histories  # noqa: E402
 
@@ -115,6 +115,6 @@ __all__ = [
     "SMOKE", "QUICK", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device", "seed_everything",
     "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History", "plot_histories",
     "count_params", "count_macs", "summary", "paper_vs_ours", "check_against_reference",
-    "random_reference", "output_shapes", "table", "Table", "block_diagram", "block_diagrams",
+    "random_reference", "output_shapes", "classify_photo", "sample_photo", "table", "Table", "block_diagram", "block_diagrams",
     "get_model", "list_models",
 ]

@@ -298,3 +298,53 @@ def check_against_reference(ours: nn.Module, reference: nn.Module,
         print(f"{label}: strict load OK{norms}, outputs {tuple(a.shape)} match, "
               f"max |ours - reference| = {diff:.2e}")
     return diff
+
+
+def sample_photo() -> torch.Tensor:
+    """The flower photo that ships with scikit-learn (no download): uint8, (3, H, W)."""
+    from sklearn.datasets import load_sample_image
+
+    return torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)
+
+
+def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None, top: int = 5,
+                   rename=None, offline: bool | None = None, show: bool = True):
+    """Official weights in *our* model, on a real photo: download torchvision's ``weights`` (a
+    ``WeightsEnum`` member such as ``ResNet50_Weights.IMAGENET1K_V1``), load them into ``model``
+    with ``strict=True`` (a name or shape that differs raises), and classify ``photo`` (default
+    ``sample_photo()``) with the weights' own preprocessing (``weights.transforms()``).
+    ``rename(key) -> key`` maps old checkpoint names first (DenseNet's ``norm.1`` -> ``norm1``).
+    Shows the photo (``show``), prints the ``top`` classes and returns them as
+    ``[(probability, category), ...]``. Offline (``common.OFFLINE``) or when the download fails
+    it says so and returns None: the weights need internet (Colab has it; the tests do not)."""
+    import common
+
+    label = f"{type(weights).__name__}.{weights.name}"
+    photo = sample_photo() if photo is None else photo
+    batch = weights.transforms()(photo).unsqueeze(0)
+    if common.OFFLINE if offline is None else offline:
+        print(f"Offline (IMAGENET5_OFFLINE=1): {label} cannot be downloaded, so this cell stops "
+              f"here. On Colab it loads them into our {type(model).__name__} and classifies the "
+              "photo.")
+        return None
+    try:
+        state = weights.get_state_dict(progress=True)
+    except Exception as err:                          # noqa: BLE001 (no internet, a proxy, ...)
+        print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
+        return None
+    if rename is not None:
+        state = {rename(k): v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        probs = model.eval()(batch).softmax(1)[0]
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.figure(figsize=(4, 3))
+        plt.imshow(photo.permute(1, 2, 0))
+        plt.axis("off")
+        plt.show()
+    result = [(p.item(), weights.meta["categories"][i]) for p, i in zip(*probs.topk(top))]
+    for p, name in result:
+        print(f"{p:6.1%}  {name}")
+    return result

@@ -1111,31 +1111,9 @@ for name in IMAGENET:
 # Offline (the tests), the cell says so and moves on.
 
 # %%
-from sklearn.datasets import load_sample_image
-
 weights = get_model_weights("resnet50").IMAGENET1K_V1
-photo = torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)   # uint8 (3, H, W)
-batch = weights.transforms()(photo).unsqueeze(0)     # resize 256, centre crop 224, normalise
-assert batch.shape == (1, 3, 224, 224)
-if common.OFFLINE:
-    print("Offline (IMAGENET5_OFFLINE=1): the ImageNet weights cannot be downloaded, so this "
-          "cell stops here. On Colab it loads them into our ResNet-50 and classifies the photo.")
-else:
-    try:
-        state = weights.get_state_dict(progress=True)
-    except Exception as err:                          # no internet, a proxy, ...
-        print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
-    else:
-        pretrained = common.get_model("resnet50")
-        pretrained.load_state_dict(state, strict=True)
-        with torch.no_grad():
-            probs = pretrained.eval()(batch).softmax(1)[0]
-        plt.figure(figsize=(4, 3))
-        plt.imshow(photo.permute(1, 2, 0))
-        plt.axis("off")
-        plt.show()
-        for p, i in zip(*probs.topk(5)):
-            print(f"{p:6.1%}  {weights.meta['categories'][i]}")
+assert weights.transforms()(common.sample_photo()).shape == (3, 224, 224)   # resize 256, crop 224
+common.classify_photo(common.get_model("resnet50"), weights)   # strict load into ours, top 5
 
 # %% [markdown]
 # ## 6 · Train on CIFAR-10 with the paper's recipe (section 4.2)

@@ -816,33 +816,19 @@ assert all(d <= 1e-4 for d in max_diff.values())
 
 # %%
 import re
-from sklearn.datasets import load_sample_image
 
+OLD_NAME = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def new_name(key: str) -> str:
+    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
+    m = OLD_NAME.match(key)
+    return f"{m[1]}{m[2]}" if m else key
+
+
+assert new_name("features.denseblock1.denselayer1.norm.1.weight") == "features.denseblock1.denselayer1.norm1.weight"
 weights = DenseNet121_Weights.IMAGENET1K_V1
-photo = torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)   # uint8 (3, H, W)
-batch = weights.transforms()(photo).unsqueeze(0)     # resize 256, centre crop 224, normalise
-assert batch.shape == (1, 3, 224, 224)
-if common.OFFLINE:
-    print("Offline (IMAGENET5_OFFLINE=1): the ImageNet weights cannot be downloaded, so this "
-          "cell stops here. On Colab it loads them into our DenseNet-121 and classifies the photo.")
-else:
-    try:
-        state = weights.get_state_dict(progress=True)
-    except Exception as err:                          # no internet, a proxy, ...
-        print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
-    else:
-        old = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-        state = {(f"{m[1]}{m[2]}" if (m := old.match(k)) else k): v for k, v in state.items()}
-        pretrained = common.get_model("densenet121")
-        pretrained.load_state_dict(state, strict=True)
-        with torch.no_grad():
-            probs = pretrained.eval()(batch).softmax(1)[0]
-        plt.figure(figsize=(4, 3))
-        plt.imshow(photo.permute(1, 2, 0))
-        plt.axis("off")
-        plt.show()
-        for p, i in zip(*probs.topk(5)):
-            print(f"{p:6.1%}  {weights.meta['categories'][i]}")
+common.classify_photo(common.get_model("densenet121"), weights, rename=new_name)   # strict load, top 5
 
 # %% [markdown]
 # ## 6 · Memory: what a naive DenseNet stores, and `memory_efficient=True`

@@ -892,32 +892,11 @@ assert all(d <= 1e-5 for d in max_diff.values())
 # ships with scikit-learn. Offline (the tests), the cell says so and moves on.
 
 # %%
-from sklearn.datasets import load_sample_image
 from torchvision.models import MobileNet_V2_Weights
 
 weights = MobileNet_V2_Weights.IMAGENET1K_V1
 assert common.count_params(common.get_model("mobilenet_v2")) == weights.meta["num_params"]
-photo = torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)   # uint8 (3, H, W)
-batch = weights.transforms()(photo).unsqueeze(0)     # resize 256, centre crop 224, normalise
-if common.OFFLINE:
-    print("Offline (IMAGENET5_OFFLINE=1): the ImageNet weights cannot be downloaded, so this "
-          "cell stops here. On Colab it loads them into our MobileNetV2 and classifies the photo.")
-else:
-    try:
-        state = weights.get_state_dict(progress=False)
-    except Exception as err:                          # no internet, a proxy, ...
-        print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
-    else:
-        pretrained = common.get_model("mobilenet_v2")
-        pretrained.load_state_dict(state, strict=True)
-        with torch.no_grad():
-            probs = pretrained.eval()(batch).softmax(1)[0]
-        plt.figure(figsize=(4, 3))
-        plt.imshow(photo.permute(1, 2, 0))
-        plt.axis("off")
-        plt.show()
-        for p, i in zip(*probs.topk(5)):
-            print(f"{p:6.1%}  {weights.meta['categories'][i]}")
+common.classify_photo(common.get_model("mobilenet_v2"), weights)   # strict load into ours, top 5
 
 # %% [markdown]
 # ## 6 · Training

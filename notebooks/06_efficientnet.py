@@ -1070,32 +1070,11 @@ print(f"stochastic depth: 26 probabilities of B3 equal to torchvision's, from 0 
 # 224, bicubic). Offline (the tests), the cell says so and moves on.
 
 # %%
-from sklearn.datasets import load_sample_image
 from torchvision.models import EfficientNet_B0_Weights
 
 weights = EfficientNet_B0_Weights.IMAGENET1K_V1
 assert common.count_params(common.get_model("efficientnet_b0")) == weights.meta["num_params"]
-photo = torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)   # uint8 (3, H, W)
-batch = weights.transforms()(photo).unsqueeze(0)
-if common.OFFLINE:
-    print("Offline (IMAGENET5_OFFLINE=1): the ImageNet weights cannot be downloaded, so this "
-          "cell stops here. On Colab it loads them into our EfficientNet-B0 and classifies the photo.")
-else:
-    try:
-        state = weights.get_state_dict(progress=False)
-    except Exception as err:                          # no internet, a proxy, ...
-        print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
-    else:
-        pretrained = common.get_model("efficientnet_b0")
-        pretrained.load_state_dict(state, strict=True)
-        with torch.no_grad():
-            probs = pretrained.eval()(batch).softmax(1)[0]
-        plt.figure(figsize=(4, 3))
-        plt.imshow(photo.permute(1, 2, 0))
-        plt.axis("off")
-        plt.show()
-        for p_, i in zip(*probs.topk(5)):
-            print(f"{p_:6.1%}  {weights.meta['categories'][i]}")
+common.classify_photo(common.get_model("efficientnet_b0"), weights)   # strict load into ours, top 5
 
 # %% [markdown]
 # ## 6 · Training

@@ -276,3 +276,53 @@ def test_every_model_lists_its_keywords_and_refuses_those_it_sets(name):
     for key in fixed:
         with torch.device("meta"), pytest.raises(TypeError, match=f"take {key!r}: .* sets it itself"):
             common.get_model(name, **{key: None})
+
+
+class _FakeWeights:
+    """A stand-in for a torchvision WeightsEnum member: no download."""
+
+    name, url = "FAKE_V1", "https://example.invalid/fake.pth"
+
+    def __init__(self, state, fail=False):
+        self.state, self.fail = state, fail
+        self.meta = {"categories": [f"class {i}" for i in range(10)]}
+
+    def transforms(self):
+        return lambda photo: torch.nn.functional.interpolate(
+            photo.float()[None] / 255, size=(32, 32))[0]
+
+    def get_state_dict(self, progress=True):
+        if self.fail:
+            raise OSError("no internet")
+        return self.state
+
+
+def test_sample_photo_ships_with_scikit_learn():
+    photo = common.sample_photo()
+    assert photo.dtype == torch.uint8 and photo.shape[0] == 3 and min(photo.shape[1:]) > 200
+
+
+def test_classify_photo_loads_strictly_into_our_model_and_ranks_its_classes(capsys):
+    torch.manual_seed(0)
+    source = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
+    ours = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
+    weights = _FakeWeights({k: v.clone() for k, v in source.state_dict().items()})
+    top = common.classify_photo(ours, weights, top=3, offline=False, show=False)
+    with torch.no_grad():
+        expected = source.eval()(weights.transforms()(common.sample_photo())[None]).softmax(1)[0]
+    assert [c for _, c in top] == [f"class {i}" for i in expected.topk(3).indices.tolist()]
+    assert [p for p, _ in top] == pytest.approx(expected.topk(3).values.tolist())
+    assert "class" in capsys.readouterr().out
+    renamed = _FakeWeights({"old." + k: v for k, v in source.state_dict().items()})
+    assert common.classify_photo(ours, renamed, offline=False, show=False,
+                                 rename=lambda k: k[len("old."):]) is not None
+    with pytest.raises(RuntimeError, match="Missing key"):          # strict: nothing silently
+        common.classify_photo(ours, renamed, offline=False, show=False)
+
+
+def test_classify_photo_offline_or_without_internet_says_so_and_moves_on(capsys):
+    model = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
+    assert common.classify_photo(model, _FakeWeights({}), offline=True) is None
+    assert "cannot be downloaded" in capsys.readouterr().out
+    assert common.classify_photo(model, _FakeWeights({}, fail=True), offline=False) is None
+    assert "Could not download https://example.invalid/fake.pth (OSError" in capsys.readouterr().out
