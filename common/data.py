@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import common
+from common.distributed import shard_slice
 
 DATASETS = ("cifar10", "digits")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -111,15 +112,14 @@ class DataBundle:
         return x.float() * scale - shift
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                pad: int = 4) -> torch.Tensor:
+                pad: int = 4, draws: tuple | None = None) -> torch.Tensor:
         """The standard CIFAR augmentation on a whole uint8 batch at once: zero-pad ``pad`` pixels,
         take a random crop of the original size, flip horizontally with probability 1/2
         (He et al. 2015, section 4.2, after Lee et al. 2015). Random draws come from ``generator``
-        on the CPU, in the order: column offsets, row offsets, flips."""
+        on the CPU, in the order: column offsets, row offsets, flips (``crop_flip_draws``), or
+        are given as ``draws``."""
         n, c, h, w = x.shape
-        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        flip = torch.rand(n, generator=generator) < 0.5
+        ox, oy, flip = crop_flip_draws(n, generator, pad) if draws is None else draws
         rows = oy[:, None] + torch.arange(h)                            # (n, h)
         cols = ox[:, None] + torch.arange(w)                            # (n, w)
         cols = torch.where(flip[:, None], cols.flip(1), cols)           # a flip is a reversed crop
@@ -132,8 +132,15 @@ class DataBundle:
 
     def batches(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
                 augment: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False):
-        """Yield normalised float batches ``(x, y)`` on the bundle's device."""
+                drop_last: bool = False, shard: tuple[int, int] = (0, 1)):
+        """Yield normalised float batches ``(x, y)`` on the bundle's device.
+
+        shard=(rank, world_size): one process's piece of every batch, for data-parallel training
+        (``common.distributed``). ``batch_size`` is then the global batch: every process draws
+        the same order and the same augmentation for the whole global batch, and keeps the
+        images at ``shard_slice(len(batch), rank, world_size)``; the pieces of all processes are
+        exactly the batches of ``shard=(0, 1)``, the default (the whole batch)."""
+        rank, world_size = shard
         s = self[split]
         n = len(s)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -141,10 +148,24 @@ class DataBundle:
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
+            mine = shard_slice(len(idx), rank, world_size)
+            draws = crop_flip_draws(len(idx), generator) if augment else None
+            idx = idx[mine]
+            if len(idx) == 0:
+                continue
             x = s.x[idx]
             if augment:
-                x = self.augment(x, generator)
+                x = self.augment(x, draws=tuple(d[mine] for d in draws))
             yield self.normalize(x), s.y[idx]
+
+
+def crop_flip_draws(n: int, generator: torch.Generator | None = None, pad: int = 4):
+    """The random numbers of ``DataBundle.augment`` for ``n`` images, drawn from ``generator`` on
+    the CPU in this order: column offsets, row offsets (each in 0..2*pad), flips (bool)."""
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return ox, oy, flip
 
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
