@@ -61,6 +61,10 @@ def shard_slice(n: int, rank: int, world_size: int) -> slice:
     return slice(start, start + base + (rank < extra))
 
 
+class ProcessFailed(RuntimeError):
+    """Raised in the other processes when rank 0 failed at a step they wait for."""
+
+
 @dataclass(frozen=True)
 class Context:
     """Which process this is among how many. ``Context()`` is a single process: every method is
@@ -134,6 +138,24 @@ class Context:
         out = [None] * self.world_size
         tdist.all_gather_object(out, obj)
         return out
+
+    def main_first(self, fn):
+        """``fn()`` in rank 0, then in the other processes (e.g. a download into a folder they
+        share). If it fails in rank 0, it raises there, and ``ProcessFailed`` in the others."""
+        if not self.distributed:
+            return fn()
+        error = None
+        if self.is_main:
+            try:
+                result = fn()
+            except Exception as err:                       # noqa: BLE001 (re-raised below)
+                error = err
+        failed = self.gather(error is not None)[0]
+        if error is not None:
+            raise error
+        if failed:
+            raise ProcessFailed("rank 0 failed; it says why")
+        return result if self.is_main else fn()
 
     def barrier(self) -> None:
         """Wait until every process gets here."""

@@ -26,6 +26,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -35,6 +36,12 @@ from torch import nn
 
 import common
 from common import distributed
+
+# ``python -m common.train`` runs this file as __main__ after ``import common`` has imported it
+# as common.train, and Python warns about the second copy. Harmless here: __main__ only hands
+# over to common.cli.main, which uses the package's own common.train.
+warnings.filterwarnings("ignore", message=r"'common\.train' found in sys\.modules",
+                        category=RuntimeWarning)
 from common.display import Table
 
 SMOKE_EPOCHS = 2
@@ -895,3 +902,9 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
 def _save_png(fig, path: str | Path) -> None:
     """The figure as a PNG file at ``path``, written atomically."""
     _atomic_write(Path(path), _png(fig))
+
+
+if __name__ == "__main__":           # python -m common.train ...: the command (common/cli.py)
+    from common.cli import main
+
+    raise SystemExit(main())
