@@ -457,7 +457,8 @@ class ImageFolderBundle(DataBundle):
             return
         loader = torch.utils.data.DataLoader(
             _ImageFiles(s, self.crop_size, self.resize_size), batch_sampler=chunks,
-            num_workers=min(self.workers, len(chunks)), pin_memory=self.device.type == "cuda")
+            num_workers=min(self.workers, len(chunks)), pin_memory=self.device.type == "cuda",
+            generator=torch.Generator())    # not the global one: the caller's state stays put
         decoded = iter(loader)
         for piece in pieces:
             parts = [next(decoded) for _ in range(0, len(piece), LOADER_CHUNK)]

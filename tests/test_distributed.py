@@ -2,12 +2,11 @@
 offline digits, one thread per process (as CI runs them: network cut, loopback up).
 
 Two torchrun launches in all (starting processes is the slow part): the first runs
-tests/_ddp_worker.py (a straight run, the same run stopped after one epoch, a model without
+tests/_train_helpers.py (a straight run, the same run stopped after one epoch, a model without
 batch norm, an image folder), the second resumes the stopped run with the command itself,
 ``torchrun -m common.train ... --resume``, in fresh processes. The one-process runs they are
 compared with run here, in the test process.
 """
-import contextlib
 import json
 import os
 import shutil
@@ -24,9 +23,16 @@ from common import train as ctrain
 from common.models import registry
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _ddp_worker as worker  # noqa: E402
+import _train_helpers as worker  # noqa: E402
+from _train_helpers import one_thread, write_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def torchrun(*args, timeout=300):
@@ -40,28 +46,13 @@ def torchrun(*args, timeout=300):
     return done
 
 
-def write_folder(root: Path, classes=("a", "b"), per_class=(6, 3)):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(0)
-    for split, n in zip(("train", "val"), per_class):
-        for k, c in enumerate(classes):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                h, w = 24 + 4 * i, 40 - 2 * i
-                pixels = torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8)
-                pixels[..., k] = 255                  # one colour channel marks the class
-                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The two launches; returns OUT, with OUT/epoch1.pt a copy of the stopped run's
     checkpoint after its first epoch (before the second launch resumes it)."""
     out = tmp_path_factory.mktemp("ddp")
     folder = write_folder(out / "images")
-    first = torchrun("tests/_ddp_worker.py", out, folder)
+    first = torchrun("tests/_train_helpers.py", out, folder)
     shutil.copy(out / "stopped" / ctrain.CHECKPOINT, out / "epoch1.pt")
     second = torchrun("-m", "common.train", *worker.RUN, "--run-dir", out / "stopped",
                       "--resume")
@@ -75,21 +66,9 @@ def weights(path):
     return state["model"] if "model" in state else state
 
 
-@contextlib.contextmanager
-def one_thread():
-    """One thread, as each process of the torchrun launches has."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def one_process(tmp_path, argv):
     """The same command in this process, without DDP: (model, history)."""
-    with one_thread():
-        return cli.train(argv + ["--run-dir", str(tmp_path)])
+    return cli.train(argv + ["--run-dir", str(tmp_path)])
 
 
 def distance(a, b, keys):
@@ -144,8 +123,7 @@ def test_two_processes_are_close_to_one_with_the_same_global_batch(runs, tmp_pat
     args = cli.build_parser().parse_args(worker.RUN)
     torch.manual_seed(0)
     other = common.get_model("cifar_baseline", num_classes=10, **json.loads(worker.TINY))
-    with one_thread():
-        common.fit(other, common.load_data("digits", smoke=False, device="cpu", verbose=False),
+    common.fit(other, common.load_data("digits", smoke=False, device="cpu", verbose=False),
                    cli.build_recipe(args), seed=1, amp=False, stop_after_epochs=1, smoke=False,
                    quick=False, verbose=False, progress=False)
     params = [k for k, _ in model.named_parameters()]

@@ -1,7 +1,9 @@
-"""Run by ``torchrun`` in tests/test_distributed.py (not a test file itself): several runs of the
-command under DistributedDataParallel in one launch, since starting processes is the slow part.
+"""Helpers of tests/test_cli.py, test_distributed.py and test_imagefolder.py (not a test file).
 
-    torchrun --standalone --nproc_per_node=2 tests/_ddp_worker.py OUT [IMAGE_FOLDER]
+Run by ``torchrun``, it is the worker of test_distributed.py: several runs of the command under
+DistributedDataParallel in one launch, since starting processes is the slow part.
+
+    torchrun --standalone --nproc_per_node=2 tests/_train_helpers.py OUT [IMAGE_FOLDER]
 
 It joins the process group itself, so ``common.cli.train`` uses that group (and leaves it
 open) for every run. Writes under OUT: straight/ (2 epochs) and each rank's final weights,
@@ -9,6 +11,7 @@ stopped/ (the same run stopped after epoch 1: the test resumes it with a fresh t
 nobn/ (a model without batch norm, 1 epoch), folder/ (an image folder, 1 epoch) and each
 rank's weights of those.
 """
+import contextlib
 import sys
 from pathlib import Path
 
@@ -26,6 +29,35 @@ RUN = ["cifar_baseline", "--model-kwargs", TINY, "--data", "digits", "--mode", "
        "--epochs", "2", "--batch-size", "64", "--lr", "0.2", "--schedule", "cosine", "--no-amp"]
 NOBN = ["tiny_nobn", "--data", "digits", "--mode", "full", "--epochs", "2", "--batch-size", "64",
         "--lr", "0.05", "--schedule", "constant", "--no-amp", "--stop-after-epochs", "1"]
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One thread, as each process of the torchrun launches has. (Two threads on a busy 2-core
+    machine can make these tiny runs thirty times slower: the threads wait for each other.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def write_folder(root: Path, classes=("a", "b"), per_class=(6, 3), ext=".png") -> Path:
+    """A tiny ImageFolder: root/{train,val}/<class>/<i><ext>, random pixels of several sizes,
+    one colour channel at 255 marking the class (so a model can learn it)."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in zip(("train", "val"), per_class):
+        for k, c in enumerate(classes):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                h, w = 24 + 4 * i, 40 - 2 * i
+                pixels = torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8)
+                pixels[..., k % 3] = 255
+                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}{ext}")
+    return root
 
 
 def tiny_nobn(num_classes: int = 10) -> nn.Module:
