@@ -30,8 +30,8 @@ Conventions, chosen so that a recipe means the same on 1, 2 or 8 GPUs:
 - ``Recipe.lr`` is the learning rate for that global batch: the number of GPUs never changes it.
   Only a different global batch does, and only when you say so (``python -m common.train``
   scales its default lr linearly with ``--batch-size``: Goyal et al. 2017's linear scaling rule).
-- Batch norm normalises each process's piece with the piece's own statistics (as the papers'
-  multi-GPU training did), so N processes are close to, not equal to, one process with the same
+- Batch norm normalises each process's piece with the piece's own statistics (the usual
+  data-parallel practice), so N processes are close to, not equal to, one process with the same
   global batch; ``sync_bn=True`` (SyncBatchNorm, GPUs only) uses the global batch's statistics.
   DDP copies rank 0's running statistics to every process before each forward pass; ``fit`` also
   copies them at the end of each epoch, so that every process holds the model the checkpoint
@@ -213,12 +213,14 @@ def setup(device: str | torch.device | None = None, env=os.environ) -> Context:
 
 
 def process_device(ctx: Context, device: str | torch.device | None = None) -> torch.device:
-    """The device this process trains on: its own GPU (``cuda:LOCAL_RANK``) under NCCL, else
-    ``device`` (default: the best one available, as ``common.pick_device``)."""
+    """The device this process trains on: its own GPU (``cuda:LOCAL_RANK``) under NCCL, the CPU
+    under gloo, else (one process) ``device`` or the best one available (``pick_device``)."""
     import common
 
     if ctx.backend == "nccl":
         return torch.device("cuda", ctx.local_rank)
+    if ctx.backend == "gloo":
+        return torch.device("cpu")
     return common.pick_device(device)
 
 
