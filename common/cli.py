@@ -1,7 +1,7 @@
 """``python -m common.train``: train any registered model from the command line, in one process
 or, under ``torchrun``, in several (one per GPU) with DistributedDataParallel.
 
-    python -m common.train cifar_resnet20                       # CIFAR-10, the ResNet paper's recipe
+    python -m common.train cifar_resnet20            # CIFAR-10 with the ResNet paper's recipe
     python -m common.train resnet18 --data imagefolder:imagenette2-320 --epochs 40 --batch-size 256
     torchrun --standalone --nproc_per_node=4 -m common.train resnet18 --data imagefolder:...
 
@@ -294,10 +294,9 @@ def train(argv=None):
     model_kwargs = _model_kwargs(args.model_kwargs)
     mode = args.mode or ("smoke" if common.SMOKE else "quick" if common.QUICK else "full")
     recipe = build_recipe(args)
-    rank, world_size = _environment_world()
     already_joined = distributed.current().distributed
-    if already_joined:
-        rank, world_size = distributed.current().shard
+    world_size = (distributed.current() if already_joined else distributed.Context(
+        world_size=_environment_world()[1])).world_size
     try:
         distributed.Context(world_size=world_size).batch_per_process(recipe.batch_size)
     except ValueError as err:
@@ -324,6 +323,7 @@ def train(argv=None):
 
     dist = distributed.setup(args.device)               # DDP: join torchrun's group, if any
     try:
+        dist.barrier()            # every process has checked the run folder: now rank 0 writes
         device = distributed.process_device(dist, args.device)
         if folder is not None:
             data = dataclasses.replace(folder, target_device=device)
@@ -350,7 +350,6 @@ def train(argv=None):
             if not resuming:
                 ctrain._atomic_write(run_dir / SETTINGS,
                                      json.dumps(settings, indent=1).encode())
-        dist.barrier()
         try:
             history = ctrain.fit(model, data, recipe, run_dir=run_dir, resume=args.resume,
                                  device=device, amp=args.amp, compile=args.compile,

@@ -267,14 +267,15 @@ def load_data(name: str = "cifar10", root: str | Path | None = None, download: b
 
     name: "cifar10", "digits" (the offline set) or "imagefolder" (ImageNet-style JPEG/PNG files
     in ``root``: see ``load_image_folder``, which takes ``folder_options``; the folder gives the
-    split). root: data folder ($IMAGENET5_DATA, else data/). The training set is split into train and validation (45k / 5k for CIFAR-10, as in
-    He et al. 2015, section 4.2) with a fixed seed; the test set is kept for the final number.
-    ``val_fraction=0`` keeps no validation split and trains on the whole training set (all 50k
-    for CIFAR-10, the protocol of the ResNet paper's reported results); ``fit`` then runs without
-    validation and says so. When CIFAR-10 is unavailable and ``fallback`` is true, the offline
-    set is used instead, and said loudly; with ``fallback=False`` the reason is raised. In smoke
-    mode (``smoke``, default ``common.SMOKE``) each split is cut to a few hundred images; in
-    quick mode (``quick``, default ``common.QUICK``; smoke wins) to ``QUICK_SIZES``.
+    split). root: data folder ($IMAGENET5_DATA, else data/). The training set is split into
+    train and validation (45k / 5k for CIFAR-10, as in He et al. 2015, section 4.2) with a fixed
+    seed; the test set is kept for the final number. ``val_fraction=0`` keeps no validation
+    split and trains on the whole training set (all 50k for CIFAR-10, the protocol of the ResNet
+    paper's reported results); ``fit`` then runs without validation and says so. When CIFAR-10
+    is unavailable and ``fallback`` is true, the offline set is used instead, and said loudly;
+    with ``fallback=False`` the reason is raised. In smoke mode (``smoke``, default
+    ``common.SMOKE``) each split is cut to a few hundred images; in quick mode (``quick``,
+    default ``common.QUICK``; smoke wins) to ``QUICK_SIZES``.
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Choose one of: {', '.join(DATASETS)}.")
@@ -503,7 +504,7 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
                       quick: bool | None = None, verbose: bool = True) -> ImageFolderBundle:
     """An ImageNet-style folder of JPEG/PNG images, in torchvision's ImageFolder layout::
 
-        root/train/<class>/<image>.jpg      root/val/<class>/<image>.jpg     (root/test/... optional)
+        root/train/<class>/<image>.jpg    root/val/<class>/<image>.jpg    (root/test/...: optional)
 
     The folder gives the split: train/ trains, val/ validates (``fit``'s per-epoch numbers) and,
     when there is no test/ folder (as in ImageNet and Imagenette, whose papers report val),

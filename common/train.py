@@ -36,13 +36,13 @@ from torch import nn
 
 import common
 from common import distributed
+from common.display import Table
 
 # ``python -m common.train`` runs this file as __main__ after ``import common`` has imported it
 # as common.train, and Python warns about the second copy. Harmless here: __main__ only hands
 # over to common.cli.main, which uses the package's own common.train.
 warnings.filterwarnings("ignore", message=r"'common\.train' found in sys\.modules",
                         category=RuntimeWarning)
-from common.display import Table
 
 SMOKE_EPOCHS = 2
 #: Quick mode trains on about this many images in all (epochs x training images), at least one
@@ -672,9 +672,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                 seen += len(y)
                 bar.update()
                 if progress and (i % 25 == 0 or i == steps - 1):
+                    every = seen * dist.world_size     # DDP: all processes' images (rank 0's bar)
                     bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
                                     acc=f"{correct.item() / seen:.3f}",
-                                    img_s=f"{seen * dist.world_size / (time.perf_counter() - t0):.0f}",
+                                    img_s=f"{every / (time.perf_counter() - t0):.0f}",
                                     refresh=False)
             # DDP: the sums of every process (this waits for the device, like .item())
             loss_sum, correct, seen = dist.sum_over_processes(loss_sum, correct, seen)

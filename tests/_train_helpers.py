@@ -15,6 +15,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as tdist
 from torch import nn
@@ -41,6 +42,13 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_test():
+    """Every test of a module that imports this fixture runs with one thread."""
+    with one_thread():
+        yield
 
 
 def write_folder(root: Path, classes=("a", "b"), per_class=(6, 3), ext=".png") -> Path:

@@ -16,15 +16,9 @@ from common import cli
 from common import train as ctrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_helpers import one_thread  # noqa: E402
+from _train_helpers import one_thread_per_test  # noqa: E402,F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 TINY = ["cifar_baseline", "--model-kwargs", '{"widths": [16, 32, 64], "convs_per_stage": 1}',
         "--data", "digits", "--mode", "smoke", "--batch-size", "64", "--no-amp"]
 

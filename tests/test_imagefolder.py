@@ -11,13 +11,7 @@ import common
 from common import data as cdata
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train_helpers import one_thread, write_folder  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+from _train_helpers import one_thread_per_test, write_folder  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
