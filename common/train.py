@@ -621,10 +621,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             lines.append("no validation set (load_data(..., val_fraction=0)): training on the "
                          "whole training set; the test split is the only held-out measure")
         if smoke:
-            lines.append(f"SMOKE MODE: {epochs} of the recipe's {recipe.epochs} epochs, with the "
+            lines.append(f"{epochs} of the recipe's {recipe.epochs} epochs, with the "
                          "learning-rate schedule compressed into them")
         if quick:
-            lines.append(f"QUICK MODE: {epochs} of the recipe's {recipe.epochs} epochs "
+            lines.append(f"{epochs} of the recipe's {recipe.epochs} epochs "
                          f"({epochs * n_train:,} images seen), with the learning-rate schedule "
                          "compressed into them: a model learns visibly, but the numbers are not "
                          "the paper's (unset IMAGENET5_QUICK for the full run)")
