@@ -229,23 +229,44 @@ def _load_cifar10(root: Path, download: bool):
             "with load_data('digits').") from err
 
 
+def _digits_arrays():
+    """scikit-learn's digits as (images (N, 8, 8) of 0..16, labels (N,)): ``load_digits()``'s
+    arrays, read from the file scikit-learn ships (datasets/data/digits.csv.gz) without importing
+    scikit-learn, whose import costs each new process (a notebook kernel, a torchrun worker)
+    about a second and a half; where that file is not found, ``load_digits()`` itself."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                data = np.loadtxt(f, delimiter=",")
+            return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images, d.target
+
+
 def _load_digits():
     """scikit-learn's handwritten digits (1,797 real 8x8 scans) as coloured 3x32x32 uint8 images.
     Each digit is upsampled to 24x24 and centred on a 32x32 canvas (so the 4-pixel crop keeps it
     whole), then painted with its own foreground and background colours (seeded, so the same on
     every machine): colour carries no label information, shape does."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
+    images, target = _digits_arrays()
     g = torch.Generator().manual_seed(0)
-    ink = torch.from_numpy(d.images).float().div(16).unsqueeze(1)            # (N, 1, 8, 8)
+    ink = torch.from_numpy(images).float().div(16).unsqueeze(1)              # (N, 1, 8, 8)
     ink = F.pad(F.interpolate(ink, size=24, mode="bilinear", align_corners=False), (4, 4, 4, 4))
     n = len(ink)
     bg = torch.rand(n, 3, 1, 1, generator=g) * 0.35                        # dark background
     fg = 0.65 + torch.rand(n, 3, 1, 1, generator=g) * 0.35                 # bright ink
     img = bg * (1 - ink) + fg * ink
     x = img.mul(255).round().clamp(0, 255).to(torch.uint8)
-    y = torch.from_numpy(d.target).long()
+    y = torch.from_numpy(target).long()
     perm = torch.randperm(n, generator=g)
     x, y = x[perm], y[perm]
     n_test = n // 6                                  # CIFAR-10's share: 10k test of 60k
