@@ -11,7 +11,6 @@ stopped/ (the same run stopped after epoch 1: the test resumes it with a fresh t
 nobn/ (a model without batch norm, 1 epoch), folder/ (an image folder, 1 epoch) and each
 rank's weights of those.
 """
-import contextlib
 import sys
 from pathlib import Path
 
@@ -32,23 +31,15 @@ NOBN = ["tiny_nobn", "--data", "digits", "--mode", "full", "--epochs", "2", "--b
         "--lr", "0.05", "--schedule", "constant", "--no-amp", "--stop-after-epochs", "1"]
 
 
-@contextlib.contextmanager
-def one_thread():
-    """One thread, as each process of the torchrun launches has. (Two threads on a busy 2-core
-    machine can make these tiny runs thirty times slower: the threads wait for each other.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def one_thread_per_test():
-    """Every test of a module that imports this fixture runs with one thread."""
-    with one_thread():
-        yield
+    """Every test of a module that imports this fixture runs with one thread, as each process of
+    the torchrun launches does. (Two threads on a busy 2-core machine can make these tiny runs
+    thirty times slower: the threads wait for each other.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_folder(root: Path, classes=("a", "b"), per_class=(6, 3), ext=".png") -> Path:

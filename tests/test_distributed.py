@@ -93,6 +93,19 @@ def test_the_loss_falls_under_ddp(runs):
     assert h["val_loss"][-1] < h["val_loss"][0], h["val_loss"]
 
 
+def test_the_numbers_kept_are_the_whole_splits_not_one_process_share(runs):
+    """Under DDP each process evaluates its half of the validation split and the sums are added
+    up: the history's last val numbers are those of the whole split, as one process computes
+    them from the saved weights."""
+    model = common.get_model("cifar_baseline", num_classes=10, **json.loads(worker.TINY))
+    model.load_state_dict(weights(runs / "straight" / ctrain.CHECKPOINT))
+    data = common.load_data("digits", smoke=False, device="cpu", verbose=False)
+    whole = common.evaluate(model, data, "val", amp=False)
+    h = json.loads((runs / "straight" / ctrain.HISTORY).read_text())
+    assert h["val_acc"][-1] == whole["acc"]
+    assert h["val_loss"][-1] == pytest.approx(whole["loss"], rel=1e-5)
+
+
 def test_stopped_and_resumed_under_torchrun_equals_the_straight_run(runs):
     straight, resumed = weights(runs / "straight" / ctrain.CHECKPOINT), weights(
         runs / "stopped" / ctrain.CHECKPOINT)
@@ -176,3 +189,16 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused():
     with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
         distributed.Context(rank=0, world_size=3).batch_per_process(64)
     assert distributed.Context(world_size=4).batch_per_process(256) == 64
+
+
+def test_sync_bn_on_cpu_processes_is_refused_before_any_step(tmp_path):
+    """SyncBatchNorm has no CPU kernels: fit says so before it trains or writes anything (the
+    conversion itself, on GPUs, is not run here)."""
+    data = common.load_data("digits", smoke=True, device="cpu", verbose=False)
+    model = common.get_model("cifar_baseline", num_classes=10, **json.loads(worker.TINY))
+    gloo = distributed.Context(rank=0, world_size=2, backend="gloo")
+    with pytest.raises(ValueError, match="SyncBatchNorm runs on CUDA GPUs only"):
+        common.fit(model, data, common.Recipe(epochs=1, batch_size=64), run_dir=tmp_path,
+                   device="cpu", sync_bn=True, dist=gloo, verbose=False)
+    assert not any(tmp_path.iterdir())
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
