@@ -82,8 +82,6 @@ RECIPE_FLAGS = {
     "decay_epochs": ("--decay-epochs", "exponential schedule: epochs per decay (default 1)"),
     "staircase": ("--no-staircase", "exponential schedule: decay smoothly, not in steps"),
 }
-RUN_FLAGS = ("--run-dir", "--resume", "--stop-after-epochs", "--device", "--workers",
-             "--compile", "--no-amp")
 
 
 class CommandError(Exception):
