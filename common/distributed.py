@@ -179,11 +179,6 @@ def current() -> Context:
                    backend=str(tdist.get_backend()))
 
 
-def backend_for(device: torch.device) -> str:
-    """NCCL between CUDA GPUs, gloo between CPU processes."""
-    return "nccl" if device.type == "cuda" else "gloo"
-
-
 def setup(device: str | torch.device | None = None, env=os.environ) -> Context:
     """Join the process group ``torchrun`` started this process in, on ``device``'s backend
     (default: CUDA when there is a GPU, so NCCL; else gloo), and pin this process to GPU
