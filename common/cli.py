@@ -319,7 +319,10 @@ def train(argv=None):
         except (ValueError, OSError) as err:
             raise CommandError(_one_line(err)) from None
 
-    dist = distributed.setup(args.device)               # DDP: join torchrun's group, if any
+    try:
+        dist = distributed.setup(args.device)           # DDP: join torchrun's group, if any
+    except ValueError as err:                           # refused before joining: no GPU, ...
+        raise CommandError(_one_line(err)) from None
     try:
         dist.barrier()            # every process has checked the run folder: now rank 0 writes
         device = distributed.process_device(dist, args.device)

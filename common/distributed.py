@@ -193,6 +193,9 @@ def setup(device: str | torch.device | None = None, env=os.environ) -> Context:
         "cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda":
         gpus = torch.cuda.device_count()
+        if gpus == 0:
+            raise ValueError("--device cuda, but this machine has no CUDA GPU that PyTorch can "
+                             "use: leave --device out to train on the CPUs (gloo).")
         if local_rank >= gpus:
             raise ValueError(
                 f"torchrun started more processes on this machine than it has GPUs ({gpus}): "

@@ -159,16 +159,29 @@ def test_a_folder_without_images_is_one_line(tmp_path, capsys):
 
 
 def test_ddp_settings_are_checked_before_any_process_starts(monkeypatch, capsys, tmp_path):
-    """As torchrun would set them (3 processes): the global batch must split evenly, and
-    --sync-bn needs GPUs. Both are refused before the process group would be joined."""
+    """As torchrun would set them (3 processes): the global batch must split evenly, --sync-bn
+    needs GPUs, --device cuda a GPU, and DDP runs on CUDA or CPUs. All are refused before the
+    process group would be joined (a test process joining it would wait for the others)."""
     for k, v in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="3", MASTER_ADDR="127.0.0.1",
                      MASTER_PORT="1").items():
         monkeypatch.setenv(k, v)
+
+    def join(*args, **kwargs):                       # an error, not a wait for 3 processes
+        raise AssertionError("joined the process group")
+    monkeypatch.setattr(torch.distributed, "init_process_group", join)
     err = error_line(capsys, [*TINY, "--run-dir", str(tmp_path / "a")])
     assert "The global batch 64 does not split evenly over 3 processes" in err
     err = error_line(capsys, [*TINY, "--batch-size", "63", "--sync-bn", "--device", "cpu",
                               "--run-dir", str(tmp_path / "b")])
     assert "--sync-bn needs CUDA GPUs" in err
+    if not torch.cuda.is_available():                # no GPU, so no NCCL group to join
+        err = error_line(capsys, [*TINY, "--batch-size", "63", "--device", "cuda",
+                                  "--run-dir", str(tmp_path / "d")])
+        assert "--device cuda, but this machine has no CUDA GPU" in err
+        assert not (tmp_path / "d").exists()
+    err = error_line(capsys, [*TINY, "--batch-size", "63", "--device", "mps",
+                              "--run-dir", str(tmp_path / "e")])
+    assert "CUDA GPUs (NCCL) or CPUs (gloo), not on 'mps'" in err
     monkeypatch.setenv("RANK", "1")                  # the other processes print nothing
     assert cli.main([*TINY, "--run-dir", str(tmp_path / "c")]) == 2
     assert capsys.readouterr().err == ""
