@@ -410,8 +410,12 @@ class _ImageFiles(torch.utils.data.Dataset):
         from PIL import Image
 
         i, seed = item
-        with Image.open(self.split.paths[i]) as f:
-            img = f.convert("RGB")
+        try:
+            with Image.open(self.split.paths[i]) as f:
+                img = f.convert("RGB")
+        except OSError as err:                # PIL's UnidentifiedImageError is an OSError
+            raise ValueError(f"{self.split.paths[i]} cannot be read as an image ({err}): "
+                             "replace the file or remove it from the folder.") from None
         if seed is None:
             img = TF.center_crop(TF.resize(img, self.resize), self.crop)
         else:

@@ -152,3 +152,14 @@ def test_no_folder_no_images_and_different_classes_are_clear_errors(tmp_path):
         common.load_data("imagefolder", root=root, val_fraction=0)
     with pytest.raises(TypeError, match="does not take crop_size"):
         common.load_data("digits", crop_size=32)
+
+
+def test_a_file_that_is_not_an_image_is_named_when_it_is_decoded(tmp_path):
+    root = write_folder(tmp_path / "f")
+    (root / "val" / "b" / "broken.jpg").write_bytes(b"not a JPEG")
+    d = load(root)
+    for workers in (0, 1):                   # in this process, and from a DataLoader worker
+        d.workers = workers
+        with pytest.raises(ValueError, match=r"broken\.jpg cannot be read as an image .*replace "
+                                             "the file or remove it"):
+            list(d.batches("val", 8))
