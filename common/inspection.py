@@ -118,10 +118,12 @@ def _fmt(v) -> str:
 
 
 def paper_vs_ours(rows: Iterable[Sequence], rtol: float = 0.01, title: str = "",
-                  show: bool = True) -> list[dict]:
+                  show: bool = True, source: str = "paper") -> list[dict]:
     """Print the paper's numbers beside ours, as paper / ours / ratio, and assert that each ratio
     is within ``rtol`` of 1. A row is ``(label, paper, ours)`` or ``(label, paper, ours, rtol)``;
-    ``paper=None`` means the paper does not state it (shown, not asserted)."""
+    ``paper=None`` means the paper does not state it (shown, not asserted). ``source`` names the
+    column when the numbers are not the paper's (``source="torchvision"``: a library's
+    documented values), so a table never calls another source "paper"."""
     table, bad = [], []
     for row in rows:
         label, paper, ours, tol = (*row, rtol) if len(row) == 3 else row
@@ -130,20 +132,22 @@ def paper_vs_ours(rows: Iterable[Sequence], rtol: float = 0.01, title: str = "",
         table.append({"label": label, "paper": paper, "ours": ours, "ratio": ratio,
                       "rtol": tol, "ok": ok})
         if not ok:
-            bad.append(f"{label}: paper {_fmt(paper)}, ours {_fmt(ours)} (ratio {ratio:.4f}, "
+            bad.append(f"{label}: {source} {_fmt(paper)}, ours {_fmt(ours)} (ratio {ratio:.4f}, "
                        f"allowed 1 +/- {tol})")
     if show:
         w = max([len(str(r["label"])) for r in table] + [5])
         lines = [title] if title else []
-        lines.append(f"{'':{w}}  {'paper':>11}  {'ours':>11}  {'ours/paper':>10}")
+        rw = max(10, len(f"ours/{source}"))
+        lines.append(f"{'':{w}}  {source:>11}  {'ours':>11}  {'ours/' + source:>{rw}}")
         for r in table:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.4f}"
             mark = "" if r["ok"] else "  <-- outside tolerance"
             lines.append(f"{r['label']:{w}}  {_fmt(r['paper']):>11}  {_fmt(r['ours']):>11}  "
-                         f"{ratio:>10}{mark}")
+                         f"{ratio:>{rw}}{mark}")
         print("\n".join(lines))
     if bad:
-        raise AssertionError("Ours differs from the paper beyond tolerance:\n  " + "\n  ".join(bad))
+        what = "the paper" if source == "paper" else source
+        raise AssertionError(f"Ours differs from {what} beyond tolerance:\n  " + "\n  ".join(bad))
     return table
 
 

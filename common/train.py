@@ -58,7 +58,9 @@ OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
 #: A checkpoint whose recipe lacks them resumes as if it had these values, and ``run_dir_for``
 #: leaves them out of its key while they hold these values (so old run folders keep their names).
 ADDED_FIELDS = {"optimizer": "sgd", "rmsprop_decay": 0.9, "rmsprop_eps": 1e-3,
-                "decay_epochs": 1.0, "staircase": True}
+                "decay_epochs": 1.0, "staircase": True, "no_weight_decay": ()}
+#: What ``Recipe.no_weight_decay`` may exempt from weight decay.
+NO_WEIGHT_DECAY = ("norm", "bias", "depthwise")
 #: The same for the run description a checkpoint keeps (what must match to resume).
 ADDED_RUN_KEYS = {"quick": False, "world_size": 1, "sync_bn": False}
 
@@ -82,7 +84,15 @@ class Recipe:
     RMSProps use ``momentum``, ``rmsprop_decay`` (TF's ``decay``, torch's ``alpha``) and
     ``rmsprop_eps``; the defaults 0.9 and 1e-3 are those of EfficientNet's official code
     (tensorflow/tpu, models/official/efficientnet/utils.py, ``build_optimizer``). Weight decay
-    is the L2 gradient term ``weight_decay * w`` on every parameter for all three.
+    is the L2 gradient term ``weight_decay * w`` for all three, on every parameter except those
+    ``no_weight_decay`` exempts: "norm" (normalisation layers' affine parameters), "bias" (every
+    other bias), "depthwise" (weights of depthwise convolutions, groups == in_channels > 1).
+    EfficientNet's official code decays every variable but batch norm's (tensorflow/tpu,
+    models/official/efficientnet/main.py: "Add weight decay to the loss for
+    non-batch-normalization variables"): ``("norm",)``. MobileNetV2's (tensorflow/models,
+    research/slim/nets/mobilenet/mobilenet.py, ``training_scope``) regularises conv2d weights
+    only, with ``weights_regularizer=None`` for the separable (depthwise) convs and none on
+    biases or batch norm: ``("norm", "bias", "depthwise")``.
 
     schedule: "multistep" (times ``gamma`` at each of ``milestones``), "cosine", "constant", or
     "exponential": times ``gamma`` every ``decay_epochs`` epochs, in steps (``staircase=True``,
@@ -111,10 +121,18 @@ class Recipe:
     rmsprop_eps: float = ADDED_FIELDS["rmsprop_eps"]
     decay_epochs: float = ADDED_FIELDS["decay_epochs"]
     staircase: bool = ADDED_FIELDS["staircase"]
+    no_weight_decay: tuple = ADDED_FIELDS["no_weight_decay"]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "milestones", tuple(self.milestones))
+        if isinstance(self.no_weight_decay, str):
+            raise ValueError(f"no_weight_decay is a tuple of names, e.g. ({self.no_weight_decay!r},)"
+                             f", not a string; choose from {NO_WEIGHT_DECAY}.")
+        object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))
+        unknown_wd = [k for k in self.no_weight_decay if k not in NO_WEIGHT_DECAY]
+        if unknown_wd:
+            raise ValueError(f"no_weight_decay names {unknown_wd}: choose from {NO_WEIGHT_DECAY}.")
         if not (isinstance(self.epochs, int) and self.epochs > 0):
             raise ValueError(f"epochs must be a positive whole number, got {self.epochs!r}.")
         if self.batch_size < 1 or self.lr <= 0:
@@ -186,6 +204,8 @@ class Recipe:
             return self.optimizer != "sgd"
         if name in ("decay_epochs", "staircase"):
             return self.schedule == "exponential"
+        if name == "no_weight_decay":
+            return bool(self.no_weight_decay)
         return True
 
     def table(self) -> Table:
@@ -262,8 +282,37 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
+def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    """``model``'s parameters as optimizer parameter groups: those the recipe decays, and those
+    its ``no_weight_decay`` exempts (``weight_decay=0``; a group is left out when empty). One
+    group of every parameter, as ``model.parameters()``, when nothing is exempt."""
+    if not recipe.no_weight_decay:
+        return [{"params": list(model.parameters())}]
+    from .inspection import is_norm_layer
+
+    decay, exempt, seen = [], [], set()
+    for module in model.modules():
+        depthwise = (isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
+                     and module.groups == module.in_channels)
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            kind = ("norm" if is_norm_layer(module) else "bias" if name == "bias"
+                    else "depthwise" if depthwise and name == "weight" else None)
+            (exempt if kind in recipe.no_weight_decay else decay).append(p)
+    return [g for g in ({"params": decay}, {"params": exempt, "weight_decay": 0.0}) if g["params"]]
+
+
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params`` (the learning rate is set again every step)."""
+    """The recipe's optimizer over ``params``: a model (its parameters, with the recipe's
+    ``no_weight_decay`` exemptions: ``weight_decay_groups``), parameters, or parameter groups.
+    The learning rate is set again every step."""
+    if isinstance(params, nn.Module):
+        params = weight_decay_groups(params, recipe)
+    elif recipe.no_weight_decay:
+        raise ValueError("recipe.no_weight_decay needs the model to find norm layers, biases and "
+                         "depthwise convolutions: pass make_optimizer(model, recipe).")
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
@@ -394,12 +443,22 @@ def cpu_has_native_bf16() -> bool:
     return any(caps.get(name) is True for name in NATIVE_BF16_FEATURES)
 
 
+def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
+    """Whether this GPU computes bf16 in hardware: compute capability 8.0 on (Ampere: A100, L4,
+    H100) or ROCm. Not ``torch.cuda.is_bf16_supported()``, which also says yes where bf16 is only
+    emulated (its default ``including_emulation=True``), as on Colab's T4 (7.5): fp16 is the
+    T4's fast type."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def _amp_dtype(device: torch.device, amp: bool):
     """The autocast dtype fit and evaluate use on ``device`` (None: fp32)."""
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
@@ -566,7 +625,7 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     # Only fp16 needs loss scaling; the scaler is still built (disabled) so checkpoints are alike.
     scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
                                   enabled=amp_dtype == torch.float16)
-    optimizer = make_optimizer(model.parameters(), recipe)
+    optimizer = make_optimizer(model, recipe)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     n_train = len(data.train)
     if smoke:

@@ -35,12 +35,17 @@
 # minutes on a GPU, far longer on a CPU.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import shutil

@@ -46,12 +46,17 @@
 # a recent GPU; `FIG6_FRACTION` in section 7 shortens the experiment.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import time
@@ -1177,6 +1182,9 @@ plt.show()
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one instead of clashing with the old
 # checkpoint.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1193,6 +1201,9 @@ resnet20, history20 = train("cifar_resnet20", recipe)
 # %% [markdown]
 # ResNet-110 with its warm-up trains the same way. It is 5.5× deeper than ResNet-20, so under
 # the tests (smoke mode, a CPU) we skip it; on a GPU it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 histories = {"ResNet-20": history20}
@@ -1235,6 +1246,9 @@ if not comparable:
 # fractions of training; the curves already separate. Under the tests (smoke mode, a 2-core
 # CPU) only the 20-layer pair runs (plain-20 is trained, ResNet-20 reused), to keep the
 # notebook within its time budget; the recipe is the same.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_FRACTION = 1.0        # 0.25: a quarter of the schedule, for a quick look

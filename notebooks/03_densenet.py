@@ -45,12 +45,17 @@
 # (`GROWTH_FRACTION` in section 8 shortens them). Full-mode times are not measured yet.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import time
@@ -767,7 +772,8 @@ rows = []
 for depth, meta in ((d, TV_WEIGHTS[d].IMAGENET1K_V1.meta) for d in TV_WEIGHTS):
     assert imagenet[depth]["params"] == meta["num_params"]
     rows.append((f"DenseNet-{depth} multiply-adds", round(meta["_ops"] * 1e9), imagenet[depth]["macs"]))
-common.paper_vs_ours(rows, rtol=0.01, title="torchvision's documented _ops (not the paper) vs ours, 224x224")
+common.paper_vs_ours(rows, rtol=0.01, source="torchvision",
+                     title="torchvision's documented _ops (not the paper) vs ours, 224x224")
 print("parameters equal torchvision's num_params for 121, 161, 169, 201")
 common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") for d, c in imagenet.items()],
              header=("224x224", "parameters", "multiply-adds"))
@@ -1051,6 +1057,9 @@ recipe.table()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
@@ -1059,8 +1068,7 @@ def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
     model = cifar_densenet(depth, growth_rate, num_classes=data.num_classes)
     model.name = f"cifar_densenet_bc{depth}_k{growth_rate}"
     run_dir = common.run_dir_for("03_densenet", model.name, recipe, data)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-                         progress=False, live_plot=False)
+    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
     return model, history
 
 
@@ -1096,6 +1104,9 @@ print("Differences from the paper's run: " + "; ".join(why) + ".")
 # the schedule with the drops at the same fractions, for a quicker look. Under the tests (smoke
 # mode, a 2-core CPU) the depth is 22 and only $k$ = 6 and 12 run (12 reused), to keep the
 # notebook within its time budget.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 GROWTH_FRACTION = 1.0                                  # 0.25: a quarter of the schedule

@@ -53,12 +53,17 @@
 # more SE-ResNet-20 runs for the reduction ratio: count hours on a Colab T4.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import math
@@ -833,6 +838,9 @@ else:
 # of He et al. 2016b (section 2); notebook 02 builds the original post-activation ResNet, the one
 # the SE blocks of Figure 3 go into. Our comparison is SE against no SE under one recipe; the
 # paper's numbers sit beside ours for orientation, not as a target.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 import dataclasses
@@ -916,6 +924,9 @@ if not comparable:
 # to at least one unit). The $r = 16$ run is section 6's. Under the tests (smoke mode, a 2-core
 # CPU) only $r$ = 2 and 16 are trained, to keep the notebook within its time budget; the
 # parameter counts cover all five.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 RATIOS = tuple(ABLATIONS["Table 10"])                   # 2, 4, 8, 16, 32

@@ -49,12 +49,17 @@
 # Figure 6. On a CPU, MobileNetV2 trains slowly (section 7.2 explains why): use a GPU.
 
 # %%
-# Set-up: on Colab, fetch the course; anywhere, put the course root (the folder with common/) on the path.
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
 import sys, pathlib, subprocess
 if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
-    subprocess.run("git clone -q https://github.com/the-imagenet-5/course imagenet5 && pip install -q torchinfo jupytext", shell=True, check=True)
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
-import common
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
 import math
@@ -1012,8 +1017,9 @@ for grad in (1e-3, 1.0, 10.0):
 # Section 6.1 as a `common.Recipe`: what the paper states, and each gap filled from the official
 # code, with its source. Two things this course's trainer does not reproduce: the 16
 # *asynchronous* workers (we train one process, batch 96) and the README's moving average of the
-# weights; and our weight decay applies to every parameter, where the official code spares the
-# depthwise filters and batch norm. We do not train on ImageNet here (1.28M images, hundreds of
+# weights. Weight decay spares what the official code spares (`no_weight_decay`: batch norm,
+# biases, depthwise filters; `torch.optim`'s `weight_decay` alone would decay every parameter).
+# We do not train on ImageNet here (1.28M images, hundreds of
 # epochs: a job for a cluster, as in the paper); the recipe is the data a faithful run starts from.
 
 # %%
@@ -1021,6 +1027,7 @@ paper_recipe = common.Recipe(
     epochs=round(readme_epochs), batch_size=96, optimizer="rmsprop_tf", lr=0.045, momentum=0.9,
     rmsprop_decay=0.9, rmsprop_eps=1.0, weight_decay=4e-5, schedule="exponential", gamma=0.98,
     decay_epochs=1.0, staircase=True, label_smoothing=0.1, augment=True,
+    no_weight_decay=("norm", "bias", "depthwise"),
     sources={"optimizer": "sec. 6.1: TensorFlow's RMSPropOptimizer", "lr": "sec. 6.1: 0.045",
              "momentum": "sec. 6.1: 0.9", "rmsprop_decay": "sec. 6.1: 0.9",
              "weight_decay": "sec. 6.1: 0.00004", "gamma": "sec. 6.1: 0.98 per epoch",
@@ -1031,6 +1038,8 @@ paper_recipe = common.Recipe(
              "rmsprop_eps": "not stated: train_image_classifier.py --opt_epsilon default 1.0",
              "staircase": "not stated: train_image_classifier.py, staircase=True",
              "label_smoothing": "not stated: README --label_smoothing=0.1",
+             "no_weight_decay": "not stated: mobilenet.training_scope regularises conv2d weights "
+                                "only (weights_regularizer=None for the separable convs)",
              "augment": "not stated: README, Inception-style preprocessing (ours: crop and flip)"})
 assert paper_recipe.lr * paper_recipe.lr_factor(10.5) == 0.045 * 0.98 ** 10     # staircase, per epoch
 paper_recipe.table()
@@ -1077,6 +1086,9 @@ cifar_recipe.table()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
@@ -1139,6 +1151,9 @@ if data.name != "cifar10" or common.SMOKE:
 # with its two drops at the same fractions. In smoke mode (the tests) the table is shorter still
 # (`FIG6_SETTING_SMOKE`) and the stem has stride 2, so four runs fit in seconds on a CPU: the
 # curves then only show that it runs.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
 FIG6_SETTING = [
@@ -1578,8 +1593,9 @@ print("TF 'SAME' and PyTorch padding=1: same shape, different outputs for a stri
 # - **ReLU instead of ReLU6.** The two agree below 6, so a strict load and an output comparison on
 #   small random activations can miss it; the ReLU6 asserts of section 3 check the module type.
 # - **Weight decay on everything.** `torch.optim`'s `weight_decay` decays every parameter; the
-#   official code decays only the full and 1×1 convolutions and the classifier, not the depthwise
-#   filters nor BN (section 6.1).
+#   official code decays only the full and 1×1 convolutions and the classifier's weights, not the
+#   depthwise filters, biases nor BN: `Recipe(no_weight_decay=("norm", "bias", "depthwise"))`,
+#   as section 6.1's recipe does.
 # - **RMSProp across frameworks.** Same name, different optimizer (section 6.1).
 # - **Comparing in train mode.** BN then uses the batch's statistics: compare in `eval()`.
 # - **Softmax inside the model.** `nn.CrossEntropyLoss` applies log-softmax itself; the model

@@ -10,11 +10,11 @@ import jupytext
 import pytest
 
 from common import save
+from common.colab import setup_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SETUP = (ROOT / "CONTRIBUTING.md").read_text().split("## The set-up cell", 1)[1]
-SETUP = SETUP.split("```python\n", 1)[1].split("```", 1)[0].strip()
+SETUP = setup_cell()        # the canonical set-up cell (common/colab.py)
 
 
 def cells(nb):

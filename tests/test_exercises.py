@@ -1,6 +1,7 @@
 """common.exercises: every reference passes, every known bug is caught and named, learners' own
 names and orders are accepted, and each generic pattern of the checker is recognised."""
 import inspect
+import re
 
 import pytest
 import torch
@@ -47,7 +48,7 @@ def test_every_known_bug_is_caught_and_named(name, title):
     assert report.status == "failed"
     assert report.known_bugs == [title], "a known bug must be told apart from the others"
     assert mutant.diagnosis in report.text
-    with pytest.raises(AssertionError, match="Known bug: " + title[:20]):
+    with pytest.raises(AssertionError, match=re.escape("Known bug: " + title[:20])):
         check(name, E._mutant_factory(ex, mutant))
 
 
@@ -408,3 +409,22 @@ def test_the_module_docstring_example_registers_and_works(monkeypatch):
     ex = E._REGISTRY["resnet.BasicBlock"]
     bug = E._mutant_factory(ex, ex.mutants[0])
     assert diagnose("resnet.BasicBlock", bug).known_bugs == ["ReLU before the addition"]
+
+
+def test_an_se_block_written_with_linear_layers_passes_and_one_with_a_bug_does_not():
+    """Fully connected layers as nn.Linear hold the same values as 1x1 convolutions: the checker
+    reshapes the weights it copies, and still catches a bug in such a block."""
+
+    class LinearSE(nn.Module):
+        def __init__(self, channels, reduced, gate=torch.sigmoid):
+            super().__init__()
+            self.fc1, self.fc2, self.gate = nn.Linear(channels, reduced), nn.Linear(reduced, channels), gate
+
+        def forward(self, x):
+            s = self.gate(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+            return x * s[:, :, None, None]
+
+    check("senet.SqueezeExcitation", LinearSE)
+    report = diagnose("senet.SqueezeExcitation",
+                      lambda c, r: LinearSE(c, r, gate=lambda t: t.softmax(1)))
+    assert report.status == "failed"

@@ -37,6 +37,14 @@ def test_paper_vs_ours_passes_within_and_fails_outside_tolerance(capsys):
     common.paper_vs_ours([("a", 100, 103, 0.05)], rtol=0.01)     # a row's own tolerance
 
 
+def test_paper_vs_ours_names_a_source_that_is_not_the_paper(capsys):
+    common.paper_vs_ours([("a", 100, 100)], source="torchvision")
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "torchvision" in header and "ours/torchvision" in header and "paper" not in header
+    with pytest.raises(AssertionError, match=r"(?s)differs from torchvision .*a: torchvision 100, ours 103"):
+        common.paper_vs_ours([("a", 100, 103)], source="torchvision")
+
+
 def test_check_against_reference_passes_for_the_same_architecture(capsys):
     a, b = common.get_model("cifar_baseline"), common.get_model("cifar_baseline")
     diff = common.check_against_reference(a, b, (2, 3, 32, 32), label="baseline vs itself")

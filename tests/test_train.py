@@ -449,6 +449,68 @@ def test_rmsprop_tf_with_exponential_decay_resumes_exactly(small, tmp_path):
     assert ha["train_loss"][-1] < ha["train_loss"][0]
 
 
+# --- weight decay exemptions (MobileNetV2's and EfficientNet's official code) --------------------
+
+def _wd_model():
+    from torch import nn
+    return nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8),
+                         nn.Conv2d(8, 8, 3, groups=8, bias=False), nn.Conv2d(8, 4, 1, bias=True),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+
+
+@pytest.mark.parametrize("exempt, decayed", [
+    ((), {"0.weight", "1.weight", "1.bias", "2.weight", "3.weight", "3.bias", "6.weight", "6.bias"}),
+    (("norm",), {"0.weight", "2.weight", "3.weight", "3.bias", "6.weight", "6.bias"}),
+    (("norm", "bias", "depthwise"), {"0.weight", "3.weight", "6.weight"}),
+])
+def test_no_weight_decay_exempts_norms_biases_and_depthwise_weights(exempt, decayed):
+    model = _wd_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()                               # no zero that decay would leave in place
+    names = {id(p): n for n, p in model.named_parameters()}
+    r = common.Recipe(epochs=1, lr=0.5, momentum=0.0, weight_decay=0.1, no_weight_decay=exempt)
+    opt = ctrain.make_optimizer(model, r)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)                  # only weight decay moves a parameter
+    opt.step()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == decayed
+    for n, p in model.named_parameters():
+        if n in decayed:
+            torch.testing.assert_close(p, before[n] * (1 - 0.5 * 0.1))
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(names)   # each once
+
+
+def test_no_weight_decay_default_keeps_one_group_and_old_keys(small):
+    model = tiny_model()
+    r = common.Recipe(epochs=1)
+    a = ctrain.make_optimizer(model, r).state_dict()
+    b = ctrain.make_optimizer(model.parameters(), r).state_dict()
+    assert a == b and len(a["param_groups"]) == 1
+    assert "no_weight_decay" not in [row[0] for row in r.table().rows]
+    assert "no_weight_decay" in [row[0] for row in
+                                 dataclasses.replace(r, no_weight_decay=("norm",)).table().rows]
+
+
+@pytest.mark.parametrize("bad, match", [("norm", "a tuple of names"),
+                                        (("norms",), "choose from")])
+def test_no_weight_decay_rejects_bad_names(bad, match):
+    with pytest.raises(ValueError, match=match):
+        common.Recipe(epochs=1, no_weight_decay=bad)
+    with pytest.raises(ValueError, match="pass make_optimizer\\(model, recipe\\)"):
+        ctrain.make_optimizer(tiny_model().parameters(),
+                              common.Recipe(epochs=1, no_weight_decay=("norm",)))
+
+
+def test_no_weight_decay_resumes_exactly(small, tmp_path):
+    recipe = common.Recipe(epochs=2, batch_size=64, lr=0.05, weight_decay=1e-2,
+                           no_weight_decay=("norm", "bias"))
+    ha, _ = straight_and_resumed(small, tmp_path, recipe)
+    assert ha["train_loss"][-1] < ha["train_loss"][0]
+
+
 # --- old runs keep working ----------------------------------------------------------------------
 
 OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint_v1_sgd_epoch1.pt"

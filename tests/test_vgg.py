@@ -13,11 +13,9 @@ IMAGENET = ("vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn
             "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
 CIFAR = ("cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn")
 TORCHVISION = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
-# Table 2 of Simonyan & Zisserman (arXiv:1409.1556v6): parameters in whole millions.
-TABLE2_PARAMS_M = {"vgg11": 133, "vgg11_lrn": 133, "vgg13": 133, "vgg16_c": 134, "vgg16": 138,
-                   "vgg19": 144}
-# Table 1 header: weight layers per configuration.
-WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
+# The paper's tables are read from the saved module (V.TABLE_1, V.WEIGHT_LAYERS, V.TABLE_2), the one
+# place they are written down.
+PLAIN = ("vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19")
 
 
 def test_registry_names():
@@ -48,9 +46,10 @@ def test_state_dict_keys_and_shapes_match_torchvision(name):
 
 
 def test_table1_as_data():
+    assert V.TABLE_1.keys() == V.WEIGHT_LAYERS.keys() == V.TABLE_2.keys()
     for config, stages in V.TABLE_1.items():
         convs = [s for stage in stages for s in stage if s != "LRN"]
-        assert len(convs) + 3 == WEIGHT_LAYERS[config]
+        assert len(convs) + 3 == V.WEIGHT_LAYERS[config]
         assert len(stages) == 5
     c = [s for stage in V.TABLE_1["C"] for s in stage]
     assert c.count("conv1-256") == 1 and c.count("conv1-512") == 2
@@ -62,9 +61,13 @@ def test_table1_as_data():
 
 def test_table2_parameter_counts():
     with torch.device("meta"):
-        for name, paper in TABLE2_PARAMS_M.items():
-            ours = common.count_params(common.get_model(name))
-            assert abs(ours - paper * 1e6) <= 0.5e6, (name, ours)
+        configs = {}
+        for name in PLAIN:
+            model = common.get_model(name)
+            configs[model.config] = name
+            ours = common.count_params(model)
+            assert abs(ours - V.TABLE_2[model.config] * 1e6) <= 0.5e6, (name, ours)
+    assert sorted(configs) == sorted(V.TABLE_2)            # every column of Table 2 is checked
 
 
 def test_one_by_one_convs_keep_resolution_and_lrn_position():
@@ -112,6 +115,14 @@ def test_cifar_models_output_shape(name):
         assert model.classifier.in_features == 512
 
 
+def test_cifar_model_trains_on_one_image_at_the_minimum_size():
+    model = common.get_model("cifar_vgg16_bn", width=0.125).train()
+    assert model.min_input_size == 32
+    model(torch.randn(1, 3, 32, 32)).sum().backward()     # the last BNs see 2x2 maps: no error
+    with torch.device("meta"):
+        assert common.get_model("vgg16").min_input_size == 32
+
+
 def test_cifar_model_runs_at_any_size_and_width():
     model = common.get_model("cifar_vgg11_bn", width=0.25, num_classes=7).eval()
     with torch.no_grad():
@@ -127,6 +138,34 @@ def test_dense_evaluation_equals_classifier_at_224():
     with torch.no_grad():
         torch.testing.assert_close(dense(x).flatten(1), model(x), atol=1e-4, rtol=1e-4)
         assert dense(torch.randn(1, 3, 256, 320)).shape == (1, 10, 2, 4)
+
+
+def test_init_from_net_a_copies_four_rows_and_leaves_every_other_conv_random():
+    net_a = V.CifarVGG("A", batch_norm=False, width=0.25, init="kaiming")
+    deep = V.CifarVGG("D", batch_norm=False, width=0.25, init="normal")
+    before = [m.weight.clone() for m in deep.features if isinstance(m, nn.Conv2d)]
+    V.init_from_net_a(deep, net_a)
+    after = [m.weight for m in deep.features if isinstance(m, nn.Conv2d)]
+    changed = [i for i, (w0, w1) in enumerate(zip(before, after)) if not torch.equal(w0, w1)]
+    assert changed == [0, 2, 4, 5]                  # stage 1 conv 1, stage 2 conv 1, stage 3 convs 1-2
+    assert len(after) - len(changed) == 9           # "the intermediate layers were initialised randomly"
+
+
+def test_naive_init_stalls_deep_net_without_bn_and_he_init_does_not():
+    """Section 8 of the notebook: with N(0, 0.01^2) the gradient reaching D's first conv vanishes
+    (orders of magnitude below A's), while torchvision's He init keeps the scale through depth."""
+    x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(32) % 10
+
+    def first_grad(config, init):
+        torch.manual_seed(0)
+        model = V.CifarVGG(config, batch_norm=False, width=0.25, init=init, init_std=0.01)
+        nn.functional.cross_entropy(model(x), y).backward()
+        return model.features[0].weight.grad.norm().item()
+
+    naive_a, naive_d, he_d = first_grad("A", "normal"), first_grad("D", "normal"), first_grad("D", "kaiming")
+    assert naive_d < 1e-3 * naive_a
+    assert naive_d < 1e-6 * he_d
 
 
 def test_init_schemes_and_init_from_net_a():

@@ -14,7 +14,8 @@ stopping at the first difference:
 3. the parameters, layer by layer;
 4. the outputs, with the reference's weights copied into your block: by name when your names
    are the reference's, otherwise by position (each parameter and buffer in order of use, with
-   equal shapes; the report says so). Compared in eval mode with *random* batch-norm statistics
+   equal shapes; the report says so; a 1x1 convolution and an ``nn.Linear`` with the same
+   weights count as equal). Compared in eval mode with *random* batch-norm statistics
    and affine parameters (at their default values a batch norm is the identity in eval mode and
    hides a misplaced one), then in train mode when the block has batch norm.
 
@@ -299,6 +300,17 @@ def _describe(m: nn.Module) -> str:
     return f"{type(m).__name__} ({shapes})"
 
 
+def _value_shape(shape) -> tuple:
+    """The shape that decides whether two tensors hold the same values: a 1x1 convolution's
+    weight (C_out, C_in, 1, 1) is a fully connected layer's (C_out, C_in), so an SE block or a
+    classifier written with ``nn.Linear`` matches one written with 1x1 ``nn.Conv2d`` (weights
+    are reshaped when copied)."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
 def _layers(model: nn.Module, order: dict) -> list:
     """Modules with state (parameters or persistent buffers), in order of first use in forward
     (``order``: name -> (first call index, number of calls)), unused ones last."""
@@ -311,7 +323,7 @@ def _layers(model: nn.Module, order: dict) -> list:
         keys = [prefix + n for n in local if prefix + n in state]
         if not keys:
             continue
-        shapes = tuple(tuple(state[k].shape) for k in keys)
+        shapes = tuple(_value_shape(state[k].shape) for k in keys)
         n_params = sum(p.numel() for p in m.parameters(recurse=False))
         first, calls = order.get(name, (math.inf, 0))
         kinds = tuple("p" if k[len(prefix):] in m._parameters else "b" for k in keys)
@@ -528,8 +540,9 @@ class _Outputs:
                 break
 
     def _load(self, mapping: dict) -> None:
-        self.model.load_state_dict({c: self.ref.state[r].clone() for c, r in mapping.items()},
-                                   strict=True)
+        own = self.model.state_dict()
+        self.model.load_state_dict({c: self.ref.state[r].clone().reshape(own[c].shape)
+                                    for c, r in mapping.items()}, strict=True)
 
     def train(self, k: int) -> tuple:
         """(output, {reference key: state after the forward pass}) in train mode, mapping k."""

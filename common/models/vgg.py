@@ -9,7 +9,7 @@ Recognition. ICLR 2015. arXiv:1409.1556 (https://arxiv.org/abs/1409.1556) (we re
 The `#@save vgg` cells of notebooks/01_vgg.ipynb, in order; the comment above each item names the
 section of the notebook that explains it.
 """
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -17,16 +17,17 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "TABLE_1", "Config", "parse_conv", "scale_config", "conv_layer", "LRN_K", "LRN_N", "LRN_ALPHA",
-    "LRN_BETA", "lrn_layer", "stage", "make_features", "INITS", "init_weights_", "VGG", "vgg11",
-    "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c", "vgg16_c_bn", "vgg16",
-    "vgg16_bn", "vgg19", "vgg19_bn", "CifarVGG", "cifar_vgg11_bn", "cifar_vgg13_bn",
-    "cifar_vgg16_bn", "cifar_vgg19_bn", "init_from_net_a", "FullyConvolutionalVGG",
+    "TABLE_1", "WEIGHT_LAYERS", "TABLE_2", "Config", "parse_conv", "scale_config", "conv_layer",
+    "LRN_K", "LRN_N", "LRN_ALPHA", "LRN_BETA", "lrn_layer", "stage", "make_features", "INITS",
+    "init_weights_", "out_channels", "VGG", "vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn",
+    "vgg13", "vgg13_bn", "vgg16_c", "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "CifarVGG", "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn",
+    "init_from_net_a", "FullyConvolutionalVGG",
 ]
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
-# Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
+#: Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
 TABLE_1 = {
     "A":     [["conv3-64"],
               ["conv3-128"],
@@ -59,6 +60,13 @@ TABLE_1 = {
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"],
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"]],
 }
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+#: Table 1's header: the depth of each configuration in weight layers (convs + 3 FC layers).
+WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
+# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+#: Table 2: "number of parameters (in millions)", rounded to whole millions; A and A-LRN share
+#: one column of the table.
+TABLE_2 = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
 # Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
 Config = Union[str, Sequence[Sequence[str]]]
 
@@ -155,10 +163,17 @@ INITS = ("kaiming", "glorot", "normal")
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › Initialisation
 def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) -> nn.Module:
-    """Initialise a VGG in place. "kaiming": torchvision's (He init, fan-out, for convs; N(0, 0.01)
-    for linear layers); "glorot": Glorot & Bengio 2010 (sec. 3.1, the note after submission);
-    "normal": N(0, std^2) everywhere (sec. 3.1 writes "10^-2 variance": std=0.1). Biases 0,
-    batch norm weight 1 and bias 0."""
+    """Initialise a VGG in place and return it. Biases 0 ("The biases were initialised with
+    zero", sec. 3.1); batch norms weight 1, bias 0.
+
+    Args:
+        scheme (str): "kaiming": torchvision's (He normal, fan-out, for the convs; N(0, 0.01^2)
+            for the linear layers); "glorot": Glorot & Bengio 2010, uniform (the note after
+            submission, sec. 3.1); "normal": N(0, std^2) for every weight (sec. 3.1)
+            (default "kaiming"; torchvision).
+        std (float): the standard deviation of "normal"; sec. 3.1's "10^-2 variance" read
+            literally is 0.1, AlexNet's value is 0.01 (default 0.01; ambiguous in sec. 3.1).
+    """
     if scheme not in INITS:
         raise ValueError(f"Unknown init {scheme!r}: choose one of {INITS}.")
     for m in model.modules():
@@ -180,20 +195,41 @@ def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) 
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
+def out_channels(features: nn.Sequential) -> int:
+    """The channels ``features`` ends with: those of its last conv (512 in every column)."""
+    return [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 class VGG(nn.Module):
     """A VGG of Table 1: ``features`` (the conv stages), ``avgpool`` (torchvision's adaptive 7x7
     pool: the identity at 224x224) and ``classifier`` (FC-4096, FC-4096, FC-num_classes with ReLU
-    and dropout), named and indexed as in torchvision.models.VGG."""
+    and dropout), named and indexed as in torchvision.models.VGG, so its weights load strictly.
+    Input: float images (N, 3, H, W), H and W at least ``min_input_size`` (32).
+
+    Args:
+        config (str | list of lists of str): a column of ``TABLE_1`` ("A", "A-LRN", "B", "C",
+            "D", "E") or your own list of stages in its notation (default "D"; Table 1).
+        batch_norm (bool): a BN between each conv and its ReLU, as torchvision's ``vgg*_bn``
+            (default False; the paper has none).
+        num_classes (int): outputs of the last FC layer (default 1000; sec. 2.1).
+        dropout (float): dropout probability after the first two FC layers (default 0.5;
+            sec. 3.1).
+        init (str): ``init_weights_``'s scheme (default "kaiming", torchvision's; sec. 3.1 for
+            the others).
+        init_std (float): the std of ``init="normal"`` (default 0.01; sec. 3.1 is ambiguous).
+        name (str | None): the registry name, recorded in training histories (default None).
+    """
 
     def __init__(self, config: Config = "D", batch_norm: bool = False, num_classes: int = 1000,
                  dropout: float = 0.5, init: str = "kaiming", init_std: float = 0.01,
-                 name: str = None) -> None:
+                 name: Optional[str] = None) -> None:
         super().__init__()
         self.config, self.name = config, name
         self.features = make_features(config, batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),          # FC-4096 (sec. 2.1)
+            nn.Linear(out_channels(self.features) * 7 * 7, 4096),   # FC-4096 (sec. 2.1)
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),                 # dropout 0.5 on the first two FC (sec. 3.1)
             nn.Linear(4096, 4096),                 # FC-4096
@@ -201,10 +237,11 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),          # FC-1000; soft-max is in the loss
         )
+        self.min_input_size = 2 ** 5               # five 2x2 max-pools need >= 32 pixels
         init_weights_(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=32)    # five 2x2 pools need >= 32 pixels
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
@@ -217,127 +254,176 @@ def _vgg(name: str, config: str, batch_norm: bool, **kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
+def _with_paper_numbers(config: str):
+    """Append the paper's numbers for a column of Table 1 (read from ``WEIGHT_LAYERS`` and
+    ``TABLE_2``) to a constructor's docstring."""
+    def append(constructor):
+        constructor.__doc__ += (f"\n\n    Simonyan & Zisserman 2014: column {config} of Table 1, "
+                                f"{WEIGHT_LAYERS[config]} weight layers; Table 2: "
+                                f"{TABLE_2[config]}M parameters (without batch norm).")
+        return constructor
+    return append
+
+
+# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11")
+@_with_paper_numbers("A")
 def vgg11(**kwargs) -> VGG:
-    """Configuration A (11 weight layers)."""
+    """VGG-11: configuration A. Keywords: see ``VGG``."""
     return _vgg("vgg11", "A", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_bn")
+@_with_paper_numbers("A")
 def vgg11_bn(**kwargs) -> VGG:
+    """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_bn", "A", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_lrn")
+@_with_paper_numbers("A-LRN")
 def vgg11_lrn(**kwargs) -> VGG:
-    """Configuration A-LRN: A with AlexNet's LRN after the first conv layer."""
+    """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
     return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg11_lrn_bn")
+@_with_paper_numbers("A-LRN")
 def vgg11_lrn_bn(**kwargs) -> VGG:
+    """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg13")
+@_with_paper_numbers("B")
 def vgg13(**kwargs) -> VGG:
-    """Configuration B (13 weight layers)."""
+    """VGG-13: configuration B. Keywords: see ``VGG``."""
     return _vgg("vgg13", "B", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg13_bn")
+@_with_paper_numbers("B")
 def vgg13_bn(**kwargs) -> VGG:
+    """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg13_bn", "B", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_c")
+@_with_paper_numbers("C")
 def vgg16_c(**kwargs) -> VGG:
-    """Configuration C (16 weight layers, three of them 1x1 convs)."""
+    """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
     return _vgg("vgg16_c", "C", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_c_bn")
+@_with_paper_numbers("C")
 def vgg16_c_bn(**kwargs) -> VGG:
+    """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_c_bn", "C", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16")
+@_with_paper_numbers("D")
 def vgg16(**kwargs) -> VGG:
-    """Configuration D (16 weight layers): "VGG-16"."""
+    """VGG-16: configuration D. Keywords: see ``VGG``."""
     return _vgg("vgg16", "D", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg16_bn")
+@_with_paper_numbers("D")
 def vgg16_bn(**kwargs) -> VGG:
+    """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_bn", "D", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg19")
+@_with_paper_numbers("E")
 def vgg19(**kwargs) -> VGG:
-    """Configuration E (19 weight layers): "VGG-19"."""
+    """VGG-19: configuration E. Keywords: see ``VGG``."""
     return _vgg("vgg19", "E", False, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
 @register_model("vgg19_bn")
+@_with_paper_numbers("E")
 def vgg19_bn(**kwargs) -> VGG:
+    """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg19_bn", "E", True, **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 class CifarVGG(nn.Module):
-    """VGG for 32x32 images: the conv stages of a Table 1 column (BN by default), global average
-    pooling and one linear layer. ``width`` multiplies every conv's channels."""
+    """VGG for 32x32 images: ``features`` (the conv stages of a Table 1 column), ``avgpool``
+    (global average pooling) and ``classifier`` (one linear layer). Not in the paper. Input:
+    float images (N, 3, H, W), H and W at least ``min_input_size`` (32); any batch size, in
+    training mode too (the last batch norms see 2x2 maps at 32x32).
+
+    Args:
+        config (str | list of lists of str): a column of ``TABLE_1`` or a list of stages
+            (default "D"; Table 1).
+        batch_norm (bool): a BN between each conv and its ReLU (default True; not in the paper).
+        num_classes (int): outputs (default 10, CIFAR-10).
+        width (float): multiplies every conv's channels, for quick narrow experiments
+            (default 1.0; ours).
+        init (str): ``init_weights_``'s scheme (default "kaiming", torchvision's).
+        init_std (float): the std of ``init="normal"`` (default 0.01; sec. 3.1 is ambiguous).
+        name (str | None): the registry name, recorded in training histories (default None).
+    """
 
     def __init__(self, config: Config = "D", batch_norm: bool = True, num_classes: int = 10,
                  width: float = 1.0, init: str = "kaiming", init_std: float = 0.01,
-                 name: str = None) -> None:
+                 name: Optional[str] = None) -> None:
         super().__init__()
         self.config, self.name = config, name
-        stages = scale_config(config, width)
-        self.features = make_features(stages, batch_norm)
-        channels = parse_conv(stages[-1][-1] if stages[-1][-1] != "LRN" else stages[-1][-2])[1]
+        self.features = make_features(scale_config(config, width), batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d(1)         # global pooling: any input >= 32 pixels
-        self.classifier = nn.Linear(channels, num_classes)
+        self.classifier = nn.Linear(out_channels(self.features), num_classes)
+        self.min_input_size = 2 ** 5               # five 2x2 max-pools need >= 32 pixels
         init_weights_(self, init, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=32)
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+        check_image_batch(x, channels=3, min_size=self.min_input_size)
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg11_bn")
 def cifar_vgg11_bn(**kwargs) -> CifarVGG:
+    """Column A of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg13_bn")
 def cifar_vgg13_bn(**kwargs) -> CifarVGG:
+    """Column B of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg16_bn")
 def cifar_vgg16_bn(**kwargs) -> CifarVGG:
+    """Column D of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
 @register_model("cifar_vgg19_bn")
 def cifar_vgg19_bn(**kwargs) -> CifarVGG:
+    """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
 
 
@@ -357,8 +443,10 @@ def _convs_by_stage(features: nn.Sequential) -> list:
 @torch.no_grad()
 def init_from_net_a(deep: nn.Module, net_a: nn.Module, n_convs: int = 4) -> nn.Module:
     """Section 3.1: copy the first ``n_convs`` conv layers of a (trained) net A into the same rows
-    of Table 1 in ``deep``, and all of A's fully connected layers; the rest of ``deep`` keeps its
-    random initialisation. Both nets must be without batch norm, as in the paper."""
+    of Table 1 in ``deep`` (our reading: the paper does not say where they go), and all of A's
+    fully connected layers; every other layer of ``deep`` keeps its random initialisation ("the
+    intermediate layers were initialised randomly"). Both nets must be without batch norm, as
+    in the paper. Returns ``deep``."""
     for m in (deep, net_a):
         if any(isinstance(mod, nn.BatchNorm2d) for mod in m.modules()):
             raise ValueError("init_from_net_a is the paper's recipe for nets without batch norm.")
