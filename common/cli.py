@@ -81,7 +81,20 @@ RECIPE_FLAGS = {
     "rmsprop_eps": ("--rmsprop-eps", "RMSProp's epsilon (default 1e-3)"),
     "decay_epochs": ("--decay-epochs", "exponential schedule: epochs per decay (default 1)"),
     "staircase": ("--no-staircase", "exponential schedule: decay smoothly, not in steps"),
+    "no_weight_decay": ("--no-weight-decay", "comma-separated kinds of parameters exempt from "
+                        "weight decay: norm, bias, depthwise (default: none exempt)"),
 }
+
+
+#: The Recipe fields given as comma-separated lists: their metavar.
+LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND"}
+
+
+def setting_name(field: str) -> str:
+    """The name of a Recipe field in command.json: its flag, a switch by what it switches
+    (--augment, not --no-augment)."""
+    flag = RECIPE_FLAGS[field][0]
+    return flag.replace("--no-", "--") if field in ("augment", "staircase") else flag
 
 
 class CommandError(Exception):
@@ -126,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         if field.type in ("bool", bool):
             ap.add_argument(flag, dest=field.name, action="store_const", default=None,
                             const=not field.default, help=text)
-        elif field.name == "milestones":
-            ap.add_argument(flag, dest=field.name, default=None, metavar="E1,E2", help=text)
+        elif field.name in LIST_FLAGS:
+            ap.add_argument(flag, dest=field.name, default=None, metavar=LIST_FLAGS[field.name],
+                            help=text)
         else:
             kind = {"epochs": int, "batch_size": int}.get(field.name, float)
             choices = {"schedule": ctrain.SCHEDULES, "warmup": ctrain.WARMUPS,
@@ -198,6 +212,8 @@ def build_recipe(args) -> ctrain.Recipe:
             sources["milestones"] += f", of --epochs {values['epochs']}"
     else:
         sources.pop("milestones")
+    if "no_weight_decay" in given:
+        values["no_weight_decay"] = tuple(k for k in given["no_weight_decay"].split(",") if k)
     if "lr" not in given:
         values["lr"] = PAPER_LR * values["batch_size"] / PAPER_BATCH
         if values["batch_size"] != PAPER_BATCH:
@@ -232,7 +248,7 @@ def settings_of(args, recipe, data_name, data_path, mode, world_size) -> dict:
            "processes (torchrun --nproc_per_node)": world_size}
     for k, v in recipe.to_dict().items():
         if k != "sources":
-            out[RECIPE_FLAGS[k][0].replace("--no-", "--")] = v
+            out[setting_name(k)] = v
     return out
 
 
@@ -250,8 +266,12 @@ def _check_run_dir(run_dir: Path, resume: bool, settings: dict) -> bool:
     except (OSError, ValueError) as err:
         raise CommandError(f"{run_dir / SETTINGS} cannot be read ({_one_line(err)}): give "
                            "another --run-dir") from None
-    diff = [f"{k} {before.get(k)!r} then, {v!r} now" for k, v in settings.items()
-            if json.loads(json.dumps(v)) != before.get(k)]
+    # a run started before a Recipe field existed had that field's old value (ADDED_FIELDS)
+    before = {**{setting_name(k): json.loads(json.dumps(v))
+                 for k, v in ctrain.ADDED_FIELDS.items()}, **before}
+    now = json.loads(json.dumps(settings))               # as command.json would hold them
+    diff = [f"{k} {before.get(k)!r} then, {v!r} now" for k, v in now.items()
+            if v != before.get(k)]
     if diff:
         raise CommandError(f"{run_dir} was started with other settings, so --resume cannot "
                            f"continue it: {'; '.join(diff)}. Resume with the same flags, or "

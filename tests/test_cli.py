@@ -51,7 +51,7 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
                schedule="exponential", milestones="2,5", gamma="0.5", warmup_epochs="1",
                warmup="constant", warmup_factor="0.2", label_smoothing="0.1",
                optimizer="rmsprop_tf", rmsprop_decay="0.8", rmsprop_eps="0.01",
-               decay_epochs="2.4")
+               decay_epochs="2.4", no_weight_decay="norm,bias")
     flags = []
     for f in fields:
         flag = cli.RECIPE_FLAGS[f.name][0]
@@ -63,6 +63,8 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
         got = getattr(r, f.name)
         if f.name == "milestones":
             assert got == (2.0, 5.0)
+        elif f.name == "no_weight_decay":
+            assert got == ("norm", "bias")
         elif want is None:                              # the boolean switches flip the default
             assert got is (not f.default) or f.name == "nesterov", f.name
         else:
@@ -120,6 +122,18 @@ def test_an_existing_run_without_resume_is_refused_and_kept(finished_run, capsys
     assert {p.name: p.read_bytes() for p in run.iterdir()} == files
 
 
+def test_a_run_started_before_a_recipe_field_existed_resumes(finished_run, capsys):
+    """command.json without a later Recipe field: the run had that field's old value."""
+    run, _ = finished_run
+    settings = json.loads((run / cli.SETTINGS).read_text())
+    assert settings.pop("--no-weight-decay") == [] and "--weight-decay" in settings
+    (run / cli.SETTINGS).write_text(json.dumps(settings))
+    assert cli.main([*TINY, "--run-dir", str(run), "--epochs", "1", "--resume"]) == 0
+    err = error_line(capsys, [*TINY, "--run-dir", str(run), "--epochs", "1", "--resume",
+                              "--no-weight-decay", "norm"])
+    assert "--no-weight-decay [] then, ['norm'] now" in err
+
+
 def test_a_resume_with_other_settings_is_refused_by_flag_and_kept(finished_run, capsys):
     run, files = finished_run
     capsys.readouterr()
@@ -139,6 +153,7 @@ def test_a_resume_with_other_settings_is_refused_by_flag_and_kept(finished_run, 
     (["resnet18", "--schedule", "linear"], "argument --schedule: invalid choice"),
     (["resnet18", "--milestones", "200"], "milestones (200.0,) must be increasing epochs"),
     (["resnet18", "--model-kwargs", "{bad"], "--model-kwargs is not JSON"),
+    (["resnet18", "--no-weight-decay", "norm,biases"], "no_weight_decay names ['biases']"),
     (["resnet18", "--data", "digits", "--image-size", "64"], "apply to --data imagefolder"),
     (["cifar_resnet20", "--data", "digits", "--model-kwargs", '{"widht": 2}'],
      "does not take the keyword 'widht'"),
