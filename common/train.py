@@ -697,7 +697,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
         print("\n".join(tag + line for line in lines))
     from tqdm.auto import tqdm
     end = epochs if stop_after_epochs is None else min(epochs, start + stop_after_epochs)
-    bar = tqdm(total=(end - start) * steps, disable=not progress, unit="step",
+    # No bar for a run that is already finished (a re-run that only reloads it).
+    bar = tqdm(total=(end - start) * steps, disable=not progress or end <= start, unit="step",
                dynamic_ncols=True)
     try:
         for epoch in range(start, end):

@@ -73,10 +73,23 @@ def test_v15_costs_more_only_in_the_first_1x1_convs():
 
 
 def test_constructor_docstrings_are_written_from_the_paper_numbers():
-    assert "Table 6: 1.7M parameters; 6.43% CIFAR-10 test error (best of 5 runs; mean 6.61 +/- " \
+    assert "Table 6: 1.7M parameters, 6.43% CIFAR-10 test error (best of 5 runs; mean 6.61 +/- " \
            "0.16)" in R.cifar_resnet110.__doc__
     assert "Table 1: 3.8 x 10^9 multiply-adds at 224x224 (counted as stride_in_1x1=True" \
-           in R.resnet50.__doc__
+           in R.resnet50.__doc__ and "Table 3: 22.85% top-1 error" in R.resnet50.__doc__
+
+
+def test_table3_errors_are_data_in_the_order_the_paper_describes():
+    """Table 3 (ResNet-34): B "slightly better than A", C "marginally better than B" (sec. 4.1);
+    deeper bottleneck nets lower the error. The notebook's seed arithmetic reads these."""
+    t3 = R.PAPER_NUMBERS["resnet34"]["top1_error_by_shortcut"]
+    assert list(t3) == ["A", "B", "C"] and t3["A"] > t3["B"] > t3["C"]
+    errors = [R.PAPER_NUMBERS[n]["top1_error"] for n in ("resnet50", "resnet101", "resnet152")]
+    assert errors == sorted(errors, reverse=True) and errors[0] < t3["C"]
+    assert "25.03% with option A, 24.52% with option B, 24.19% with option C" in R.resnet34.__doc__
+    best, (mean, std) = R.PAPER_NUMBERS["cifar_resnet110"]["error"], \
+        R.PAPER_NUMBERS["cifar_resnet110"]["error_mean_std"]
+    assert best < mean and std > 0                       # the best of 5 runs lies below their mean
 
 
 def test_shortcut_a_has_no_parameters_and_pads_with_zeros():

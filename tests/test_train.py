@@ -598,3 +598,14 @@ def test_plot_histories_in_a_script_with_a_display_opens_a_window(small, monkeyp
         assert len(shown) == 1 and len(shown[0].axes) == 3
     finally:
         plt.close("all")
+
+
+def test_rerunning_a_finished_run_reloads_it_without_a_progress_bar(small, tmp_path, capsys):
+    recipe = common.Recipe(epochs=1, batch_size=128, lr=0.05)
+    common.fit(tiny_model(), small, recipe, run_dir=tmp_path, smoke=False, progress=False,
+               verbose=False)
+    capsys.readouterr()
+    h = common.fit(tiny_model(), small, recipe, run_dir=tmp_path, resume=True, smoke=False,
+                   progress=True, verbose=False)
+    assert h["epoch"] == [1]
+    assert "step" not in capsys.readouterr().err

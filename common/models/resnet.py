@@ -69,8 +69,15 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 
                   norm_layer: Optional[Callable[..., nn.Module]] = None) -> Optional[nn.Module]:
     """The shortcut of one block: None for the identity, else a module for `block.downsample`.
 
-    kind "A": zero-padding identity where the shape changes; "B": 1x1 projection + BN where the
-    shape changes (Eqn. 2); "C": projection + BN on every block (sec. 3.3 and 4.1)."""
+    Args:
+        kind (str): "A": zero-padding identity where the shape changes (sec. 3.3); "B": 1x1
+            projection + BN where the shape changes (Eqn. 2, sec. 3.3); "C": projection + BN on
+            every block (sec. 4.1).
+        in_channels (int), out_channels (int): the block's input and output channels.
+        stride (int): the block's stride; the shortcut subsamples with it (default 1; sec. 3.3).
+        norm_layer (callable): the normalisation after the projection (default nn.BatchNorm2d;
+            sec. 3.4; torchvision's downsample.1).
+    """
     if kind not in ("A", "B", "C"):
         raise ValueError(f"Unknown shortcut option {kind!r}: choose 'A', 'B' or 'C' (sec. 3.3).")
     norm_layer = norm_layer or nn.BatchNorm2d
@@ -200,9 +207,21 @@ class Bottleneck(nn.Module):
 def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int = 1,
                shortcut: str = "B", residual: bool = True,
                norm_layer: Optional[Callable[..., nn.Module]] = None, **block_kwargs) -> nn.Sequential:
-    """`blocks` blocks; the first has stride `stride` and takes `inplanes` channels, all output
-    `planes * block.expansion`. `shortcut` is the option A/B/C of sec. 3.3; `residual=False`
-    builds the plain counterpart (no shortcuts at all)."""
+    """One stage (conv2_x ... conv5_x of Table 1): `blocks` blocks, all outputting
+    ``planes * block.expansion`` channels; only the first may change the shape.
+
+    Args:
+        block (type): the block class (the interface is documented on ``ResNet``).
+        inplanes (int): input channels of the first block.
+        planes (int): each block's ``planes`` (Table 1: 64, 128, 256, 512; sec. 4.2: 16, 32, 64).
+        blocks (int): blocks in the stage (Table 1; n on CIFAR-10, sec. 4.2).
+        stride (int): the first block's stride (default 1; 2 from conv3_1 on, Table 1 caption).
+        shortcut (str): option "A", "B" or "C" (default "B"; sec. 3.3 and 4.1).
+        residual (bool): False builds the plain counterpart, no shortcuts at all (default True).
+        norm_layer (callable): passed to each block and the projections when given (default
+            None: the blocks' own default, nn.BatchNorm2d).
+        **block_kwargs: more keywords for every block (``stride_in_1x1``, ``groups``, ...).
+    """
     out_channels = planes * block.expansion
     if norm_layer is not None:
         block_kwargs["norm_layer"] = norm_layer
@@ -345,24 +364,26 @@ class ResNet(nn.Module):
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › The paper's numbers, as data
-#: He et al. 2015's own numbers, by model name. source: the table; macs: Table 1's "FLOPs"
-#: at 224x224 (multiply-adds, sec. 3.3), given to two significant digits; counted_as: the
-#: keywords that build the variant we read the count as describing (our reading, not stated);
-#: params: Table 6's CIFAR-10 parameters (two significant digits); error: Table 6's CIFAR-10
-#: test error in % (for ResNet-110 the best of 5 runs, error_mean_std their mean and std).
+#: He et al. 2015's own numbers, by model name: "macs", Table 1's "FLOPs" at 224x224, which are
+#: multiply-adds (sec. 3.3), to two significant digits, and "counted_as", the keywords that build
+#: the variant we read that count as describing (our reading: the paper does not say);
+#: "top1_error", Table 3's ImageNet validation top-1 error (%, 10-crop; ResNet-34 with each
+#: shortcut option in "top1_error_by_shortcut"); "params" and "error", Table 6's CIFAR-10
+#: parameters (two significant digits) and test error (%; for ResNet-110 the best of 5 runs,
+#: "error_mean_std" their mean and std).
 PAPER_NUMBERS: dict[str, dict] = {
-    "resnet18": {"source": "Table 1", "macs": 1.8e9, "counted_as": {"shortcut": "A"}},
-    "resnet34": {"source": "Table 1", "macs": 3.6e9, "counted_as": {"shortcut": "A"}},
-    "resnet50": {"source": "Table 1", "macs": 3.8e9, "counted_as": {"stride_in_1x1": True}},
-    "resnet101": {"source": "Table 1", "macs": 7.6e9, "counted_as": {"stride_in_1x1": True}},
-    "resnet152": {"source": "Table 1", "macs": 11.3e9, "counted_as": {"stride_in_1x1": True}},
-    "cifar_resnet20": {"source": "Table 6", "params": 0.27e6, "error": 8.75},
-    "cifar_resnet32": {"source": "Table 6", "params": 0.46e6, "error": 7.51},
-    "cifar_resnet44": {"source": "Table 6", "params": 0.66e6, "error": 7.17},
-    "cifar_resnet56": {"source": "Table 6", "params": 0.85e6, "error": 6.97},
-    "cifar_resnet110": {"source": "Table 6", "params": 1.7e6, "error": 6.43,
-                        "error_mean_std": (6.61, 0.16)},
-    "cifar_resnet1202": {"source": "Table 6", "params": 19.4e6, "error": 7.93},
+    "resnet18": {"macs": 1.8e9, "counted_as": {"shortcut": "A"}},
+    "resnet34": {"macs": 3.6e9, "counted_as": {"shortcut": "A"},
+                 "top1_error_by_shortcut": {"A": 25.03, "B": 24.52, "C": 24.19}},
+    "resnet50": {"macs": 3.8e9, "counted_as": {"stride_in_1x1": True}, "top1_error": 22.85},
+    "resnet101": {"macs": 7.6e9, "counted_as": {"stride_in_1x1": True}, "top1_error": 21.75},
+    "resnet152": {"macs": 11.3e9, "counted_as": {"stride_in_1x1": True}, "top1_error": 21.43},
+    "cifar_resnet20": {"params": 0.27e6, "error": 8.75},
+    "cifar_resnet32": {"params": 0.46e6, "error": 7.51},
+    "cifar_resnet44": {"params": 0.66e6, "error": 7.17},
+    "cifar_resnet56": {"params": 0.85e6, "error": 6.97},
+    "cifar_resnet110": {"params": 1.7e6, "error": 6.43, "error_mean_std": (6.61, 0.16)},
+    "cifar_resnet1202": {"params": 19.4e6, "error": 7.93},
 }
 
 
@@ -373,15 +394,19 @@ def _with_paper_numbers(constructor):
     facts = []
     if "macs" in p:
         how = ", ".join(f"{k}={v!r}" for k, v in p["counted_as"].items())
-        facts.append(f"{p['macs'] / 1e9:g} x 10^9 multiply-adds at 224x224 (counted as {how}: "
-                     "our reading)")
+        facts.append(f"Table 1: {p['macs'] / 1e9:g} x 10^9 multiply-adds at 224x224 (counted "
+                     f"as {how}: our reading)")
+    if "top1_error" in p:
+        facts.append(f"Table 3: {p['top1_error']:g}% top-1 error (ImageNet val, 10-crop)")
+    if "top1_error_by_shortcut" in p:
+        facts.append("Table 3: top-1 error (ImageNet val, 10-crop) " + ", ".join(
+            f"{e:g}% with option {k}" for k, e in p["top1_error_by_shortcut"].items()))
     if "params" in p:
-        facts.append(f"{p['params'] / 1e6:g}M parameters")
-    if "error" in p:
         spread = (" (best of 5 runs; mean {:g} +/- {:g})".format(*p["error_mean_std"])
                   if "error_mean_std" in p else "")
-        facts.append(f"{p['error']:g}% CIFAR-10 test error{spread}")
-    constructor.__doc__ += f"\n\n    He et al. 2015, {p['source']}: {'; '.join(facts)}."
+        facts.append(f"Table 6: {p['params'] / 1e6:g}M parameters, {p['error']:g}% CIFAR-10 "
+                     f"test error{spread}")
+    constructor.__doc__ += f"\n\n    He et al. 2015, {'; '.join(facts)}."
     return constructor
 
 
