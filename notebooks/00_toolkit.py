@@ -604,7 +604,7 @@ print("files:", sorted(p.name for p in command_dir.iterdir()))
 # Write `efficientnet_b0` in place of `resnet18` to train EfficientNet-B0 (notebook 06) the same
 # way; the README's "ImageNet-style data" says where each value of this recipe comes from, and
 # which flags give EfficientNet's own. Colab erases its disk with the machine: with
-# `KEEP_ON_DRIVE = True` in the set-up cell the run folder (under `runs/`) is on your Google
+# `KEEP_ON_DRIVE = True` in the set-up cell the command's default run folder is on your Google
 # Drive, and the same cell, with its `--resume`, continues the run in the next session.
 
 # %% [markdown]
