@@ -113,7 +113,7 @@ class ComputeBound:
         self.model = model.to(device).train()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.amp_dtype = ctrain._amp_dtype(device, amp)
+        self.amp_dtype = ctrain._amp_dtype(device, amp, self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         x, y = next(data.batches("train", batch_size, augment=True,
                                  generator=torch.Generator().manual_seed(0)))
@@ -166,7 +166,7 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         torch.manual_seed(seed)
         return common.get_model(model_name, num_classes=data.num_classes)
 
-    precisions = (False, True) if ctrain._amp_dtype(device, True) is not None else (False,)
+    precisions = (False, True) if ctrain._amp_dtype(device, True, model()) is not None else (False,)
     plain = PlainLoop(model(), data, batch_size, workers, device)
     fits = {amp: model() for amp in precisions}
     bounds = {amp: ComputeBound(model(), data, batch_size, device, amp) for amp in precisions}
@@ -186,7 +186,9 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         return round(_median([row[num] / row[den] for row in rows]), 2)
 
     fit_rows = [{"amp": amp,
-                 "precision": ctrain._precision_text(device, amp, ctrain._amp_dtype(device, amp)),
+                 "precision": ctrain._precision_text(device, amp,
+                                                     ctrain._amp_dtype(device, amp, fits[amp]),
+                                                     fits[amp]),
                  "images_per_sec": med(("fit", amp)),
                  "bound_images_per_sec": med(("bound", amp)),
                  "of_bound": ratio(("fit", amp), ("bound", amp)),

@@ -342,8 +342,8 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    amp_dtype = ctrain._amp_dtype(device, True)
-    precision = ctrain._precision_text(device, True, amp_dtype)
+    amp_dtype = ctrain._amp_dtype(device, True, model)
+    precision = ctrain._precision_text(device, True, amp_dtype, model)
     optimizer = ctrain.make_optimizer(model, recipe)
     x, y = next(data.batches("train", batch_size, shuffle=True, augment=True,
                              generator=torch.Generator().manual_seed(0)))

@@ -453,18 +453,35 @@ def cuda_has_native_bf16(device: torch.device | str = "cuda") -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def _amp_dtype(device: torch.device, amp: bool):
-    """The autocast dtype fit and evaluate use on ``device`` (None: fp32)."""
+def slow_in_cpu_bf16(model: nn.Module | None) -> int:
+    """How many of ``model``'s layers run slower in bf16 than in fp32 on a CPU: depthwise
+    convolutions with kernels larger than 3x3 (EfficientNet's 5x5s). oneDNN's bf16 kernels for
+    them are slower than its fp32 ones in channels_last: measured on a 2-core AMD EPYC (Zen 4,
+    native bf16), torch 2.14.1, one thread, forward + backward at batch 64: 2.5-2.9x slower for
+    a 5x5 depthwise conv, while 3x3 depthwise ones are about as fast (1.1-1.35x slower); a whole
+    cifar_efficientnet_b0 step ran at 0.67x its fp32 speed, where ResNet-20, SE-ResNet-56,
+    DenseNet-BC-100 and MobileNetV2 ran 1.15-1.34x faster in bf16."""
+    if model is None:
+        return 0
+    return sum(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+               and max(m.kernel_size) > 3 for m in model.modules())
+
+
+def _amp_dtype(device: torch.device, amp: bool, model: nn.Module | None = None):
+    """The autocast dtype fit and evaluate use on ``device`` (None: fp32): bf16 on CUDA GPUs with
+    native bf16, fp16 on older ones; bf16 on CPUs with native bf16 unless ``model`` has layers
+    that are slower in bf16 there (``slow_in_cpu_bf16``), fp32 on other CPUs."""
     if not amp:
         return None
     if device.type == "cuda":
         return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_has_native_bf16() and not slow_in_cpu_bf16(model):
         return torch.bfloat16
     return None
 
 
-def _precision_text(device: torch.device, amp: bool, amp_dtype) -> str:
+def _precision_text(device: torch.device, amp: bool, amp_dtype,
+                    model: nn.Module | None = None) -> str:
     """The precision in words, for fit's first printed line."""
     if amp_dtype == torch.float16:
         return "float16 autocast on CUDA with gradient scaling (this GPU has no bf16)"
@@ -472,6 +489,9 @@ def _precision_text(device: torch.device, amp: bool, amp_dtype) -> str:
         return f"bfloat16 autocast on {'CPU (native bf16)' if device.type == 'cpu' else 'CUDA'}"
     if not amp:
         return "float32 (amp=False)"
+    if device.type == "cpu" and cpu_has_native_bf16() and slow_in_cpu_bf16(model):
+        return (f"float32 (this CPU has native bf16, but this model's {slow_in_cpu_bf16(model)} "
+                "depthwise convolutions larger than 3x3 run slower in bf16 on CPUs)")
     if device.type == "cpu":
         return "float32 (this CPU has no native bf16)"
     return f"float32 (no autocast on {device.type})"
@@ -521,8 +541,9 @@ def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024
     channels_last = _channels_last(device)
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for out, y in _forward_batches(model, data, split, batch_size, _amp_dtype(device, amp),
-                                   channels_last, dist.shard if dist.distributed else None):
+    for out, y in _forward_batches(model, data, split, batch_size,
+                                   _amp_dtype(device, amp, model), channels_last,
+                                   dist.shard if dist.distributed else None):
         loss += nn.functional.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
@@ -621,7 +642,7 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             raise ValueError("SyncBatchNorm runs on CUDA GPUs only (PyTorch has no CPU kernels "
                              f"for it), and this run is on {device.type}: leave sync_bn out.")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    amp_dtype = _amp_dtype(device, amp)
+    amp_dtype = _amp_dtype(device, amp, model)
     # Only fp16 needs loss scaling; the scaler is still built (disabled) so checkpoints are alike.
     scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
                                   enabled=amp_dtype == torch.float16)
@@ -665,7 +686,7 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     plot_handle = None
     if verbose:
         lines = [f"fit {run['model']}: {history['params'] / 1e6:.2f}M parameters on {device}, "
-                 f"{_precision_text(device, amp, amp_dtype)}"
+                 f"{_precision_text(device, amp, amp_dtype, model)}"
                  f"{', channels_last' if channels_last else ''}"
                  f"{', compiled' if compile else ''}; {data.description}: {n_train} training "
                  f"images, {steps} steps of {recipe.batch_size} per epoch"]

@@ -273,6 +273,30 @@ def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_a_model_with_large_depthwise_convolutions_trains_in_fp32_on_a_cpu(small, monkeypatch,
+                                                                           capsys):
+    """bf16 on a CPU is slower for 5x5 depthwise convolutions (slow_in_cpu_bf16's docstring has
+    the measurement): such a model trains in fp32 and the first line says why; 3x3 ones keep bf16."""
+    from torch import nn
+
+    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+
+    def net(k):
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    recipe = common.Recipe(epochs=1, batch_size=256, lr=0.05)
+    assert ctrain.slow_in_cpu_bf16(net(5)) == 1 and ctrain.slow_in_cpu_bf16(net(3)) == 0
+    h = common.fit(net(5), small, recipe, progress=False)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert h["precision"] == "float32" and "1 depthwise convolutions larger than 3x3" in first, first
+    assert common.fit(net(3), small, recipe, progress=False, verbose=False)["precision"] == "bfloat16"
+    cpu = torch.device("cpu")
+    assert ctrain._amp_dtype(cpu, True, net(5)) is None
+    monkeypatch.setattr(ctrain, "cuda_has_native_bf16", lambda device=None: True)
+    assert ctrain._amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
+
+
 def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
     # oneDNN alone also says yes on AVX-512 CPUs without bf16 instructions (emulated, slow).
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx512_bw": True})
