@@ -26,6 +26,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -34,7 +35,14 @@ import torch
 from torch import nn
 
 import common
+from common import distributed
 from common.display import Table
+
+# ``python -m common.train`` runs this file as __main__ after ``import common`` has imported it
+# as common.train, and Python warns about the second copy. Harmless here: __main__ only hands
+# over to common.cli.main, which uses the package's own common.train.
+warnings.filterwarnings("ignore", message=r"'common\.train' found in sys\.modules",
+                        category=RuntimeWarning)
 
 SMOKE_EPOCHS = 2
 #: Quick mode trains on about this many images in all (epochs x training images), at least one
@@ -54,7 +62,7 @@ ADDED_FIELDS = {"optimizer": "sgd", "rmsprop_decay": 0.9, "rmsprop_eps": 1e-3,
 #: What ``Recipe.no_weight_decay`` may exempt from weight decay.
 NO_WEIGHT_DECAY = ("norm", "bias", "depthwise")
 #: The same for the run description a checkpoint keeps (what must match to resume).
-ADDED_RUN_KEYS = {"quick": False}
+ADDED_RUN_KEYS = {"quick": False, "world_size": 1, "sync_bn": False}
 
 
 class CheckpointError(RuntimeError):
@@ -501,10 +509,11 @@ def _autocast(device: torch.device, amp_dtype):
                           enabled=amp_dtype is not None)
 
 
-def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last):
-    """Yield (outputs, labels) of ``model`` in eval mode over a whole split."""
+def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last, shard=None):
+    """Yield (outputs, labels) of ``model`` in eval mode over a whole split (with ``shard``,
+    over this process's share of it)."""
     device = next(model.parameters()).device
-    for x, y in data.batches(split, batch_size):
+    for x, y in data.batches(split, batch_size, **({"shard": shard} if shard else {})):
         x, y = _to_device(x, y, device, channels_last)
         with _autocast(device, amp_dtype):
             yield model(x).float(), y
@@ -512,10 +521,13 @@ def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024,
-             amp: bool = True) -> dict:
+             amp: bool = True, dist: distributed.Context | None = None) -> dict:
     """Mean cross-entropy loss and accuracy of ``model`` on a split (the test split is for the
     final number only: choose hyperparameters on "val"). In the precision ``fit`` uses on the
-    model's device (``amp=False``: fp32)."""
+    model's device (``amp=False``: fp32). With a ``dist`` context of several processes (what
+    ``fit`` passes under torchrun), each process evaluates its share of the split and the sums
+    are added up: every process gets the whole split's numbers."""
+    dist = distributed.Context() if dist is None else dist
     n = len(data[split])
     if n == 0:
         raise ValueError(
@@ -530,11 +542,13 @@ def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for out, y in _forward_batches(model, data, split, batch_size,
-                                   _amp_dtype(device, amp, model), channels_last):
+                                   _amp_dtype(device, amp, model), channels_last,
+                                   dist.shard if dist.distributed else None):
         loss += nn.functional.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
-    return {"loss": loss.item() / n, "acc": correct.item() / n}
+    loss, correct = dist.sum_over_processes(loss, correct)     # DDP: the whole split's sums
+    return {"loss": loss / n, "acc": correct / n}
 
 
 def _model_name(model: nn.Module) -> str:
@@ -544,7 +558,7 @@ def _model_name(model: nn.Module) -> str:
 def _check_outputs(model: nn.Module, data, device, channels_last) -> None:
     """One forward pass of two training images in eval mode (no state changes): the model must
     return (N, data.num_classes) logits, else a clear error before any step or file."""
-    x = data.normalize(data.train.x[:2]).to(device)
+    x = next(iter(data.batches("train", 2)))[0].to(device)      # the first two, normalised
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     was_training = model.training
     model.eval()
@@ -574,7 +588,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
         resume: bool = False, device=None, amp: bool = True, channels_last: bool | None = None,
         compile: bool = False, seed: int = 0, progress: bool | None = None,
         live_plot: bool | None = None, stop_after_epochs: int | None = None,
-        smoke: bool | None = None, quick: bool | None = None, verbose: bool = True) -> History:
+        smoke: bool | None = None, quick: bool | None = None, verbose: bool = True,
+        sync_bn: bool = False, dist: distributed.Context | None = None) -> History:
     """Train ``model`` on ``data`` (a ``common.load_data`` bundle) with ``recipe``.
 
     The recipe's optimizer (SGD by default, see ``Recipe``) and cross-entropy with optional label
@@ -600,7 +615,17 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     about ``QUICK_IMAGES`` training images; in both the recipe's whole schedule is compressed
     into them. progress (the progress bar) and live_plot (the curves redrawn each epoch, in a
     notebook) default to on, except in smoke mode, where the tests need quiet output.
+
+    Several processes (``torchrun``, see ``common.distributed``): ``dist`` defaults to the
+    process group this process has joined (none: a single process, and nothing below changes).
+    Then ``recipe.batch_size`` is the global batch, each process trains on its piece of every
+    global batch through ``DistributedDataParallel``, the numbers are those of all processes
+    together, and only rank 0 prints and writes. ``sync_bn``: batch norm over the global batch
+    (``torch.nn.SyncBatchNorm``, CUDA only; it changes the model's batch-norm layers in place);
+    with one process it has nothing to synchronise and changes nothing. The lines that DDP adds
+    are marked ``# DDP:``.
     """
+    dist = distributed.current() if dist is None else dist    # DDP: which process of how many
     smoke = common.SMOKE if smoke is None else smoke
     quick = (common.QUICK if quick is None else quick) and not smoke
     mode = _mode(smoke, quick)
@@ -610,6 +635,13 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     if channels_last:
         model.to(memory_format=torch.channels_last)
     _check_outputs(model, data, device, channels_last)
+    batch_per_process = dist.batch_per_process(recipe.batch_size)   # DDP: global batch / N
+    sync_bn = bool(sync_bn) and dist.distributed
+    if sync_bn:               # DDP: batch statistics over the global batch, not each piece
+        if device.type != "cuda":
+            raise ValueError("SyncBatchNorm runs on CUDA GPUs only (PyTorch has no CPU kernels "
+                             f"for it), and this run is on {device.type}: leave sync_bn out.")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     amp_dtype = _amp_dtype(device, amp, model)
     # Only fp16 needs loss scaling; the scaler is still built (disabled) so checkpoints are alike.
     scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
@@ -628,11 +660,12 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     validation = len(data.val) > 0
     run = {"model": _model_name(model), "dataset": data.description, "offline": data.offline,
            "train_size": n_train, "epochs_run": epochs, "smoke": smoke, "quick": quick,
-           "seed": seed}
+           "seed": seed, "world_size": dist.world_size, "sync_bn": sync_bn}
     history = History(run, mode=mode, device=str(device), recipe=recipe.to_dict(),
                       params=sum(p.numel() for p in model.parameters()),
                       precision=str(amp_dtype or torch.float32).replace("torch.", ""),
-                      channels_last=channels_last, validation=validation)
+                      channels_last=channels_last, validation=validation,
+                      batch_per_process=batch_per_process)
     ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     start = 0
     if ckpt is not None and ckpt.exists():
@@ -640,12 +673,15 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             raise FileExistsError(
                 f"{ckpt} holds an earlier run. Pass resume=True to continue it, or give another "
                 "run_dir (or delete that folder) to start afresh.")
-        start = _restore(ckpt, model, optimizer, scaler, recipe, run, history)
+        start = _restore(ckpt, model, optimizer, scaler, recipe, run, history, dist)
     else:
-        torch.manual_seed(seed)          # dropout and other random layers
-    step_model = torch.compile(model) if compile else model
+        torch.manual_seed(seed + dist.rank)      # dropout and other random layers (DDP: r + seed)
+    train_model = dist.wrap(model)        # DDP: the wrapper averages gradients in backward()
+    step_model = torch.compile(train_model) if compile else train_model
     live_plot = (_in_notebook() and not smoke) if live_plot is None else live_plot
     progress = (not smoke) if progress is None else progress
+    # DDP: only rank 0 prints and plots
+    verbose, progress, live_plot = (v and dist.is_main for v in (verbose, progress, live_plot))
     tag = "" if mode == "full" else f"[{mode} mode] "
     plot_handle = None
     if verbose:
@@ -654,6 +690,13 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                  f"{', channels_last' if channels_last else ''}"
                  f"{', compiled' if compile else ''}; {data.description}: {n_train} training "
                  f"images, {steps} steps of {recipe.batch_size} per epoch"]
+        if dist.distributed:
+            lines.append(
+                f"DistributedDataParallel: {dist.world_size} processes ({dist.backend}); global "
+                f"batch {recipe.batch_size} = {dist.world_size} x {batch_per_process} per process; "
+                f"lr {recipe.lr:g} is for the global batch; batch norm "
+                + ("synchronised over the global batch (SyncBatchNorm)" if sync_bn else
+                   f"per process, over {batch_per_process} images (sync_bn=True: SyncBatchNorm)"))
         if not validation:
             lines.append("no validation set (load_data(..., val_fraction=0)): training on the "
                          "whole training set; the test split is the only held-out measure")
@@ -688,8 +731,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
             t0 = time.perf_counter()
+            # DDP: every process draws the same order; each trains on its piece of each batch
+            shard = {"shard": dist.shard} if dist.distributed else {}
             batches = data.batches("train", recipe.batch_size, shuffle=True,
-                                   augment=recipe.augment, generator=gen, drop_last=True)
+                                   augment=recipe.augment, generator=gen, drop_last=True, **shard)
             for i, (x, y) in enumerate(batches):
                 step = epoch * steps + i
                 lr = recipe.lr * recipe.lr_factor(step / steps * time_scale)
@@ -708,25 +753,31 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                 seen += len(y)
                 bar.update()
                 if progress and (i % 25 == 0 or i == steps - 1):
+                    every = seen * dist.world_size     # DDP: all processes' images (rank 0's bar)
                     bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
                                     acc=f"{correct.item() / seen:.3f}",
-                                    img_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                                    img_s=f"{every / (time.perf_counter() - t0):.0f}",
                                     refresh=False)
-            train_loss = loss_sum.item() / seen          # .item() waits for the device
+            # DDP: the sums of every process (this waits for the device, like .item())
+            loss_sum, correct, seen = dist.sum_over_processes(loss_sum, correct, seen)
+            train_loss = loss_sum / seen
             seconds = time.perf_counter() - t0
             for k, v in zip(("epoch", "train_loss", "train_acc", "lr", "images_per_sec",
                              "seconds"),
-                            (epoch + 1, train_loss, correct.item() / seen, lr, seen / seconds,
+                            (epoch + 1, train_loss, correct / seen, lr, seen / seconds,
                              seconds)):
                 history[k].append(v)
+            dist.sync_buffers(model)      # DDP: every process holds rank 0's BN statistics
             if validation:
-                val = evaluate(model, data, "val", amp=amp)
+                val = evaluate(model, data, "val", amp=amp, dist=dist)
                 history["val_loss"].append(val["loss"])
                 history["val_acc"].append(val["acc"])
             if ckpt is not None:
-                save_checkpoint(_state(model, optimizer, scaler, recipe, run, history,
-                                       epoch + 1), ckpt)
-                history.save(ckpt.with_name(HISTORY))
+                state = _state(model, optimizer, scaler, recipe, run, history, epoch + 1, dist)
+                if dist.is_main:          # DDP: rank 0 writes, the others wait until it has
+                    save_checkpoint(state, ckpt)
+                    history.save(ckpt.with_name(HISTORY))
+                dist.barrier()
             if verbose and not live_plot:
                 held_out = (f"val loss {val['loss']:.4f} acc {val['acc']:.4f}" if validation
                             else "(no validation set)")
@@ -755,16 +806,21 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     return history
 
 
-def _state(model, optimizer, scaler, recipe, run, history, epoch) -> dict:
+def _state(model, optimizer, scaler, recipe, run, history, epoch, dist=None) -> dict:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    if dist is not None and dist.distributed:   # DDP: every process's generators, by rank
+        own = {"torch": rng["torch"]}
+        if dist.backend == "nccl":
+            own["cuda"] = torch.cuda.get_rng_state(dist.device)
+        rng["ranks"] = dist.gather(own)
     return {"format": FORMAT, "epoch": epoch, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "rng": rng, "recipe": recipe.to_dict(), "run": run, "history": dict(history)}
 
 
-def _restore(path, model, optimizer, scaler, recipe, run, history) -> int:
+def _restore(path, model, optimizer, scaler, recipe, run, history, dist=None) -> int:
     state = load_checkpoint(path)
     # A checkpoint written before a field or key existed means that field's old behaviour.
     theirs = {**ADDED_FIELDS, **state["recipe"]}
@@ -786,9 +842,15 @@ def _restore(path, model, optimizer, scaler, recipe, run, history) -> int:
         raise CheckpointError(f"{path} does not fit this model: {err}") from err
     if scaler.is_enabled() and state["scaler"]:
         scaler.load_state_dict(state["scaler"])     # fp16 before and now: the same loss scale
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    if dist is not None and dist.distributed:   # DDP: this process's own generators
+        own = state["rng"]["ranks"][dist.rank]
+        torch.set_rng_state(own["torch"])
+        if "cuda" in own:
+            torch.cuda.set_rng_state(own["cuda"], dist.device)
+    else:
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     old = state["history"]
     for k in History.SERIES:
         history[k] = list(old.get(k, []))
@@ -922,3 +984,9 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
 def _save_png(fig, path: str | Path) -> None:
     """The figure as a PNG file at ``path``, written atomically."""
     _atomic_write(Path(path), _png(fig))
+
+
+if __name__ == "__main__":           # python -m common.train ...: the command (common/cli.py)
+    from common.cli import main
+
+    raise SystemExit(main())

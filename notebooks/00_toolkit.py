@@ -29,7 +29,8 @@
 #    the equivalence check against a reference implementation.
 # 4. **Training**: a `Recipe` (the paper's numbers, each with its source), the ten lines at the
 #    core of `fit` written out once, then `fit` itself with its curves; then a checkpoint, and a
-#    resume that ends exactly where an uninterrupted run ends.
+#    resume that ends exactly where an uninterrupted run ends; and the same training as a
+#    command, for longer runs, several GPUs and ImageNet-style folders such as Imagenette.
 #
 # **Prerequisites**: you can write a PyTorch training loop.
 #
@@ -552,6 +553,59 @@ for attempt in ({"resume": False}, {"resume": True, "recipe": common.Recipe(epoc
         print(f"{type(err).__name__}: {err}\n")
     else:
         raise AssertionError(f"fit accepted the checkpoint of another run ({attempt})")
+
+# %% [markdown]
+# ### The same training as a command: longer runs, several GPUs, ImageNet-style data
+#
+# For runs longer than a notebook session, `fit` is also a command, `python -m common.train
+# MODEL`: the same progress lines, checkpoint and history (in `--run-dir`, beside
+# `command.json`, the settings the run started with), a recipe built from flags (every `Recipe`
+# field has one; those you leave out take notebook 02's CIFAR-10 recipe, and the printed table
+# says which is which), and `--resume` to continue exactly where it stopped. Bad input (an
+# unknown model, a folder without images, a resume with other settings) is one line and exit
+# status 2, with nothing overwritten; `python -m common.train --help` lists every flag. The cell
+# below runs the command in this process on the offline digits (`common.cli.main` is what the
+# command calls); in a terminal it reads
+# `python -m common.train cifar_baseline --data digits --epochs 2 --batch-size 32`.
+
+# %%
+from common import cli
+
+command_dir = common.runs_dir("00_toolkit", "command-demo")
+shutil.rmtree(command_dir, ignore_errors=True)            # start the demonstration afresh
+status = cli.main(["cifar_baseline", "--data", "digits", "--epochs", "2", "--batch-size", "32",
+                   "--run-dir", str(command_dir)])
+assert status == 0 and (command_dir / "checkpoint.pt").exists()
+print("files:", sorted(p.name for p in command_dir.iterdir()))
+
+# %% [markdown]
+# **Several GPUs.** The same command under `torchrun --standalone --nproc_per_node=N -m
+# common.train MODEL ...` trains with PyTorch's DistributedDataParallel, one process per GPU:
+# `--batch-size` is then the global batch, cut into N pieces at every step, and `--lr` the
+# learning rate for that global batch, whatever N is. `common/distributed.py` explains what DDP
+# adds, and the README's "Several GPUs" what is tested (on CPUs, with two gloo processes) and
+# what is not.
+#
+# **ImageNet-style data: Imagenette on Colab.** `--data imagefolder:PATH` reads any folder in
+# torchvision's ImageFolder layout (`PATH/train/<class>/*.jpg`, `PATH/val/<class>/*.jpg`) with
+# the ImageNet pipeline (random-size crops resized to 224 and flips for training; resize to 256
+# and the central 224 for evaluation), the files decoded in DataLoader workers. Imagenette,
+# fast.ai's ten easy ImageNet classes
+# ([github.com/fastai/imagenette](https://github.com/fastai/imagenette)), is small enough for a
+# Colab GPU. In a Colab cell (GPU runtime), after the set-up cell above has cloned the course
+# into `imagenet5/`:
+#
+# ```
+# %cd /content/imagenet5
+# !mkdir -p data && wget -qO- https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz | tar -xz -C data
+# !python -m common.train resnet18 --data imagefolder:data/imagenette2-320 --epochs 40 --batch-size 256 --lr 0.1 --resume
+# ```
+#
+# Write `efficientnet_b0` in place of `resnet18` to train EfficientNet-B0 (notebook 06) the same
+# way; the README's "ImageNet-style data" says where each value of this recipe comes from, and
+# which flags give EfficientNet's own. Colab erases its disk with the machine: with
+# `KEEP_ON_DRIVE = True` in the set-up cell the command's default run folder is on your Google
+# Drive, and the same cell, with its `--resume`, continues the run in the next session.
 
 # %% [markdown]
 # ## Exercises

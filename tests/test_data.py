@@ -131,6 +131,21 @@ def test_digits_is_real_and_balanced():
     assert "offline stand-in" in d.description
 
 
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch):
+    """The file read directly (each new process saves scikit-learn's import) gives
+    load_digits()'s arrays; without that file, load_digits() itself is used."""
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+
+    ref = load_digits()
+    for find_spec in (importlib.util.find_spec, lambda name: None):   # the file, then without
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+        images, target = cdata._digits_arrays()
+        assert np.array_equal(images, ref.images) and np.array_equal(target, ref.target)
+        assert images.shape == (1797, 8, 8) and target.dtype.kind == "i"
+
+
 def test_smoke_mode_shrinks_every_split():
     d = common.load_data("digits", smoke=True, device="cpu", verbose=False)
     full = common.load_data("digits", smoke=False, device="cpu", verbose=False)
