@@ -727,12 +727,8 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=3, min_size=self.min_input_size)
-        if self.training and x.shape[0] == 1 and max(x.shape[-2:]) <= self.min_input_size:
-            raise ValueError(
-                f"In train mode, batch norm needs more than one value per channel, and one "
-                f"{x.shape[-2]}x{x.shape[-1]} image ends on a 1x1 map. Train on batches of 2 or "
-                f"more (or larger images); to classify one image, call model.eval() first.")
+        check_image_batch(x, channels=3, min_size=self.min_input_size,
+                          training=self.training)     # also: one image ending on a 1x1 map
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss
 

@@ -181,6 +181,8 @@ def test_one_image_in_train_mode_with_a_1x1_last_map_is_a_clear_error():
     with pytest.raises(ValueError, match="batches of 2"):
         net(torch.randn(1, 3, 32, 32))
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+    # a 2x1 last map holds two values per channel: batch norm trains on it
+    assert net(torch.randn(1, 3, 64, 32)).shape == (1, 1000)
     cifar = common.get_model("cifar_densenet40_k12").train()
     assert cifar.final_map_size(32) == 8 and cifar(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 

@@ -199,7 +199,9 @@ def test_minimum_input_size_is_stated_and_enforced():
 
 
 @pytest.mark.parametrize("name, size", [("resnet18", 32), ("cifar_resnet20", 4),
-                                        ("cifar_plain20", 8)])
+                                        ("cifar_plain20", 8), ("mobilenet_v2", 32),
+                                        ("cifar_mobilenet_v2", 8), ("efficientnet_b0", 32),
+                                        ("efficientnet_b0", 64)])
 def test_one_image_whose_last_map_is_1x1_cannot_train_and_says_so(name, size):
     net = common.get_model(name).train()
     last = size // net.min_input_size                 # the last stage's map at this size

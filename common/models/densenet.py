@@ -247,13 +247,8 @@ class DenseNet(nn.Module):
         return size // 2 ** sum(isinstance(m, Transition) for m in self.features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size)
-        if self.training and x.shape[0] == 1 and min(map(self.final_map_size, x.shape[-2:])) == 1:
-            raise ValueError(
-                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
-                "dense block, and batch norm cannot normalise a single value per channel. Train "
-                "on batches of 2 or more, or on larger images; to predict one image, call "
-                "model.eval() first.")
+        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size,
+                          training=self.training, final_map_size=self.final_map_size)
         x = F.relu(self.features(x))                            # BN (norm5), then ReLU, then pool
         x = F.adaptive_avg_pool2d(x, 1)                         # global average pool: any size
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss

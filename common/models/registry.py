@@ -153,8 +153,14 @@ def _resolve(node: ast.expr, fn: Callable):
     return obj if callable(obj) else None
 
 
-def check_image_batch(x, channels: int = 3, min_size: int = 1) -> None:
-    """Raise a clear error unless ``x`` is a float batch shaped (N, channels, H, W)."""
+def check_image_batch(x, channels: int = 3, min_size: int = 1, training: bool = False,
+                      final_map_size=None) -> None:
+    """Raise a clear error unless ``x`` is a float batch shaped (N, channels, H, W) with H and W
+    at least ``min_size``. With ``training=True`` (pass the model's ``self.training``), also
+    refuse one image whose last feature map is 1x1: batch norm in train mode cannot normalise a
+    single value per channel (torch's own error says only "Expected more than 1 value per
+    channel"). ``final_map_size(side) -> side`` gives that map; by default a network whose total
+    stride is ``min_size`` (convolutions padded, so a side of ``min_size`` or less ends at 1)."""
     if x.ndim != 4 or x.shape[1] != channels:
         raise ValueError(
             f"Expected a batch of images shaped (N, {channels}, H, W); got a tensor shaped "
@@ -171,3 +177,10 @@ def check_image_batch(x, channels: int = 3, min_size: int = 1) -> None:
             f"Expected a float tensor, got {x.dtype}: convert and normalise uint8 images first "
             "(data.normalize(x) does both)."
         )
+    if training and x.shape[0] == 1:
+        side = final_map_size or (lambda n: 1 if n <= min_size else 2)
+        if side(x.shape[-2]) * side(x.shape[-1]) == 1:
+            raise ValueError(
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode ends on a 1x1 map, and batch "
+                "norm cannot normalise a single value per channel. Train on batches of 2 or more, "
+                "or on larger images; to predict one image, call model.eval() first.")

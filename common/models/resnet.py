@@ -352,13 +352,8 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size)
-        if self.training and x.shape[0] == 1 and max(x.shape[-2:]) <= self.min_input_size:
-            raise ValueError(
-                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode leaves a 1x1 map in the last "
-                "stage, and batch norm cannot normalise a single value per channel. Train on "
-                f"batches of 2 or more, or on images larger than {self.min_input_size} pixels; "
-                "to predict one image, call model.eval() first.")
+        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size,
+                          training=self.training)     # also: one image ending on a 1x1 map
         x = self.avgpool(self.features(x))
         return self.fc(torch.flatten(x, 1))                     # logits: softmax is in the loss
 
