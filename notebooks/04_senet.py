@@ -47,7 +47,12 @@
 # are.
 #
 # **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): about half a minute on a 2-core CPU
-# (the last cell prints it).
+# (the last cell prints it). Quick mode (`IMAGENET5_QUICK=1`), measured on a 2-core AMD EPYC
+# (Zen 4), one thread, beside another notebook, on the offline digits set: 1,447 s. SE-ResNet-20,
+# -56 and -110 learn (best validation accuracy 0.99, 0.99, 0.92), as do the four reduction-ratio
+# runs (0.97-0.99) and ResNet-20 (1.00); in quick mode's 300 steps plain ResNet-56 reaches only
+# 0.76 and ResNet-110 stays near chance (0.19): quick mode's numbers show that cells train,
+# they do not rank the models.
 # Full mode, on a GPU: six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE;
 # the plain ResNets are reused from notebook 02 when you ran it with the same recipe), then four
 # more SE-ResNet-20 runs for the reduction ratio: count hours on a Colab T4.
