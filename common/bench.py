@@ -166,8 +166,8 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         torch.manual_seed(seed)
         return common.get_model(model_name, num_classes=data.num_classes)
 
-    precisions = (False, True) if ctrain._amp_dtype(device, True, model()) is not None else (False,)
     plain = PlainLoop(model(), data, batch_size, workers, device)
+    precisions = (False, True) if ctrain._amp_dtype(device, True, plain.model) is not None else (False,)
     fits = {amp: model() for amp in precisions}
     bounds = {amp: ComputeBound(model(), data, batch_size, device, amp) for amp in precisions}
     rows = []                                     # one dict of rates per round

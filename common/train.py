@@ -489,8 +489,9 @@ def _precision_text(device: torch.device, amp: bool, amp_dtype,
         return f"bfloat16 autocast on {'CPU (native bf16)' if device.type == 'cpu' else 'CUDA'}"
     if not amp:
         return "float32 (amp=False)"
-    if device.type == "cpu" and cpu_has_native_bf16() and slow_in_cpu_bf16(model):
-        return (f"float32 (this CPU has native bf16, but this model's {slow_in_cpu_bf16(model)} "
+    slow = slow_in_cpu_bf16(model) if device.type == "cpu" and cpu_has_native_bf16() else 0
+    if slow:
+        return (f"float32 (this CPU has native bf16, but this model's {slow} "
                 "depthwise convolutions larger than 3x3 run slower in bf16 on CPUs)")
     if device.type == "cpu":
         return "float32 (this CPU has no native bf16)"
