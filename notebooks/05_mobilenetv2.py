@@ -160,8 +160,8 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 
 # %% [markdown]
 # With $n = 2$ a random pair of directions leaves both outputs positive on only part of the
-# circle, so most points lose information; by $n = 15$ (the case of a 6× expansion of a thin
-# input, in spirit) almost every point keeps enough positive coordinates. The block uses this
+# circle, so most points lose information; by $n = 15$ (7.5 times the input's 2 dimensions, near
+# the block's expansion of 6) almost every point keeps enough positive coordinates. The block uses this
 # twice: the ReLU6 non-linearities act only on the **expanded** tensor (many dimensions, little
 # loss), and the **projection** back to the thin bottleneck is linear (a ReLU there would act in
 # few dimensions, where it destroys information). Section 6.4 and Figure 6(a) test it on
@@ -181,7 +181,8 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # | Depthwise separable cost | $h_i w_i d_i (k^2 + d_j)$ instead of $h_i w_i d_i d_j k^2$: about $k^2$ = 8-9× cheaper at $k = 3$ | sec. 3.1, Eqn. (1) and footnote 1 |
 # | Block | 1×1 conv, ReLU6 → 3×3 depthwise (stride $s$), ReLU6 → **linear** 1×1 conv | Table 1 |
 # | Block cost | $h \cdot w \cdot d' \cdot t\,(d' + k^2 + d'')$ multiply-adds | sec. 3.3 |
-# | Expansion factor | $t = 6$, "applied to the size of the input tensor"; $t = 1$ in the first block (no expansion layer there) | sec. 4; Table 2 |
+# | Expansion factor | $t = 6$, "applied to the size of the input tensor"; $t = 1$ in the first block | sec. 4 ("With the exception of the first layer, we use constant expansion rate"); Table 2 |
+# | **Egg: no expansion layer at $t = 1$** | the first block has no 1×1 expansion (32 → depthwise → 16): not the paper's, whose Table 1 starts every block with "1x1 conv2d, ReLU6" and which never says to drop it; the TF code and torchvision leave it out ("expanding" by 1 would add a 32 → 32 1×1 conv), and we follow them so that their weights load | TF code `conv_blocks.expanded_conv` (expands only `if inner_size > net.shape[3]`); torchvision `if expand_ratio != 1` |
 # | Shortcut | between the bottlenecks (thin ends); only when stride is 1 and input and output channels are equal | Fig. 3b, sec. 3.3; Fig. 4d draws a stride-1 block with the addition and a stride-2 block without; the channel condition is not stated: TF code `conv_blocks.expanded_conv` adds only if `stride == 1` and the depths match |
 # | Non-linearity | ReLU6, "because of its robustness when used with low-precision computation" | sec. 4 |
 # | No ReLU after the projection | "linear bottleneck" | sec. 3.2; Table 1; ablation Fig. 6a, sec. 6.4 |
@@ -193,7 +194,7 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # | Weight init | not stated: torchvision's (Kaiming normal, fan-out; classifier N(0, 0.01)); TF code uses a truncated normal with σ = 0.09 | TF code `training_scope(stddev=0.09)` |
 # | Stem | 3×3 conv, 32 filters, stride 2 | Table 2; sec. 4 |
 # | Body | 7 rows $(t, c, n, s)$, 17 bottleneck blocks; the first block of a row has stride $s$, the others 1 | Table 2 and caption |
-# | **Egg: "19" bottlenecks** | sec. 4 says "19 residual bottleneck layers", but Table 2's $n$ add up to 17 (presumably counting the stem and the last 1×1 conv too) | sec. 4 vs Table 2 (checked below) |
+# | **Egg: "19" bottlenecks** | sec. 4 says "19 residual bottleneck layers", but Table 2's $n$ add up to 17. Unexplained: the same sentence names the stem separately ("the initial fully convolution layer with 32 filters, followed by 19"), so counting it is unlikely; 17 plus the last 1×1 conv and the final classifier conv also gives 19, and so does Table 2's whole $n$ column without the stem (17 + 1 + the avgpool's 1) | sec. 4 vs Table 2 (checked below) |
 # | Head | 1×1 conv to 1280, ReLU6; 7×7 average pool; 1×1 conv to $k$ classes (= a linear layer) | Table 2 |
 # | Width multiplier | scales every layer's channels, "except the very last convolutional layer" when below 1 ("This improves performance for smaller models") | sec. 4, "Trade-off hyper parameters" |
 # | **Egg: channels rounded to multiples of 8** | `_make_divisible`: nearest multiple of 8, at least 8, never below 90% of the target. Not in the paper | TF code `mobilenet._make_divisible` and `depth_multiplier(divisible_by=8, min_depth=8)`; torchvision copies it |
@@ -398,8 +399,9 @@ print(f"depthwise separable, same shape:  {macs_sep / 1e6:6.2f}M multiply-adds, 
 #
 # From $d'$ to $d''$ channels with expansion $t$ and stride $s$:
 #
-# 1. **expand**: 1×1 convolution to $t d'$ channels, BN, ReLU6 (left out when $t = 1$: the first
-#    block of the network has nothing to expand, Table 2);
+# 1. **expand**: 1×1 convolution to $t d'$ channels, BN, ReLU6 (left out when $t = 1$, as the TF
+#    code and torchvision do: the first block would "expand" 32 channels to 32. Table 1 itself
+#    has the layer in every block; the table's egg row says more);
 # 2. **filter**: 3×3 depthwise convolution with stride $s$, BN, ReLU6;
 # 3. **project**: 1×1 convolution to $d''$ channels, BN, and **no activation**: the linear
 #    bottleneck (sec. 3.2);
@@ -433,7 +435,7 @@ class InvertedResidual(nn.Module):
         self.stride, self.expand_ratio, self.out_channels = stride, expand_ratio, oup
         self.use_res_connect = stride == 1 and inp == oup      # the shortcut needs equal shapes
         layers: list[nn.Module] = []
-        if expand_ratio != 1:                                  # t = 1: nothing to expand
+        if expand_ratio != 1:                                  # t = 1: no expansion (TF code, torchvision)
             layers.append(ConvNormActivation(inp, hidden_dim, 1, norm_layer=norm_layer,
                                              activation_layer=activation_layer))
         layers += [
@@ -510,9 +512,10 @@ print(f"block 15: {macs / 1e6:.2f}M multiply-adds = h w d' t (d' + k^2 + d''), s
 # and the first stride-2 row's (24 channels). Five stride-2 steps would shrink 32×32 images to 1×1
 # before the last rows; with these two removed, the last feature map is 4×4. This is not from the
 # paper (which has no CIFAR experiment): it is the adaptation in `kuangliu/pytorch-cifar`,
-# `models/mobilenetv2.py` ("NOTE: change stride 2 -> 1 for CIFAR10" on the stem and on the
-# `(6, 24, 2, 1)` row, since its first version of 2018-01-26, commit e2db90b), which became the
-# usual one. We follow it for those two strides only; section 8 lists where that file departs
+# `models/mobilenetv2.py`: both strides are 1 since its first version, commit e2db90b of
+# 2018-01-26, where the comments on the stem and the `(6, 24, 2, 1)` row read "NOTE: change
+# stride 2->1 for CIFAR10" (spaced to "2 -> 1" in d941e7e, the same day). It became the usual
+# one. We follow it for those two strides only; section 8 lists where that file departs
 # from the paper otherwise.
 
 # %%
@@ -559,7 +562,10 @@ print("Table 2: 17 blocks; the CIFAR table differs in one stride:", diff)
 # - **Width multiplier**: every channel count $c$ becomes `_make_divisible(c * width_mult)`,
 #   except the last convolution's 1280 when `width_mult < 1` (sec. 4: "we apply width multiplier
 #   to all layers except the very last convolutional layer"); above 1 it grows too (1792 at 1.4),
-#   as in the TF code and torchvision.
+#   as in the TF code and torchvision. In the TF code the paper's rule is opt-in:
+#   `mobilenet_v2.mobilenet(..., finegrain_classification_mode=False)` scales the 1280 too, and
+#   only the `mobilenet_v2_050` and `_035` wrappers switch it on; the official 0.75 checkpoints
+#   keep 1280 all the same (section 4 reproduces their README parameter counts with it kept).
 # - **Smallest input**: the product of the strides (`min_input_size`: 32 for ImageNet, 8 for
 #   CIFAR), so that the last feature map is at least 1×1 without padding alone; `forward` says so
 #   clearly below it, and also when a single image in train mode would leave batch norm one value
@@ -750,8 +756,10 @@ print(f"width 1.4 parameters: paper {PAPER_NUMBERS['table4'][1.4]['params'] / 1e
 # "background" class):
 #
 # - **multiply-adds truncated** to whole millions (not rounded);
-# - **parameters without batch norm's scale and shift** (at inference BN folds into the
-#   convolution before it, so those are not extra weights), rounded to 0.01M.
+# - **parameters without any of batch norm's parameters**, rounded to 0.01M. (The README does
+#   not say why. "BN folds into the convolution at inference" is not the reason: folding leaves
+#   one bias per channel, and the convolution weights plus those biases miss every README entry;
+#   the cell counts that too.)
 #
 # Check all 22:
 
@@ -761,6 +769,12 @@ def params_without_bn(model: nn.Module) -> int:
                                             if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
 
 
+def params_bn_folded(model: nn.Module) -> int:
+    """Parameters once every BN is folded into the conv before it: one bias per channel left."""
+    return params_without_bn(model) + sum(m.num_features for m in model.modules()
+                                          if isinstance(m, nn.BatchNorm2d))
+
+
 rows = []
 with torch.device("meta"):
     for (width, size), (macs_m, params_m, top1) in TF_SLIM_CHECKPOINTS.items():
@@ -768,10 +782,13 @@ with torch.device("meta"):
         macs, params = common.count_macs(m, (1, 3, size, size)), params_without_bn(m)
         assert int(macs / 1e6) == macs_m                       # truncated to whole millions
         assert round(params / 1e6, 2) == params_m              # without BN, 0.01M
-        rows.append((width, size, macs_m, f"{macs / 1e6:.2f}", params_m, f"{params / 1e6:.3f}"))
-print("all 22 official checkpoints reproduced: multiply-adds and parameters")
+        assert round(params_bn_folded(m) / 1e6, 2) != params_m   # BN folded: misses every entry
+        rows.append((width, size, macs_m, f"{macs / 1e6:.2f}", params_m, f"{params / 1e6:.3f}",
+                     f"{params_bn_folded(m) / 1e6:.3f}"))
+print("all 22 official checkpoints reproduced: multiply-adds and parameters (without BN); "
+      "with BN folded (one bias per channel) none matches")
 common.table(rows, header=("width", "input", "README MACs (M)", "ours (M)",
-                           "README params (M)", "ours without BN (M)"))
+                           "README params (M)", "ours without BN (M)", "ours BN folded (M)"))
 
 # %% [markdown]
 # So our model *is* the official one, to the last multiply-add of every checkpoint. What the
@@ -798,11 +815,16 @@ common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER_NUMBERS["
               ("width 1.4, parameters (all, 1000 classes)", M_(PAPER_NUMBERS["table4"][1.4]["params"]),
                M_(counts[1.4]["params"]))],
              header=("", "paper (sec. 4, Table 4)", "ours"))
+print(f"width 1.4: ours has {1 - p14 / PAPER_NUMBERS['table4'][1.4]['params']:.1%} (without BN) and "
+      f"{1 - counts[1.4]['params'] / PAPER_NUMBERS['table4'][1.4]['params']:.1%} (all) fewer parameters than {PAPER_NUMBERS['table4'][1.4]['params'] / 1e6}M")
 
 # %% [markdown]
 # **Where the arithmetic is.** Split the multiply-adds and parameters of MobileNetV2 (224×224) by
-# kind of layer: the 1×1 (pointwise) convolutions hold almost all of both; the depthwise
-# convolutions, which do all the spatial filtering, cost a few percent. We collect, for every
+# kind of layer: the 1×1 (pointwise) convolutions do almost all the multiply-adds, but hold only
+# a majority of the weights: the classifier, one 1280 × 1000 matrix that runs once per image,
+# holds most of the rest. The depthwise convolutions, which do all the spatial filtering, cost a
+# few percent of the multiply-adds and fewer of the weights. (The cell prints the shares and
+# asserts these statements.) We collect, for every
 # convolution and linear layer, its kind, multiply-adds and the bytes it must read and write
 # (input, output and weights in fp32): section 7.2 uses the last column.
 
@@ -853,6 +875,12 @@ with torch.device("meta"):
 kinds = by_kind(costs)
 total_macs, total_params = sum(k["macs"] for k in kinds.values()), sum(k["params"] for k in kinds.values())
 assert kinds["depthwise"]["macs"] / total_macs < 0.1 < kinds["pointwise 1x1"]["macs"] / total_macs
+share = {kind: k["params"] / total_params for kind, k in kinds.items()}
+assert kinds["pointwise 1x1"]["macs"] / total_macs > 0.85                 # almost all the arithmetic
+assert 0.5 < share["pointwise 1x1"] < 2 / 3 and share["linear"] > 0.3     # weights: not "almost all"
+assert share["depthwise"] < kinds["depthwise"]["macs"] / total_macs < 0.1  # a few percent
+print(f"weights: 1x1 convolutions {share['pointwise 1x1']:.1%}, classifier {share['linear']:.1%}, "
+      f"depthwise {share['depthwise']:.1%}")
 common.table([(kind, k["layers"], f"{k['macs'] / total_macs:.1%}", f"{k['params'] / total_params:.1%}")
               for kind, k in kinds.items()],
              header=("kind of layer", "layers", "share of multiply-adds", "share of weights"))
@@ -1010,7 +1038,7 @@ paper_recipe = common.Recipe(
              "weight_decay": "sec. 6.1: 0.00004", "gamma": "sec. 6.1: 0.98 per epoch",
              "decay_epochs": "sec. 6.1: per epoch (the README: every 2.5 epochs)",
              "schedule": "sec. 6.1: decay rate per epoch",
-             "batch_size": "sec. 6.1: 96 (per worker; 16 asynchronous workers not reproduced)",
+             "batch_size": "sec. 6.1: 96 (per worker: our reading; 16 asynchronous workers not reproduced)",
              "epochs": "not stated: README's ~700K steps x 96 x 8 GPUs",
              "rmsprop_eps": "not stated: train_image_classifier.py --opt_epsilon default 1.0",
              "staircase": "not stated: train_image_classifier.py, staircase=True",
@@ -1032,7 +1060,9 @@ paper_recipe.table()
 # and horizontal flips. (The cosine schedule in today's `main.py` came in 2020, two years after
 # that number; and the model file at d941e7e pools with a 2×2 window and fails on 32×32 inputs,
 # fixed three days later in e010fe8: the number cannot have come from exactly the committed code.
-# Their 94.43% is the best *test* accuracy during training on all 50,000 images; we train on
+# Their 94.43% is, we infer, the best *test* accuracy during training on all 50,000 images (the
+# README does not say which epoch; `main.py` checkpoints whenever the test accuracy beats its
+# best, `best_acc = 0  # best test accuracy`); we train on
 # 45,000 and keep the test set for the end.)
 #
 # In smoke mode (the tests, a 2-core CPU) we train a lighter model with the same recipe: the
@@ -1087,7 +1117,7 @@ common.plot_histories({f"{MODEL} (width {WIDTH})": cifar_history},
 # that number says the pipeline works, nothing about CIFAR-10.
 
 # %%
-KUANGLIU_ACC = 94.43          # kuangliu/pytorch-cifar README at d941e7e (best test accuracy; another model)
+KUANGLIU_ACC = 94.43          # kuangliu/pytorch-cifar README at d941e7e (best test accuracy, inferred; another model)
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}, width {WIDTH}: test accuracy {acc:.2f}% on {data.description} "
@@ -1338,8 +1368,8 @@ common.table([(name, f"{macs[name] / 1e6:.0f}", *(f"{1e3 * latency[name][b]:.3g}
 # simplification, since caches help some layers more than others). A depthwise 3×3 convolution
 # does 9 multiply-adds per output value and reads one input channel for it: about 1 multiply-add
 # per byte. A 1×1 convolution reuses every input value for all its $c_{out}$ outputs, about
-# $c_{in} c_{out} / 4(c_{in} + c_{out})$ multiply-adds per byte: only a few for MobileNetV2's
-# thin tensors. A ResNet's full 3×3 convolution on 64 to 512 channels reuses each value
+# $c_{in} c_{out} / 4(c_{in} + c_{out})$ multiply-adds per byte: for MobileNetV2's thin tensors
+# several times the depthwise figure, yet far below a full convolution's (the table below). A ResNet's full 3×3 convolution on 64 to 512 channels reuses each value
 # $9 c_{out}$ times: tens.
 
 # %%
@@ -1428,8 +1458,9 @@ with torch.no_grad():
 
 # %% [markdown]
 # **2. The skip added at stride 2, or when the channels change.** `if stride == 1:` looks right
-# but the first block of the 96- and 320-channel rows keeps the resolution and changes the
-# channels. The addition then fails with a shape error. The other "fix", a 1×1 projection on the
+# but three blocks keep the resolution and change the channels: the network's very first block
+# (32 → 16, $t = 1$) and the first blocks of the 96- and 320-channel rows. The addition fails
+# with a shape error at the first of them. The other "fix", a 1×1 projection on the
 # shortcut where channels change (as in `kuangliu/pytorch-cifar`'s `Block`), runs but is not the
 # paper's network: the strict load reports the extra weights.
 
@@ -1444,6 +1475,7 @@ try:
     MobileNetV2(block=SkipAtStride1).eval()(torch.randn(1, 3, 64, 64))
     raise AssertionError("the wrong shortcut condition went unnoticed")
 except RuntimeError as err:
+    assert "(16)" in str(err) and "(32)" in str(err)                   # the first block, 32 -> 16
     print("shape error:", str(err).splitlines()[0][:90])
 
 
@@ -1470,9 +1502,11 @@ print("projection shortcuts: the strict load would fail:", extra[0][:110])
 
 # %% [markdown]
 # **3. An expansion layer in the first block (t = 1).** Expanding 32 channels "by 1" adds a 1×1
-# convolution that Table 2 does not have. The parameter count barely notices (the cell prints how
-# few: the README check still rounds to 3.47M!); the strict load does: every name of that block
-# shifts by one.
+# convolution that the official TF code and torchvision leave out. This is a departure from the
+# official network, not from the paper: Table 1 starts every block with "1x1 conv2d, ReLU6" and
+# the paper never says to drop it at $t = 1$ (the Easter-egg table). The parameter count barely
+# notices (the cell prints how few: the README check still rounds to 3.47M!); the strict load
+# does: every name of that block shifts by one.
 
 # %%
 class AlwaysExpand(InvertedResidual):
@@ -1513,9 +1547,10 @@ print(f"3x3 expansion: {common.count_params(m3) / 1e6:.2f}M parameters, {macs3 /
 
 # %% [markdown]
 # **5. The width multiplier applied to the last layer.** Below 1, section 4 keeps the 1280
-# channels of the last convolution. Scaling them (640 at width 0.5) shrinks the classifier too;
-# torchvision's width-0.5 weights no longer load, and the official checkpoint's parameter count
-# is missed.
+# channels of the last convolution. Scaling them (640 at width 0.5) shrinks the classifier too:
+# the model no longer has the layout of torchvision's width-0.5 model (a strict load of its
+# `state_dict` fails; torchvision ships trained weights for width 1.0 only, the cell checks), and
+# the official TF checkpoint's parameter count is missed.
 
 # %%
 with torch.device("meta"):
@@ -1523,8 +1558,10 @@ with torch.device("meta"):
     diff = common.inspection.state_dict_differences(
         MobileNetV2(width_mult=0.5, last_channel=640).state_dict(),
         torchvision.models.mobilenet_v2(width_mult=0.5).state_dict())
+    width_1 = common.count_params(torchvision.models.mobilenet_v2())
 assert round(params_without_bn(scaled) / 1e6, 2) != TF_SLIM_CHECKPOINTS[(0.5, 224)][1]
 assert diff
+assert all(w.meta["num_params"] == width_1 for w in torchvision.models.MobileNet_V2_Weights)
 print(f"last layer scaled: {params_without_bn(scaled) / 1e6:.2f}M parameters (official "
       f"{TF_SLIM_CHECKPOINTS[(0.5, 224)][1]}M); strict load: {diff[0][:90]}")
 

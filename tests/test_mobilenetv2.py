@@ -68,7 +68,36 @@ def test_official_checkpoints_reproduced(key):
         model = common.get_model("mobilenet_v2", width_mult=width, num_classes=1001)
         macs = common.count_macs(model, (1, 3, size, size))
     assert int(macs / 1e6) == macs_m                    # README: truncated to whole millions
-    assert round(params_without_bn(model) / 1e6, 2) == params_m   # README: without BN's scale/shift
+    assert round(params_without_bn(model) / 1e6, 2) == params_m   # README: without any BN parameter
+    folded = params_without_bn(model) + sum(m.num_features for m in model.modules()
+                                            if isinstance(m, nn.BatchNorm2d))
+    assert round(folded / 1e6, 2) != params_m           # not "BN folded" (one bias per channel kept)
+
+
+def test_weight_shares_by_kind_of_layer():
+    """Notebook sec. 4: 1x1 convolutions do almost all the multiply-adds but hold only a majority of
+    the weights (the classifier holds most of the rest); depthwise ones a few percent of both."""
+    model = common.get_model("mobilenet_v2")
+    weights = {"pointwise": 0, "depthwise": 0, "full": 0, "linear": 0}
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            weights["linear"] += m.weight.numel()
+        elif isinstance(m, nn.Conv2d):
+            kind = ("depthwise" if m.groups == m.in_channels > 1
+                    else "pointwise" if m.kernel_size == (1, 1) else "full")
+            weights[kind] += m.weight.numel()
+    total = sum(weights.values())
+    assert 0.5 < weights["pointwise"] / total < 2 / 3
+    assert weights["linear"] / total > 0.3
+    assert weights["depthwise"] / total < 0.05
+    assert weights["linear"] == model.classifier[1].weight.numel()          # the classifier alone
+
+
+def test_torchvision_ships_weights_for_width_1_only():
+    """Notebook hurdle 5: torchvision has no width-0.5 weights; the check there is on the layout."""
+    with torch.device("meta"):
+        width_1 = common.count_params(torchvision.models.mobilenet_v2())
+    assert all(w.meta["num_params"] == width_1 for w in torchvision.models.MobileNet_V2_Weights)
 
 
 def test_make_divisible():

@@ -108,7 +108,7 @@ class InvertedResidual(nn.Module):
         self.stride, self.expand_ratio, self.out_channels = stride, expand_ratio, oup
         self.use_res_connect = stride == 1 and inp == oup      # the shortcut needs equal shapes
         layers: list[nn.Module] = []
-        if expand_ratio != 1:                                  # t = 1: nothing to expand
+        if expand_ratio != 1:                                  # t = 1: no expansion (TF code, torchvision)
             layers.append(ConvNormActivation(inp, hidden_dim, 1, norm_layer=norm_layer,
                                              activation_layer=activation_layer))
         layers += [
