@@ -148,26 +148,27 @@ common.block_diagrams(
 # | Released coefficients | B0 (1.0, 1.0, 224), B1 (1.0, 1.1, 240), B2 (1.1, 1.2, 260), B3 (1.2, 1.4, 300), B4 (1.4, 1.8, 380), B5 (1.6, 2.2, 456), B6 (1.8, 2.6, 528), B7 (2.0, 3.1, 600) as (width, depth, resolution): `OFFICIAL_COEFFICIENTS` below | official code, unchanged since `474e9d4` |
 # | Search objective | $ACC(m) \times [FLOPS(m)/T]^w$, $w = -0.07$, target $T$ = 400M FLOPS, MnasNet's search space | sec. 4 |
 # | B0 | Table 1: a 3×3 stem, 16 MBConv blocks in 7 stages, a 1×1 conv to 1280, pooling, FC | Table 1 (`TABLE1` below) |
-# | Strides | not a column of Table 1: they follow from the resolution column (a stage halves its input when the next row's resolution is half); the official code's block strings agree (checked in section 3) | Table 1 |
+# | Strides | not a column of Table 1: in v5 they follow from the resolution column (a stage halves its input when the next row's resolution is half); the official code's block strings agree (checked in section 3) | Table 1 (v5) |
+# | **Egg: the earlier text's Table 1** | puts stage 6 (MBConv6, k5×5, 112 channels) at 28×28, so its resolution column gives strides 1, 2, 2, 1, 2, 2, 1 for stages 2-8, not the code's 1, 2, 2, 2, 1, 2, 1. Reported in `tensorflow/tpu#383` (2019-06-01); the first author answered "The source code is correct. Will update the paper to include the fix soon.", and v5 has the code's resolutions. We follow v5 and the code | the earlier arXiv text, Table 1; `tensorflow/tpu#383` |
 # | MBConv | 1×1 expansion ($t$ = 6; none when $t$ = 1), k×k depthwise (k = 3 or 5), SE, linear 1×1 projection; the input added when stride is 1 and channels agree | Table 1; sec. 4 ("mobile inverted bottleneck MBConv ... to which we also add squeeze-and-excitation"); the details: official code `MBConvBlock` |
-# | **Egg: the SE width** | a quarter of the block's **input** channels (`se_ratio` 0.25 × `input_filters`), not of the expanded ones (SE-Net reduces the channels it rescales): 10, not 60, for a 40 → 240 block | not stated; official code `MBConvBlock._build`; torchvision `max(1, input_channels // 4)` |
+# | **Egg: the SE width** | a quarter of the block's **input** channels (`se_ratio` 0.25 × `input_filters`), not of the expanded ones (SE-Net reduces the channels it rescales): 10, not 60, for a 40 → 240 block, so with $t = 6$ the expanded reading is 6× wider (hurdle 2 counts the parameters). The official code's choice: the paper says only "squeeze-and-excitation" | not stated; official code `MBConvBlock._build`; torchvision `max(1, input_channels // 4)` |
 # | SE activation | SiLU inside, sigmoid gate; biases in both FCs | not stated; official code (`relu_fn`, `use_bias=True`) |
 # | Activation | SiLU, $x\,\sigma(x)$ ("Swish-1"); the earlier arXiv text says "swish" | sec. 5.2 |
 # | Batch norm | after every conv; momentum 0.99 (TF's convention: `new = 0.99 old + 0.01 batch`, PyTorch's `momentum=0.01`), epsilon not stated: official code 1e-3 | sec. 5.2; official code `GlobalParams` |
 # | **Egg: torchvision's batch norm** | B0-B4: PyTorch's defaults (eps 1e-5, momentum 0.1); their weights come, its source says, from `rwightman/pytorch-image-models` (timm's PyTorch-trained `efficientnet_bN`; B1's default weights, V2, from torchvision's own recipe). B5-B7: eps 1e-3, momentum 0.01, TF's; their weights come from `lukemelas/EfficientNet-PyTorch`, which converts the official TF checkpoints. Ours follow torchvision, so that its weights give its outputs | torchvision 0.29.1 `efficientnet.py` (weights' comments and builders; checked in section 5) |
-# | Stochastic depth | on the residual branch of blocks with a shortcut, in training only; one coin per sample ("row" mode); drop probability growing linearly with the block index: block $i$ of $N$ drops with $p\,i/N$ | sec. 5.2 cites Huang et al. 2016; the schedule: official code `Model.call`, torchvision `EfficientNet.__init__` |
-# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code: `drop_connect_rate=0.2` from its first commit, renamed `survival_prob=0.8` in `cd43331` (2019-12-02: the old name "is inconsistent to the term 'survival probability' used in the original paper", the stochastic-depth paper, Huang et al. 2016); torchvision: `stochastic_depth_prob=0.2`. **We use 0.2**: the code that produced the released models, and torchvision's default | sec. 5.2; official code |
+# | Stochastic depth | on the residual branch of blocks with a shortcut, in training only; one coin per sample ("row" mode), the kept branches divided by the survival probability; drop probability growing linearly with the block index: block $i$ of $N$ drops with $p\,i/N$ | sec. 5.2 names it and cites Huang et al. 2016, who drop layers "for each mini-batch" and rescale at test time instead; per sample with the division in training, and the schedule: official code `utils.drop_connect`, `Model.call`; torchvision `StochasticDepth("row")`, `EfficientNet.__init__` |
+# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code: `drop_connect_rate=0.2` from its first commit (`474e9d4`), though there `Model.call` computed each block's rate and passed it to no block (`block.call(outputs, training=training)`), so no stochastic depth ran until `8e09a9c` (2019-06-04, "Fix drop_connect issue for Efficientnets"); renamed `survival_prob=0.8` in `cd43331` (2019-12-02: the old name "is inconsistent to the term 'survival probability' used in the original paper", the stochastic-depth paper, Huang et al. 2016); torchvision: `stochastic_depth_prob=0.2`. **We use 0.2**: the official code's (that it trained the released checkpoints is our inference: its README, since `e7ef320`, lists for them exactly v5's Table 2 top-1), and torchvision's default | sec. 5.2; official code |
 # | **Egg: "drop connect"** | the official code calls it `drop_connect`, but it is stochastic depth (a whole sample's branch is dropped), not DropConnect (Wan et al. 2013: individual weights) | official code `utils.drop_connect` |
 # | Dropout | before the final FC, "linearly" from 0.2 (B0) to 0.5 (B7): released 0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5 (steps, not a line) | sec. 5.2; official code |
 # | Channel rounding | `round_filters`: width × channels to the nearest multiple of 8, at least 8, never more than 10% below (notebook 05's `_make_divisible`); the stem's 32 and the head's 1280 are scaled too | not stated; official code `round_filters` |
 # | Depth rounding | `round_repeats`: $\lceil d \cdot L_i \rceil$ per stage; stem and head stay single layers | not stated; official code `round_repeats` |
 # | Conv bias | none (BN follows every conv); the SE's FCs have biases | not stated; official code |
-# | Weight init | not stated: official code and torchvision, conv $N(0, 2/\text{fan-out})$, FC uniform $\pm 1/\sqrt{\text{classes}}$ | official code `conv_kernel_initializer`, `dense_kernel_initializer` |
-# | ImageNet recipe | RMSProp (decay 0.9, momentum 0.9), BN momentum 0.99, weight decay 1e-5, lr 0.256 decayed by 0.97 every 2.4 epochs, SiLU, AutoAugment, stochastic depth, dropout 0.2 to 0.5, early stopping on a 25k-image minival | sec. 5.2; section 6.1 below fills the gaps from the official code |
+# | Weight init | not stated. Official code: conv $N(0, 2/\text{fan-out})$ with fan-out $= k^2 \times$ the kernel's last dimension, which for TF's depthwise kernel $(k, k, C, 1)$ is 1: fan-out $k^2$. torchvision (and ours) `kaiming_normal_(mode="fan_out")`: $C k^2$ for the depthwise convs too, a standard deviation $\sqrt{C}$ smaller (about 15× for the 240-channel 5×5 conv; computed in section 3). Regular convs and the FC (uniform $\pm 1/\sqrt{\text{classes}}$) agree. timm's `_init_weight_goog(fix_group_fanout=True)` divides by the groups, "matching Tensorflow TPU impl". We keep torchvision's | official code `conv_kernel_initializer`, `dense_kernel_initializer`; torchvision; timm |
+# | ImageNet recipe | RMSProp (decay 0.9, momentum 0.9), BN momentum 0.99, weight decay 1e-5, lr 0.256 decayed by 0.97 every 2.4 epochs, SiLU, AutoAugment, stochastic depth, dropout 0.2 to 0.5; early stopping on a 25k-image minival in v5 only (the earlier text's sec. 5.2 ends at "...to 0.5 for EfficientNet-B7."; the official code added the minival in `e7ef320`, 2020-07-20, with the top-1 of v5's Table 2) | sec. 5.2; section 6.1 below fills the gaps from the official code |
 # | Not in the recipe | epochs (350), batch (lr 0.016 per 256 images: 0.256 at 4096), warm-up (5 epochs), RMSProp epsilon (0.001), label smoothing (0.1), weight averaging (0.9999), decay only on non-BN weights | not stated: official code `main.py`, `utils.py` (section 6.1) |
 # | Table 2 | top-1, parameters, FLOPS of B0-B7 (`PAPER_NUMBERS`); the earlier text's top-1 are lower for B0-B5 (76.3 ... 83.3) and higher for B7 (84.4 vs 84.3) | Table 2 |
 # | **Egg: "FLOPS" are multiply-adds** | B0's "0.39B" is its multiply-add count (386M, computed in section 4), not twice it | Table 2 |
-# | **Egg: evaluation resolutions** | torchvision's B2 weights are evaluated at 288×288, the paper's B2 at 260: torchvision's "1.088 GFLOPS" for B2 is at 288 | torchvision weights' `transforms` and `_ops` (section 4) |
+# | **Egg: evaluation resolutions** | torchvision's B2 weights are evaluated at 288×288, the official B2 at 260 (the paper gives no resolutions): torchvision's "1.088 GFLOPS" for B2 is at 288 | torchvision weights' `transforms` and `_ops` (section 4); official code `efficientnet_params` |
 # | Minimum input | 32×32 (five stride-2 steps); the CIFAR adaptation 8×8 | ours: `min_input_size`, checked |
 
 # %% [markdown]
@@ -227,7 +228,7 @@ PAPER_NUMBERS = {
     # Sec. 5.2: the ImageNet recipe.
     "recipe": {"rmsprop_decay": 0.9, "momentum": 0.9, "bn_momentum": 0.99, "weight_decay": 1e-5,
                "lr": 0.256, "lr_decay": 0.97, "lr_decay_epochs": 2.4, "survival_prob": 0.8,
-               "dropout": (0.2, 0.5), "minival_images": 25_000},
+               "dropout": (0.2, 0.5), "minival_images": 25_000},   # the minival: v5 only
     "drop_connect_earlier": 0.3,               # the earlier text: "drop connect ratio 0.3"
 }
 
@@ -242,15 +243,19 @@ OFFICIAL_COEFFICIENTS = {
 }
 
 # %% [markdown]
-# ### Stochastic depth (Huang et al. 2016), as EfficientNet uses it
+# ### Stochastic depth, as EfficientNet's official code applies it
 #
 # In training, each block with a shortcut computes `x + branch(x)`; stochastic depth replaces
 # the branch by zero for a random subset of the samples, so that for them the block is the
 # identity: the network is, sample by sample, shallower. The kept samples' branches are divided
 # by the survival probability $1 - p$, so that the expected output is unchanged and nothing needs
 # rescaling at test time, where the branch is always kept. "Row" mode (torchvision's name) draws
-# one coin per sample, not one per batch. The official code calls this `drop_connect`; it is not
-# DropConnect (which drops individual weights).
+# one coin per sample, not one per batch. This is the official code's version (`utils.drop_connect`,
+# which the code calls drop connect; it is not DropConnect, which drops individual weights).
+# Huang et al. (2016), whom sec. 5.2 cites, drop a layer for the whole mini-batch ("for each
+# mini-batch, randomly drop a subset of layers", their abstract) and multiply each branch by its
+# survival probability at test time instead: our `mode="batch"` draws their coin, with the
+# official code's rescaling.
 #
 # The module holds no weights; a module (not a function) so that `model.eval()` switches it off
 # together with dropout and batch norm, and so that it shows in the model's printout with its
@@ -259,8 +264,10 @@ OFFICIAL_COEFFICIENTS = {
 # %%
 #@save efficientnet
 class StochasticDepth(nn.Module):
-    """Stochastic depth on a residual branch (Huang et al. 2016): in train mode, each sample's
-    branch is zeroed with probability p and otherwise divided by 1 - p; in eval mode the identity.
+    """Stochastic depth on a residual branch as EfficientNet's official code applies it
+    (utils.drop_connect; Huang et al. 2016 drop per mini-batch and rescale at test time instead):
+    in train mode, each sample's branch is zeroed with probability p and otherwise divided by
+    1 - p; in eval mode the identity.
     mode "row": one draw per sample (EfficientNet's); "batch": one draw for the whole batch.
     torchvision.ops.StochasticDepth computes the same with the same random draws."""
 
@@ -682,8 +689,9 @@ class EfficientNet(nn.Module):
             p * i / N in training (default 0.2: the official code's and torchvision's; the
             paper's v5 says "survival probability 0.8", the earlier text "drop connect ratio 0.3").
         dropout (float): before the classifier (default: the config's, 0.2 for B0 ... 0.5 for B7).
-        norm_layer (callable): builds each batch norm (default nn.BatchNorm2d; the paper's is
-            partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)).
+        norm_layer (callable): builds each batch norm (default nn.BatchNorm2d; TF_BATCH_NORM is
+            partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01): the paper's momentum 0.99 in
+            PyTorch's convention, sec. 5.2, and the official code's epsilon).
         block (callable): builds each block, MBConv's signature (default MBConv).
     """
 
@@ -722,7 +730,7 @@ class EfficientNet(nn.Module):
             nn.Linear(config.head_channels, num_classes))
         self.config = config
         self.min_input_size = config.stem_stride * math.prod(s.stride for s in config.stages)
-        for m in self.modules():                               # the official code's initialisation
+        for m in self.modules():                   # torchvision's init (official but for depthwise fan-out)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
@@ -780,6 +788,27 @@ except ValueError as err:
     print("one image in train mode:", str(err)[:80], "...")
 
 # %% [markdown]
+# **The initialisation of the depthwise convolutions** is where our model (torchvision's rule)
+# and the official code part. The official code draws every conv kernel from $N(0, 2/\text{fan-out})$
+# with fan-out $= k \cdot k \cdot$ the kernel's last dimension; a TensorFlow depthwise kernel has
+# shape $(k, k, C, 1)$, so its fan-out is $k^2$. PyTorch's `kaiming_normal_(mode="fan_out")` reads
+# the weight $(C, 1, k, k)$ and counts $C k^2$. timm's `_init_weight_goog(fix_group_fanout=True)`
+# divides by the groups to match TensorFlow. Trained weights overwrite either; only training from
+# scratch sees the difference. The cell measures it on B0's 240-channel 5×5 depthwise convolution.
+
+# %%
+torch.manual_seed(0)
+dw = next(m for m in EfficientNet().modules()
+          if isinstance(m, nn.Conv2d) and m.groups == m.in_channels == 240 and m.kernel_size == (5, 5))
+k2 = dw.kernel_size[0] * dw.kernel_size[1]
+std_ours, std_official = math.sqrt(2 / (dw.out_channels * k2)), math.sqrt(2 / k2)   # fan-out C k^2 / k^2
+measured = dw.weight.std().item()
+assert abs(measured / std_ours - 1) < 0.05                  # ours (torchvision's): fan-out C k^2
+assert std_official / measured > 10                         # the official code's: sqrt(C) times wider
+print(f"240-channel 5x5 depthwise init: std ours {measured:.4f} (formula {std_ours:.4f}), "
+      f"the official code's {std_official:.4f}: {std_official / measured:.1f}x larger")
+
+# %% [markdown]
 # ### Thin public constructors
 #
 # `efficientnet_b0` ... `efficientnet_b7` are B0 scaled by the released coefficients
@@ -797,8 +826,9 @@ def _efficientnet(variant: str, **kwargs) -> EfficientNet:
     return EfficientNet(compound_scale(OFFICIAL_COEFFICIENTS[variant]), **kwargs)
 
 
-#: TensorFlow's batch norm (epsilon 1e-3, momentum 0.99 in TF's convention): the paper's and the
-#: official code's, and torchvision's for B5-B7, whose weights were ported from TensorFlow.
+#: TensorFlow's batch norm: momentum 0.99 in TF's convention (the paper's, sec. 5.2, and the
+#: official code's), epsilon 1e-3 (the official code's; the paper states none); torchvision's for
+#: B5-B7, whose weights were ported from TensorFlow.
 TF_BATCH_NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 
 
@@ -937,8 +967,8 @@ print(f"\nmultiply-adds above Table 2: {', '.join(f'{n} {g:+.1%}' for n, g in ga
 # torchvision's networks.
 #
 # torchvision's B2 is a case in point: its weights are evaluated at 288×288 (their
-# `transforms`), and torchvision's "GFLOPS" for B2, 1.088, is the same network at 288, not the
-# paper's 1.0 at 260. The second table below lists torchvision's evaluation sizes beside the
+# `transforms`), and torchvision's "GFLOPS" for B2, 1.088, is the same network at 288, not at
+# the official resolution, 260 (where Table 2 has 1.0). The second table below lists torchvision's evaluation sizes beside the
 # official ones.
 
 # %%
@@ -1093,7 +1123,7 @@ common.classify_photo(common.get_model("efficientnet_b0"), weights)   # strict l
 # survival probability 0.8. As commonly known that bigger models need more regularization, we
 # linearly increase dropout (...) ratio from 0.2 for EfficientNet-B0 to 0.5 for B7. We reserve
 # 25K randomly picked images from the training set as a minival set, and perform early stopping
-# on this minival; we then evaluate the earlystopped checkpoint on the original validation set to
+# on this minival; we then evaluate the early-stopped checkpoint on the original validation set to
 # report the final validation accuracy."
 #
 # What it does not say, and what the official code's first public version (`474e9d4`,
@@ -1443,7 +1473,8 @@ common.table([(m, f, f"{scaling_macs[(m, f)] / 1e6:.2f}", f"{h.best('val_acc')[1
 # differ, and `check_against_reference` (section 5) catches it. A well-known public
 # implementation had the shortcut wrong for ten months: `kuangliu/pytorch-cifar`'s
 # `EfficientNetB0`, from its first version (ab90832, 2019-05-30) to 769cc6b (2020-04-01), computed
-# `shortcut = self.shortcut(x) if self.stride == 1 else out` and returned `out * w + shortcut`:
+# `shortcut = self.shortcut(x) if self.stride == 1 else out` and added it (`out * w + shortcut` at
+# ab90832; `out + shortcut` from 12420c5, with the SE moved before the projection):
 # at stride 2 each block added its output to itself, and where the channels changed at stride 1 a
 # 1×1 projection took the place of no shortcut at all; 8080550 (2020-04-02) fixed it.
 
@@ -1468,8 +1499,9 @@ except AssertionError as err:
 # %% [markdown]
 # **2. The SE block reduced from the expanded width.** SE-Net reduces the channels it rescales by
 # r = 16 (notebook 04), so "a quarter of the expanded channels" is a natural reading. The official
-# code reduces to a quarter of the block's *input* channels: 10 for a 40 → 240 block, not 60. The
-# strict load reports every SE weight's shape, and the parameter count against Table 2 is off.
+# code reduces to a quarter of the block's *input* channels: 10 for a 40 → 240 block, not 60, so
+# the expanded reading is 6× wider in every $t = 6$ block (the cell counts it). The strict load
+# reports every SE weight's shape, and the parameter count against Table 2 is off.
 # `kuangliu/pytorch-cifar`'s versions 12420c5 to 81db756 (April 2020) had exactly this bug
 # (`se_planes = max(1, int(planes * se_ratio))`, `planes` the expanded width).
 
@@ -1481,13 +1513,23 @@ def se_from_expanded(inp, oup, kernel_size, stride, expand_ratio, **kwargs):
     return blk
 
 
+def se_params(model: nn.Module) -> int:
+    return sum(common.count_params(m) for m in model.modules() if isinstance(m, SqueezeExcitation))
+
+
 with torch.device("meta"):
-    bad = EfficientNet(block=se_from_expanded)
+    bad, good = EfficientNet(block=se_from_expanded), EfficientNet()
     diff = common.inspection.state_dict_differences(bad.state_dict(), reference_b0.state_dict())
     bad_params = common.count_params(bad)
-assert diff and bad_params / PAPER_NUMBERS["table2"]["b0"]["params"] > 1.2
+    se_bad, se_good = se_params(bad), se_params(good)
+widths = {(b_.block[-2].fc1.out_channels, g_.block[-2].fc1.out_channels)
+          for b_, g_ in zip(bad.modules(), good.modules()) if isinstance(g_, MBConv) and g_.expand_ratio == 6}
+assert {w_bad / w_good for w_bad, w_good in widths} == {6.0}      # t = 6: six times wider, not four
+assert diff and bad_params / PAPER_NUMBERS["table2"]["b0"]["params"] > 1.2 and se_bad / se_good > 5
 print(f"SE reduced from the expanded width: {bad_params / 1e6:.2f}M parameters (Table 2: "
-      f"{PAPER_NUMBERS['table2']['b0']['params'] / 1e6}M); strict load: {diff[0][:110]}")
+      f"{PAPER_NUMBERS['table2']['b0']['params'] / 1e6}M; ours {common.count_params(good) / 1e6:.2f}M); "
+      f"the SE blocks {se_bad / 1e6:.2f}M against {se_good / 1e6:.2f}M ({se_bad / se_good:.1f}x); "
+      f"strict load: {diff[0][:110]}")
 
 # %% [markdown]
 # **3. Stochastic depth left on in eval mode, or applied where there is no shortcut.** A
@@ -1495,7 +1537,11 @@ print(f"SE reduced from the expanded width: {bad_params / 1e6:.2f}M parameters (
 # two evaluations of the same image differ, and so does every comparison with the reference.
 # `kuangliu/pytorch-cifar` at 12420c5 (2020-04-01) called `F.dropout2d(out, self.drop_rate)`
 # with a rate of 0.2, whose `training` argument defaults to True: active in eval mode, on channels
-# instead of samples, and in every block, shortcut or not (switched off the same day, 769cc6b). Dropping the branch of a block
+# instead of samples, and in every block, shortcut or not (switched off the same day, 769cc6b).
+# 81db756 (2020-04-02) brought it back, in the shortcut blocks with rates 0.2·b/N, and added
+# `F.dropout(out, 0.2)` before the classifier, both again without `training=` and so active in
+# eval mode; f132be7 (2020-04-03) replaced them with a drop that checks `self.training`
+# (at rate 0). Dropping the branch of a block
 # *without* a shortcut removes the sample's whole signal: its output is zero, and the layers after
 # it see nothing. Section 5 checks both.
 
@@ -1619,7 +1665,7 @@ for momentum in (0.99, 0.01):
 # %% [markdown]
 # ## 9 · Exercises
 #
-# 1. **Table 7 small.** Section 7's study at one target factor, with more of them: 1.5, 2, 3, 4,
+# 1. **Figure 8 small.** Section 7's study at one target factor, with more of them: 1.5, 2, 3, 4,
 #    6, 8. Where does each single dimension flatten (Observation 1)? Does compound stay ahead?
 # 2. **Figure 4.** Widen the small base network ($w$ = 1, 1.4, 2, 2.8) at two depths and two
 #    resolutions (d = 1, 2; r = 32, 45). Does width pay more on the deeper, higher-resolution
@@ -1635,7 +1681,7 @@ for momentum in (0.99, 0.01):
 #    with a constant 0.2 in every block (a `block=` that ignores the index): does the linear
 #    schedule matter?
 # 6. **The SE width.** Build the network with the SE reduced from the expanded width (hurdle 2)
-#    and train both. The paper's choice is 4× cheaper in the SE: is it worse?
+#    and train both. The official code's choice is 6× narrower in the SE: is it worse?
 # 7. **The recipe.** Train `cifar_efficientnet_b0` with section 6.1's RMSProp recipe, the learning
 #    rate scaled to batch 128 (0.256 × 128/4096) and the epochs cut to 350 at CIFAR scale. Better
 #    or worse than SGD? (Keep the data and the seed the same.)

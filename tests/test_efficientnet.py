@@ -170,6 +170,42 @@ def test_mbconv_se_width_is_a_quarter_of_the_input():
         E.MBConv(16, 16, 3, 3, 6)
 
 
+def test_se_from_the_expanded_width_is_six_times_wider_in_every_t6_block():
+    """Notebook hurdle 2 and its table: with t = 6 the expanded reading is 6x wider, not 4x."""
+    model = meta_model("b0")
+    blocks = [m for m in model.modules() if isinstance(m, E.MBConv)]
+    ratios = set()
+    for blk in blocks:
+        se = blk.block[-2]
+        expanded_reading = max(1, se.fc1.in_channels // 4)           # a quarter of what it rescales
+        if blk.expand_ratio == 6:
+            ratios.add(expanded_reading / se.fc1.out_channels)
+    assert ratios == {6.0}
+    se_params = sum(common.count_params(m) for m in model.modules() if isinstance(m, SqueezeExcitation))
+    wide = sum(2 * s.fc1.in_channels * max(1, s.fc1.in_channels // 4) + s.fc1.in_channels
+               + max(1, s.fc1.in_channels // 4) for s in model.modules() if isinstance(s, SqueezeExcitation))
+    assert wide / se_params > 5
+
+
+def test_depthwise_init_is_torchvisions_not_the_official_codes():
+    """Notebook sec. 3: fan-out C k^2 (torchvision, ours) for depthwise convs; the official code's
+    TF depthwise kernel (k, k, C, 1) gives k^2, a std sqrt(C) larger."""
+    torch.manual_seed(0)
+    model = E.EfficientNet()
+    reference = dict(torchvision.models.efficientnet_b0().named_modules())
+    checked = 0
+    for ours, theirs in ((m, reference[name]) for name, m in model.named_modules()
+                         if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1
+                         and m.weight.numel() >= 4000):
+        checked += 1
+        k2 = ours.kernel_size[0] * ours.kernel_size[1]
+        std_ours = math.sqrt(2 / (ours.out_channels * k2))
+        assert abs(ours.weight.std().item() / std_ours - 1) < 0.1
+        assert abs(theirs.weight.std().item() / std_ours - 1) < 0.1      # torchvision's, too
+        assert math.sqrt(2 / k2) / ours.weight.std().item() > 0.9 * math.sqrt(ours.out_channels)
+    assert checked >= 5
+
+
 def test_stochastic_depth_is_torchvisions_and_train_only():
     x = torch.ones(2000, 4, 2, 2)
     sd = E.StochasticDepth(0.3)

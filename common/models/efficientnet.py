@@ -57,7 +57,7 @@ PAPER_NUMBERS = {
     # Sec. 5.2: the ImageNet recipe.
     "recipe": {"rmsprop_decay": 0.9, "momentum": 0.9, "bn_momentum": 0.99, "weight_decay": 1e-5,
                "lr": 0.256, "lr_decay": 0.97, "lr_decay_epochs": 2.4, "survival_prob": 0.8,
-               "dropout": (0.2, 0.5), "minival_images": 25_000},
+               "dropout": (0.2, 0.5), "minival_images": 25_000},   # the minival: v5 only
     "drop_connect_earlier": 0.3,               # the earlier text: "drop connect ratio 0.3"
 }
 
@@ -73,10 +73,12 @@ OFFICIAL_COEFFICIENTS = {
 }
 
 
-# Defined in notebooks/06_efficientnet.ipynb, section 3 › Stochastic depth (Huang et al. 2016), as EfficientNet uses it
+# Defined in notebooks/06_efficientnet.ipynb, section 3 › Stochastic depth, as EfficientNet's official code applies it
 class StochasticDepth(nn.Module):
-    """Stochastic depth on a residual branch (Huang et al. 2016): in train mode, each sample's
-    branch is zeroed with probability p and otherwise divided by 1 - p; in eval mode the identity.
+    """Stochastic depth on a residual branch as EfficientNet's official code applies it
+    (utils.drop_connect; Huang et al. 2016 drop per mini-batch and rescale at test time instead):
+    in train mode, each sample's branch is zeroed with probability p and otherwise divided by
+    1 - p; in eval mode the identity.
     mode "row": one draw per sample (EfficientNet's); "batch": one draw for the whole batch.
     torchvision.ops.StochasticDepth computes the same with the same random draws."""
 
@@ -289,8 +291,9 @@ class EfficientNet(nn.Module):
             p * i / N in training (default 0.2: the official code's and torchvision's; the
             paper's v5 says "survival probability 0.8", the earlier text "drop connect ratio 0.3").
         dropout (float): before the classifier (default: the config's, 0.2 for B0 ... 0.5 for B7).
-        norm_layer (callable): builds each batch norm (default nn.BatchNorm2d; the paper's is
-            partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)).
+        norm_layer (callable): builds each batch norm (default nn.BatchNorm2d; TF_BATCH_NORM is
+            partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01): the paper's momentum 0.99 in
+            PyTorch's convention, sec. 5.2, and the official code's epsilon).
         block (callable): builds each block, MBConv's signature (default MBConv).
     """
 
@@ -329,7 +332,7 @@ class EfficientNet(nn.Module):
             nn.Linear(config.head_channels, num_classes))
         self.config = config
         self.min_input_size = config.stem_stride * math.prod(s.stride for s in config.stages)
-        for m in self.modules():                               # the official code's initialisation
+        for m in self.modules():                   # torchvision's init (official but for depthwise fan-out)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
@@ -355,8 +358,9 @@ def _efficientnet(variant: str, **kwargs) -> EfficientNet:
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-#: TensorFlow's batch norm (epsilon 1e-3, momentum 0.99 in TF's convention): the paper's and the
-#: official code's, and torchvision's for B5-B7, whose weights were ported from TensorFlow.
+#: TensorFlow's batch norm: momentum 0.99 in TF's convention (the paper's, sec. 5.2, and the
+#: official code's), epsilon 1e-3 (the official code's; the paper states none); torchvision's for
+#: B5-B7, whose weights were ported from TensorFlow.
 TF_BATCH_NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 
 
