@@ -34,9 +34,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-import common
-from common import distributed
+from common import distributed, runtime
 from common.display import Table
+from common.inspection import load_state_dict_strict
 
 # ``python -m common.train`` runs this file as __main__ after ``import common`` has imported it
 # as common.train, and Python warns about the second copy. Harmless here: __main__ only hands
@@ -627,10 +627,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     are marked ``# DDP:``.
     """
     dist = distributed.current() if dist is None else dist    # DDP: which process of how many
-    smoke = common.SMOKE if smoke is None else smoke
-    quick = (common.QUICK if quick is None else quick) and not smoke
+    smoke = runtime.SMOKE if smoke is None else smoke
+    quick = (runtime.QUICK if quick is None else quick) and not smoke
     mode = _mode(smoke, quick)
-    device = common.pick_device(device) if device is not None else data.device
+    device = runtime.pick_device(device) if device is not None else data.device
     model.to(device)
     channels_last = _channels_last(device) if channels_last is None else channels_last
     if channels_last:
@@ -837,7 +837,7 @@ def _restore(path, model, optimizer, scaler, recipe, run, history, dist=None) ->
             f"{path} is from a different run, so it cannot be resumed: " + "; ".join(diff)
             + ". Give fit() another run_dir to train with the new settings, or restore them.")
     try:
-        common.inspection.load_state_dict_strict(model, state["model"], f"checkpoint {path}")
+        load_state_dict_strict(model, state["model"], f"checkpoint {path}")
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not fit this model: {err}") from err
@@ -975,7 +975,7 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
     fig = _figure(histories, metrics)
     if path is None:
         label = "".join(c if c.isalnum() or c in "-_." else "_" for c in next(iter(histories)))
-        path = common.runs_dir("plots", f"{label or 'run'}.png")
+        path = runtime.runs_dir("plots", f"{label or 'run'}.png")
     _save_png(fig, path)
     print(f"plot saved to {path} (no display here: matplotlib's backend is "
           f"{__import__('matplotlib').get_backend()})")
