@@ -552,12 +552,12 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
     different classes."""
     if root is None:
         raise ValueError("load_data('imagefolder') needs root=PATH, the folder that holds "
-                         "train/ and val/ (for Imagenette: see the README).")
+                         "train/ and val/ (for Imagenette: see docs/imagenet-style-data.md).")
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(
             f"There is no folder {root}: give the folder that holds train/ and val/ "
-            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see the README).")
+            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see docs/imagenet-style-data.md).")
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is a file: give the folder that holds train/ and val/.")
     if not (isinstance(crop_size, int) and crop_size > 0):
