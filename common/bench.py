@@ -33,9 +33,10 @@ import time
 import torch
 from torch import nn
 
-import common
 from common import train as ctrain
-from common.data import Split
+from common.data import Split, load_data
+from common.models import get_model
+from common.runtime import pick_device
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -97,8 +98,8 @@ class PlainLoop:
 def fit_epoch(model, data, batch_size, amp=True, compile=False) -> float:
     """Images/s of one epoch of ``common.fit`` (training only: fit times its epochs without the
     validation pass). Called again, it goes on training the same model."""
-    recipe = common.Recipe(epochs=1, batch_size=batch_size, lr=0.05, schedule="constant")
-    h = common.fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
+    recipe = ctrain.Recipe(epochs=1, batch_size=batch_size, lr=0.05, schedule="constant")
+    h = ctrain.fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
                    compile=compile, amp=amp)
     return h["images_per_sec"][0]
 
@@ -156,15 +157,15 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
     then the device's mixed precision where fit uses one (``amp_speedup``: its images/s over
     fp32's). ``ratio``: fit at its default precision over the plain loop. Rates are medians over
     the rounds; ratios are medians of the rounds' ratios."""
-    device = common.pick_device(device)
-    data = common.load_data("cifar10", device=device, smoke=False, quick=False, verbose=False)
+    device = pick_device(device)
+    data = load_data("cifar10", device=device, smoke=False, quick=False, verbose=False)
     reps = -(-images // len(data.train))
     data = dataclasses.replace(data, train=Split(data.train.x.repeat(reps, 1, 1, 1)[:images],
                                                  data.train.y.repeat(reps)[:images]))
 
     def model():
         torch.manual_seed(seed)
-        return common.get_model(model_name, num_classes=data.num_classes)
+        return get_model(model_name, num_classes=data.num_classes)
 
     plain = PlainLoop(model(), data, batch_size, workers, device)
     precisions = (False, True) if ctrain._amp_dtype(device, True, plain.model) is not None else (False,)

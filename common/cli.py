@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
         epilog="Several GPUs: torchrun --standalone --nproc_per_node=N -m common.train MODEL "
                "... (the same flags). Modes: --mode smoke|quick, or IMAGENET5_SMOKE=1 / "
-               "IMAGENET5_QUICK=1. See README.md, 'Training from the command line'.")
+               "IMAGENET5_QUICK=1. See docs/command-line.md.")
     ap.add_argument("model", nargs="?", metavar="MODEL",
                     help="a registered model name, e.g. cifar_resnet20, resnet18 (--list-models)")
     ap.add_argument("--list-models", action="store_true", help="print the model names and exit")

@@ -100,7 +100,7 @@ def keep_on_drive(keep: bool, folder: str = DRIVE_FOLDER) -> Path | None:
     ``MyDrive/<folder>/runs`` and ``.../data``, so that checkpoints and datasets outlive the
     runtime; returns that folder. ``keep=False`` touches nothing (and undoes an earlier
     ``keep_on_drive(True)`` of this session). Off Colab the switch does nothing and says so."""
-    from . import data_dir, runs_dir
+    from .runtime import data_dir, runs_dir
 
     if not keep:
         for name, before in _SET.items():

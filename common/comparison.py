@@ -28,8 +28,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import common
-from common.train import CHECKPOINT, HISTORY, History, _atomic_write, load_checkpoint
+from common.inspection import load_state_dict_strict
+from common.runtime import runs_dir
+from common.train import (CHECKPOINT, HISTORY, History, Recipe, _atomic_write, evaluate,
+                          load_checkpoint)
 
 RESULTS = "results.json"
 
@@ -111,7 +113,7 @@ def load_runs(root: str | Path | None = None, *, group: str | None = None,
     with other widths or depths), the ``recipe`` (a ``common.Recipe``: its numbers, not its
     ``sources``). Sorted by group, model, seed and folder."""
     wanted = _numbers(recipe.to_dict()) if recipe is not None else None
-    root = Path(root) if root is not None else common.runs_dir()
+    root = Path(root) if root is not None else runs_dir()
     runs = []
     for path in sorted(root.glob(f"{group or '*'}/*/{HISTORY}")):
         run = read_run(path.parent)
@@ -173,8 +175,8 @@ def test_result(run: Run | str | Path, model: nn.Module, data) -> dict:
         raise ValueError(f"{ckpt} is from epoch {state['epoch']} but {run.path / HISTORY} "
                          f"has {run.epochs_done} epochs: the folder was edited by hand; delete "
                          "it to train that run again.")
-    common.inspection.load_state_dict_strict(model, state["model"], f"checkpoint {ckpt}")
-    result = {**common.evaluate(model.to(data.device), data, "test"), "epoch": run.epochs_done}
+    load_state_dict_strict(model, state["model"], f"checkpoint {ckpt}")
+    result = {**evaluate(model.to(data.device), data, "test"), "epoch": run.epochs_done}
     tests = {**run.results.get("test", {}), data.description: result}
     results = save_results(run.path, test=tests)
     run.results = results
@@ -336,7 +338,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     the two steps (lr 1e-3): measure a fresh copy, not a trained model you want to keep."""
     from common import train as ctrain
 
-    recipe = recipe or common.Recipe(epochs=1, batch_size=batch_size, lr=1e-3)
+    recipe = recipe or Recipe(epochs=1, batch_size=batch_size, lr=1e-3)
     device = next(model.parameters()).device
     channels_last = ctrain._channels_last(device)
     model.train()

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import common
+from common import runtime
 from common.distributed import shard_slice
 
 DATASETS = ("cifar10", "digits", "imagefolder")
@@ -211,8 +211,8 @@ def _load_cifar10(root: Path, download: bool):
     try:
         return (*read(True, False), *read(False, False))
     except RuntimeError as missing:  # torchvision: "Dataset not found or corrupted."
-        if not download or common.OFFLINE:
-            why = ("downloads are switched off (IMAGENET5_OFFLINE=1)" if common.OFFLINE
+        if not download or runtime.OFFLINE:
+            why = ("downloads are switched off (IMAGENET5_OFFLINE=1)" if runtime.OFFLINE
                    else "download=False was passed")
             raise DataUnavailable(
                 f"CIFAR-10 is not in {root} and {why}. Put {CIFAR_ARCHIVE} "
@@ -312,12 +312,12 @@ def load_data(name: str = "cifar10", root: str | Path | None = None, download: b
     if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}: 0.1 (the "
                          "default) holds out 5k of CIFAR-10's 50k, 0 trains on all of them.")
-    smoke = common.SMOKE if smoke is None else smoke
-    quick = (common.QUICK if quick is None else quick) and not smoke
-    device = common.pick_device(device)
+    smoke = runtime.SMOKE if smoke is None else smoke
+    quick = (runtime.QUICK if quick is None else quick) and not smoke
+    device = runtime.pick_device(device)
     note, offline = "", False
     if name == "cifar10":
-        root = _check_root(Path(root) if root is not None else common.data_dir())
+        root = _check_root(Path(root) if root is not None else runtime.data_dir())
         try:
             tx, ty, sx, sy = _load_cifar10(root, download)
             classes = CIFAR10_CLASSES
@@ -552,12 +552,12 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
     different classes."""
     if root is None:
         raise ValueError("load_data('imagefolder') needs root=PATH, the folder that holds "
-                         "train/ and val/ (for Imagenette: see the README).")
+                         "train/ and val/ (for Imagenette: see docs/imagenet-style-data.md).")
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(
             f"There is no folder {root}: give the folder that holds train/ and val/ "
-            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see the README).")
+            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see docs/imagenet-style-data.md).")
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is a file: give the folder that holds train/ and val/.")
     if not (isinstance(crop_size, int) and crop_size > 0):
@@ -586,8 +586,8 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
                 f"{root}/train and {root}/{split} hold different classes (only in train/: "
                 f"{', '.join(only_train) or 'none'}; only in {split}/: "
                 f"{', '.join(only_here) or 'none'}): both need the same class folders.")
-    smoke = common.SMOKE if smoke is None else smoke
-    quick = (common.QUICK if quick is None else quick) and not smoke
+    smoke = runtime.SMOKE if smoke is None else smoke
+    quick = (runtime.QUICK if quick is None else quick) and not smoke
     sizes = SMOKE_SIZES if smoke else QUICK_SIZES if quick else None
     splits = {}
     for split, by_class in found.items():
@@ -608,7 +608,7 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
         test=splits["test"], mean=torch.tensor(IMAGENET_MEAN), std=torch.tensor(IMAGENET_STD),
         smoke=smoke, quick=quick, note=note, root=root, crop_size=crop_size,
         resize_size=resize_size, workers=_default_workers() if workers is None else workers,
-        target_device=common.pick_device(device))
+        target_device=runtime.pick_device(device))
     if verbose:
         print(bundle)
         if note:

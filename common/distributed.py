@@ -213,13 +213,13 @@ def setup(device: str | torch.device | None = None, env=os.environ) -> Context:
 def process_device(ctx: Context, device: str | torch.device | None = None) -> torch.device:
     """The device this process trains on: its own GPU (``cuda:LOCAL_RANK``) under NCCL, the CPU
     under gloo, else (one process) ``device`` or the best one available (``pick_device``)."""
-    import common
+    from .runtime import pick_device
 
     if ctx.backend == "nccl":
         return torch.device("cuda", ctx.local_rank)
     if ctx.backend == "gloo":
         return torch.device("cpu")
-    return common.pick_device(device)
+    return pick_device(device)
 
 
 def teardown() -> None:

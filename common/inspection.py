@@ -317,12 +317,12 @@ def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None,
     Shows the photo (``show``), prints the ``top`` classes and returns them as
     ``[(probability, category), ...]``. Offline (``common.OFFLINE``) or when the download fails
     it says so and returns None: the weights need internet (Colab has it; the tests do not)."""
-    import common
+    from . import runtime
 
     label = f"{type(weights).__name__}.{weights.name}"
     photo = sample_photo() if photo is None else photo
     batch = weights.transforms()(photo).unsqueeze(0)
-    if common.OFFLINE if offline is None else offline:
+    if runtime.OFFLINE if offline is None else offline:
         print(f"Offline (IMAGENET5_OFFLINE=1): {label} cannot be downloaded, so this cell stops "
               f"here. On Colab it loads them into our {type(model).__name__} and classifies the "
               "photo.")

@@ -57,9 +57,13 @@ import common.colab
 common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %%
+import ast
 import dataclasses
+import inspect
+import io
 import shutil
 import time
+import tokenize
 
 import matplotlib.pyplot as plt
 import torch
@@ -484,6 +488,28 @@ if data.device.type == "cpu":
     assert diff == 0.0
 
 # %% [markdown]
+# **Where this loop is in `fit`.** `fit` (in `common/train.py`) is this loop with what a real run
+# needs put around it. Each line of `train_loop` has its twin in `fit`'s body, in the same order,
+# marked with a comment `# 00:`; the optimizer comes from `make_optimizer` (SGD here, the
+# recipe's choice in general), and the loss and backward pass go through autocast and the
+# gradient scaler (mixed precision, below). The rest of `fit` is named steps around the loop
+# (placing the model, planning the epochs, restoring a checkpoint, validating, writing the
+# checkpoint, printing), listed in its docstring. The cell shows those lines of `fit` beside their
+# twins and checks that there is one for each line of `train_loop` above.
+
+# %%
+source = inspect.getsource(common.fit)
+marked = {token.start[0] for token in tokenize.generate_tokens(io.StringIO(source).readline)
+          if token.type == tokenize.COMMENT and token.string.startswith("# 00:")}
+heart = [source.splitlines()[n - 1].split("# 00:") for n in sorted(marked)]
+loop_lines = [node for node in ast.walk(ast.parse(inspect.getsource(train_loop)).body[0])
+              if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.Return))
+              and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+assert len(heart) == len(loop_lines), (len(heart), len(loop_lines))
+common.table([(f"`{line.strip()}`", f"`{twin.strip()}`") for line, twin in heart],
+             header=("common.fit", "train_loop above"))
+
+# %% [markdown]
 # `fit` wraps that loop with what a real run needs: mixed precision where the hardware has it
 # (bf16 autocast on a CUDA GPU, fp16 with loss scaling on GPUs without bf16; bf16 autocast on a
 # CPU with native bf16, such as AMD Zen 4 or Intel Cooper Lake and later; fp32 on other CPUs;
@@ -583,8 +609,8 @@ print("files:", sorted(p.name for p in command_dir.iterdir()))
 # common.train MODEL ...` trains with PyTorch's DistributedDataParallel, one process per GPU:
 # `--batch-size` is then the global batch, cut into N pieces at every step, and `--lr` the
 # learning rate for that global batch, whatever N is. `common/distributed.py` explains what DDP
-# adds, and the README's "Several GPUs" what is tested (on CPUs, with two gloo processes) and
-# what is not.
+# adds, and [docs/several-gpus.md](../docs/several-gpus.md) what is tested (on CPUs, with two gloo
+# processes) and what is not.
 #
 # **ImageNet-style data: Imagenette on Colab.** `--data imagefolder:PATH` reads any folder in
 # torchvision's ImageFolder layout (`PATH/train/<class>/*.jpg`, `PATH/val/<class>/*.jpg`) with
@@ -602,10 +628,11 @@ print("files:", sorted(p.name for p in command_dir.iterdir()))
 # ```
 #
 # Write `efficientnet_b0` in place of `resnet18` to train EfficientNet-B0 (notebook 06) the same
-# way; the README's "ImageNet-style data" says where each value of this recipe comes from, and
-# which flags give EfficientNet's own. Colab erases its disk with the machine: with
-# `KEEP_ON_DRIVE = True` in the set-up cell the command's default run folder is on your Google
-# Drive, and the same cell, with its `--resume`, continues the run in the next session.
+# way; [docs/imagenet-style-data.md](../docs/imagenet-style-data.md) says where each value of
+# this recipe comes from, and which flags give EfficientNet's own. Colab erases its disk with the
+# machine: with `KEEP_ON_DRIVE = True` in the set-up cell the command's default run folder is on
+# your Google Drive, and the same cell, with its `--resume`, continues the run in the next
+# session.
 
 # %% [markdown]
 # ## Exercises

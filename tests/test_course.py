@@ -198,6 +198,18 @@ def test_readme_test_command_is_what_ci_runs():
     assert test_cmd in ci
 
 
+def test_readme_links_every_docs_page_and_every_link_resolves():
+    """The README keeps the first screens for newcomers and links each reference page of docs/
+    in one line; a page nobody links, or a link to a file that is gone, fails."""
+    readme = (ROOT / "README.md").read_text()
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert pages and set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", readme)) == {p.name for p in pages}
+    for page in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *pages]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
 def test_requirements_never_pin_torch():
     reqs = (ROOT / "requirements.txt").read_text()
     for name in ("torch", "torchvision", "torchinfo", "jupyterlab", "matplotlib", "nbval",

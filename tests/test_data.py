@@ -242,6 +242,22 @@ def test_quick_mode_cuts_cifar10_to_the_quick_sizes_and_smoke_wins(fake_cifar):
     assert len(s.train) == cdata.SMOKE_SIZES["train"] and s.smoke and not s.quick
 
 
+def test_mode_flags_set_on_common_reach_the_code_that_reads_them(fake_cifar, monkeypatch):
+    """common.SMOKE / QUICK / OFFLINE are common.runtime's flags, not copies: setting them on
+    the package (a notebook, a monkeypatch) changes what load_data and fit do."""
+    from common import runtime
+
+    assert common.SMOKE is runtime.SMOKE is True       # conftest sets IMAGENET5_SMOKE=1
+    monkeypatch.setattr(common, "SMOKE", False)
+    monkeypatch.setattr(common, "QUICK", True)
+    assert (runtime.SMOKE, runtime.QUICK) == (False, True)
+    d = common.load_data("cifar10", root=fake_cifar, device="cpu", verbose=False)
+    assert d.quick and not d.smoke and len(d.train) == cdata.QUICK_SIZES["train"]
+    monkeypatch.setattr(runtime, "OFFLINE", False)       # and the other way round
+    assert common.OFFLINE is False
+    assert {"SMOKE", "QUICK", "OFFLINE"} <= set(dir(common))
+
+
 def test_quick_mode_keeps_the_small_offline_set_whole():
     full = common.load_data("digits", smoke=False, device="cpu", verbose=False)
     quick = common.load_data("digits", quick=True, smoke=False, device="cpu", verbose=False)

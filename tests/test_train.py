@@ -595,7 +595,7 @@ def test_quick_mode_trains_a_budget_of_images_and_says_so_everywhere(small, monk
     ({"IMAGENET5_SMOKE": "1", "IMAGENET5_QUICK": "1"}, (True, False)),   # smoke wins
 ])
 def test_modes_from_the_environment(env, modes):
-    assert common._modes(env) == modes
+    assert common.runtime._modes(env) == modes
 
 
 # --- plots from a plain script ------------------------------------------------------------------

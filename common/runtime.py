@@ -1,0 +1,101 @@
+"""Where things live and how a run behaves: the course's folders, the device, seeds and the three
+modes. Every other module of ``common`` reads these from here; ``common`` re-exports them.
+
+    IMAGENET5_SMOKE=1     smoke mode: tiny data and at most a few epochs (the tests set it)
+    IMAGENET5_QUICK=1     quick mode: a data subset and a few epochs (smoke mode wins)
+    IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
+    IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+
+The mode flags are read when a function runs, as ``runtime.SMOKE`` (never copied with
+``from common.runtime import SMOKE``, which would freeze the value at import): so setting
+``common.SMOKE`` (which ``common`` passes on to this module) or ``common.runtime.SMOKE``, in a
+notebook or with a test's ``monkeypatch``, reaches every function that reads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: The course's root folder (the one holding ``common/``, ``notebooks/``, ``README.md``).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(name: str, env=os.environ) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _modes(env=os.environ) -> tuple[bool, bool]:
+    """(smoke, quick) from the environment: smoke mode wins when both are set."""
+    smoke = _flag("IMAGENET5_SMOKE", env)
+    return smoke, _flag("IMAGENET5_QUICK", env) and not smoke
+
+
+#: Smoke mode: `common` shrinks data and epochs so that every notebook runs in seconds on a CPU.
+#: Quick mode, between smoke and full: `common` trains on a subset (``data.QUICK_SIZES``) for
+#: about ``train.QUICK_IMAGES`` images in all, the schedule compressed, so that every training
+#: cell learns clearly in a few minutes on a CPU.
+SMOKE, QUICK = _modes()
+#: Offline mode: no download is ever attempted.
+OFFLINE: bool = _flag("IMAGENET5_OFFLINE")
+#: The names above that ``common`` passes on to this module when they are set on it.
+FLAGS = ("SMOKE", "QUICK", "OFFLINE")
+
+
+def data_dir() -> Path:
+    """Where datasets are stored: $IMAGENET5_DATA, else ``data/`` in the course root."""
+    return Path(os.environ.get("IMAGENET5_DATA") or ROOT / "data")
+
+
+def runs_dir(*parts: str) -> Path:
+    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else runs/parts..."""
+    return Path(os.environ.get("IMAGENET5_RUNS") or ROOT / "runs", *parts)
+
+
+def run_dir_for(group: str, name: str, recipe, data, **settings) -> Path:
+    """A checkpoint folder named after everything that defines a run: ``runs/<group>/<name>-<key>``,
+    where key hashes the recipe's numbers, the data and any model ``settings``. Editing a
+    hyperparameter and re-running a cell then starts a new run, while re-running it unchanged
+    resumes (or reuses) the finished one: ``fit(..., run_dir=run_dir_for(...), resume=True)``."""
+    from .train import ADDED_FIELDS     # here, not above: common.train imports this module
+
+    # Fields added to Recipe later are left out while they hold their "as before" values, so the
+    # folders of runs made before they existed keep their names.
+    what = {"recipe": {k: v for k, v in recipe.to_dict().items()
+                       if k != "sources" and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])},
+            "data": data.description, "settings": settings}
+    key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return runs_dir(group, f"{name}-{key}")
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, else the best available one: CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices). ``deterministic=True`` also asks torch for
+    deterministic kernels (slower on GPU; same results run after run on the same machine)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
