@@ -793,7 +793,7 @@ with torch.device("meta"):
 
 common.paper_vs_ours(
     [("DenseNet-201 params (sec. 4.4)", TEXT_PARAMS[201], imagenet[201]["params"], 0.5e6 / TEXT_PARAMS[201]),
-     ("264 layers, k = 48 (Pleiss et al.)", TECH_REPORT_PARAMS[264], imagenet["264 (k=48)"]["params"],
+     ("264 layers (Pleiss et al.); ours: k = 48", TECH_REPORT_PARAMS[264], imagenet["264 (k=48)"]["params"],
       0.5e6 / TECH_REPORT_PARAMS[264])],
     title="Parameters the texts state (to their last printed digit)")
 print()
