@@ -233,6 +233,60 @@ def test_table13_parameters_stage_by_stage():
     assert per_stage["layer4"] > sum(per_stage.values()) / 2          # most of it: the last stage
 
 
+def test_table15_se_after_the_3x3_conv_parameters():
+    # SE on `planes` channels in every block, r = 16, no FC biases (sec. 6), against Table 15.
+    with torch.device("meta"):
+        net = common.get_model("seresnet50")
+        base = common.count_params(common.get_model("resnet50"))
+    widths = [b.conv2.out_channels for stage in net.stages() for b in stage]
+    ours = base + sum(2 * c * S.reduced_width(c) for c in widths)
+    assert abs(ours / S.ABLATIONS["Table 15"]["SE 3x3"][3] - 1) <= 0.005
+    assert ours < S.ABLATIONS["Table 15"]["SE"][3]                     # "fewer parameters"
+
+
+def test_only_post_and_identity_placements_keep_the_standard_se_shapes():
+    # Sec. 6.5: SE-POST acts on the sum, SE-Identity on the projected shortcut (both the block's
+    # output width); SE-PRE on the block's input; SE 3x3 on planes. Strict loading needs the width.
+    with torch.device("meta"):
+        net = common.get_model("seresnet50")
+    blocks = [b for stage in net.stages() for b in stage]
+    standard = [b.se.fc1.in_channels for b in blocks]
+    assert standard == [b.conv3.out_channels for b in blocks]
+    identity = [b.conv1.in_channels if b.downsample is None else b.downsample[0].out_channels
+                for b in blocks]
+    assert identity == standard
+    pre = [i for i, b in enumerate(blocks) if b.conv1.in_channels != standard[i]]
+    firsts = [sum(len(s) for s in net.stages()[:k]) for k in range(len(net.stages()))]
+    assert pre == firsts                                               # first block of each stage
+    assert all(b.conv2.out_channels != c for b, c in zip(blocks, standard))
+
+
+def test_cifar_se_parameters_grow_less_than_the_ratio_of_r():
+    # From r = 32 to r = 2 the SE parameters of SE-ResNet-20 grow less than 32 / 2: the fc2
+    # biases do not depend on r and the reduced width is at least 1. With SE-ResNet-50's widths
+    # (C / r whole at every r) the weights alone grow exactly 32 / 2.
+    ratios = sorted(S.ABLATIONS["Table 10"])
+    lo, hi = ratios[0], ratios[-1]
+
+    def se_parts(net):
+        params = {n: p.numel() for n, p in net.named_parameters() if ".se." in n}
+        return sum(params.values()), sum(v for n, v in params.items() if n.endswith(".weight"))
+
+    with torch.device("meta"):
+        plain = common.count_params(common.get_model("cifar_resnet20"))
+        small = {r: common.get_model("cifar_seresnet20", reduction=r) for r in (lo, hi)}
+        big = {r: common.get_model("seresnet50", reduction=r) for r in (lo, hi)}
+    for r, net in small.items():
+        assert se_parts(net)[0] == common.count_params(net) - plain
+    total = {r: se_parts(net)[0] for r, net in small.items()}
+    weights = {r: se_parts(net)[1] for r, net in small.items()}
+    expected = {r: sum(n * (2 * c * max(1, round(c / r + 1e-9)) + max(1, round(c / r + 1e-9)) + c)
+                       for n, c in zip((3, 3, 3), (16, 32, 64))) for r in (lo, hi)}
+    assert total == expected                                           # Eqn. 5 + biases, rounded widths
+    assert total[lo] / total[hi] < weights[lo] / weights[hi] < hi / lo
+    assert se_parts(big[lo])[1] / se_parts(big[hi])[1] == hi / lo
+
+
 @pytest.mark.parametrize("name", sorted(TABLE2))
 def test_table2_multiply_adds(name):
     p = TABLE2[name]

@@ -58,15 +58,15 @@ TABLE2 = {
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4). The stem
-#: has 2k channels (sec. 3). DenseNet-161 is NOT in Table 1: k = 48, from the authors'
-#: repository and torchvision.
+#: has 2k channels (sec. 3). DenseNet-161 is NOT in v5's Table 1: k = 48, from the authors'
+#: repository (README: "Models in the original paper") and torchvision.
 TABLE1 = {
     #     k   layers in dense blocks (1), (2), (3), (4)
     121: (32, (6, 12, 24, 16)),
     169: (32, (6, 12, 32, 32)),
     201: (32, (6, 12, 48, 32)),
     264: (32, (6, 12, 64, 48)),
-    161: (48, (6, 12, 36, 24)),     # not in the paper: authors' repository, torchvision
+    161: (48, (6, 12, 36, 24)),     # not in v5's tables: authors' repository, torchvision
 }
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
@@ -86,7 +86,8 @@ TEXT_PARAMS = {201: 20e6}
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
 #: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
-#: trained with their memory-efficient implementation. Table 1's blocks with k = 48.
+#: trained with their memory-efficient implementation. Neither k nor the blocks are given: Table 1's
+#: blocks with k = 48 fit (our inference).
 TECH_REPORT_PARAMS = {264: 73e6}
 
 
@@ -312,7 +313,7 @@ def densenet121(**kwargs) -> DenseNet:
 @register_model("densenet161")
 @_with_paper_numbers
 def densenet161(**kwargs) -> DenseNet:
-    """DenseNet-161 (k = 48): not in the paper; the authors' repository and torchvision."""
+    """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
     return _imagenet_densenet(161, **kwargs)
 
 

@@ -173,6 +173,7 @@ PAPER_NUMBERS: dict[str, dict] = {
 #: Table 11: squeeze operator; Table 12: the gate of the excitation; Table 14: where the SE block
 #: sits (Fig. 5) -> (top-1, top-5). Table 13: SE blocks in one stage only -> (top-1, top-5,
 #: GFLOPs, parameters); the paper's stages 2-4 (conv2_x-conv4_x) are our layer1-layer3.
+#: Table 15: the standard SE block, and SE after the 3x3 conv -> (top-1, top-5, GFLOPs, parameters).
 ABLATIONS: dict[str, dict] = {
     "Table 10": {2: (22.29, 6.00, 45.7e6), 4: (22.25, 6.09, 35.7e6), 8: (22.26, 5.99, 30.7e6),
                  16: (22.28, 6.03, 28.1e6), 32: (22.72, 6.20, 26.9e6)},
@@ -183,6 +184,7 @@ ABLATIONS: dict[str, dict] = {
                  "all": (22.28, 6.03, 3.87, 28.1e6)},
     "Table 14": {"SE": (22.28, 6.03), "SE-PRE": (22.23, 6.00), "SE-POST": (22.78, 6.35),
                  "SE-Identity": (22.20, 6.15)},
+    "Table 15": {"SE": (22.28, 6.03, 3.87, 28.1e6), "SE 3x3": (22.48, 6.02, 3.86, 25.8e6)},
 }
 
 
