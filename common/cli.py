@@ -83,11 +83,15 @@ RECIPE_FLAGS = {
     "staircase": ("--no-staircase", "exponential schedule: decay smoothly, not in steps"),
     "no_weight_decay": ("--no-weight-decay", "comma-separated kinds of parameters exempt from "
                         "weight decay: norm, bias, depthwise (default: none exempt)"),
+    "lr_scales": ("--lr-scales", "comma-separated PART=SCALE: the parts' learning rate is "
+                  "--lr x SCALE (discriminative fine-tuning, notebook 09), e.g. "
+                  "layer1=0.1,layer4=0.5 (default: the same lr everywhere)"),
 }
 
 
 #: The Recipe fields given as comma-separated lists: their metavar.
-LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND"}
+LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND",
+              "lr_scales": "PART=S,PART=S"}
 
 
 def setting_name(field: str) -> str:
@@ -212,6 +216,14 @@ def build_recipe(args) -> ctrain.Recipe:
             sources["milestones"] += f", of --epochs {values['epochs']}"
     else:
         sources.pop("milestones")
+    if "lr_scales" in given:
+        try:
+            values["lr_scales"] = tuple((k, float(v)) for k, _, v in (
+                item.partition("=") for item in given["lr_scales"].split(",") if item))
+        except ValueError:
+            raise CommandError(f"--lr-scales {given['lr_scales']!r}: give PART=SCALE pairs "
+                               "separated by commas, e.g. --lr-scales layer1=0.1,layer4=0.5"
+                               ) from None
     if "no_weight_decay" in given:
         values["no_weight_decay"] = tuple(k for k in given["no_weight_decay"].split(",") if k)
     if "lr" not in given:
