@@ -33,7 +33,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from common.inspection import load_official_weights
 
 __all__ = ["head_name", "parts", "replace_head", "freeze", "unfreeze", "trainable_parts",
-           "lr_scales_by_depth", "load_official_weights", "pretrained_weights", "pretrained_rename", "class_subset",
+           "lr_scales_by_depth", "frozen_state_changes", "resize_inputs", "load_official_weights", "pretrained_weights", "pretrained_rename", "class_subset",
            "with_statistics", "check_statistics"]
 
 
@@ -151,6 +151,45 @@ def freeze(model: nn.Module, trainable: str | Iterable[str] | None = None) -> li
             module.eval()
             module.register_forward_pre_hook(_stay_in_eval)
     return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def frozen_state_changes(model: nn.Module, before: dict) -> list[str]:
+    """The entries of ``model.state_dict()`` in frozen parts (every parameter with
+    ``requires_grad=False`` and every buffer of a module all of whose parameters are frozen:
+    batch norm's running statistics) that differ from ``before`` (a copy of an earlier
+    ``state_dict()``). Empty when the frozen parts are bit-identical."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    for name, module in model.named_modules():
+        full = (lambda k: f"{name}.{k}") if name else (lambda k: k)       # noqa: E731
+        own = [full(k) for k, _ in module.named_parameters(recurse=False)]
+        if own and all(k in frozen for k in own):
+            frozen |= {full(k) for k, _ in module.named_buffers(recurse=False)}
+    now = model.state_dict()
+    return [k for k in now if k in frozen and not torch.equal(now[k], before[k])]
+
+
+def _resize_hook(size: int):
+    def hook(module, args):
+        x, *rest = args
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                          align_corners=False, antialias=False)
+        return (x, *rest)
+    hook.size = size
+    return hook
+
+
+def resize_inputs(model: nn.Module, size: int | None) -> nn.Module:
+    """Resize every input batch to ``size`` x ``size`` pixels (bilinear) before ``model`` sees
+    it: CIFAR's 32-pixel images upsampled to the 224 pixels ImageNet weights were trained at,
+    without changing the model's modules or names (a forward pre-hook). ``size=None`` removes
+    it. Costs the model's multiply-adds at ``size``, (size / 32)**2 times those at 32 pixels."""
+    for key, hook in list(model._forward_pre_hooks.items()):
+        if hasattr(hook, "size"):
+            del model._forward_pre_hooks[key]
+    if size is not None:
+        model.register_forward_pre_hook(_resize_hook(size))
+    return model
 
 
 def trainable_parts(model: nn.Module) -> dict[str, str]:
