@@ -1,6 +1,7 @@
 """Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates, for
 every ImageNet family of the course (and ConvNeXt's layout, through torchvision's)."""
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -231,3 +232,51 @@ def test_pretrained_weights_and_their_renaming():
         "features.denseblock1.denselayer1.norm1.weight"
     assert rename("features.norm0.weight") == "features.norm0.weight"
     assert T.pretrained_rename("resnet50") is None
+
+
+def test_frozen_state_changes_sees_parameters_and_statistics_of_frozen_parts_only():
+    model = T.replace_head(common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1), 2)
+    T.freeze(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()(torch.randn(4, 3, 16, 16))
+    with torch.no_grad():
+        model.fc.weight.add_(1.0)                          # a trainable part may change
+    assert T.frozen_state_changes(model, before) == []
+    bn = next(n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d))
+    with torch.no_grad():
+        model.get_submodule(bn).running_mean.add_(1.0)
+        next(model.features.parameters()).add_(1.0)
+    changed = T.frozen_state_changes(model, before)
+    assert f"{bn}.running_mean" in changed and any(k.endswith("weight") for k in changed)
+
+
+def test_resize_inputs_upsamples_without_renaming_anything():
+    with torch.device("meta"):
+        model = common.get_model("resnet18").eval()
+    keys = list(model.state_dict())
+    seen = []
+    model.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-1]))
+    T.resize_inputs(model, 224)
+    T.resize_inputs(model, 96)                             # replaces, never stacks
+    model(torch.empty(1, 3, 32, 32, device="meta"))
+    T.resize_inputs(model, None)
+    model(torch.empty(1, 3, 32, 32, device="meta"))
+    assert seen == [96, 32] and list(model.state_dict()) == keys
+
+
+def test_command_line_freeze_trains_only_the_named_parts(tmp_path, capsys):
+    from common import cli
+
+    tiny = ["cifar_baseline", "--model-kwargs", '{"widths": [8, 16], "convs_per_stage": 1}',
+            "--data", "digits", "--mode", "smoke", "--epochs", "1", "--batch-size", "64",
+            "--no-amp", "--run-dir", str(tmp_path / "run")]
+    torch.manual_seed(0)
+    model, _ = cli.train([*tiny, "--freeze", "fc", "--lr-scales", "fc=0.5"])
+    assert "--freeze: " in capsys.readouterr().out
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    settings = json.loads((tmp_path / "run" / cli.SETTINGS).read_text())
+    assert settings["--freeze"] == "fc" and settings["--lr-scales"] == [["fc", 0.5]]
+    assert cli.main([*tiny[:-1], str(tmp_path / "other"), "--freeze", "layer9"]) == 2
+    assert "no part named 'layer9'" in capsys.readouterr().err
+    assert cli.main([*tiny[:-1], str(tmp_path / "p"), "--pretrained"]) == 2
+    assert "no ImageNet weights for 'cifar_baseline'" in capsys.readouterr().err
