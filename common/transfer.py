@@ -81,9 +81,10 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     """``model`` with a new classifier for ``num_classes`` classes, in place (and returned): the
     head (``head_name``) is replaced by an ``nn.Linear`` of the same input width, read from the
     old head, with a bias if the old one had one, on its device and dtype. The new layer has
-    PyTorch's default initialisation (what we chose: torchvision's fine-tuning tutorial does
-    the same, ``model.fc = nn.Linear(num_ftrs, 2)``); seed before calling it for the same head
-    every run. A model attribute ``num_classes``, where there is one, is updated too."""
+    PyTorch's default initialisation (what we chose: PyTorch's "Transfer Learning for
+    Computer Vision Tutorial", pytorch.org/tutorials/beginner/transfer_learning_tutorial.html,
+    does the same: ``model_ft.fc = nn.Linear(num_ftrs, 2)``); seed before calling it for the
+    same head every run. A model attribute ``num_classes``, where there is one, is updated too."""
     if not (isinstance(num_classes, int) and not isinstance(num_classes, bool)
             and num_classes >= 1):
         raise ValueError(f"num_classes must be a whole number of at least 1, got {num_classes!r}.")
