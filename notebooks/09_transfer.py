@@ -555,6 +555,10 @@ else:
 # %% [markdown]
 # ## 8 · Exercises
 #
+# (No write-it-yourself exercise with the checker here: `common.exercises` checks a block, a
+# module whose outputs it compares with the paper's, and this notebook writes no block. The
+# exercises are experiments.)
+#
 # 1. **How many labels?** Change `per_class` in `class_subset(digits, range(5, 10),
 #    per_class=30)` to 10 and to 100 (the whole set has about 140 per class) and re-run
 #    section 5. Where does the linear probe stop beating training from scratch? The seeds'
