@@ -436,8 +436,7 @@ def _build_model(args, data, model_kwargs, weights, verbose):
     else:
         model = common.get_model(args.model, **model_kwargs)
         if not transfer.load_official_weights(model, weights,
-                                              rename=transfer.pretrained_rename(args.model),
-                                              what=""):
+                                              rename=transfer.pretrained_rename(args.model)):
             raise ValueError(f"--pretrained: the weights {weights.url} could not be downloaded")
         transfer.replace_head(model, data.num_classes)
     if args.freeze is not None:

@@ -307,46 +307,34 @@ def sample_photo() -> torch.Tensor:
     return torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)
 
 
-def load_official_weights(model: nn.Module, weights, rename=None,
-                          offline: bool | None = None, what: str = "") -> bool:
-    """Download torchvision's ``weights`` (a ``WeightsEnum`` member such as
-    ``ResNet50_Weights.IMAGENET1K_V1``) and load them into *our* ``model`` with ``strict=True``
-    (a name or shape that differs raises). ``rename(key) -> key`` maps old checkpoint names
-    first (DenseNet's ``norm.1`` -> ``norm1``: ``common.transfer.pretrained_rename``). Returns
-    True when loaded; offline (``common.OFFLINE``) or when the download fails it says so (``what``:
-    what the caller would have done next) and returns False: the weights need internet (Colab
-    has it; the tests do not)."""
+def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None, top: int = 5,
+                   rename=None, offline: bool | None = None, show: bool = True):
+    """Official weights in *our* model, on a real photo: download torchvision's ``weights`` (a
+    ``WeightsEnum`` member such as ``ResNet50_Weights.IMAGENET1K_V1``), load them into ``model``
+    with ``strict=True`` (a name or shape that differs raises), and classify ``photo`` (default
+    ``sample_photo()``) with the weights' own preprocessing (``weights.transforms()``).
+    ``rename(key) -> key`` maps old checkpoint names first (DenseNet's ``norm.1`` -> ``norm1``).
+    Shows the photo (``show``), prints the ``top`` classes and returns them as
+    ``[(probability, category), ...]``. Offline (``common.OFFLINE``) or when the download fails
+    it says so and returns None: the weights need internet (Colab has it; the tests do not)."""
     import common
 
     label = f"{type(weights).__name__}.{weights.name}"
+    photo = sample_photo() if photo is None else photo
+    batch = weights.transforms()(photo).unsqueeze(0)
     if common.OFFLINE if offline is None else offline:
         print(f"Offline (IMAGENET5_OFFLINE=1): {label} cannot be downloaded, so this cell stops "
-              f"here. On Colab it loads them into our {type(model).__name__}{what}.")
-        return False
+              f"here. On Colab it loads them into our {type(model).__name__} and classifies the "
+              "photo.")
+        return None
     try:
         state = weights.get_state_dict(progress=True)
     except Exception as err:                          # noqa: BLE001 (no internet, a proxy, ...)
         print(f"Could not download {weights.url} ({type(err).__name__}: {err}); moving on.")
-        return False
+        return None
     if rename is not None:
         state = {rename(k): v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
-    return True
-
-
-def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None, top: int = 5,
-                   rename=None, offline: bool | None = None, show: bool = True):
-    """Official weights in *our* model, on a real photo: download torchvision's ``weights`` and
-    load them strictly into ``model`` (``load_official_weights``, with ``rename``), and classify
-    ``photo`` (default ``sample_photo()``) with the weights' own preprocessing
-    (``weights.transforms()``). Shows the photo (``show``), prints the ``top`` classes and
-    returns them as ``[(probability, category), ...]``. Offline (``common.OFFLINE``) or when the
-    download fails it says so and returns None."""
-    photo = sample_photo() if photo is None else photo
-    batch = weights.transforms()(photo).unsqueeze(0)
-    if not load_official_weights(model, weights, rename=rename, offline=offline,
-                                 what=" and classifies the photo"):
-        return None
     with torch.no_grad():
         probs = model.eval()(batch).softmax(1)[0]
     if show:

@@ -342,10 +342,33 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     return [groups[k] for k in sorted(groups, key=lambda k: (k[0], -k[1]))]
 
 
+def _scale_lrs(optimizer, args, kwargs) -> None:
+    """Step pre-hook: each group's lr times its ``lr_scale`` (``Recipe.lr_scales``) for the step."""
+    for group in optimizer.param_groups:
+        group["base_lr"] = group["lr"]
+        group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
+
+
+def _unscale_lrs(optimizer, args, kwargs) -> None:
+    """Step post-hook: the lr as it was set (``fit`` sets it every step), the scale taken off."""
+    for group in optimizer.param_groups:
+        group["lr"] = group.pop("base_lr", group["lr"])
+
+
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params``: a model (its parameters, with the recipe's
-    ``no_weight_decay`` exemptions: ``weight_decay_groups``), parameters, or parameter groups.
-    The learning rate is set again every step."""
+    """The recipe's optimizer over ``params``: a model (its trainable parameters, with the
+    recipe's ``no_weight_decay`` exemptions and ``lr_scales``: ``weight_decay_groups``),
+    parameters, or parameter groups. The learning rate is set again every step (``fit``); a
+    group with an ``"lr_scale"`` steps at that lr times its scale (a step pre-hook multiplies,
+    a post-hook restores, so ``group["lr"]`` reads as it was set)."""
+    optimizer = _make_optimizer(params, recipe)
+    if any("lr_scale" in g for g in optimizer.param_groups):
+        optimizer.register_step_pre_hook(_scale_lrs)
+        optimizer.register_step_post_hook(_unscale_lrs)
+    return optimizer
+
+
+def _make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     if isinstance(params, nn.Module):
         params = weight_decay_groups(params, recipe)
     elif recipe.no_weight_decay or recipe.lr_scales:
@@ -779,7 +802,7 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                 step = epoch * steps + i
                 lr = recipe.lr * recipe.lr_factor(step / steps * time_scale)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)     # Recipe.lr_scales
+                    group["lr"] = lr
                 x, y = _to_device(x, y, device, channels_last)
                 with _autocast(device, amp_dtype):
                     out = step_model(x)

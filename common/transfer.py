@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from common.inspection import load_official_weights
 
 __all__ = ["head_name", "parts", "replace_head", "freeze", "unfreeze", "trainable_parts",
            "lr_scales_by_depth", "frozen_state_changes", "resize_inputs", "load_official_weights", "pretrained_weights", "pretrained_rename", "class_subset",
@@ -237,6 +236,19 @@ def lr_scale_of(name: str, lr_scales) -> float:
 
 
 # Official weights ---------------------------------------------------------------------------
+
+def load_official_weights(model: nn.Module, weights, rename=None,
+                          offline: bool | None = None) -> bool:
+    """torchvision's ``weights`` (e.g. ``ResNet50_Weights.IMAGENET1K_V2``) loaded into *our*
+    ``model`` with ``strict=True``, through ``common.classify_photo``'s loader (``rename`` maps old
+    checkpoint names first: ``pretrained_rename``), which also prints the top class of the
+    sample photo as a check that the weights work. True when loaded; offline or when the
+    download fails it says so and returns False."""
+    from common.inspection import classify_photo
+
+    return classify_photo(model, weights, top=1, rename=rename, offline=offline,
+                          show=False) is not None
+
 
 def pretrained_rename(model_name: str):
     """The key renaming torchvision's ImageNet checkpoint of ``model_name`` needs before a

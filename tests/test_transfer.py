@@ -191,14 +191,20 @@ def test_fit_trains_each_part_at_its_scaled_learning_rate(monkeypatch):
     scales = T.lr_scales_by_depth(model, 0.5)
     assert scales == tuple((n, 0.5 ** (len(T.parts(model)) - 1 - i))
                            for i, n in enumerate(T.parts(model)))
-    made = []
-    monkeypatch.setattr(ctrain, "make_optimizer",
-                        lambda m, r: made.append(make_optimizer(m, r)) or made[-1])
+    stepped = []                  # each step's lr per group, as the optimizer's step sees them
+
+    def recording(m, r):
+        optimizer = make_optimizer(m, r)
+        optimizer.register_step_pre_hook(lambda o, args, kwargs: stepped.append(
+            {g["lr_scale"]: g["lr"] for g in o.param_groups}))
+        return optimizer
+
+    monkeypatch.setattr(ctrain, "make_optimizer", recording)
     recipe = Recipe(epochs=1, lr=0.2, schedule="constant", lr_scales=scales, batch_size=128)
     h = common.fit(model, data, recipe, smoke=True, verbose=False, amp=False)
-    lrs = {g["lr_scale"]: g["lr"] for g in made[0].param_groups}
-    assert lrs and all(lr == pytest.approx(0.2 * s) for s, lr in lrs.items())
-    assert len(lrs) == len(set(dict(scales).values())) and h["recipe"]["lr_scales"]
+    assert stepped and all(lrs == {s: pytest.approx(0.2 * s) for s in lrs} for lrs in stepped)
+    assert len(stepped[0]) == len(set(dict(scales).values())) and h["recipe"]["lr_scales"]
+    assert h["lr"][-1] == 0.2                # the recipe's lr, as fit set it, after every step
 
 
 def test_class_subset_relabels_caps_and_keeps_the_statistics():
