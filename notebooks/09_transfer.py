@@ -199,9 +199,10 @@ for attempt in (lambda: freeze(model, ("features.9",)),
 # %% [markdown]
 # ## 4 · The official ImageNet weights, in *our* models
 #
-# `load_official_weights` (what `common.classify_photo` uses) downloads torchvision's weights
-# and loads them into the course's model with `strict=True`: every name and shape must match
-# (DenseNet's old checkpoint names are renamed first, `pretrained_rename`). Offline (the tests,
+# `load_official_weights` downloads torchvision's weights and loads them into the course's model
+# with `strict=True`, through `common.classify_photo`'s loader (notebooks 02-06): every name and
+# shape must match (DenseNet's old checkpoint names are renamed first, `pretrained_rename`), and
+# the sample photo's top class is printed as a check that the weights work. Offline (the tests,
 # this machine) the download is skipped and said; the rest of the notebook runs either way,
 # because its measured experiment does not need them.
 
