@@ -4,6 +4,12 @@ or, under ``torchrun``, in several (one per GPU) with DistributedDataParallel.
     python -m common.train cifar_resnet20            # CIFAR-10 with the ResNet paper's recipe
     python -m common.train resnet18 --data imagefolder:imagenette2-320 --epochs 40 --batch-size 256
     torchrun --standalone --nproc_per_node=4 -m common.train resnet18 --data imagefolder:...
+    python -m common.train resnet50 --pretrained --freeze --data imagefolder:imagenette2-320
+
+Transfer learning (notebook 09): ``--pretrained`` loads torchvision's ImageNet weights strictly
+into our model, gives it a new head for the data's classes and normalises the data with the
+weights' statistics; ``--freeze [PARTS]`` trains only the named parts (default: the new head);
+``--lr-scales PART=S,...`` gives parts their own learning rates.
 
 The same ``common.fit`` as in the notebooks: the same progress output, history.json and atomic
 checkpoint.pt in the run folder, and ``--resume`` continues a run exactly. The run folder also
@@ -83,11 +89,15 @@ RECIPE_FLAGS = {
     "staircase": ("--no-staircase", "exponential schedule: decay smoothly, not in steps"),
     "no_weight_decay": ("--no-weight-decay", "comma-separated kinds of parameters exempt from "
                         "weight decay: norm, bias, depthwise (default: none exempt)"),
+    "lr_scales": ("--lr-scales", "comma-separated PART=SCALE: the parts' learning rate is "
+                  "--lr x SCALE (discriminative fine-tuning, notebook 09), e.g. "
+                  "layer1=0.1,layer4=0.5 (default: the same lr everywhere)"),
 }
 
 
 #: The Recipe fields given as comma-separated lists: their metavar.
-LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND"}
+LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND",
+              "lr_scales": "PART=S,PART=S"}
 
 
 def setting_name(field: str) -> str:
@@ -148,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "optimizer": ctrain.OPTIMIZERS}.get(field.name)
             ap.add_argument(flag, dest=field.name, default=None, choices=choices,
                             type=str if choices else kind, help=text)
+    ap.add_argument("--pretrained", action="store_true",
+                    help="start from torchvision's ImageNet weights, loaded strictly into our "
+                         "MODEL (a download), with a new head for the data's classes; the data "
+                         "is normalised with the weights' mean and std (notebook 09)")
+    ap.add_argument("--freeze", nargs="?", const="", default=None, metavar="PARTS",
+                    help="train only these comma-separated parts (module names, e.g. "
+                         "layer4,fc); without PARTS: only the head (a linear probe). Frozen "
+                         "batch norms stay in eval mode (common.transfer.freeze)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights' initialisation and of every epoch's order and "
                          "augmentation (default 0)")
@@ -212,6 +230,14 @@ def build_recipe(args) -> ctrain.Recipe:
             sources["milestones"] += f", of --epochs {values['epochs']}"
     else:
         sources.pop("milestones")
+    if "lr_scales" in given:
+        try:
+            values["lr_scales"] = tuple((k, float(v)) for k, _, v in (
+                item.partition("=") for item in given["lr_scales"].split(",") if item))
+        except ValueError:
+            raise CommandError(f"--lr-scales {given['lr_scales']!r}: give PART=SCALE pairs "
+                               "separated by commas, e.g. --lr-scales layer1=0.1,layer4=0.5"
+                               ) from None
     if "no_weight_decay" in given:
         values["no_weight_decay"] = tuple(k for k in given["no_weight_decay"].split(",") if k)
     if "lr" not in given:
@@ -245,6 +271,8 @@ def settings_of(args, recipe, data_name, data_path, mode, world_size) -> dict:
            "--data": data_name if data_path is None else f"imagefolder:{data_path}",
            "--val-fraction": args.val_fraction, "--image-size": args.image_size,
            "--seed": args.seed, "--mode": mode, "--sync-bn": args.sync_bn,
+           **({"--pretrained": True} if args.pretrained else {}),
+           **({"--freeze": args.freeze} if args.freeze is not None else {}),
            "processes (torchrun --nproc_per_node)": world_size}
     for k, v in recipe.to_dict().items():
         if k != "sources":
@@ -310,6 +338,16 @@ def train(argv=None):
     if data_name != "imagefolder" and (args.image_size is not None or args.workers is not None):
         raise CommandError("--image-size and --workers apply to --data imagefolder:PATH only")
     model_kwargs = _model_kwargs(args.model_kwargs)
+    weights = None
+    if args.pretrained:
+        from common.transfer import pretrained_weights
+        try:
+            weights = pretrained_weights(args.model)
+        except ValueError as err:
+            raise CommandError(_one_line(err)) from None
+        if common.OFFLINE:
+            raise CommandError("--pretrained downloads torchvision's weights, and this run is "
+                               "offline (IMAGENET5_OFFLINE=1)")
     mode = args.mode or ("smoke" if common.SMOKE else "quick" if common.QUICK else "full")
     recipe = build_recipe(args)
     already_joined = distributed.current().distributed
@@ -361,9 +399,11 @@ def train(argv=None):
                     err, DataUnavailable) else "")) from None
         torch.manual_seed(args.seed)              # the same initial weights in every process
         try:
-            model = common.get_model(args.model, num_classes=data.num_classes, **model_kwargs)
+            model = _build_model(args, data, model_kwargs, weights, dist.is_main)
         except (TypeError, ValueError) as err:
             raise CommandError(_one_line(err)) from None
+        if weights is not None:
+            data = _with_weights_statistics(data, weights, dist.is_main)
         if dist.is_main:
             print(f"{PROG} {args.model} on {data.description}: run folder {run_dir}"
                   + (" (resuming)" if resuming else ""))
@@ -384,6 +424,39 @@ def train(argv=None):
     finally:
         if not already_joined:
             distributed.teardown()
+
+
+def _build_model(args, data, model_kwargs, weights, verbose):
+    """The registered model; with --pretrained, ImageNet's weights loaded strictly and a new head
+    for the data's classes; with --freeze, only the named parts trainable."""
+    from common import transfer
+
+    if weights is None:
+        model = common.get_model(args.model, num_classes=data.num_classes, **model_kwargs)
+    else:
+        model = common.get_model(args.model, **model_kwargs)
+        if not transfer.load_official_weights(model, weights,
+                                              rename=transfer.pretrained_rename(args.model)):
+            raise ValueError(f"--pretrained: the weights {weights.url} could not be downloaded")
+        transfer.replace_head(model, data.num_classes)
+    if args.freeze is not None:
+        names = [n for n in args.freeze.split(",") if n] or None
+        left = transfer.freeze(model, names)
+        if verbose:
+            print(f"--freeze: {common.count_params(model, trainable_only=True):,} of "
+                  f"{common.count_params(model):,} parameters trainable ({len(left)} tensors)")
+    return model
+
+
+def _with_weights_statistics(data, weights, verbose):
+    """The data normalised with the statistics the weights were trained with."""
+    from common.transfer import with_statistics
+
+    t = weights.transforms()
+    if verbose and data.mean.tolist() != list(t.mean):
+        print(f"--pretrained: inputs normalised with the weights' mean {t.mean} and std {t.std}, "
+              "not the data's own")
+    return with_statistics(data, t.mean, t.std)
 
 
 def _load(name, args, device, smoke, quick, verbose):

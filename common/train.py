@@ -58,7 +58,8 @@ OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
 #: A checkpoint whose recipe lacks them resumes as if it had these values, and ``run_dir_for``
 #: leaves them out of its key while they hold these values (so old run folders keep their names).
 ADDED_FIELDS = {"optimizer": "sgd", "rmsprop_decay": 0.9, "rmsprop_eps": 1e-3,
-                "decay_epochs": 1.0, "staircase": True, "no_weight_decay": ()}
+                "decay_epochs": 1.0, "staircase": True, "no_weight_decay": (),
+                "lr_scales": ()}
 #: What ``Recipe.no_weight_decay`` may exempt from weight decay.
 NO_WEIGHT_DECAY = ("norm", "bias", "depthwise")
 #: The same for the run description a checkpoint keeps (what must match to resume).
@@ -94,6 +95,13 @@ class Recipe:
     only, with ``weights_regularizer=None`` for the separable (depthwise) convs and none on
     biases or batch norm: ``("norm", "bias", "depthwise")``.
 
+    lr_scales: discriminative learning rates (transfer learning, notebook 09): pairs
+    ``(part, scale)`` (or a dict), where part is a module name of the model (``"layer1"``,
+    ``"features.3"``: ``common.transfer.parts``) and its parameters learn at lr x scale; the
+    longest part a parameter lies in wins; parameters under no part keep the recipe's lr.
+    ``common.transfer.lr_scales_by_depth`` makes them. Frozen parameters (``requires_grad=False``,
+    ``common.transfer.freeze``) never enter the optimizer, whatever the recipe.
+
     schedule: "multistep" (times ``gamma`` at each of ``milestones``), "cosine", "constant", or
     "exponential": times ``gamma`` every ``decay_epochs`` epochs, in steps (``staircase=True``,
     as ``tf.train.exponential_decay(..., staircase=True)`` in the TF code of both papers) or
@@ -122,6 +130,7 @@ class Recipe:
     decay_epochs: float = ADDED_FIELDS["decay_epochs"]
     staircase: bool = ADDED_FIELDS["staircase"]
     no_weight_decay: tuple = ADDED_FIELDS["no_weight_decay"]
+    lr_scales: tuple = ADDED_FIELDS["lr_scales"]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -133,6 +142,16 @@ class Recipe:
         unknown_wd = [k for k in self.no_weight_decay if k not in NO_WEIGHT_DECAY]
         if unknown_wd:
             raise ValueError(f"no_weight_decay names {unknown_wd}: choose from {NO_WEIGHT_DECAY}.")
+        scales = self.lr_scales.items() if isinstance(self.lr_scales, Mapping) else self.lr_scales
+        try:
+            scales = tuple(sorted((str(k), float(v)) for k, v in scales))
+        except (TypeError, ValueError):
+            raise ValueError(f"lr_scales is pairs (part, scale), e.g. (('layer1', 0.1),), or a "
+                             f"dict; got {self.lr_scales!r}.") from None
+        if any(not k or not v > 0 for k, v in scales) or len({k for k, _ in scales}) < len(scales):
+            raise ValueError(f"lr_scales needs distinct part names and positive scales (to "
+                             f"freeze a part, use common.transfer.freeze), got {scales}.")
+        object.__setattr__(self, "lr_scales", scales)
         if not (isinstance(self.epochs, int) and self.epochs > 0):
             raise ValueError(f"epochs must be a positive whole number, got {self.epochs!r}.")
         if self.batch_size < 1 or self.lr <= 0:
@@ -204,8 +223,8 @@ class Recipe:
             return self.optimizer != "sgd"
         if name in ("decay_epochs", "staircase"):
             return self.schedule == "exponential"
-        if name == "no_weight_decay":
-            return bool(self.no_weight_decay)
+        if name in ("no_weight_decay", "lr_scales"):
+            return bool(getattr(self, name))
         return True
 
     def table(self) -> Table:
@@ -283,36 +302,79 @@ class RMSpropTF(torch.optim.Optimizer):
 
 
 def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
-    """``model``'s parameters as optimizer parameter groups: those the recipe decays, and those
-    its ``no_weight_decay`` exempts (``weight_decay=0``; a group is left out when empty). One
-    group of every parameter, as ``model.parameters()``, when nothing is exempt."""
-    if not recipe.no_weight_decay:
-        return [{"params": list(model.parameters())}]
+    """``model``'s trainable parameters as optimizer parameter groups: those the recipe decays,
+    and those its ``no_weight_decay`` exempts (``weight_decay=0``), each split by
+    ``lr_scales`` (a group with ``"lr_scale"``, which ``fit`` multiplies the lr by); a group is
+    left out when empty. Frozen parameters (``requires_grad=False``) are left out: in the
+    optimizer, weight decay and momentum could still move them. One group of every parameter,
+    as ``model.parameters()``, when nothing is exempt, scaled or frozen."""
+    every = list(model.parameters())
+    if not recipe.no_weight_decay and not recipe.lr_scales and all(p.requires_grad
+                                                                   for p in every):
+        return [{"params": every}]
     from .inspection import is_norm_layer
+    from .transfer import check_lr_scales, lr_scale_of
 
-    decay, exempt, seen = [], [], set()
-    for module in model.modules():
+    check_lr_scales(model, recipe.lr_scales)
+    groups, seen = {}, set()
+    for module_name, module in model.named_modules():
         depthwise = (isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
                      and module.groups == module.in_channels)
         for name, p in module.named_parameters(recurse=False):
-            if id(p) in seen:
+            if id(p) in seen or not p.requires_grad:
                 continue
             seen.add(id(p))
             kind = ("norm" if is_norm_layer(module) else "bias" if name == "bias"
                     else "depthwise" if depthwise and name == "weight" else None)
-            (exempt if kind in recipe.no_weight_decay else decay).append(p)
-    return [g for g in ({"params": decay}, {"params": exempt, "weight_decay": 0.0}) if g["params"]]
+            exempt = kind in recipe.no_weight_decay
+            scale = lr_scale_of(f"{module_name}.{name}" if module_name else name,
+                                recipe.lr_scales)
+            group = groups.setdefault((exempt, scale), {"params": []})
+            group["params"].append(p)
+            if exempt:
+                group["weight_decay"] = 0.0
+            if recipe.lr_scales:
+                group["lr_scale"] = scale
+    if not groups:
+        raise ValueError(f"{type(model).__name__} has no trainable parameter (all are frozen): "
+                         "common.transfer.freeze(model, trainable=...) names what trains.")
+    # decayed before exempt, then by scale: the same order whatever the modules' order
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0], -k[1]))]
+
+
+def _scale_lrs(optimizer, args, kwargs) -> None:
+    """Step pre-hook: each group's lr times its ``lr_scale`` (``Recipe.lr_scales``) for the step."""
+    for group in optimizer.param_groups:
+        group["base_lr"] = group["lr"]
+        group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
+
+
+def _unscale_lrs(optimizer, args, kwargs) -> None:
+    """Step post-hook: the lr as it was set (``fit`` sets it every step), the scale taken off."""
+    for group in optimizer.param_groups:
+        group["lr"] = group.pop("base_lr", group["lr"])
 
 
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params``: a model (its parameters, with the recipe's
-    ``no_weight_decay`` exemptions: ``weight_decay_groups``), parameters, or parameter groups.
-    The learning rate is set again every step."""
+    """The recipe's optimizer over ``params``: a model (its trainable parameters, with the
+    recipe's ``no_weight_decay`` exemptions and ``lr_scales``: ``weight_decay_groups``),
+    parameters, or parameter groups. The learning rate is set again every step (``fit``); a
+    group with an ``"lr_scale"`` steps at that lr times its scale (a step pre-hook multiplies,
+    a post-hook restores, so ``group["lr"]`` reads as it was set)."""
+    optimizer = _make_optimizer(params, recipe)
+    if any("lr_scale" in g for g in optimizer.param_groups):
+        optimizer.register_step_pre_hook(_scale_lrs)
+        optimizer.register_step_post_hook(_unscale_lrs)
+    return optimizer
+
+
+def _make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     if isinstance(params, nn.Module):
         params = weight_decay_groups(params, recipe)
-    elif recipe.no_weight_decay:
-        raise ValueError("recipe.no_weight_decay needs the model to find norm layers, biases and "
-                         "depthwise convolutions: pass make_optimizer(model, recipe).")
+    elif recipe.no_weight_decay or recipe.lr_scales:
+        raise ValueError("recipe.no_weight_decay and recipe.lr_scales need the model (to find "
+                         "norm layers, biases, depthwise convolutions and named parts): pass "
+                         "make_optimizer(model, recipe).")
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)

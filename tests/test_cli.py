@@ -51,7 +51,7 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
                schedule="exponential", milestones="2,5", gamma="0.5", warmup_epochs="1",
                warmup="constant", warmup_factor="0.2", label_smoothing="0.1",
                optimizer="rmsprop_tf", rmsprop_decay="0.8", rmsprop_eps="0.01",
-               decay_epochs="2.4", no_weight_decay="norm,bias")
+               decay_epochs="2.4", no_weight_decay="norm,bias", lr_scales="layer1=0.1,fc=0.5")
     flags = []
     for f in fields:
         flag = cli.RECIPE_FLAGS[f.name][0]
@@ -65,6 +65,8 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
             assert got == (2.0, 5.0)
         elif f.name == "no_weight_decay":
             assert got == ("norm", "bias")
+        elif f.name == "lr_scales":
+            assert got == (("fc", 0.5), ("layer1", 0.1))
         elif want is None:                              # the boolean switches flip the default
             assert got is (not f.default) or f.name == "nesterov", f.name
         else:
