@@ -87,7 +87,7 @@ import torch
 from torch import nn
 
 __all__ = ["check", "diagnose", "list_exercises", "get_exercise", "exercise", "register",
-           "Case", "Mutant", "Exercise", "Report", "TAG_HINTS"]
+           "Case", "Mutant", "Accepted", "Exercise", "Report", "TAG_HINTS"]
 
 #: What it means when exactly the cases with a tag fail (an exercise's ``hints`` override these).
 TAG_HINTS = {
@@ -139,7 +139,17 @@ class Mutant:
 
     def __post_init__(self):
         if (self.build is None) == (self.forward is None):
-            raise ValueError(f"Mutant {self.title!r}: give exactly one of build= or forward=.")
+            raise ValueError(f"{type(self).__name__} {self.title!r}: give exactly one of build= "
+                             "or forward=.")
+
+
+@dataclass(frozen=True)
+class Accepted(Mutant):
+    """An accepted variant: another reading of the paper that must pass, given like a
+    ``Mutant`` (the reference with one change). ``diagnosis`` is the one-line note the learner
+    reads when their block behaves exactly like it (what the paper allows, and the course's
+    choice). ``check`` tries the accepted variants only when a block differs from the
+    reference."""
 
 
 @dataclass
@@ -149,7 +159,10 @@ class Exercise:
     give False for a block that is random in training, such as dropout or stochastic depth,
     or give cases where its probability is 0). ``same_names``: the learner's parameter and
     buffer names must be the reference's (for blocks whose point is to load torchvision's
-    weights)."""
+    weights). ``accepted``: ``Accepted`` variants (other readings of the paper that pass, with a
+    note). ``not_a_module``: what to say when the learner's factory returns something that is
+    not a module (for an exercise that wraps a function, such as ``as_block``). ``hints``: texts
+    for the exercise's tags, or replacing a generic pattern's text (a key of ``_HINTS``)."""
 
     name: str
     reference: Callable[..., nn.Module]
@@ -159,8 +172,11 @@ class Exercise:
     hints: dict = field(default_factory=dict)
     train_mode: Optional[bool] = None
     same_names: bool = False
+    accepted: tuple = ()
+    not_a_module: str = ""
     _ref_cache: dict = field(default_factory=dict, repr=False)
     _mutant_cache: dict = field(default_factory=dict, repr=False)
+    _variant_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def short_name(self) -> str:
@@ -202,20 +218,21 @@ def register(ex: Exercise) -> Exercise:
         except TypeError as err:
             raise ValueError(f"Exercise {ex.name!r}, case {case.label!r}: its arguments do not fit "
                              f"the reference's signature {ex.signature}: {err}.") from None
-    titles = [m.title for m in ex.mutants]
+    titles = [m.title for m in (*ex.mutants, *ex.accepted)]
     if len(set(titles)) != len(titles):
-        raise ValueError(f"Exercise {ex.name!r}: two known bugs have the same title.")
+        raise ValueError(f"Exercise {ex.name!r}: two known bugs (or accepted variants) have the "
+                         "same title.")
     _REGISTRY[ex.name] = ex
     return ex
 
 
 def exercise(name: str, *, cases: Sequence[Case], paper: str, mutants: Sequence[Mutant] = (),
              hints: Optional[Mapping[str, str]] = None, train_mode: Optional[bool] = None,
-             same_names: bool = False):
+             same_names: bool = False, accepted: Sequence[Accepted] = (), not_a_module: str = ""):
     """Decorator: register the decorated reference factory as exercise ``name``."""
     def deco(reference):
         register(Exercise(name, reference, tuple(cases), paper, tuple(mutants), dict(hints or {}),
-                          train_mode, same_names))
+                          train_mode, same_names, tuple(accepted), not_a_module))
         return reference
     return deco
 
@@ -257,6 +274,18 @@ class _Layer:
     calls: int
     signature: tuple            # what must be equal for two layers to be "the same layer"
     reg_index: int              # position in model.named_modules(): the order of definition
+    in_shape: tuple = ()        # the shape of its first input (when forward uses it)
+
+    @property
+    def kind(self) -> str:
+        """Its type, with "FC" for a fully connected layer: an nn.Linear, or a convolution that
+        sees a 1x1 map (an SE block's FCs written as 1x1 convolutions)."""
+        m = self.module
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.modules.conv._ConvNd)
+                                        and len(self.in_shape) > 2
+                                        and all(s == 1 for s in self.in_shape[2:])):
+            return "FC"
+        return type(m).__name__
 
     @property
     def desc(self) -> str:
@@ -313,7 +342,8 @@ def _value_shape(shape) -> tuple:
 
 def _layers(model: nn.Module, order: dict) -> list:
     """Modules with state (parameters or persistent buffers), in order of first use in forward
-    (``order``: name -> (first call index, number of calls)), unused ones last."""
+    (``order``: name -> (first call index, number of calls, first input's shape)), unused ones
+    last."""
     state = model.state_dict(keep_vars=True)
     out = []
     for reg_index, (name, m) in enumerate(model.named_modules()):
@@ -325,10 +355,10 @@ def _layers(model: nn.Module, order: dict) -> list:
             continue
         shapes = tuple(_value_shape(state[k].shape) for k in keys)
         n_params = sum(p.numel() for p in m.parameters(recurse=False))
-        first, calls = order.get(name, (math.inf, 0))
+        first, calls, in_shape = order.get(name, (math.inf, 0, ()))
         kinds = tuple("p" if k[len(prefix):] in m._parameters else "b" for k in keys)
         out.append((first, reg_index, _Layer(name, m, keys, shapes, n_params, calls,
-                                              tuple(zip(kinds, shapes)), reg_index)))
+                                              tuple(zip(kinds, shapes)), reg_index, in_shape)))
     return [layer for *_, layer in sorted(out, key=lambda t: (t[0], t[1]))]
 
 
@@ -355,6 +385,76 @@ def _where_in_your_code(err: BaseException) -> str:
 def _input(case: Case) -> torch.Tensor:
     g = torch.Generator().manual_seed(_SEED + 1)
     return torch.randn(*case.input_shape, generator=g) * case.scale
+
+
+class _NotAModule(TypeError):
+    """The learner's factory returned something that is not an nn.Module."""
+
+
+def _forward(model: nn.Module, x: torch.Tensor, seed: int = _SEED) -> torch.Tensor:
+    """``model(x)`` without autograd, seeded (a random block draws the same numbers every time
+    unless ``seed`` changes), leaving the learner's random state alone."""
+    with torch.no_grad(), _quiet_rng(seed):
+        return model(x)
+
+
+def _grads(model: nn.Module, case: Case) -> tuple:
+    """One backward pass in eval mode: (the input's gradient, {parameter name: its gradient})
+    for a fixed random weighting of the outputs; a gradient that does not exist is None."""
+    model.eval()
+    x = _input(case).requires_grad_(True)
+    try:
+        with torch.enable_grad(), _quiet_rng():
+            out = model(x)
+            w = torch.randn(out.shape, generator=torch.Generator().manual_seed(_SEED + 2))
+            if out.requires_grad:
+                (out * w).sum().backward()
+        grads = {n: None if p.grad is None else p.grad.detach().clone()
+                 for n, p in model.named_parameters()}
+    finally:
+        model.zero_grad(set_to_none=True)
+    return (None if x.grad is None else x.grad.detach().clone()), grads
+
+
+def _grad_close(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
+    """Gradients equal up to rounding (a missing gradient counts as zeros)."""
+    if a is None and b is None:
+        return True
+    if a is None or b is None:
+        t = b if a is None else a
+        return not bool(t.abs().max() > 1e-6) if t.numel() else True
+    if a.numel() != b.numel():
+        return False
+    a = a.reshape(b.shape)
+    return bool((a - b).abs().max() <= 1e-4 * b.abs().max() + 1e-6) if b.numel() else True
+
+
+def _elsewhere(model: nn.Module, case: Case, in_place: bool = False) -> Optional[str]:
+    """Run the block (a copy, unless ``in_place``) in bfloat16, and on the learner's GPU in
+    float32 when CUDA is already in use: what went wrong, or None. A tensor made inside forward
+    without ``dtype=x.dtype`` (say ``torch.zeros(n, c, h, w)``, float32 on the CPU whatever x
+    is) turns the output into float32 (or fails); one made without ``device=x.device`` fails
+    on the GPU. (The ``meta`` device would expose the device too, but its first use imports
+    torch's Python decompositions: seconds.)"""
+    targets = [("cpu", torch.bfloat16)]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        targets.append(("cuda", torch.float32))
+    for device, dtype in targets:
+        where = f"on {device} in {str(dtype).replace('torch.', '')}"
+        try:
+            moved = (model if in_place and device == "cpu" else copy.deepcopy(model)).to(
+                device=device, dtype=dtype)
+            x = _input(case).to(device=device, dtype=dtype)
+            out = _forward(moved.eval(), x)
+        except Exception as err:                   # noqa: BLE001 (reported to the learner)
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            return f"{where}: {type(err).__name__}: {msg}{_where_in_your_code(err)}"
+        if not isinstance(out, torch.Tensor):
+            return f"{where}: forward returned {type(out).__name__}"
+        if out.device.type != device or out.dtype != dtype:
+            return (f"{where}: the output is on {out.device.type} in "
+                    f"{str(out.dtype).replace('torch.', '')}")
+    return None
 
 
 @contextlib.contextmanager
@@ -388,7 +488,7 @@ def _run(factory: Callable, case: Case, model: Optional[nn.Module] = None) -> _R
         r.error, r.where, r.not_done = err, "building", _is_not_done(err)
         return r
     if not isinstance(model, nn.Module):
-        r.error = TypeError(f"it returned {type(model).__name__}, not an nn.Module"
+        r.error = _NotAModule(f"it returned {type(model).__name__}, not an nn.Module"
                             + (": wrap the layers in nn.Sequential(*layers)"
                                if isinstance(model, (list, tuple)) else ""))
         r.where = "building"
@@ -396,17 +496,17 @@ def _run(factory: Callable, case: Case, model: Optional[nn.Module] = None) -> _R
     r.model = model.eval()
     order: dict = {}
 
-    def hook(name, *_):
-        first, calls = order.get(name, (len(order), 0))
-        order[name] = (first, calls + 1)
+    def hook(name, module, args):
+        shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
+        first, calls, in_shape = order.get(name, (len(order), 0, shape))
+        order[name] = (first, calls + 1, in_shape)
 
     handles = [m.register_forward_pre_hook(lambda *a, n=name: hook(n, *a))
                for name, m in model.named_modules()]
     x = _input(case)
     x_in = x.clone()
     try:
-        with torch.no_grad():
-            out = model(x_in)
+        out = _forward(model, x_in)
     except Exception as err:                       # noqa: BLE001
         r.error, r.where, r.not_done = err, "running", _is_not_done(err)
         return r
@@ -495,7 +595,8 @@ class _Ref:
     state: dict
     out_train: torch.Tensor
     buffers_train: dict
-
+    grads: tuple                # (the input's gradient, {state key: gradient}): see _grads
+    elsewhere_ok: bool          # the reference runs in bfloat16 (and on the GPU): _elsewhere
 
 
 def _reference(ex: Exercise, i: int) -> _Ref:
@@ -513,9 +614,10 @@ def _reference(ex: Exercise, i: int) -> _Ref:
                                f"{case.label!r}: {run.error!r}") from run.error
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         trained = copy.deepcopy(model).train()
-        with torch.no_grad():
-            out_train = trained(_input(case))
-        ex._ref_cache[i] = _Ref(run, state, out_train, dict(trained.state_dict()))
+        out_train = _forward(trained, _input(case))
+        grads = _grads(model, case)
+        ex._ref_cache[i] = _Ref(run, state, out_train, dict(trained.state_dict()), grads,
+                                _elsewhere(model, case) is None)
     return ex._ref_cache[i]
 
 
@@ -526,12 +628,11 @@ class _Outputs:
 
     def __init__(self, run: _Run, ref: _Ref, case: Case, limit: int = _MAX_MAPPINGS):
         self.model, self.ref, self.case = run.model, ref, case
-        self.maps, self.eval, self._train = [], [], {}
+        self.maps, self.eval, self._train, self._grads = [], [], {}, {}
         for how, mapping in _mappings(run.layers, ref.run.layers):
             try:
                 self._load(mapping)
-                with torch.no_grad():
-                    out = self.model.eval()(_input(case))
+                out = _forward(self.model.eval(), _input(case))
             except Exception:                      # noqa: BLE001 (a mapping that cannot be used)
                 continue
             self.maps.append((how, mapping))
@@ -550,13 +651,27 @@ class _Outputs:
             mapping = self.maps[k][1]
             self._load(mapping)
             try:
-                with torch.no_grad():
-                    out = self.model.train()(_input(self.case))
+                out = _forward(self.model.train(), _input(self.case))
             finally:
                 self.model.eval()
             state = self.model.state_dict()
             self._train[k] = (out, {r: state[c].detach().clone() for c, r in mapping.items()})
         return self._train[k]
+
+    def grads(self, k: int) -> tuple:
+        """(the input's gradient, {reference key: gradient}) in eval mode under mapping k, and
+        whether the output required grad at all."""
+        if k not in self._grads:
+            mapping = self.maps[k][1]
+            self._load(mapping)
+            try:
+                x_grad, grads = _grads(self.model, self.case)
+                ok = True
+            except Exception:                      # noqa: BLE001 (a backward pass that fails)
+                x_grad, grads, ok = None, {}, False
+            self._grads[k] = (x_grad, {mapping[n]: g for n, g in grads.items() if n in mapping},
+                              ok)
+        return self._grads[k]
 
 
 # --------------------------------------------------------------------------- the report
@@ -566,7 +681,9 @@ class Report:
     """What ``check`` found. ``status``: "passed", "not done" or "failed"; ``stage``: where it
     failed ("build", "shape", "parameters", "transplant", "outputs", "train", "names");
     ``known_bugs``: titles of the known bugs the block behaves exactly like; ``hints``: keys of
-    the generic patterns recognised (see ``_HINTS``); ``text``: what is printed or raised."""
+    the generic patterns recognised (see ``_HINTS``); ``accepted``: the title of the accepted
+    variant a passing block behaves like (None when it behaves like the reference); ``text``:
+    what is printed or raised."""
 
     name: str
     status: str
@@ -575,6 +692,7 @@ class Report:
     known_bugs: list = field(default_factory=list)
     hints: list = field(default_factory=list)
     case: Optional[str] = None
+    accepted: Optional[str] = None
 
     def __str__(self) -> str:
         return self.text
@@ -590,22 +708,66 @@ _HINTS = {
                         "of the output's range): a numerical detail differs, such as batch "
                         "norm's eps (PyTorch's default 1e-5) or a constant of a normalisation "
                         "layer.",
-    "input-modified": "An in-place operation on the input (an in-place ReLU on x, or `x += "
-                      "...`): the shortcut then sees the modified tensor, and in training "
+    "small-difference-no-bn": "The outputs are close but not equal (the largest difference is "
+                              "under 1% of the output's range): a function is approximated, "
+                              "such as a hard sigmoid (F.hardsigmoid, nn.Hardsigmoid: piecewise "
+                              "linear) as the gate where the paper has the sigmoid, or a hard "
+                              "swish for SiLU.",
+    "input-modified": "An in-place operation changed the tensor your block was given (an "
+                      "in-place ReLU on x, `x += ...`, `x *= ...`): whatever uses x after it "
+                      "(a residual block's shortcut, the dense block that concatenates every "
+                      "earlier map, the caller) sees the modified tensor, and in training "
                       "autograd fails where the previous layer saved it for the backward pass. "
-                      "Compute new tensors (`out = out + identity`), leave x as it is.",
+                      "Compute new tensors (`out = out + identity`, `x * s`), leave x as it is.",
     "train-only": "The outputs agree in eval mode but not in train mode: something behaves "
                   "differently during training, such as a batch norm that uses running "
-                  "statistics while training, or dropout.",
+                  "statistics while training, or dropout; or a batch norm that sees other "
+                  "pixels than the reference's (a stride moved to another conv).",
+    "stride-late": "Your stride sits in a 1x1 conv after the 3x3 ({names}). Subsampling after a "
+                   "1x1 conv gives the same outputs in eval mode as subsampling before it (batch "
+                   "norm with running statistics and ReLU act pixel by pixel), but the batch "
+                   "norms in between then see the full-size maps, so their batch statistics, "
+                   "and the outputs in training, differ; it also costs 4x the multiply-adds "
+                   "there. Put the stride in the 3x3 (depthwise) conv.",
+    "random-in-eval": "Dropout or stochastic depth that stays on in eval mode: F.dropout(x, p) "
+                      "(its default is training=True) and torchvision.ops.stochastic_depth(x, "
+                      "p, mode, training=True) are random whatever the module's mode. Pass "
+                      "training=self.training, or use the modules (nn.Dropout, "
+                      "torchvision.ops.StochasticDepth), which follow model.eval().",
+    "no-autograd": "No gradient flows through your block at all: its forward runs under "
+                   "torch.no_grad() (or detaches its output), so nothing before or inside it "
+                   "would learn.",
+    "no-gradient": "No gradient reaches {names}: their output is computed under "
+                   "torch.no_grad() or from a detached tensor (.detach(), .data), so in "
+                   "training these layers would never learn (in an SE block: the gradient "
+                   "does not flow through your SE branch).",
+    "input-gradient": "The gradient with respect to your block's input differs while every "
+                      "parameter's agrees: a path from the input to the output is cut "
+                      "(.detach(), .data, torch.no_grad()). In a residual block that is the "
+                      "shortcut: `identity = x.clone().detach()` gives the same outputs but "
+                      "the gradient does not flow through your shortcut, which removes the "
+                      "gradient highway, the point of the block. `identity = x` is safe: x is "
+                      "never modified.",
+    "gradient-differs": "The gradients of {names} differ although the outputs agree: part of "
+                        "the path from them to the output is cut (.detach(), .data, "
+                        "torch.no_grad()).",
+    "device": "A tensor created inside forward without the input's device and dtype "
+              "(`torch.zeros(n, c, h, w)` lives on the CPU in float32 whatever x is): on a GPU "
+              "the block fails, in mixed precision it changes the dtype. Create it from x: "
+              "`x.new_zeros(n, c, h, w)`, `torch.zeros_like(...)`, or `torch.zeros(..., "
+              "device=x.device, dtype=x.dtype)`; or pad with `F.pad`.",
+    "se-position": "Your SE block sits {yours}; the reference's {ref}: check after which layer "
+                   "the SE block acts and how many channels it rescales.",
     "bn-momentum": "The outputs agree, but after one training step the batch norms' running "
                    "statistics differ: check the batch norm's momentum (PyTorch's 0.1 is the "
                    "0.9 of TensorFlow/Keras: new = (1 - momentum) * old + momentum * batch).",
     "width-x4": "A factor of 4 in the parameters: a bottleneck's width multiplied (or divided) by "
                 "the expansion factor 4 where it should not be. Check which layers work at the "
                 "narrow width and which only at the wide one.",
-    "conv-bias": "A convolution's bias differs from the reference's: a conv followed by batch norm "
-                 "needs no bias (bias=False, the batch norm's shift replaces it), while nn.Conv2d "
-                 "has bias=True by default.",
+    "conv-bias": "Your convolutions {yours} (nn.Conv2d has bias=True by default). Whether a "
+                 "conv has one is the reference's choice: before a batch norm a bias is "
+                 "redundant (the batch norm's shift replaces it), but weights saved with one "
+                 "(torchvision's vgg*_bn) need it to load; see the exercise's statement.",
     "unused-layer": "Your block has layers that forward never uses: {names}.",
     "shared-layer": "Your forward uses the same layer twice ({names}): every conv and batch norm "
                     "of the block needs its own module, with its own weights.",
@@ -684,7 +846,7 @@ def _param_print(run: _Run) -> tuple:
 def _layer_table(cand: list, ref: list) -> tuple[str, list]:
     """Yours and the reference's layers side by side, aligned by kind of layer; and the
     (yours, reference) pairs that differ."""
-    kinds = lambda layers: [type(l.module).__name__ for l in layers]   # noqa: E731
+    kinds = lambda layers: [l.kind for l in layers]                    # noqa: E731
     sm = difflib.SequenceMatcher(a=kinds(cand), b=kinds(ref), autojunk=False)
     rows, pairs = [], []
     for _, i1, i2, j1, j2 in sm.get_opcodes():
@@ -719,20 +881,82 @@ def _param_hints(cand: list, ref: list, pairs: list) -> list:
     convs = [(la.module, lb.module) for la, lb in pairs
              if isinstance(la.module, nn.modules.conv._ConvNd)
              and isinstance(lb.module, nn.modules.conv._ConvNd)]
-    if any(a.weight.shape == b.weight.shape and (a.bias is None) != (b.bias is None)
-           for a, b in convs):
-        hints.append(("conv-bias", {}))
+    biased = [(a.bias is not None) for a, b in convs
+              if a.weight.shape == b.weight.shape and (a.bias is None) != (b.bias is None)]
+    if biased:
+        hints.append(("conv-bias", {"yours": "have a bias where the reference's have none"
+                                    if all(biased) else "have no bias where the reference's "
+                                    "have one"}))
     ks = [f"yours {'x'.join(map(str, a.kernel_size))}, the reference's "
           f"{'x'.join(map(str, b.kernel_size))}" for a, b in convs if a.kernel_size != b.kernel_size]
-    if ks:
+    se = _se_position(cand, ref)
+    hints += se
+    if ks and not se:
         hints.append(("kernel-size", {"pairs": "; ".join(ks)}))
-    unused = [l.name for l in cand if l.calls == 0]
-    if unused and all(l.calls for l in ref):
-        hints.append(("unused-layer", {"names": ", ".join(unused)}))
+    hints += _unused_hints(cand, ref)
     shared = [f"{l.name} {l.calls} times" for l in cand if l.calls > 1]
     if shared and all(l.calls <= 1 for l in ref):
         hints.append(("shared-layer", {"names": ", ".join(shared)}))
     return hints
+
+
+def _same_grads(a: tuple, b: tuple) -> bool:
+    """Two (input's gradient, {key: gradient}, ...) equal up to rounding."""
+    (xa, ga), (xb, gb) = a[:2], b[:2]
+    return _grad_close(xa, xb) and all(_grad_close(ga.get(k), gb.get(k)) for k in {*ga, *gb})
+
+
+def _layer_names(keys: list) -> list:
+    """The layers that own these state keys, in order, each once."""
+    names = []
+    for k in keys:
+        name = k.rsplit(".", 1)[0] if "." in k else "(the block itself)"
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _unused_hints(cand: list, ref: list, outs: Optional["_Outputs"] = None, k: int = 0) -> list:
+    """Layers forward never calls (and, when ``outs`` can tell, that no gradient reaches: a
+    layer used through its weights, F.batch_norm(x, bn.running_mean, ...), is used)."""
+    unused = [l for l in cand if l.calls == 0]
+    if unused and outs is not None and outs.maps:
+        mapping, grads = outs.maps[k][1], outs.grads(k)[1]
+        unused = [l for l in unused if all(_grad_close(grads.get(mapping.get(key)), None)
+                                           for key in l.keys if key in mapping)]
+    unused = [l.name for l in unused]
+    return [("unused-layer", {"names": ", ".join(unused)})] if unused and all(
+        l.calls for l in ref) else []
+
+
+def _late_strides(cand: list, ref: list) -> list:
+    """Your 1x1 convolutions with a stride, when you have more of them than the reference
+    (a stride moved from the 3x3 into a later 1x1 conv)."""
+    def strided(layers):
+        return [l.name for l in layers if isinstance(l.module, nn.modules.conv._ConvNd)
+                and all(k == 1 for k in l.module.kernel_size) and any(s != 1 for s in
+                                                                       l.module.stride)]
+    yours = strided(cand)
+    return yours if len(yours) > len(strided(ref)) else []
+
+
+def _se_position(cand: list, ref: list) -> list:
+    """Where the SE block (the layers that see a 1x1 map) sits in yours and in the reference:
+    after how many other layers, after which one, and on how many channels."""
+    def where(layers):
+        used = [l for l in layers if l.calls]
+        k = next((j for j, l in enumerate(used) if l.kind == "FC"), None)
+        if k is None:
+            return None
+        before = [l for l in used[:k] if l.kind != "FC"]
+        fc = used[k].module
+        width = fc.in_features if isinstance(fc, nn.Linear) else fc.in_channels
+        return len(before), (before[-1].name if before else "the input"), width
+    a, b = where(cand), where(ref)
+    if a is None or b is None or a == b:
+        return []
+    return [("se-position", {"yours": f"after {a[1]}, on {a[2]} channels",
+                             "ref": f"after {b[1]}, on {b[2]} channels"})]
 
 
 def _shape_hints(yours: tuple, ref: tuple) -> list:
@@ -772,10 +996,11 @@ def _tag_hints(ex: Exercise, failing: set) -> list:
     return hints
 
 
-def _hint_text(key: str, fmt: dict) -> str:
+def _hint_text(key: str, fmt: dict, ex: Optional[Exercise] = None) -> str:
     if key.startswith("tag:"):
         return fmt["text"]
-    return _HINTS[key].format(**fmt)
+    text = ex.hints.get(key) if ex is not None else None
+    return (text or _HINTS[key]).format(**fmt)
 
 
 def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
@@ -801,6 +1026,8 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
         details = (f"{ex.call(case, who)} failed while {r.where}: {type(err).__name__}: "
                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                    f"{_where_in_your_code(err)}")
+        if isinstance(err, _NotAModule) and ex.not_a_module:
+            details += "\n  " + ex.not_a_module
         if others:
             details += "\n  It fails in these cases too: " + "; ".join(others) + "."
         ok = [ex.cases[k].label for k in range(n) if k not in crashed]
@@ -864,6 +1091,15 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
     good = [matching(outs[i].eval, [refs[i].run.out]) for i in range(n)]
     bad = [i for i in range(n) if not good[i]]
     if bad:
+        # the same outputs every time in eval mode? (dropout or stochastic depth left on)
+        i = bad[0]
+        again = _forward(runs[i].model.eval(), _input(ex.cases[i]), seed=_SEED + 7)
+        if not (isinstance(again, torch.Tensor) and _close(again, outs[i].eval[-1])):
+            raise _Failure("random", "your block is random in eval mode",
+                           f"In case {ex.cases[i].label!r}, two forward passes in eval mode (with "
+                           f"other random seeds) gave different outputs (max |difference| = "
+                           f"{_max_diff(again, outs[i].eval[-1]):.3g}).", ex.cases[i].label,
+                           hints=[("random-in-eval", {})])
         known = _known(ex, lambda mr: all(
             mo is not None and matching(outs[i].eval, mo.eval) for i, (_, mo) in enumerate(mr)))
         first = [(outs[i].eval[0], refs[i].run.out) for i in bad]
@@ -873,7 +1109,9 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
         if all(a.min() < 0 <= b.min() for a, b in first):
             hints.append(("activation-missing", {}))
         if all(_max_diff(a, b) < 1e-2 * (b.max() - b.min()).item() for a, b in first):
-            hints.append(("small-difference", {}))
+            hints.append(("small-difference" if _has_batch_norm(refs[bad[0]].run.model)
+                          else "small-difference-no-bn", {}))
+        hints += _unused_hints(runs[bad[0]].layers, refs[bad[0]].run.layers, outs[bad[0]])
         hints += _tag_hints(ex, set(bad))
         w = max(len(c.label) for c in ex.cases)
         rows = [f"  {'DIFFERS' if i in bad else 'ok     '}  {ex.cases[i].label:<{w}}  max |yours - "
@@ -884,8 +1122,49 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
                        f"With the reference's weights copied into yours ({_hows(outs)}), in eval "
                        f"mode with random batch-norm statistics:\n" + "\n".join(rows),
                        ex.cases[bad[0]].label, known, hints)
-    # 5. train mode: batch statistics, and the running statistics the forward pass updates
     chosen = [good[i][0] for i in range(n)]
+    # 5. gradients: one backward pass in eval mode (a detached shortcut or an SE gate under
+    # torch.no_grad() gives the same outputs, but cuts the gradient)
+    grad_bad = [i for i in range(n)
+                if not _same_grads(outs[i].grads(chosen[i]), refs[i].grads)]
+    if grad_bad:
+        known = _known(ex, lambda mr: all(
+            mr[ii][1] is not None and mr[ii][1].maps
+            and _same_grads(outs[ii].grads(chosen[ii]), mr[ii][1].grads(0)[:2])
+            for ii in range(n)))
+        i = grad_bad[0]
+        x_grad, grads, ok = outs[i].grads(chosen[i])
+        rx_grad, rgrads = refs[i].grads
+        inverse = {r: c for c, r in outs[i].maps[chosen[i]][1].items()}
+        no_grad = _layer_names([inverse[k] for k in rgrads if k in inverse
+                                and _grad_close(grads.get(k), None)
+                                and not _grad_close(rgrads[k], None)])
+        differ = _layer_names([inverse[k] for k in rgrads if k in inverse
+                               and not _grad_close(grads.get(k), rgrads[k])])
+        x_ok = _grad_close(x_grad, rx_grad)
+        lines = [f"  the input's gradient: {'agrees' if x_ok else 'DIFFERS'}"
+                 + ("" if x_ok or x_grad is not None else " (none: the output does not depend on "
+                    "the input through autograd)")]
+        if differ:
+            lines.append(f"  the gradients of your layers {', '.join(differ)}: DIFFER"
+                         + (f" (none reaches {', '.join(no_grad)})" if no_grad else ""))
+        else:
+            lines.append("  every parameter's gradient: agrees")
+        hints = []
+        if not ok or (x_grad is None and not any(g is not None for g in grads.values())):
+            hints.append(("no-autograd", {}))
+        elif no_grad:
+            hints.append(("no-gradient", {"names": ", ".join(no_grad)}))
+        elif not x_ok and not differ:
+            hints.append(("input-gradient", {}))
+        else:
+            hints.append(("gradient-differs", {"names": ", ".join(differ) or "the input"}))
+        raise _Failure("gradients", f"the outputs agree, but the gradients differ in "
+                       f"{len(grad_bad)} of {n} cases",
+                       f"Case {ex.cases[i].label!r}: one backward pass in eval mode with the "
+                       f"reference's weights copied into yours:\n" + "\n".join(lines),
+                       ex.cases[i].label, known, hints)
+    # 6. train mode: batch statistics, and the running statistics the forward pass updates
     trained = [i for i in range(n) if _train(ex, i)]
 
     def same_train(result, others):
@@ -906,11 +1185,14 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
                            "mode", f"Case {case.label!r}: the outputs agree in eval and in train "
                            "mode, but the buffers the forward pass updates (batch norm's running "
                            "mean and variance) do not.", case.label, known, [("bn-momentum", {})])
+        late = _late_strides(runs[i].layers, ref.run.layers)
         raise _Failure("train", "the outputs differ in train mode",
                        f"Case {case.label!r}: the outputs agree in eval mode; in train mode max "
                        f"|yours - reference| = {diff:.3g}.", case.label, known,
-                       [("train-only", {})])
-    # 6. names (for blocks that must load torchvision's weights)
+                       [("stride-late", {"names": ", ".join(late)})] if late
+                       else _unused_hints(runs[i].layers, ref.run.layers, outs[i], chosen[i])
+                       or [("train-only", {})])
+    # 7. names (for blocks that must load torchvision's weights)
     if ex.same_names:
         hows = {outs[i].maps[chosen[i]][0] for i in range(n)}
         if hows != {"by name"}:
@@ -923,6 +1205,14 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
                            "reference's", f"Case {ex.cases[i].label!r}: " + "; ".join(diffs)
                            + ". The names must be the reference's so that its (torchvision's) "
                            "state_dict loads with strict=True.", ex.cases[i].label)
+    # 8. the input's device and dtype (a tensor made on the CPU in float32 fails on a GPU)
+    for i, case in enumerate(ex.cases):
+        if refs[i].elsewhere_ok:
+            problem = _elsewhere(runs[i].model, case, in_place=True)   # its last use
+            if problem is not None:
+                raise _Failure("device", "your block works only on the CPU in float32",
+                               f"Case {case.label!r}, run {problem}.", case.label,
+                               hints=[("device", {})])
 
     lines = []
     w = max(len(c.label) for c in ex.cases)
@@ -939,6 +1229,21 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
     return lines
 
 
+def _accepted_variant(ex: Exercise, candidate: Callable, who: str) -> Optional[tuple]:
+    """(the accepted variant, the success lines) when ``candidate`` passes every check against
+    one of the exercise's accepted variants, else None."""
+    for j, v in enumerate(ex.accepted):
+        if j not in ex._variant_cache:
+            ex._variant_cache[j] = Exercise(ex.name, _mutant_factory(ex, v), ex.cases, ex.paper,
+                                            hints=ex.hints, train_mode=ex.train_mode,
+                                            same_names=ex.same_names)
+        try:
+            return v, _compare(ex._variant_cache[j], candidate, who)
+        except _Failure:
+            continue
+    return None
+
+
 def _hows(outs: list) -> str:
     return " / ".join(sorted({o.maps[0][0] for o in outs if o.maps}))
 
@@ -948,9 +1253,14 @@ def diagnose(name: str, candidate: Callable) -> Report:
     wrong block; ``check`` raises)."""
     ex = get_exercise(name)
     if isinstance(candidate, nn.Module):
+        kind = type(candidate)
+        if kind.__module__.split(".")[0] == "torch":     # nn.Sequential, nn.Conv2d...: built by
+            raise TypeError(f"Pass your function itself, not what it returned (a block already "
+                            f"built, {kind.__name__}): check({name!r}, my_function), not "
+                            f"check({name!r}, my_function(...)).")      # the learner's function
         raise TypeError(f"Pass your class (or a function that builds the block), not a block "
-                        f"already built: check({name!r}, {type(candidate).__name__}), not "
-                        f"check({name!r}, {type(candidate).__name__}(...)).")
+                        f"already built: check({name!r}, {kind.__name__}), not "
+                        f"check({name!r}, {kind.__name__}(...)).")
     if not callable(candidate):
         raise TypeError(f"check({name!r}, ...) needs your class or a function with the signature "
                         f"{ex.signature}; got {type(candidate).__name__}.")
@@ -960,6 +1270,13 @@ def diagnose(name: str, candidate: Callable) -> Report:
         with _one_thread():
             lines = _compare(ex, candidate, who)
     except _Failure as f:
+        if f.stage != "not done":
+            with _one_thread():
+                variant = _accepted_variant(ex, candidate, who)
+            if variant is not None:
+                v, lines = variant
+                text = "\n".join([lines[0], f"Accepted: {v.title}. {v.diagnosis}", *lines[1:]])
+                return Report(name, "passed", text, accepted=v.title)
         if f.stage == "not done":
             cases = "\n".join(f"  - {c.label}: {ex.call(c, who)}" for c in ex.cases)
             text = (f"{ex.name}: {f.what}. Write it, then run this cell again; it will be "
@@ -973,8 +1290,8 @@ def diagnose(name: str, candidate: Callable) -> Report:
             for m in bugs:
                 parts.append(f"Known bug: {m.title}. {m.diagnosis}")
         elif f.hints:
-            parts.append("Likely cause: " + " ".join(_hint_text(k, fmt) for k, fmt in f.hints))
-        else:
+            parts.append("Likely cause: " + " ".join(_hint_text(k, fmt, ex) for k, fmt in f.hints))
+        elif f.stage != "build":          # a build or run error speaks for itself
             parts.append("No known pattern: compare your code with the paper line by line, "
                          "starting with the simplest case that differs.")
         parts.append(footer)
