@@ -86,10 +86,13 @@ def _no_second_bn(in_channels, growth_rate):
                "DenseNet-B), so norm1 normalises the layer's input channels.",
                build=_PostActivationLayer),
         Mutant("the layer returns the concatenation",
-               "Your layer returns [x, new maps]: its input with the k new maps appended. Here, "
-               "as in torchvision, a dense layer returns only its k new maps, and the dense "
-               "block concatenates: `features.append(layer(features))`, then `torch.cat` at the "
-               "end. (Both are Eqn. 2; the course's block expects the k maps.)",
+               "Your layer returns [x, new maps]: its input with the k new maps appended. That "
+               "is an interface choice, not a mistake against the paper (both readings compute "
+               "Eqn. 2; much-copied CIFAR code returns torch.cat([out, x], 1)), but this exercise "
+               "asks for torchvision's interface, as its statement says: the layer returns only "
+               "its k new maps, and the dense block concatenates (`features.append(layer("
+               "features))`, then `torch.cat` at the end), which is what the course's block "
+               "expects.",
                forward=_returns_the_concatenation),
         Mutant("the 3x3 conv without padding",
                "Your 3x3 convolution shrinks the maps by 2 pixels: concatenation needs every "
