@@ -71,6 +71,13 @@ def _no_second_bn(in_channels, growth_rate):
         Case("a later layer, wider input than 4k: 72 -> 12 new maps", (72, 12), (2, 72, 8, 8)),
         Case("a small growth rate: 20 -> 4 new maps", (20, 4), (2, 20, 8, 8)),
     ],
+    hints={"input-modified": "An in-place operation changed the tensor your layer was given (an "
+                             "in-place ReLU or batch norm on x, `x += ...`): the dense block "
+                             "concatenates that same tensor with every later layer's maps, so "
+                             "they would see it modified, and in training autograd fails where "
+                             "the previous layer saved it for the backward pass. Compute new "
+                             "tensors (`out = self.relu1(self.norm1(x))` with a ReLU that is "
+                             "not in place on x)."},
     mutants=[
         Mutant("the 1x1 conv makes 4 x its input, not 4k",
                "Your 1x1 convolution outputs 4 times its input channels. In DenseNet-B \"each "

@@ -80,6 +80,12 @@ def _weights_only(se, x):
     ],
     hints={"square": "Right except where the map is as wide as it has channels: your weights "
                      "are broadcast over the width, not over the channels.",
+           "input-modified": "An in-place operation changed the tensor your block was given "
+                             "(`x *= s`, `x.mul_(s)`): the code that called the SE block may "
+                             "still use x (in an SE-ResNet, the residual branch's output before "
+                             "the scaling), and in training autograd fails where the previous "
+                             "layer saved it for the backward pass. Return a new tensor: "
+                             "`x * s`.",
            "input-gradient": "The gradient with respect to your block's input differs while "
                              "every parameter's agrees: the gradient does not flow through your "
                              "squeeze (computed from a detached x, or under torch.no_grad())."},
