@@ -15,13 +15,22 @@ stopping at the first difference:
 4. the outputs, with the reference's weights copied into your block: by name when your names
    are the reference's, otherwise by position (each parameter and buffer in order of use, with
    equal shapes; the report says so; a 1x1 convolution and an ``nn.Linear`` with the same
-   weights count as equal). Compared in eval mode with *random* batch-norm statistics
+   weights count as equal), compared in eval mode with *random* batch-norm statistics
    and affine parameters (at their default values a batch norm is the identity in eval mode and
-   hides a misplaced one), then in train mode when the block has batch norm.
+   hides a misplaced one); a block random in eval mode (dropout left on) is named here;
+5. the gradients of one backward pass in eval mode, of the input and of every parameter (a
+   detached shortcut or an SE gate under ``torch.no_grad()`` gives the right outputs and cuts
+   them);
+6. the outputs in train mode when the block has batch norm, and the running statistics;
+7. the names, for blocks that must load torchvision's weights;
+8. a run in bfloat16 (and on the GPU when CUDA is in use): a tensor made inside forward
+   without the input's device and dtype (``torch.zeros(n, c, h, w)``) fails there.
 
 A difference raises ``AssertionError`` with a diagnosis in words: the case, what differs, and the
 likely cause. When your block behaves exactly like one of the exercise's *known bugs* (the
-reference with one classic mistake), the report names that bug. A skeleton that still raises
+reference with one classic mistake), the report names that bug. When it behaves exactly like
+one of its *accepted variants* (another reading the paper allows), it passes with a one-line
+note on the course's choice. A skeleton that still raises
 ``NotImplementedError`` is reported as "not done yet", without an error. ``list_exercises()``
 lists the exercises; ``diagnose(name, candidate)`` returns the report instead of raising.
 
@@ -64,7 +73,9 @@ inputs): the checker builds every mutant for every case when a learner's block f
 what a case exercises; when exactly the cases with one tag fail, the report says so (known tags:
 see ``TAG_HINTS``; ``hints={tag: text}`` adds or overrides them). Each mutant must be caught, and
 named, when it is itself given to ``check`` (``tests/test_exercises.py`` asserts it for every
-registered mutant, and that every reference passes).
+registered mutant, and that every reference passes). Another reading the paper allows is not a
+bug: register it as ``accepted=[Accepted(title, note, forward=...)]`` (or ``build=``), and a
+block that behaves exactly like it passes, with the note.
 """
 from __future__ import annotations
 
