@@ -398,10 +398,6 @@ def _input(case: Case) -> torch.Tensor:
     return torch.randn(*case.input_shape, generator=g) * case.scale
 
 
-class _NotAModule(TypeError):
-    """The learner's factory returned something that is not an nn.Module."""
-
-
 def _forward(model: nn.Module, x: torch.Tensor, seed: int = _SEED) -> torch.Tensor:
     """``model(x)`` without autograd, seeded (a random block draws the same numbers every time
     unless ``seed`` changes), leaving the learner's random state alone."""
@@ -499,9 +495,10 @@ def _run(factory: Callable, case: Case, model: Optional[nn.Module] = None) -> _R
         r.error, r.where, r.not_done = err, "building", _is_not_done(err)
         return r
     if not isinstance(model, nn.Module):
-        r.error = _NotAModule(f"it returned {type(model).__name__}, not an nn.Module"
+        r.error = TypeError(f"it returned {type(model).__name__}, not an nn.Module"
                             + (": wrap the layers in nn.Sequential(*layers)"
                                if isinstance(model, (list, tuple)) else ""))
+        r.error.not_a_module = True
         r.where = "building"
         return r
     r.model = model.eval()
@@ -884,6 +881,9 @@ def _layer_table(cand: list, ref: list) -> tuple[str, list]:
 
 
 def _param_hints(cand: list, ref: list, pairs: list) -> list:
+    se = _se_position(cand, ref)
+    if se:                 # a moved SE block misaligns the table: the other patterns would mislead
+        return se + _unused_hints(cand, ref)
     hints = []
     total_c, total_r = sum(l.n_params for l in cand), sum(l.n_params for l in ref)
     ratios = [la.n_params / lb.n_params for la, lb in pairs if lb.n_params]
@@ -901,9 +901,7 @@ def _param_hints(cand: list, ref: list, pairs: list) -> list:
                                     "have one"}))
     ks = [f"yours {'x'.join(map(str, a.kernel_size))}, the reference's "
           f"{'x'.join(map(str, b.kernel_size))}" for a, b in convs if a.kernel_size != b.kernel_size]
-    se = _se_position(cand, ref)
-    hints += se
-    if ks and not se:
+    if ks:
         hints.append(("kernel-size", {"pairs": "; ".join(ks)}))
     hints += _unused_hints(cand, ref)
     shared = [f"{l.name} {l.calls} times" for l in cand if l.calls > 1]
@@ -1038,7 +1036,7 @@ def _compare(ex: Exercise, candidate: Callable, who: str) -> list:
         details = (f"{ex.call(case, who)} failed while {r.where}: {type(err).__name__}: "
                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                    f"{_where_in_your_code(err)}")
-        if isinstance(err, _NotAModule) and ex.not_a_module:
+        if getattr(err, "not_a_module", False) and ex.not_a_module:
             details += "\n  " + ex.not_a_module
         if others:
             details += "\n  It fails in these cases too: " + "; ".join(others) + "."
