@@ -10,6 +10,7 @@ import torchvision
 from torch import nn
 
 from common import exercises as E
+from common.exercises import checker as C          # the engine: its private names
 from common.exercises import Case, Mutant, check, diagnose, list_exercises
 from common.exercises.efficientnet import as_block
 
@@ -46,12 +47,12 @@ def test_the_reference_passes(name, capsys):
 def test_every_known_bug_is_caught_and_named(name, title):
     ex = E.get_exercise(name)
     mutant = next(m for m in ex.mutants if m.title == title)
-    report = diagnose(name, E._mutant_factory(ex, mutant))
+    report = diagnose(name, C._mutant_factory(ex, mutant))
     assert report.status == "failed"
     assert report.known_bugs == [title], "a known bug must be told apart from the others"
     assert mutant.diagnosis in report.text
     with pytest.raises(AssertionError, match=re.escape("Known bug: " + title[:20])):
-        check(name, E._mutant_factory(ex, mutant))
+        check(name, C._mutant_factory(ex, mutant))
 
 
 # --------------------------------------------------------------------------- not done yet
@@ -319,7 +320,7 @@ class Inverted(nn.Module):
 @pytest.fixture
 def toy(monkeypatch):
     """Registers "toy.Inverted" (no known bugs: only the generic patterns can speak)."""
-    monkeypatch.setattr(E, "_REGISTRY", dict(E._REGISTRY))
+    monkeypatch.setattr(C, "_REGISTRY", dict(C._REGISTRY))
 
     @E.exercise("toy.Inverted", paper="a test", hints={"residual": "Wrong where it adds x."},
                 cases=[Case("8 -> 8, stride 1, residual", (8, 8, 1), (2, 8, 6, 6),
@@ -360,7 +361,7 @@ def test_the_tag_hint_text_of_the_exercise_or_the_default(toy):
 
 
 def test_shape_and_crash_patterns(monkeypatch):
-    monkeypatch.setattr(E, "_REGISTRY", dict(E._REGISTRY))
+    monkeypatch.setattr(C, "_REGISTRY", dict(C._REGISTRY))
 
     class Relu(nn.Module):
         def __init__(self, c, k=3, padding=1, stride=1, relu=True, cin=None):
@@ -386,7 +387,7 @@ def test_shape_and_crash_patterns(monkeypatch):
 # --------------------------------------------------------------------------- the registration API
 
 def test_registration_rejects_what_cannot_work(monkeypatch):
-    monkeypatch.setattr(E, "_REGISTRY", dict(E._REGISTRY))
+    monkeypatch.setattr(C, "_REGISTRY", dict(C._REGISTRY))
     ref = lambda c, stride=1: nn.Conv2d(c, c, 3, stride, 1)     # noqa: E731
     with pytest.raises(ValueError, match="do not fit"):
         E.exercise("toy.conv", paper="", cases=[Case("x", (1, 2, 3), (1, 1, 4, 4))])(ref)
@@ -400,7 +401,7 @@ def test_registration_rejects_what_cannot_work(monkeypatch):
 
 def test_the_module_docstring_example_registers_and_works(monkeypatch):
     """The example the paper files copy: run it as written."""
-    monkeypatch.setattr(E, "_REGISTRY", {})
+    monkeypatch.setattr(C, "_REGISTRY", {})
     doc = E.__doc__
     example = inspect.cleandoc(doc.split("A complete example::", 1)[1].split("\n\nChoose", 1)[0])
     example = example.replace("\"The residual branch ends in a ReLU before the addition ...\"",
@@ -408,8 +409,8 @@ def test_the_module_docstring_example_registers_and_works(monkeypatch):
     namespace = {"__name__": "common.exercises.resnet"}
     exec(compile(example, "<docstring>", "exec"), namespace)          # noqa: S102
     assert diagnose("resnet.BasicBlock", namespace["basic_block"]).status == "passed"
-    ex = E._REGISTRY["resnet.BasicBlock"]
-    bug = E._mutant_factory(ex, ex.mutants[0])
+    ex = C._REGISTRY["resnet.BasicBlock"]
+    bug = C._mutant_factory(ex, ex.mutants[0])
     assert diagnose("resnet.BasicBlock", bug).known_bugs == ["ReLU before the addition"]
 
 
@@ -781,7 +782,7 @@ def test_a_hard_sigmoid_gate_is_named_not_blamed_on_batch_norm():
 
 
 def test_a_hard_sigmoid_without_a_known_bug_gets_the_approximation_cause(monkeypatch):
-    monkeypatch.setattr(E, "_REGISTRY", dict(E._REGISTRY))
+    monkeypatch.setattr(C, "_REGISTRY", dict(C._REGISTRY))
     E.exercise("toy.SE", paper="a test", cases=[Case("16 -> 4", (16, 4), (2, 16, 5, 5)),
                                                 Case("8 -> 2", (8, 2), (2, 8, 5, 5))])(LearnerSE)
     report = diagnose("toy.SE", lambda c, r: LearnerSE(c, r, bug="hardsigmoid"))
