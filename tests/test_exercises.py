@@ -854,3 +854,21 @@ def test_the_in_place_message_of_the_dense_layer_speaks_of_the_concatenation():
     assert diagnose("densenet.DenseLayer", InPlace).status == "passed"
     _expect(diagnose("densenet.DenseLayer", InPlaceOnX), "build", hint="input-modified",
             says=("concatenates",), never=("shortcut",))
+
+
+@pytest.mark.parametrize("notebook,words", [
+    ("04_senet", "`nn.Linear` on the `(N, C)` means is fine too"),
+    ("05_mobilenetv2", "(no expansion layer when `expand_ratio` is 1)"),
+    ("03_densenet", "torchvision's interface"),
+    ("06_efficientnet", "PyTorch's default batch norm"),
+    ("02_resnet", "Ours appends the zero channels after"),
+    ("01_vgg", "whose convs keep their bias"),
+])
+def test_the_exercise_statements_say_what_the_checker_expects(notebook, words):
+    """The statement is the learner's only specification: what the checker requires or accepts
+    (issue 22) is said there, not only in the collapsed hint."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "notebooks" / f"{notebook}.py").read_text()
+    statement = text.split("### Write it yourself", 1)[1]
+    statement = " ".join(line.removeprefix("#").strip() for line in statement.splitlines())
+    assert words in statement
