@@ -1596,20 +1596,22 @@ del small, fc6, dense_ok, dense_bad
 # ### Write it yourself
 #
 # Two pieces of this notebook, written by you from the paper and checked at once by
-# `common.exercises.check`. It builds yours and ours for several rows and columns of Table 1
-# (with and without batch norm, a 1×1 conv, LRN) and compares, stopping at the first
-# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with
-# our weights copied into yours and random batch-norm statistics (a default batch norm is the
-# identity in eval mode and would hide a misplaced one). When something differs it says what,
-# in which case, and the likely cause; it names the bug when yours behaves exactly like a
-# classic one. Until you fill in a skeleton, its check cell only says "not done yet". Try
-# before you reread section 3.
+# `common.exercises.check`. It builds yours and ours for several rows and columns of Table 1 (with
+# and without batch norm, a 1×1 conv, LRN) and compares, stopping at the first difference: does it
+# run; the output shape; the parameters, layer by layer; the outputs, with our weights copied into
+# yours and random batch-norm statistics (a default batch norm is the identity in eval mode and
+# would hide a misplaced one). Then one backward pass: the gradients must agree too (a detached
+# shortcut gives the right outputs and cuts them); and a run in bfloat16 (a tensor made without the
+# input's device and dtype fails on a GPU). When something differs it says what, in which case, and
+# the likely cause; it names the bug when yours behaves exactly like a classic one. Until you fill
+# in a skeleton, its check cell only says "not done yet". Try before you reread section 3.
 #
 # **8. A stage from a row of Table 1** (sec. 2.1). Write `my_vgg_stage(in_channels, row,
 # batch_norm=False)`, returning an `nn.Module` for one stage such as `["conv3-256", "conv3-256",
 # "conv1-256"]`: each `conv<k>-<c>` a k×k convolution to c channels, stride 1, with the padding
 # that keeps the resolution, followed by a ReLU (with `batch_norm=True`: conv, batch norm,
-# ReLU, as torchvision's `vgg*_bn`); then the stage's max-pool.
+# ReLU, as torchvision's `vgg*_bn`, whose convs keep their bias: exercise 9 loads its weights;
+# a conv without bias before batch norm passes here, with a note); then the stage's max-pool.
 
 # %%
 from common.exercises import check

@@ -1524,11 +1524,13 @@ assert all(seeds_needed(gap, 2 * paper_std) > 1 for gap in gaps.values())
 # ### Write it yourself
 #
 # Two blocks of this notebook, written by you from the paper and checked at once by
-# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2,
-# equal and changing channels, the first block of a stage) and compares, stopping at the first
-# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with
-# our weights copied into yours and random batch-norm statistics (a default batch norm is the
-# identity in eval mode and would hide a misplaced one). When something differs it says what,
+# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2, equal
+# and changing channels, the first block of a stage) and compares, stopping at the first
+# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with our
+# weights copied into yours and random batch-norm statistics (a default batch norm is the identity
+# in eval mode and would hide a misplaced one). Then one backward pass: the gradients must agree
+# too (a detached shortcut gives the right outputs and cuts them); and a run in bfloat16 (a tensor
+# made without the input's device and dtype fails on a GPU). When something differs it says what,
 # in which case, and the likely cause; it names the bug when your block behaves exactly like a
 # classic one. Your own attribute names and layout are fine. Until you fill in a skeleton, its
 # check cell only says "not done yet". Try before you reread section 3.
@@ -1538,7 +1540,8 @@ assert all(seeds_needed(gap, 2 * paper_std) > 1 for gap in gaps.values())
 # followed by batch norm, a ReLU between them, the shortcut added, and "the second
 # nonlinearity after the addition" (sec. 3.2). Where the shape changes, the shortcut is
 # option A: the identity, "performed with a stride of 2", "with extra zero entries padded for
-# increasing dimensions" (sec. 3.3). It has no parameters.
+# increasing dimensions" (sec. 3.3). It has no parameters. Ours appends the zero channels after
+# the input's; padding them on both sides (a permutation of the channels) passes too, with a note.
 
 # %%
 import torch.nn.functional as F

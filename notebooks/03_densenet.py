@@ -1347,17 +1347,21 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 #
 # Two blocks of this notebook, written by you from the paper and checked at once by
 # `common.exercises.check`. It builds your block and ours for several cases and compares them,
-# stopping at the first difference: does it run; the output shape; the parameters, layer by
-# layer; the outputs, with our weights copied into yours and random batch-norm statistics (a
-# default batch norm is the identity in eval mode and would hide a misplaced one). When
-# something differs it says what, in which case, and the likely cause; it names the bug when
-# your block behaves exactly like a classic one. Your own attribute names are fine. Until you
-# fill in a skeleton, its check cell only says "not done yet". Try before you reread section 3.
+# stopping at the first difference: does it run; the output shape; the parameters, layer by layer;
+# the outputs, with our weights copied into yours and random batch-norm statistics (a default batch
+# norm is the identity in eval mode and would hide a misplaced one). Then one backward pass: the
+# gradients must agree too (a detached shortcut gives the right outputs and cuts them); and a run
+# in bfloat16 (a tensor made without the input's device and dtype fails on a GPU). When something
+# differs it says what, in which case, and the likely cause; it names the bug when your block
+# behaves exactly like a classic one. Your own attribute names are fine. Until you fill in a
+# skeleton, its check cell only says "not done yet". Try before you reread section 3.
 #
 # **7. The dense layer of DenseNet-B** (Eqn. 2; sec. 3, "Composite function" and "Bottleneck
 # layers"). Write `MyDenseLayer(in_channels, growth_rate)`: it receives the concatenated maps of
 # its block (one tensor of `in_channels` channels) and returns **only its `growth_rate` new
-# maps** (the block does the concatenating, as in section 3 above). Inside: batch norm, ReLU, a
+# maps** (the block does the concatenating, as in section 3 above): torchvision's interface.
+# Returning the concatenation is the other reading of Eqn. 2, but not the interface the course's
+# block expects, so the checker reports it. Inside: batch norm, ReLU, a
 # 1×1 convolution to "4k feature-maps", batch norm, ReLU, a 3×3 convolution to $k$ maps that
 # keeps the size.
 

@@ -1289,9 +1289,11 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 # ### Write it yourself
 #
 # Two blocks of this notebook, written by you from the paper and checked at once by
-# `common.exercises.check`. It builds your block and ours for several cases and compares,
-# stopping at the first difference: does it run; the output shape; the parameters, layer by
-# layer; the outputs, with our weights copied into yours (random batch-norm statistics included).
+# `common.exercises.check`. It builds your block and ours for several cases and compares, stopping
+# at the first difference: does it run; the output shape; the parameters, layer by layer; the
+# outputs, with our weights copied into yours (random batch-norm statistics included). Then one
+# backward pass: the gradients must agree too (a detached shortcut gives the right outputs and cuts
+# them); and a run in bfloat16 (a tensor made without the input's device and dtype fails on a GPU).
 # When something differs it says what, in which case, and the likely cause; it names the bug when
 # your block behaves exactly like a classic one (several of section 8's among them). Your own
 # attribute names are fine. Until you fill in a skeleton, its check cell only says "not done yet".
@@ -1299,10 +1301,11 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 # **8. The SE block** (Figure 1; Eqns. 2-4). Write `MySqueezeExcitation(channels,
 # reduced_channels)`: squeeze each channel to its mean over the height and width (Eqn. 2), excite
 # with an FC to `reduced_channels`, a ReLU, an FC back to `channels`, and a sigmoid (Eqn. 3), and
-# scale each channel of the input by its weight (Eqn. 4). Write the two FCs as 1×1 convolutions
-# with biases, as the official models and timm do (`nn.Conv2d(..., kernel_size=1)` on the pooled
-# `(N, C, 1, 1)` map): the checker copies our weights into yours layer by layer, and an
-# `nn.Linear` holds the same numbers in another shape, `(out, in)` instead of `(out, in, 1, 1)`.
+# scale each channel of the input by its weight (Eqn. 4). The two FCs have biases, as in the
+# official models and timm, which write them as 1×1 convolutions (`nn.Conv2d(..., kernel_size=1)`
+# on the pooled `(N, C, 1, 1)` map); `nn.Linear` on the `(N, C)` means is fine too: it holds the
+# same numbers in another shape, `(out, in)` instead of `(out, in, 1, 1)`, and the checker
+# reshapes our weights when it copies them into yours.
 
 # %%
 from common.exercises import check

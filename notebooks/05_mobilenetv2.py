@@ -1642,17 +1642,20 @@ print("TF 'SAME' and PyTorch padding=1: same shape, different outputs for a stri
 # ### Write it yourself
 #
 # The block of this notebook, written by you from the paper and checked at once by
-# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2,
-# equal and changing channels, the first block with $t = 1$) and compares, stopping at the
-# first difference: does it run; the output shape; the parameters, layer by layer; the outputs,
-# with our weights copied into yours and random batch-norm statistics. When something differs
-# it says what, in which case, and the likely cause; it names the bug when your block behaves
-# exactly like a classic one. Your own attribute names and layout are fine. Until you fill in
-# the skeleton, its check cell only says "not done yet". Try before you reread section 3.
+# `common.exercises.check`. It builds your block and ours for several cases (stride 1 and 2, equal
+# and changing channels, the first block with $t = 1$) and compares, stopping at the first
+# difference: does it run; the output shape; the parameters, layer by layer; the outputs, with our
+# weights copied into yours and random batch-norm statistics. Then one backward pass: the gradients
+# must agree too (a detached shortcut gives the right outputs and cuts them); and a run in bfloat16
+# (a tensor made without the input's device and dtype fails on a GPU). When something differs it
+# says what, in which case, and the likely cause; it names the bug when your block behaves exactly
+# like a classic one. Your own attribute names and layout are fine. Until you fill in the skeleton,
+# its check cell only says "not done yet". Try before you reread section 3.
 #
 # **8. The inverted residual block** (Table 1, Figure 3b, sections 3.2-3.3 and 4). Write
 # `MyInvertedResidual(in_channels, out_channels, stride, expand_ratio)`: a 1×1 convolution that
-# expands to `expand_ratio * in_channels` channels, a 3×3 depthwise convolution with the stride,
+# expands to `expand_ratio * in_channels` channels (no expansion layer when `expand_ratio` is 1),
+# a 3×3 depthwise convolution with the stride,
 # a 1×1 convolution that projects to `out_channels`; a batch norm after each; ReLU6 where Table 1
 # has it; the input added when the shapes allow.
 

@@ -1694,17 +1694,21 @@ for momentum in (0.99, 0.01):
 #
 # The block and the rounding rule of this notebook, written by you from the paper and checked at
 # once by `common.exercises.check`. It builds yours and ours for several cases and compares,
-# stopping at the first difference: does it run; the output shape; the parameters, layer by
-# layer; the outputs, with our weights copied into yours and random batch-norm statistics. When
-# something differs it says what, in which case, and the likely cause; it names the bug when
-# yours behaves exactly like a classic one. Your own attribute names and layout are fine. Until
-# you fill in a skeleton, its check cell only says "not done yet". Try before you reread section 3.
+# stopping at the first difference: does it run; the output shape; the parameters, layer by layer;
+# the outputs, with our weights copied into yours and random batch-norm statistics. Then one
+# backward pass: the gradients must agree too (a detached shortcut gives the right outputs and cuts
+# them); and a run in bfloat16 (a tensor made without the input's device and dtype fails on a GPU).
+# When something differs it says what, in which case, and the likely cause; it names the bug when
+# yours behaves exactly like a classic one. Your own attribute names and layout are fine. Until you
+# fill in a skeleton, its check cell only says "not done yet". Try before you reread section 3.
 #
 # **9. MBConv** (Table 1; sec. 4; notebooks 04 and 05). Write `MyMBConv(in_channels,
 # out_channels, kernel_size, stride, expand_ratio)`: a 1×1 expansion to `expand_ratio *
 # in_channels` channels (none when `expand_ratio` is 1), a `kernel_size` depthwise convolution
 # with the stride, squeeze-and-excitation, a 1×1 projection to `out_channels`; a batch norm after
-# each convolution; SiLU where it belongs; the input added where the shapes allow. No stochastic
+# each convolution (PyTorch's default batch norm, as torchvision's B0; TensorFlow's eps 1e-3 and
+# momentum 0.01 pass too, with a note); SiLU where it belongs; the input added where the shapes
+# allow. No stochastic
 # depth here (the checker compares in train mode too, where it would be random). You may import
 # notebook 04's `SqueezeExcitation` or write your own.
 
@@ -1761,8 +1765,9 @@ def my_round_filters(filters, width_coefficient):
 #
 # - Nearest multiple of 8: `int(v + 4) // 8 * 8`; never below 8.
 # - If that is more than 10% below `v`, add 8.
-# - The checker tries B2's stem (32 × 1.1 = 35.2), a tie (40 × 1.1 = 44), a narrow network
-#   (16 × 0.6 = 9.6) and more.
+# - The checker tries B2's stem (32 × 1.1 = 35.2), a tie (40 × 1.1 = 44, and 26 × 2.0 = 52,
+#   where Python's `round()` goes the other way), a narrow network (16 × 0.6 = 9.6), B3's
+#   16 × 1.2 = 19.2 and more.
 # </details>
 
 # %%

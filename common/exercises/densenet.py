@@ -71,6 +71,13 @@ def _no_second_bn(in_channels, growth_rate):
         Case("a later layer, wider input than 4k: 72 -> 12 new maps", (72, 12), (2, 72, 8, 8)),
         Case("a small growth rate: 20 -> 4 new maps", (20, 4), (2, 20, 8, 8)),
     ],
+    hints={"input-modified": "An in-place operation changed the tensor your layer was given (an "
+                             "in-place ReLU or batch norm on x, `x += ...`): the dense block "
+                             "concatenates that same tensor with every later layer's maps, so "
+                             "they would see it modified, and in training autograd fails where "
+                             "the previous layer saved it for the backward pass. Compute new "
+                             "tensors (`out = self.relu1(self.norm1(x))` with a ReLU that is "
+                             "not in place on x)."},
     mutants=[
         Mutant("the 1x1 conv makes 4 x its input, not 4k",
                "Your 1x1 convolution outputs 4 times its input channels. In DenseNet-B \"each "
@@ -86,10 +93,13 @@ def _no_second_bn(in_channels, growth_rate):
                "DenseNet-B), so norm1 normalises the layer's input channels.",
                build=_PostActivationLayer),
         Mutant("the layer returns the concatenation",
-               "Your layer returns [x, new maps]: its input with the k new maps appended. Here, "
-               "as in torchvision, a dense layer returns only its k new maps, and the dense "
-               "block concatenates: `features.append(layer(features))`, then `torch.cat` at the "
-               "end. (Both are Eqn. 2; the course's block expects the k maps.)",
+               "Your layer returns [x, new maps]: its input with the k new maps appended. That "
+               "is an interface choice, not a mistake against the paper (both readings compute "
+               "Eqn. 2; much-copied CIFAR code returns torch.cat([out, x], 1)), but this exercise "
+               "asks for torchvision's interface, as its statement says: the layer returns only "
+               "its k new maps, and the dense block concatenates (`features.append(layer("
+               "features))`, then `torch.cat` at the end), which is what the course's block "
+               "expects.",
                forward=_returns_the_concatenation),
         Mutant("the 3x3 conv without padding",
                "Your 3x3 convolution shrinks the maps by 2 pixels: concatenation needs every "

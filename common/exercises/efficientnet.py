@@ -18,7 +18,7 @@ import math
 
 from torch import nn
 
-from common.exercises import Case, Mutant, exercise
+from common.exercises import Accepted, Case, Mutant, exercise
 from common.models import efficientnet as E
 from common.models.mobilenetv2 import ConvNormActivation
 from common.models.senet import SqueezeExcitation
@@ -74,6 +74,11 @@ def _se_before_depthwise(b, x):
 
 def _no_shortcut(b, x):
     return b.block(x)
+
+
+def _detached_shortcut(b, x):
+    out = b.block(x)
+    return out + x.clone().detach() if b.use_res_connect else out
 
 
 def _shortcut_when_stride_1(b, x):
@@ -162,6 +167,11 @@ SHORTCUT = ("The input is added where stride is 1 and in_channels == out_channel
         Mutant("no shortcut",
                "Your block never adds its input. " + SHORTCUT,
                forward=_no_shortcut),
+        Mutant("the shortcut detached",
+               "Your shortcut adds a detached copy of the input (`x.clone().detach()`, `x.data`): "
+               "the outputs are right, but the gradient does not flow through your shortcut, "
+               "only through the convolutions. `out + x` is safe: nothing modifies x.",
+               forward=_detached_shortcut),
         Mutant("the shortcut when the channels change",
                "Your block adds its input whenever the stride is 1, also where the channels "
                "change (24 → 32 here; 80 → 112 in Table 1). " + SHORTCUT,
@@ -180,6 +190,22 @@ SHORTCUT = ("The input is added where stride is 1 and in_channels == out_channel
                "Your block has a 1x1 expansion even when expand_ratio is 1. MBConv1 (Table 1's "
                "stage 2) has nothing to expand: depthwise, SE, projection.",
                build=_always_expand),
+    ],
+    accepted=[
+        Accepted("TensorFlow's batch-norm epsilon 1e-3",
+                 "Your batch norms have eps=1e-3, the official TensorFlow code's value (the "
+                 "notebook's section 2 table); the course's block keeps PyTorch's default 1e-5, "
+                 "as torchvision's B0-B4 do (the difference matters only for channels of tiny "
+                 "variance).",
+                 build=lambda inp, oup, k, s, t: E.MBConv(
+                     inp, oup, k, s, t, norm_layer=functools.partial(nn.BatchNorm2d, eps=1e-3))),
+        Accepted("TensorFlow's batch norm (eps 1e-3, momentum 0.01)",
+                 "Your batch norms have eps=1e-3 (the official TensorFlow code's) and "
+                 "momentum=0.01 (the paper's 0.99 in TensorFlow's convention, sec. 5.2; the "
+                 "notebook's section 2 table); the course's block keeps PyTorch's defaults "
+                 "(1e-5, 0.1), as torchvision's B0-B4 do.",
+                 build=lambda inp, oup, k, s, t: E.MBConv(inp, oup, k, s, t,
+                                                          norm_layer=E.TF_BATCH_NORM)),
     ],
 )
 def mbconv(in_channels, out_channels, kernel_size, stride, expand_ratio):
@@ -231,6 +257,20 @@ def _unscaled(filters, width):
     return E.round_filters(filters, 1.0)
 
 
+def _ten_percent_of_unscaled(filters, width):
+    """The 10% rule checked against the unscaled count (the official code reuses the variable
+    name `filters` for the scaled count; a reader who copies it with two names can compare the
+    wrong one)."""
+    new = max(8, int(filters * width + 4) // 8 * 8)
+    return new + 8 if new < 0.9 * filters else new
+
+
+def _python_round(filters, width):
+    """Python's round(): half to even (6.5 -> 6), where the official rule rounds half up."""
+    new = max(8, round(filters * width / 8) * 8)
+    return new + 8 if new < 0.9 * filters * width else new
+
+
 @exercise(
     "efficientnet.round_filters",
     paper="not in the paper: the official code's round_filters (tensorflow/tpu, "
@@ -244,7 +284,23 @@ def _unscaled(filters, width):
         Case("a narrow net: 16 x 0.6 = 9.6 (expect 16: 8 would lose 17%)", (16, 0.6),
              (1, 8, 1, 1)),
         Case("a very narrow net: 8 x 0.25 = 2 (expect 8, the minimum)", (8, 0.25), (1, 8, 1, 1)),
+        Case("B3's stage 2: 16 x 1.2 = 19.2 (expect 24: 16 would lose 17%)", (16, 1.2),
+             (1, 8, 1, 1), tags=("ten_percent",)),
+        Case("half width: 32 x 0.5 = 16 (expect 16)", (32, 0.5), (1, 8, 1, 1),
+             tags=("ten_percent",)),
+        Case("a tie with an even quotient: 26 x 2.0 = 52 = 6.5 x 8 (expect 56)", (26, 2.0),
+             (1, 8, 1, 1), tags=("tie",)),
     ],
+    hints={"ten_percent": "Right except where the 10% rule decides: compare the rounded count "
+                          "with 0.9 times the SCALED count (filters * width_coefficient), not "
+                          "with the filters you were given.",
+           "tie": "Right except on a tie with an even quotient (52 / 8 = 6.5): the official "
+                  "rule rounds a tie up, int(v + 4) // 8 * 8; Python's round() rounds it to "
+                  "the even neighbour (6)."},
+    not_a_module="Your function returns a number: wrap it, check(\"efficientnet.round_filters\", "
+                 "as_block(my_round_filters)), with `from common.exercises.efficientnet import "
+                 "as_block` (the checker compares blocks; as_block builds one with that many "
+                 "channels).",
     mutants=[
         Mutant("rounded down",
                "Your counts are rounded DOWN to a multiple of 8 (44 became 40). The official "
@@ -271,6 +327,18 @@ def _unscaled(filters, width):
                "aladdinpersson/Machine-Learning-Collection's rule, 4 * ceil(int(c * w) / 4). "
                "The official code rounds to the nearest multiple of 8.",
                build=as_block(_multiple_of_4)),
+        Mutant("the 10% rule against the unscaled filters",
+               "Your 10% rule compares the rounded count with 0.9 times the UNSCALED filters: "
+               "16 x 1.2 = 19.2 rounds to 16, which loses 17% of 19.2 and must become 24 (B3's "
+               "16-filter stage), and 32 x 0.5 = 16 must stay 16. The official code reuses the "
+               "name `filters` for the scaled count: the rule compares with filters * "
+               "width_coefficient.",
+               build=as_block(_ten_percent_of_unscaled)),
+        Mutant("Python's round() on a tie",
+               "Your rounding is Python's round(), which rounds a tie to the even neighbour: 52 "
+               "= 6.5 x 8 became 48. The official rule rounds a tie up, int(v + 4) // 8 * 8, "
+               "so 52 becomes 56.",
+               build=as_block(_python_round)),
         Mutant("the width coefficient ignored",
                "Your counts do not change with the width coefficient: multiply the filters by "
                "it first, then round.",

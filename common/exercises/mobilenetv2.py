@@ -81,6 +81,18 @@ def _stride_in_expansion(inp, oup, stride, expand_ratio):
     return block
 
 
+def _stride_in_projection(inp, oup, stride, expand_ratio):
+    block = M.InvertedResidual(inp, oup, stride, expand_ratio)
+    block.conv[-3][0].stride = (1, 1)                      # the depthwise conv
+    block.conv[-2].stride = (stride, stride)               # the projection
+    return block
+
+
+def _detached_shortcut(b, x):
+    out = b.conv(x)
+    return out + x.clone().detach() if b.use_res_connect else out
+
+
 def _no_relu6_after_depthwise(b, x):
     layers = list(b.conv)
     out = layers.pop(0)(x) if b.expand_ratio != 1 else x
@@ -142,6 +154,19 @@ def _no_relu6_after_depthwise(b, x):
                "channels) the inverted residual adds it: \"we use shortcuts directly between the "
                "bottlenecks\" (sec. 3.3, Fig. 3b).",
                build=lambda inp, oup, stride, t: _NoShortcut(inp, oup, stride, t)),
+        Mutant("the stride in the projection",
+               "Your stride sits in the last 1x1 conv, the projection, after the depthwise 3x3. "
+               "In eval mode that gives the same outputs (batch norm with running statistics and "
+               "ReLU6 act pixel by pixel, so subsampling after them equals subsampling before), "
+               "but the depthwise conv then works on the full-size map and its batch norm sees "
+               "other pixels, so the batch statistics in training differ. Table 1 puts the "
+               "stride in the depthwise conv (\"3x3 dwise s=s\").",
+               build=_stride_in_projection),
+        Mutant("the shortcut detached",
+               "Your shortcut adds a detached copy of the input (`x.clone().detach()`, `x.data`): "
+               "the outputs are right, but the gradient does not flow through your shortcut, "
+               "only through the convolutions. `out + x` is safe: nothing modifies x.",
+               forward=_detached_shortcut),
         Mutant("a projection shortcut where the channels change",
                "Your block has a 1x1 convolution (and batch norm) on its shortcut where the "
                "channels change, as kuangliu/pytorch-cifar's MobileNetV2 does. The paper's "

@@ -7,7 +7,7 @@ names (conv1, bn1, conv2, bn2, conv3, bn3, relu, downsample)."""
 import torch.nn.functional as F
 from torch import nn
 
-from common.exercises import Case, Mutant, exercise
+from common.exercises import Accepted, Case, Mutant, exercise
 from common.models import resnet
 
 
@@ -47,6 +47,23 @@ RELU_BEFORE = ("ReLU before the addition",
 NO_RELU_AFTER = ("no ReLU after the addition",
                  "The block returns F(x) + x without the ReLU that follows the addition "
                  "(\"the second nonlinearity after the addition\", sec. 3.2; Fig. 2).")
+
+
+def _detached_shortcut(branch):
+    def forward(b, x):
+        identity = x.clone().detach()              # "to be safe": the same values, no gradient
+        if b.downsample is not None:
+            identity = b.downsample(identity)
+        return b.relu(branch(b, x) + identity)
+    return forward
+
+
+DETACHED = ("the shortcut detached",
+            "Your shortcut adds a detached copy of the input (`x.clone().detach()`, `x.data` or "
+            "a shortcut under torch.no_grad()): the outputs are right, but the gradient does not "
+            "flow through your shortcut, only through the residual branch. That removes the "
+            "gradient highway, the point of the block: the identity carries the gradient to "
+            "the earlier layers unchanged. `identity = x` is safe: nothing modifies x.")
 
 
 def _strides(block, first: int, second_name: str, stride: int):
@@ -112,14 +129,7 @@ def _average_pool(x, s):
                "second always stride 1.",
                build=lambda cin, cout, stride=1: _strides(basic_block(cin, cout, stride), 1,
                                                           "conv2", stride)),
-        Mutant("zero channels padded on both sides",
-               "Your shortcut adds the zero channels half before and half after the input's "
-               "channels (as the much-copied akamaster/pytorch_resnet_cifar10 does, padding "
-               "planes // 4 on each side). The paper only says \"extra zero entries padded for "
-               "increasing dimensions\" (sec. 3.3); both train alike (the channels are merely "
-               "permuted), but the course's block appends the zero channels after the input's: "
-               "F.pad(x, (0, 0, 0, 0, 0, extra)).",
-               forward=_option_a_variant(_every_other_pixel, pad_both_sides=True)),
+        Mutant(*DETACHED, forward=_detached_shortcut(_basic_branch)),
         Mutant("the shortcut averages instead of subsampling",
                "Your shortcut averages each 2x2 window. Option A is the identity \"performed "
                "with a stride of 2\" (sec. 3.3), like a 1x1 conv with stride 2: it keeps every "
@@ -141,6 +151,15 @@ def _average_pool(x, s):
                    cin, cout, stride,
                    resnet.make_shortcut("A", cin, cout, stride) if stride != 1 else None)),
     ],
+    accepted=[
+        Accepted("zero channels padded on both sides",
+                 "The paper says only \"extra zero entries padded for increasing dimensions\" "
+                 "(sec. 3.3); you pad half of them before the input's channels and half after "
+                 "(as akamaster/pytorch_resnet_cifar10 does), which permutes the channels and "
+                 "trains alike. The course appends them after the input's: F.pad(x, (0, 0, 0, 0, "
+                 "0, extra)).",
+                 forward=_option_a_variant(_every_other_pixel, pad_both_sides=True)),
+    ],
 )
 def basic_block(in_channels, out_channels, stride=1):
     """The basic block (two 3x3 convs, each with batch norm) with an option-A shortcut."""
@@ -157,6 +176,12 @@ def _too_wide(in_channels, planes, stride=1):
     block.conv2 = nn.Conv2d(wide, wide, 3, stride, 1, bias=False)
     block.bn2 = nn.BatchNorm2d(wide)
     block.conv3 = nn.Conv2d(wide, wide, 1, bias=False)
+    return block
+
+
+def _stride_in_conv3(in_channels, planes, stride=1):
+    block = bottleneck(in_channels, planes, stride)
+    block.conv2.stride, block.conv3.stride = (1, 1), (stride, stride)
     return block
 
 
@@ -193,6 +218,15 @@ def _projection_without_stride(in_channels, planes, stride=1):
                "stride 2 still sees them all.",
                build=lambda cin, planes, stride=1: _strides(bottleneck(cin, planes, stride),
                                                             stride, "conv2", stride)),
+        Mutant("the stride in the last 1x1 conv",
+               "The stride sits in the last 1x1 conv (conv3), after the 3x3. In eval mode that "
+               "gives the same outputs as the stride in the 3x3 conv (batch norm with running "
+               "statistics and ReLU act pixel by pixel, so subsampling after them equals "
+               "subsampling before), but the 3x3 conv then works on the full-size map (4x the "
+               "multiply-adds) and its batch norm sees other pixels, so the batch statistics in "
+               "training differ. v1.5 puts the stride in the 3x3 conv (conv2).",
+               build=_stride_in_conv3),
+        Mutant(*DETACHED, forward=_detached_shortcut(_bottleneck_branch)),
         Mutant("the bottleneck 4x too wide",
                "The first 1x1 conv and the 3x3 conv work at planes * 4 channels. `planes` is the "
                "narrow width (Table 1, conv2_x of ResNet-50: 1x1, 64; 3x3, 64; 1x1, 256): only "

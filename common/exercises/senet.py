@@ -49,6 +49,21 @@ def _add_instead_of_scale(se, x):
     return x + _excite(se, x.mean((2, 3), keepdim=True))
 
 
+def _hard_sigmoid_gate(se, x):
+    z = x.mean((2, 3), keepdim=True)
+    return x * torch.nn.functional.hardsigmoid(se.fc2(se.activation(se.fc1(z))))
+
+
+def _gate_without_grad(se, x):
+    with torch.no_grad():                          # "the gate is only a weighting"
+        s = _excite(se, x.mean((2, 3), keepdim=True))
+    return x * s
+
+
+def _detached_squeeze(se, x):
+    return x * _excite(se, x.detach().mean((2, 3), keepdim=True))
+
+
 def _weights_only(se, x):
     return _excite(se, x.mean((2, 3), keepdim=True)).expand_as(x)
 
@@ -64,7 +79,16 @@ def _weights_only(se, x):
         Case("8 channels reduced to 1 (a small CIFAR stage)", (8, 1), (3, 8, 4, 4)),
     ],
     hints={"square": "Right except where the map is as wide as it has channels: your weights "
-                     "are broadcast over the width, not over the channels."},
+                     "are broadcast over the width, not over the channels.",
+           "input-modified": "An in-place operation changed the tensor your block was given "
+                             "(`x *= s`, `x.mul_(s)`): the code that called the SE block may "
+                             "still use x (in an SE-ResNet, the residual branch's output before "
+                             "the scaling), and in training autograd fails where the previous "
+                             "layer saved it for the backward pass. Return a new tensor: "
+                             "`x * s`.",
+           "input-gradient": "The gradient with respect to your block's input differs while "
+                             "every parameter's agrees: the gradient does not flow through your "
+                             "squeeze (computed from a detached x, or under torch.no_grad())."},
     mutants=[
         Mutant("softmax instead of sigmoid",
                "Your gate is a softmax over the channels: the weights then compete and sum to "
@@ -77,6 +101,23 @@ def _weights_only(se, x):
                "exactly zero. Table 12 tried it: worse than no SE block at all. Eqn. 3 ends in "
                "sigma, the sigmoid.",
                forward=_relu_gate),
+        Mutant("a hard sigmoid as the gate",
+               "Your gate is a hard sigmoid (F.hardsigmoid: relu6(x + 3) / 6, piecewise linear), "
+               "MobileNetV3's cheap approximation. SE-Net's gate is the sigmoid, sigma in Eqn. 3: "
+               "close, but not the same numbers.",
+               forward=_hard_sigmoid_gate),
+        Mutant("the gate computed without gradient",
+               "Your excitation runs under torch.no_grad() (or on detached tensors): the outputs "
+               "are right, but the gradient does not flow through your SE branch, so fc1 and fc2 "
+               "never learn and the block stays at its random initial weighting. The gate is "
+               "learned: W1 and W2 of Eqn. 3 are its parameters.",
+               forward=_gate_without_grad),
+        Mutant("the squeeze detached",
+               "Your squeeze is computed from a detached input (`x.detach().mean(...)`): the "
+               "outputs are right, but the gradient does not flow through your squeeze back to "
+               "the input, only through the scaling; the layers before the SE block then learn "
+               "as if the weighting did not depend on them.",
+               forward=_detached_squeeze),
         Mutant("max pooling as the squeeze",
                "Your squeeze takes each channel's maximum; the paper's takes its mean, global "
                "average pooling (Eqn. 2). Max pooling is a valid variant (Table 11) but not this "

@@ -6,7 +6,7 @@ The references are the course's saved builders (``common.models.vgg``: ``stage``
 change."""
 from torch import nn
 
-from common.exercises import Case, Mutant, exercise
+from common.exercises import Accepted, Case, Mutant, exercise
 from common.models import vgg
 
 
@@ -65,6 +65,12 @@ def _pool_after_every_conv(layers, _):
 
 def _no_bias(layers, _):
     return [nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=False)
+            if isinstance(m, nn.Conv2d) else m for m in layers]
+
+
+def _no_bias_before_bn(layers, _):
+    return [nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding,
+                      bias=not any(isinstance(n, nn.BatchNorm2d) for n in layers))
             if isinstance(m, nn.Conv2d) else m for m in layers]
 
 
@@ -135,6 +141,14 @@ def _in_channels_never_updated(layers, in_channels):
                "then 128 → 128).",
                build=_edited(_in_channels_never_updated)),
     ],
+    accepted=[
+        Accepted("no bias before batch norm",
+                 "Your convs have no bias where a batch norm follows: it would be redundant there "
+                 "(the batch norm's shift replaces it). The course keeps it, as torchvision's "
+                 "vgg*_bn do, because their weights include it and exercise 9 loads them "
+                 "(strict=True): there you need bias=True.",
+                 build=_edited(_no_bias_before_bn)),
+    ],
 )
 def stage(in_channels, row, batch_norm=False):
     """One stage of Table 1 (a list such as ["conv3-256", "conv3-256", "conv1-256"]): each conv
@@ -190,6 +204,13 @@ _SMALL = 1 / 8      # every width divided by 8: the same layers, 64x fewer weigh
                "constants (sec. 2.1): k=2, n=5, alpha=1e-4, beta=0.75, with alpha multiplied by "
                "n for PyTorch's layer (it averages the squares where AlexNet sums them).",
                build=_lrn_replaced(lambda: nn.LocalResponseNorm(5))),
+        Mutant("no bias before batch norm",
+               "Your convs have no bias where a batch norm follows. A bias is redundant there "
+               "(the batch norm's shift replaces it), but torchvision's vgg*_bn keep "
+               "bias=True: their weights include it, and this exercise must load them "
+               "(strict=True). Keep nn.Conv2d's default bias=True.",
+               build=lambda config, batch_norm=False: nn.Sequential(*_no_bias_before_bn(
+                   list(vgg.make_features(config, batch_norm)), None))),
         Mutant("LRN before the ReLU",
                "Your LRN comes before the ReLU. AlexNet, whose layer the paper reuses, applies "
                "it \"after applying the ReLU nonlinearity\" (Krizhevsky et al. 2012, sec. 3.3).",
