@@ -118,9 +118,9 @@ def _no_relu6_after_depthwise(b, x):
         Case("stride 2, channels kept: 24 → 24, t = 6 (not in the paper's net)", (24, 24, 2, 6),
              (2, 24, 8, 8), tags=("stride", "shortcut")),
     ],
-    hints={"expansion": "Right when t = 6, wrong when t = 1: with t = 1 there is nothing to "
-                        "expand, and Table 2's first block has no expansion layer at all: "
-                        "depthwise 3x3, then the projection."},
+    hints={"expansion": "Right when t = 6, wrong when t = 1: the exercise's statement (like the "
+                        "official TF code and torchvision) leaves the expansion layer out when "
+                        "expand_ratio is 1: depthwise 3x3, then the projection."},
     mutants=[
         Mutant("a ReLU6 after the projection",
                "Your projection (the last 1x1 conv and its batch norm) is followed by a ReLU6. "
@@ -174,9 +174,11 @@ def _no_relu6_after_depthwise(b, x):
                "stride 1 with equal depths): no extra weights.",
                build=_ProjectionShortcut),
         Mutant("an expansion layer when t = 1",
-               "Your block has a 1x1 expansion even when expand_ratio is 1. Table 2's first "
-               "block (t = 1) has nothing to expand: depthwise 3x3, then the projection "
-               "(torchvision and the official code leave the layer out).",
+               "Your block has a 1x1 expansion even when expand_ratio is 1. The paper's Table 1 "
+               "starts every block with a 1x1 conv, but the official TF code and torchvision "
+               "leave it out when t = 1 (depthwise 3x3, then the projection), and so does the "
+               "exercise's statement, so that their weights load: drop the layer when "
+               "expand_ratio is 1.",
                build=_always_expand),
         Mutant("a 3x3 expansion",
                "Your expansion is a 3x3 convolution. Table 1: the expansion is a 1x1 conv; the "
