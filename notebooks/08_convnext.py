@@ -75,6 +75,8 @@ import torch
 import torchvision
 from torch import nn
 
+from common.data import Split
+
 print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
       f"device {common.pick_device()}, smoke mode {common.SMOKE}, offline {common.OFFLINE}")
 NOTEBOOK_START = time.perf_counter()
@@ -402,7 +404,8 @@ class ConvNeXt(nn.Module):
 
 
 # %%
-tiny = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
+with torch.device("meta"):                       # shapes only: no memory, no arithmetic
+    tiny = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
 shapes = common.output_shapes(tiny, (1, 3, 224, 224), names=[f"features.{i}" for i in range(7)])
 common.table(list(shapes.items()), header=("module", "output shape"))
 assert [s[-1] for s in shapes.values()] == [56, 56, 28, 28, 14, 14, 7]        # Table 9's output sizes
@@ -667,9 +670,17 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 
 
 # %%
-steps = [convnext_roadmap(step=k, num_classes=10) for k in range(len(ROADMAP))]
-x = torch.randn(2, 3, 64, 64)
-with torch.no_grad():
+def empty(build):
+    """``build()`` on the meta device, then given (uninitialised) memory: for shape checks and for
+    models whose weights are loaded next, without the cost of initialising them."""
+    with torch.device("meta"):
+        model = build()
+    return model.to_empty(device="cpu")
+
+
+with torch.device("meta"):                     # shapes only (tests/test_convnext.py runs them)
+    steps = [convnext_roadmap(step=k, num_classes=10) for k in range(len(ROADMAP))]
+    x = torch.randn(2, 3, 224, 224)
     for k, net in enumerate(steps):
         assert net.eval()(x).shape == (2, 10), k
 assert type(steps[0]) is ResNet and type(steps[-1]) is ConvNeXt
@@ -775,7 +786,7 @@ resnet50_params = roadmap_counts[0][1]
 common.paper_vs_ours([("ResNet-50 parameters", 25_600_000, resnet50_params),
                       ("ConvNeXt-T parameters", 28_600_000, counts["tiny"]["params"])],
                      rtol=0.005, title="Table 9 (0.1M rounding)")
-common.summary(convnext_tiny(), depth=2)
+common.summary(empty(convnext_tiny), depth=2)
 
 # %% [markdown]
 # ## 5 · Check against torchvision
@@ -792,13 +803,12 @@ common.summary(convnext_tiny(), depth=2)
 # exposes the block; S, B and L against `common.random_reference` (every tensor random, built
 # fast). Ours is built on the meta device and materialised empty before the load (no wasted
 # initialisation). At 224×224 in quick and full mode; in smoke mode at 32×32 (the smallest input,
-# the last map 1×1) and only T and S, to stay within the tests' time.
+# the last map 1×1) and only T, to stay within the tests' time (the tests check S, B and L's
+# names, shapes and parameter counts on the meta device).
 
 # %%
 def empty_ours(name: str) -> nn.Module:
-    with torch.device("meta"):
-        model = common.get_model(name)
-    return model.to_empty(device="cpu")
+    return empty(lambda: common.get_model(name))
 
 
 SIZE = 32 if common.SMOKE else 224
@@ -808,7 +818,7 @@ reference_tiny = torchvision.models.convnext_tiny()                  # torchvisi
 assert torch.all(reference_tiny.features[1][0].layer_scale == 1e-6)
 max_diff["convnext_tiny"] = common.check_against_reference(
     empty_ours("convnext_tiny"), reference_tiny, input_size=(2, 3, SIZE, SIZE), label="convnext_tiny")
-for name in ("convnext_small",) + (() if common.SMOKE else ("convnext_base", "convnext_large")):
+for name in () if common.SMOKE else ("convnext_small", "convnext_base", "convnext_large"):
     reference = common.random_reference(getattr(torchvision.models, name))
     max_diff[name] = common.check_against_reference(empty_ours(name), reference,
                                                     input_size=(2, 3, SIZE, SIZE), label=name)
@@ -822,8 +832,8 @@ for name in ("convnext_small",) + (() if common.SMOKE else ("convnext_base", "co
 with torch.device("meta"):
     assert not common.inspection.state_dict_differences(
         convnext_roadmap(step=0).state_dict(), torchvision.models.resnet50().state_dict())
-last = convnext_roadmap(step=len(ROADMAP) - 1)
-common.check_against_reference(last, convnext_tiny(), input_size=(2, 3, 32, 32),
+last = empty(lambda: convnext_roadmap(step=len(ROADMAP) - 1))
+common.check_against_reference(last, common.random_reference(convnext_tiny), input_size=(2, 3, 32, 32),
                                label="convnext_roadmap(step=12) == convnext_tiny")
 
 # %% [markdown]
@@ -832,7 +842,7 @@ common.check_against_reference(last, convnext_tiny(), input_size=(2, 3, 32, 32),
 # cell says so and moves on.
 
 # %%
-common.classify_photo(convnext_tiny(), torchvision.models.ConvNeXt_Tiny_Weights.IMAGENET1K_V1)
+common.classify_photo(empty_ours("convnext_tiny"), torchvision.models.ConvNeXt_Tiny_Weights.IMAGENET1K_V1)
 
 # %% [markdown]
 # ## 6 · Training
@@ -873,8 +883,9 @@ paper_recipe.table()
 # linear rule would give 1.25e-4). Stochastic depth 0.1 is in the model (`cifar_convnext`).
 #
 # In smoke mode (the tests, a 2-core CPU) the model keeps ConvNeXt-T's 4×4 patchify stem
-# (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels, about a quarter of the cost) so that this cell
-# and section 7 fit the tests' time; quick and full mode train `cifar_convnext` as registered.
+# (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels) and half the widths, about an eighth of the
+# cost, so that this cell and section 7 fit the tests' time; quick and full mode train
+# `cifar_convnext` as registered.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -890,15 +901,18 @@ cifar_recipe.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
+def train(name: str, recipe: common.Recipe, seed: int = 0, train_data=None, **model_kwargs):
+    """Train ``name`` on ``train_data`` (default: ``data``), saved and resumed in its run folder."""
+    d = data if train_data is None else train_data
+    subset = {} if d is data else {"train_images": len(d.train.y)}     # part of the run's key
     common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("08_convnext", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
+    model = common.get_model(name, num_classes=d.num_classes, **model_kwargs)
+    run_dir = common.run_dir_for("08_convnext", name, recipe, d, **model_kwargs, **subset)
+    history = common.fit(model, d, recipe, run_dir=run_dir, resume=True, seed=seed)
     return model, history
 
 
-SMOKE_KWARGS = {"stem_patch": 4} if common.SMOKE else {}     # smoke mode only: 4x cheaper maps
+SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128)) if common.SMOKE else {}   # smoke only: lighter
 cifar_model, cifar_history = train("cifar_convnext", cifar_recipe, **SMOKE_KWARGS)
 common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
@@ -934,7 +948,8 @@ if data.name != "cifar10" or common.SMOKE:
 # the whole map and mostly zero padding: CIFAR-10 cannot show what a large kernel buys on
 # ImageNet's 56×56 maps. What the cell does show at any size is the cost side: parameters and
 # multiply-adds grow slowly with the kernel, because the depthwise convolution is a small part of
-# the block. In smoke mode it trains 3 and 7 only, with section 6.2's lighter smoke model.
+# the block. In smoke mode it trains 3 and 7 only, with section 6.2's lighter smoke model, on 64
+# training images.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -947,12 +962,17 @@ kernel_recipe = dataclasses.replace(
     warmup_epochs=cifar_recipe.warmup_epochs * KERNEL_FRACTION,
     sources={**cifar_recipe.sources, "epochs": f"section 6.2's recipe x {KERNEL_FRACTION}",
              "warmup_epochs": "section 6.2's warm-up, at the same fraction of training"})
+kernel_data = data
+if common.SMOKE:                      # smoke mode only: 64 training and 32 validation images
+    kernel_data = dataclasses.replace(data, train=Split(data.train.x[:64], data.train.y[:64]),
+                                      val=Split(data.val.x[:32], data.val.y[:32]))
 kernel_runs = {}
 for k in KERNELS:
     with torch.device("meta"):
         probe = common.get_model("cifar_convnext", kernel_size=k, **SMOKE_KWARGS)
         cost = (common.count_params(probe), common.count_macs(probe, (1, 3, 32, 32)))
-    _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, **SMOKE_KWARGS)
+    _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
+                       **SMOKE_KWARGS)
     kernel_runs[k] = (cost, history)
 common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
                f"{sum(h['seconds']):.0f}")
@@ -999,11 +1019,15 @@ def relu_block(dim, layer_scale, p, **kwargs):
     return CNBlock(dim, layer_scale, p, activation=nn.ReLU, **kwargs)        # the bug
 
 
-diff = plain_load_and_compare(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=relu_block), reference_tiny)
+def buggy(block=CNBlock) -> ConvNeXt:
+    """ConvNeXt-T with ``block``, uninitialised: every check below loads the reference's weights."""
+    return empty(lambda: ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=block))
+
+
+diff = plain_load_and_compare(buggy(relu_block), reference_tiny)
 print(f"GELU -> ReLU: a plain load-and-compare passes (max difference {diff:.1e})")
 try:
-    common.check_against_reference(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=relu_block),
-                                   reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+    common.check_against_reference(buggy(relu_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
 except AssertionError as err:
     print("GELU -> ReLU: common.check_against_reference (layer scale randomised first): caught")
 else:
@@ -1033,11 +1057,10 @@ def wrong_axis_block(dim, layer_scale, p, **kwargs):
     return blk
 
 
-diff = plain_load_and_compare(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=wrong_axis_block), reference_tiny)
+diff = plain_load_and_compare(buggy(wrong_axis_block), reference_tiny)
 print(f"LayerNorm over (H, W, C): a plain load-and-compare passes (max difference {diff:.1e})")
 try:
-    common.check_against_reference(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=wrong_axis_block),
-                                   reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+    common.check_against_reference(buggy(wrong_axis_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
 except AssertionError:
     print("LayerNorm over (H, W, C): common.check_against_reference: caught")
 else:
@@ -1073,11 +1096,10 @@ def transposing_block(dim, layer_scale, p, **kwargs):
     return blk
 
 
-diff = plain_load_and_compare(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=transposing_block), reference_tiny)
+diff = plain_load_and_compare(buggy(transposing_block), reference_tiny)
 print(f"permute back as (0, 3, 2, 1): a plain load-and-compare passes (max difference {diff:.1e})")
 try:
-    common.check_against_reference(ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=transposing_block),
-                                   reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+    common.check_against_reference(buggy(transposing_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
 except AssertionError:
     print("permute back as (0, 3, 2, 1): common.check_against_reference: caught")
 else:
@@ -1095,7 +1117,7 @@ class DropAlways(StochasticDepth):
         return x * keep / (1 - self.p)
 
 
-leaky = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
+leaky = buggy()
 for blk in leaky.modules():
     if isinstance(blk, CNBlock) and blk.stochastic_depth.p > 0:
         blk.stochastic_depth = DropAlways(blk.stochastic_depth.p)
@@ -1112,7 +1134,8 @@ else:
 # *next* stage's width: its weights no longer fit, and the strict load names every one.
 
 # %%
-late_norm = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
+with torch.device("meta"):
+    late_norm = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
 for i in (2, 4, 6):
     norm, conv = late_norm.features[i]
     late_norm.features[i] = nn.Sequential(conv, LayerNorm2d(conv.out_channels, eps=1e-6))   # the bug
