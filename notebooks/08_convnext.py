@@ -86,7 +86,7 @@ NOTEBOOK_START = time.perf_counter()
 #
 # Read it in the course's order (the paper notes, `paper_notes/convnext.md`, follow it too):
 #
-# 1. **Abstract**, then the **closing remarks of section 2** and **section 7** (conclusions): a
+# 1. **Abstract**, then the **closing remarks of section 2** and **section 6** (conclusions): a
 #    pure ConvNet, built only from standard modules, "modernized" step by step towards a vision
 #    Transformer's design, matches or beats Swin Transformers at equal FLOPs.
 # 2. **Figures and tables.** **Figure 2** (the roadmap: every step's accuracy, hatched where the
@@ -99,7 +99,7 @@ NOTEBOOK_START = time.perf_counter()
 # 4. **The body**: section 2 (2.1 the training recipe; 2.2 macro design: stage ratio, patchify
 #    stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels; 2.6 micro design: GELU,
 #    fewer activations and norms, LN, separate downsampling layers), section 3 (the variants and
-#    settings). Sections 4-6 (detection, segmentation, related work) can wait.
+#    settings). Sections 4 and 5 (detection and segmentation, related work) can wait.
 #
 # **The key idea in plain words.** A ResNet trained with a 2021 recipe (AdamW, 300 epochs, heavy
 # augmentation) already gains 2.7 points. Then, one change at a time, its architecture is moved
@@ -165,6 +165,7 @@ common.block_diagrams(
 # | EMA of the weights | decay 0.9999 | sec. 3.1 ("as we find it alleviates larger models' overfitting"), Table 5 |
 # | gradient clipping, layer-wise lr decay, head init scale | none | Table 5 |
 # | accuracy per roadmap step | mean of 3 seeds | sec. 2.1, Table 10 |
+# | the roadmap's recipe | Table 5's ImageNet-1K settings without EMA ("using EMA severely hurts models with BatchNorm layers") | appendix A.1 |
 
 # %% [markdown]
 # ## 3 · Build it, block by block
@@ -330,7 +331,7 @@ CONVNEXT_CONFIGS: dict[str, dict] = {
 }
 
 #: The paper's numbers: Table 1 (ImageNet-1K trained, 224x224): parameters (millions, rounded),
-#: FLOPs (GFLOPs, multiply-adds as fvcore counts them) and top-1 (%); XL from Table 1's
+#: FLOPs (GFLOPs: multiply-adds, as Table 10's ResNet-50 row shows) and top-1 (%); XL from Table 1's
 #: ImageNet-22K part. torchvision's exact parameter counts (its weights' meta) under "torchvision".
 PAPER_NUMBERS: dict[str, dict] = {
     "tiny":   dict(params=29e6, flops=4.5e9, top1=82.1, torchvision_params=28_589_128),
@@ -735,9 +736,11 @@ print(f"cifar_convnext: {common.count_params(cifar) / 1e6:.2f}M parameters, "
 # ### Every step of Figure 2, counted
 #
 # `common.count_macs` counts the multiply-adds of convolutions and matrix products at 224×224.
-# Table 10's "GFLOPs" are multiply-adds too (the official code counts with fvcore, which counts one
-# per multiply-add; its `README` gives ConvNeXt-T as 4.5G, our count's 4.46G rounded). Table 10
-# rounds to 0.01 G, a relative error of at most 0.5% at 1 G; we assert 1%.
+# Table 10's "GFLOPs" are multiply-adds too: its ResNet-50 row, 4.09, is ResNet-50's 4.09 × 10⁹
+# multiply-adds, and ConvNeXt-T's 4.49 is within 1% of our count (the paper does not name the
+# tool that counted; the official repository contains no counting code, and its `README` gives
+# ConvNeXt-T as "4.5G"). Table 10 rounds to 0.01 G, a relative error of at most 0.5% at 1 G; we
+# assert 1%.
 #
 # **One step does not fit, and we say so instead of hiding it.** "BN → LN" replaces every batch
 # norm by a LayerNorm and changes no convolution, yet Table 10's GFLOPs jump from 4.15 to 4.46

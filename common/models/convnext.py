@@ -107,7 +107,7 @@ CONVNEXT_CONFIGS: dict[str, dict] = {
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
 #: The paper's numbers: Table 1 (ImageNet-1K trained, 224x224): parameters (millions, rounded),
-#: FLOPs (GFLOPs, multiply-adds as fvcore counts them) and top-1 (%); XL from Table 1's
+#: FLOPs (GFLOPs: multiply-adds, as Table 10's ResNet-50 row shows) and top-1 (%); XL from Table 1's
 #: ImageNet-22K part. torchvision's exact parameter counts (its weights' meta) under "torchvision".
 PAPER_NUMBERS: dict[str, dict] = {
     "tiny":   dict(params=29e6, flops=4.5e9, top1=82.1, torchvision_params=28_589_128),
