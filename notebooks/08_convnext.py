@@ -472,9 +472,10 @@ print("registered:", common.list_models("convnext_*"))
 # intermediate step open, the choice is ours and said in `RoadmapNet`'s docstring; the
 # multiply-adds of section 4 then test those choices against Table 10.
 #
-# The training recipe (sec. 2.1) is step 0's change: it modifies no layer, so steps 0 and "ResNet-50
-# (PyTorch)" share one network; its ideas (stochastic depth, label smoothing, warm-up) are
-# notebook 06's and section 6's table.
+# The training recipe (sec. 2.1) is step 0's change: it modifies no layer, so Table 10's "ResNet-50
+# (PyTorch)" and "ResNet-50 (enhanced recipe)" are one network, step 0; the recipe's values are in
+# section 2's table and section 6.1 of this notebook, and several of its ideas (stochastic depth,
+# label smoothing, warm-up) were first used in notebook 06.
 
 # %%
 #@save convnext
