@@ -474,8 +474,8 @@ print("registered:", common.list_models("convnext_*"))
 #
 # The training recipe (sec. 2.1) is step 0's change: it modifies no layer, so Table 10's "ResNet-50
 # (PyTorch)" and "ResNet-50 (enhanced recipe)" are one network, step 0; the recipe's values are in
-# section 2's table and section 6.1 of this notebook, and several of its ideas (stochastic depth,
-# label smoothing, warm-up) were first used in notebook 06.
+# section 2's table and section 6.1 of this notebook; several of its ideas (stochastic depth,
+# label smoothing, a warm-up) are in notebook 06's recipe too.
 
 # %%
 #@save convnext
@@ -610,7 +610,7 @@ class RoadmapNet(nn.Module):
 ROADMAP: list[tuple[str, dict, float, float, str]] = [
     # step name,                   change,                                  GFLOPs, top-1, idea from
     ("ResNet-50, modern recipe",   {},                                        4.09, 78.82,
-     "02 ResNet (the network); 06 EfficientNet (stochastic depth, warm-up, label smoothing)"),
+     "02 ResNet (the network); the recipe: 06 EfficientNet's has stochastic depth, warm-up, label smoothing"),
     ("stage ratio (3, 3, 9, 3)",   {"depths": (3, 3, 9, 3)},                  4.53, 79.36,
      "02 ResNet: stage depths as a table (Table 1's 3-4-6-3)"),
     ("patchify stem",              {"stem": "patchify"},                      4.42, 79.51,

@@ -348,7 +348,7 @@ class RoadmapNet(nn.Module):
 ROADMAP: list[tuple[str, dict, float, float, str]] = [
     # step name,                   change,                                  GFLOPs, top-1, idea from
     ("ResNet-50, modern recipe",   {},                                        4.09, 78.82,
-     "02 ResNet (the network); 06 EfficientNet (stochastic depth, warm-up, label smoothing)"),
+     "02 ResNet (the network); the recipe: 06 EfficientNet's has stochastic depth, warm-up, label smoothing"),
     ("stage ratio (3, 3, 9, 3)",   {"depths": (3, 3, 9, 3)},                  4.53, 79.36,
      "02 ResNet: stage depths as a table (Table 1's 3-4-6-3)"),
     ("patchify stem",              {"stem": "patchify"},                      4.42, 79.51,
