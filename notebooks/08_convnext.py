@@ -887,9 +887,9 @@ paper_recipe.table()
 # linear rule would give 1.25e-4). Stochastic depth 0.1 is in the model (`cifar_convnext`).
 #
 # In smoke mode (the tests, a 2-core CPU) the model keeps ConvNeXt-T's 4×4 patchify stem
-# (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels) and half the widths, about an eighth of the
-# cost, so that this cell and section 7 fit the tests' time; quick and full mode train
-# `cifar_convnext` as registered.
+# (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels), half the widths and a third of the blocks
+# (`SMOKE_KWARGS`), so that this cell and section 7 fit the tests' time; quick and full mode
+# train `cifar_convnext` as registered.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -916,7 +916,7 @@ def train(name: str, recipe: common.Recipe, seed: int = 0, train_data=None, **mo
     return model, history
 
 
-SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128)) if common.SMOKE else {}   # smoke only: lighter
+SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128), depths=(1, 1, 3, 1)) if common.SMOKE else {}
 cifar_model, cifar_history = train("cifar_convnext", cifar_recipe, **SMOKE_KWARGS)
 common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
