@@ -82,22 +82,26 @@ RECIPE_FLAGS = {
     "warmup_factor": ("--warmup-factor", "lr factor at the start of warm-up (default 0.1)"),
     "label_smoothing": ("--label-smoothing", "label smoothing of the loss (default 0)"),
     "augment": ("--no-augment", "train without data augmentation"),
-    "optimizer": ("--optimizer", "optimizer (default sgd; rmsprop_tf: TensorFlow's RMSProp)"),
+    "optimizer": ("--optimizer", "optimizer (default sgd; rmsprop_tf: TensorFlow's RMSProp; "
+                  "adamw: decoupled weight decay, ConvNeXt's)"),
     "rmsprop_decay": ("--rmsprop-decay", "RMSProp's decay (TF) / alpha (torch) (default 0.9)"),
     "rmsprop_eps": ("--rmsprop-eps", "RMSProp's epsilon (default 1e-3)"),
     "decay_epochs": ("--decay-epochs", "exponential schedule: epochs per decay (default 1)"),
     "staircase": ("--no-staircase", "exponential schedule: decay smoothly, not in steps"),
     "no_weight_decay": ("--no-weight-decay", "comma-separated kinds of parameters exempt from "
-                        "weight decay: norm, bias, depthwise (default: none exempt)"),
+                        "weight decay: norm, bias, depthwise, layer_scale (default: none "
+                        "exempt)"),
     "lr_scales": ("--lr-scales", "comma-separated PART=SCALE: the parts' learning rate is "
                   "--lr x SCALE (discriminative fine-tuning, notebook 09), e.g. "
                   "layer1=0.1,layer4=0.5 (default: the same lr everywhere)"),
+    "adam_betas": ("--adam-betas", "AdamW's beta1,beta2 (default 0.9,0.999)"),
+    "adam_eps": ("--adam-eps", "AdamW's epsilon (default 1e-8)"),
 }
 
 
 #: The Recipe fields given as comma-separated lists: their metavar.
 LIST_FLAGS = {"milestones": "E1,E2", "no_weight_decay": "KIND,KIND",
-              "lr_scales": "PART=S,PART=S"}
+              "lr_scales": "PART=S,PART=S", "adam_betas": "B1,B2"}
 
 
 def setting_name(field: str) -> str:
@@ -240,6 +244,12 @@ def build_recipe(args) -> ctrain.Recipe:
                                ) from None
     if "no_weight_decay" in given:
         values["no_weight_decay"] = tuple(k for k in given["no_weight_decay"].split(",") if k)
+    if "adam_betas" in given:
+        try:
+            values["adam_betas"] = tuple(float(b) for b in given["adam_betas"].split(",") if b)
+        except ValueError:
+            raise CommandError(f"--adam-betas {given['adam_betas']!r}: give two numbers separated "
+                               "by a comma, e.g. --adam-betas 0.9,0.999") from None
     if "lr" not in given:
         values["lr"] = PAPER_LR * values["batch_size"] / PAPER_BATCH
         if values["batch_size"] != PAPER_BATCH:

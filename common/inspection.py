@@ -246,13 +246,50 @@ def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Modu
     return ref
 
 
+# Range of the random values given to a parameter that starts at a constant (``constant_parameters``):
+# a non-zero constant is a scale (layer scale starts at 1e-6: ConvNeXt, CaiT), drawn in [0.5, 1.5]
+# with its sign; a zero constant is a shift (a bias initialised to 0), drawn in [-0.5, 0.5].
+_CONSTANT_SCALE, _CONSTANT_SHIFT = (0.5, 1.5), (-0.5, 0.5)
+
+
+def constant_parameters(module: nn.Module) -> list[str]:
+    """Names of ``module``'s floating-point parameters outside normalisation layers whose entries
+    are all equal: a parameter initialised to a constant and not trained since, above all
+    *layer scale* (ConvNeXt: ``layer_scale``, every entry 1e-6 at initialisation) and biases
+    initialised to zero. At such values a wrong branch hides: ConvNeXt's block output is
+    ``x + 1e-6 * branch(x)``, so a block with ReLU in place of GELU, or a LayerNorm over the
+    wrong axis, changes the outputs by about 1e-6, inside any float tolerance."""
+    inside = {id(p) for m in module.modules() if is_norm_layer(m) for p in m.parameters(recurse=False)}
+    names = []
+    for name, p in module.named_parameters():
+        if (id(p) not in inside and p.is_floating_point() and p.device.type != "meta"
+                and p.numel() > 0 and bool((p == p.reshape(-1)[0]).all())):
+            names.append(name)
+    return names
+
+
+def random_constant_state(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random values for a parameter that starts at a constant (``constant_parameters``): a
+    non-zero constant (a scale) in [0.5, 1.5] with its sign, a zero constant (a shift) in
+    [-0.5, 0.5]. Far from layer scale's 1e-6, so that every block's branch counts."""
+    c = t.reshape(-1)[0].item()
+    low, high = _CONSTANT_SHIFT if c == 0 else _CONSTANT_SCALE
+    v = torch.empty(t.shape).uniform_(low, high, generator=generator)
+    return v if c >= 0 else -v
+
+
 @torch.no_grad()
 def randomized_norm_copy(model: nn.Module, seed: int = 0) -> tuple[nn.Module, int]:
     """A copy of ``model`` whose normalisation layers have random affine parameters and running
-    statistics (``random_norm_state``), and the number of such layers. ``model`` is untouched;
-    the copy shares every other tensor with it (so copying a big model costs nearly nothing)."""
+    statistics (``random_norm_state``), and whose parameters that start at a constant (layer
+    scale, zero biases: ``constant_parameters``) have random values (``random_constant_state``);
+    and the number of such layers and parameters. ``model`` is untouched; the copy shares every
+    other tensor with it (so copying a big model costs nearly nothing)."""
     norms = [m for m in model.modules() if is_norm_layer(m)]
+    constant = set(constant_parameters(model))
+    params = dict(model.named_parameters())
     inside = {id(t) for m in norms for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]}
+    inside |= {id(params[n]) for n in constant}
     memo = {id(t): t for t in [*model.parameters(), *model.buffers()] if id(t) not in inside}
     copy = deepcopy(model, memo)
     g = torch.Generator().manual_seed(seed)
@@ -261,6 +298,10 @@ def randomized_norm_copy(model: nn.Module, seed: int = 0) -> tuple[nn.Module, in
         if is_norm_layer(m):
             for name, v in random_norm_state(m, g).items():
                 getattr(m, name).copy_(v)
+            n += 1
+    for name, p in copy.named_parameters():
+        if name in constant:
+            p.copy_(random_constant_state(p, g))
             n += 1
     return copy, n
 
@@ -274,14 +315,20 @@ def check_against_reference(ours: nn.Module, reference: nn.Module,
 
     First, on a copy of ``reference`` (the caller's model is never modified), every
     normalisation layer (batch, group, layer norm, ...: ``NORM_LAYERS``) gets random affine
-    parameters and running statistics. A default-initialised batch norm (weight 1, bias 0,
-    mean 0, variance 1) is the identity in eval mode, so without this step a batch norm placed
-    after the ReLU, two batch norms swapped, or one never applied would all pass. Then the
+    parameters and running statistics, and every other parameter whose entries are all equal
+    (layer scale, biases initialised to zero: ``constant_parameters``) random values. A
+    default-initialised batch norm (weight 1, bias 0, mean 0, variance 1) is the identity in
+    eval mode, so without this step a batch norm placed after the ReLU, two batch norms
+    swapped, or one never applied would all pass; and ConvNeXt's layer scale starts at 1e-6,
+    which hides any bug in a block's branch (GELU replaced by ReLU, a LayerNorm over the wrong
+    axis, a missing permute) below every float tolerance. Then the
     copy's ``state_dict()`` is loaded into ``ours`` with strict=True, both run in eval mode on
     the same random input, their outputs must be equal (torch.testing.assert_close with ``atol``
     and ``rtol``), and the largest absolute difference is returned. ``label`` names the pair in
     the printed line. ``ours`` keeps the loaded weights and is left in eval mode."""
-    reference, n_norm = randomized_norm_copy(reference, seed)
+    n_constant = len(constant_parameters(reference))
+    reference, n_random = randomized_norm_copy(reference, seed)
+    n_norm = n_random - n_constant
     load_state_dict_strict(ours, reference.state_dict(), type(reference).__name__)
     ours.eval()
     reference.eval()
@@ -293,8 +340,10 @@ def check_against_reference(ours: nn.Module, reference: nn.Module,
     torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
     if verbose:
         label = label or f"{type(ours).__name__} == {type(reference).__name__}"
-        norms = (f" (the reference's {n_norm} normalisation layers given random statistics "
-                 "first)" if n_norm else "")
+        constants = (f", {n_constant} parameters that start at a constant (layer scale, zero "
+                     "biases) random values" if n_constant else "")
+        norms = (f" (the reference's {n_norm} normalisation layers given random statistics"
+                 f"{constants} first)" if n_random else "")
         print(f"{label}: strict load OK{norms}, outputs {tuple(a.shape)} match, "
               f"max |ours - reference| = {diff:.2e}")
     return diff

@@ -53,15 +53,16 @@ HISTORY = "history.json"
 FORMAT = "imagenet5-checkpoint-v1"
 SCHEDULES = ("multistep", "cosine", "constant", "exponential")
 WARMUPS = ("linear", "constant")
-OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
+OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf", "adamw")
 #: Recipe fields added after checkpoints already existed, with the value that means "as before".
 #: A checkpoint whose recipe lacks them resumes as if it had these values, and ``run_dir_for``
 #: leaves them out of its key while they hold these values (so old run folders keep their names).
 ADDED_FIELDS = {"optimizer": "sgd", "rmsprop_decay": 0.9, "rmsprop_eps": 1e-3,
                 "decay_epochs": 1.0, "staircase": True, "no_weight_decay": (),
-                "lr_scales": ()}
+                "lr_scales": (),
+                "adam_betas": [0.9, 0.999], "adam_eps": 1e-8}   # adam_betas as to_dict writes it
 #: What ``Recipe.no_weight_decay`` may exempt from weight decay.
-NO_WEIGHT_DECAY = ("norm", "bias", "depthwise")
+NO_WEIGHT_DECAY = ("norm", "bias", "depthwise", "layer_scale")
 #: The same for the run description a checkpoint keeps (what must match to resume).
 ADDED_RUN_KEYS = {"quick": False, "world_size": 1, "sync_bn": False}
 
@@ -81,13 +82,23 @@ class Recipe:
 
     optimizer: "sgd" (momentum, ``nesterov`` if asked; the default), "rmsprop"
     (``torch.optim.RMSprop``) or "rmsprop_tf" (TensorFlow 1's RMSProp, the optimizer of the
-    MobileNetV2 and EfficientNet papers' code: see ``RMSpropTF`` for how it differs). Both
+    MobileNetV2 and EfficientNet papers' code: see ``RMSpropTF`` for how it differs) or "adamw"
+    (``torch.optim.AdamW``: Adam with *decoupled* weight decay, Loshchilov & Hutter 2019,
+    arXiv:1711.05101; ConvNeXt's optimizer, with ``adam_betas`` (0.9, 0.999) and ``adam_eps``
+    1e-8, the defaults of its official code, facebookresearch/ConvNeXt main.py). Both
     RMSProps use ``momentum``, ``rmsprop_decay`` (TF's ``decay``, torch's ``alpha``) and
     ``rmsprop_eps``; the defaults 0.9 and 1e-3 are those of EfficientNet's official code
     (tensorflow/tpu, models/official/efficientnet/utils.py, ``build_optimizer``). Weight decay
-    is the L2 gradient term ``weight_decay * w`` for all three, on every parameter except those
-    ``no_weight_decay`` exempts: "norm" (normalisation layers' affine parameters), "bias" (every
-    other bias), "depthwise" (weights of depthwise convolutions, groups == in_channels > 1).
+    is the L2 gradient term ``weight_decay * w`` for SGD and both RMSProps; AdamW instead shrinks
+    the weights directly, ``w -= lr * weight_decay * w``, apart from the adaptive step (so
+    ConvNeXt's 0.05 is not comparable with an L2 coefficient). It applies to every parameter
+    except those ``no_weight_decay`` exempts: "norm" (normalisation layers' affine parameters),
+    "bias" (every other bias), "depthwise" (weights of depthwise convolutions, groups ==
+    in_channels > 1), "layer_scale" (parameters named ``layer_scale``, torchvision's, or
+    ``gamma``, the official ConvNeXt code's). ConvNeXt's official code decays no parameter with
+    one dimension and no bias (optim_factory.py, ``get_parameter_groups``: ``len(param.shape) ==
+    1 or name.endswith(".bias")``): its norms, biases and layer scale (1-D there, (C, 1, 1) in
+    torchvision's layout): ``("norm", "bias", "layer_scale")``.
     EfficientNet's official code decays every variable but batch norm's (tensorflow/tpu,
     models/official/efficientnet/main.py: "Add weight decay to the loss for
     non-batch-normalization variables"): ``("norm",)``. MobileNetV2's (tensorflow/models,
@@ -131,6 +142,8 @@ class Recipe:
     staircase: bool = ADDED_FIELDS["staircase"]
     no_weight_decay: tuple = ADDED_FIELDS["no_weight_decay"]
     lr_scales: tuple = ADDED_FIELDS["lr_scales"]
+    adam_betas: tuple = tuple(ADDED_FIELDS["adam_betas"])
+    adam_eps: float = ADDED_FIELDS["adam_eps"]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -139,6 +152,11 @@ class Recipe:
             raise ValueError(f"no_weight_decay is a tuple of names, e.g. ({self.no_weight_decay!r},)"
                              f", not a string; choose from {NO_WEIGHT_DECAY}.")
         object.__setattr__(self, "no_weight_decay", tuple(self.no_weight_decay))
+        object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas) \
+                or self.adam_eps <= 0:
+            raise ValueError("adam_betas must be two numbers in [0, 1), e.g. (0.9, 0.999), and "
+                             f"adam_eps positive; got {self.adam_betas} and {self.adam_eps}.")
         unknown_wd = [k for k in self.no_weight_decay if k not in NO_WEIGHT_DECAY]
         if unknown_wd:
             raise ValueError(f"no_weight_decay names {unknown_wd}: choose from {NO_WEIGHT_DECAY}.")
@@ -214,13 +232,18 @@ class Recipe:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        d["adam_betas"] = list(self.adam_betas)
         d["sources"] = dict(self.sources)
         return d
 
     def _relevant(self, name: str) -> bool:
         """Whether a field of the newer optimizer and schedule options matters to this recipe."""
         if name in ("rmsprop_decay", "rmsprop_eps"):
-            return self.optimizer != "sgd"
+            return self.optimizer in ("rmsprop", "rmsprop_tf")
+        if name in ("adam_betas", "adam_eps"):
+            return self.optimizer == "adamw"
+        if name in ("momentum", "nesterov"):
+            return self.optimizer != "adamw"
         if name in ("decay_epochs", "staircase"):
             return self.schedule == "exponential"
         if name in ("no_weight_decay", "lr_scales"):
@@ -325,7 +348,8 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
                 continue
             seen.add(id(p))
             kind = ("norm" if is_norm_layer(module) else "bias" if name == "bias"
-                    else "depthwise" if depthwise and name == "weight" else None)
+                    else "depthwise" if depthwise and name == "weight"
+                    else "layer_scale" if name in ("layer_scale", "gamma") else None)
             exempt = kind in recipe.no_weight_decay
             scale = lr_scale_of(f"{module_name}.{name}" if module_name else name,
                                 recipe.lr_scales)
@@ -378,6 +402,9 @@ def _make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.adam_betas,
+                                 eps=recipe.adam_eps, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=recipe.lr, alpha=recipe.rmsprop_decay,
                                    eps=recipe.rmsprop_eps, momentum=recipe.momentum,

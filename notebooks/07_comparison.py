@@ -101,7 +101,10 @@ NOTEBOOK_START = time.perf_counter()
 # | EfficientNet (Tan & Le 2019) | `cifar_efficientnet_b0` | 06 | B0, the base of the family, in notebook 06's 32×32 layout |
 #
 # A model that is not in the registry yet (a notebook not merged) is left out, and the cell
-# says so.
+# says so. ConvNeXt (notebook 08, `cifar_convnext`) is not a seventh row: its paper designed every
+# step of its architecture under AdamW with a warm-up (section 2.1), which this one SGD recipe
+# leaves out, and the recipe's source trains the other six but has no ConvNeXt, so no source pairs
+# the two.
 
 # %%
 COMPARED = {   # label -> registry name, and the notebook whose run folders hold its own recipe's runs

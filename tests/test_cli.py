@@ -51,7 +51,8 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
                schedule="exponential", milestones="2,5", gamma="0.5", warmup_epochs="1",
                warmup="constant", warmup_factor="0.2", label_smoothing="0.1",
                optimizer="rmsprop_tf", rmsprop_decay="0.8", rmsprop_eps="0.01",
-               decay_epochs="2.4", no_weight_decay="norm,bias", lr_scales="layer1=0.1,fc=0.5")
+               decay_epochs="2.4", no_weight_decay="norm,bias", lr_scales="layer1=0.1,fc=0.5",
+               adam_betas="0.8,0.99", adam_eps="1e-6")
     flags = []
     for f in fields:
         flag = cli.RECIPE_FLAGS[f.name][0]
@@ -67,6 +68,8 @@ def test_every_recipe_field_has_a_flag_that_sets_it():
             assert got == ("norm", "bias")
         elif f.name == "lr_scales":
             assert got == (("fc", 0.5), ("layer1", 0.1))
+        elif f.name == "adam_betas":
+            assert got == (0.8, 0.99)
         elif want is None:                              # the boolean switches flip the default
             assert got is (not f.default) or f.name == "nesterov", f.name
         else:
@@ -224,3 +227,13 @@ def test_help_documents_every_flag(capsys):
         for flag in action.option_strings:
             assert flag in text and action.help, flag
     assert "torchrun --standalone --nproc_per_node" in text and "GLOBAL batch" in text
+
+
+def test_adamw_from_the_command_line():
+    r = recipe("--optimizer", "adamw", "--adam-betas", "0.9,0.95", "--no-weight-decay",
+               "norm,bias,layer_scale")
+    assert r.optimizer == "adamw" and r.adam_betas == (0.9, 0.95)
+    assert r.no_weight_decay == ("norm", "bias", "layer_scale")
+    with pytest.raises(cli.CommandError, match="--adam-betas"):
+        recipe("--adam-betas", "0.9;0.95")
+

@@ -326,3 +326,57 @@ def test_classify_photo_offline_or_without_internet_says_so_and_moves_on(capsys)
     assert "cannot be downloaded" in capsys.readouterr().out
     assert common.classify_photo(model, _FakeWeights({}, fail=True), offline=False) is None
     assert "Could not download https://example.invalid/fake.pth (OSError" in capsys.readouterr().out
+
+
+# --- parameters that start at a constant: layer scale (issue 24) --------------------------------
+
+def _convnext_pair(act=nn.GELU):
+    """torchvision's ConvNeXt block inside a small net, and ours: the same block with ``act``."""
+    from torchvision.models.convnext import CNBlock
+
+    def net(a):
+        torch.manual_seed(0)
+        blk = CNBlock(8, layer_scale=1e-6, stochastic_depth_prob=0.0)
+        blk.block[4] = a()
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), blk, nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(8, 5))
+    return net(act), net(nn.GELU)
+
+
+def test_layer_scale_hides_a_wrong_block_from_a_plain_compare_and_the_check_catches_it():
+    from common.inspection import constant_parameters
+    ours, reference = _convnext_pair(nn.ReLU)
+    assert "1.layer_scale" in constant_parameters(reference)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), reference.eval()(x))   # the bug hides at 1e-6
+    with pytest.raises(AssertionError):
+        common.check_against_reference(ours, reference, (2, 3, 8, 8), verbose=False)
+    assert torch.all(reference[1].layer_scale == 1e-6)                     # the caller's is untouched
+
+
+def test_a_right_convnext_block_passes_and_the_message_counts_the_constants(capsys):
+    ours, reference = _convnext_pair()
+    assert common.check_against_reference(ours, reference, (2, 3, 8, 8), label="ours") <= 1e-5
+    out = capsys.readouterr().out
+    # the block's LayerNorm; layer scale and the zero biases of torchvision's init are constants
+    assert "1 normalisation layers given random statistics" in out
+    assert "parameters that start at a constant (layer scale, zero biases) random values" in out
+
+
+def test_constant_parameters_get_random_values_of_their_sign():
+    from common.inspection import constant_parameters, randomized_norm_copy
+    m = nn.Module()
+    m.scale = nn.Parameter(torch.full((6,), 1e-6))
+    m.negative = nn.Parameter(torch.full((6,), -2.0))
+    m.shift = nn.Parameter(torch.zeros(6))
+    m.random = nn.Parameter(torch.randn(6))
+    m.norm = nn.LayerNorm(6)
+    assert constant_parameters(m) == ["scale", "negative", "shift"]       # not the norm's own
+    copy, n = randomized_norm_copy(m, seed=0)
+    assert n == 4 and copy.random is m.random
+    assert ((copy.scale >= 0.5) & (copy.scale <= 1.5)).all()
+    assert ((copy.negative <= -0.5) & (copy.negative >= -1.5)).all()
+    assert ((copy.shift.abs() <= 0.5) & (copy.shift != 0)).all()
+    assert torch.all(m.scale == 1e-6)

@@ -633,3 +633,60 @@ def test_rerunning_a_finished_run_reloads_it_without_a_progress_bar(small, tmp_p
                    progress=True, verbose=False)
     assert h["epoch"] == [1]
     assert "step" not in capsys.readouterr().err
+
+
+# --- AdamW with decoupled weight decay, and ConvNeXt's exemptions (issue 24) -------------------
+
+class _LayerScaled(torch.nn.Module):
+    """A conv, a LayerNorm, a linear layer and a layer-scale parameter, as in a ConvNeXt block."""
+
+    def __init__(self):
+        super().__init__()
+        from torch import nn
+        self.conv = nn.Conv2d(3, 4, 3, bias=True)
+        self.norm = nn.LayerNorm(4)
+        self.fc = nn.Linear(4, 4)
+        self.layer_scale = nn.Parameter(torch.full((4, 1, 1), 1e-6))
+
+
+def test_adamw_decays_weights_directly_and_exempts_norms_biases_and_layer_scale():
+    model = _LayerScaled()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    r = common.Recipe(epochs=1, optimizer="adamw", lr=0.5, weight_decay=0.1,
+                      no_weight_decay=("norm", "bias", "layer_scale"))
+    opt = ctrain.make_optimizer(model, r)
+    assert type(opt) is torch.optim.AdamW
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["eps"] == 1e-8
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)                  # a zero gradient: Adam's step is zero
+    opt.step()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {"conv.weight", "fc.weight"}
+    for n in moved:                                   # decoupled: w * (1 - lr * wd), not via the gradient
+        torch.testing.assert_close(dict(model.named_parameters())[n], before[n] * (1 - 0.5 * 0.1))
+
+
+def test_adamw_fields_are_validated_shown_and_keep_old_run_folders():
+    with pytest.raises(ValueError, match="adam_betas must be two numbers"):
+        common.Recipe(epochs=1, optimizer="adamw", adam_betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="adam_eps positive"):
+        common.Recipe(epochs=1, optimizer="adamw", adam_eps=0)
+    adamw = [row[0] for row in common.Recipe(epochs=1, optimizer="adamw").table().rows]
+    assert "adam_betas" in adamw and "momentum" not in adamw and "nesterov" not in adamw
+    sgd = [row[0] for row in common.Recipe(epochs=1).table().rows]
+    assert "adam_betas" not in sgd and "momentum" in sgd
+    d = common.Recipe(epochs=1).to_dict()              # a recipe from before AdamW existed
+    assert all(d[k] == v for k, v in ctrain.ADDED_FIELDS.items())
+    assert common.Recipe(epochs=1, adam_betas=[0.9, 0.999]) == common.Recipe(epochs=1)
+
+
+def test_adamw_with_warmup_and_cosine_trains_and_resumes_exactly(small, tmp_path):
+    recipe = common.Recipe(epochs=2, batch_size=64, lr=2e-3, optimizer="adamw", weight_decay=0.05,
+                           schedule="cosine", warmup_epochs=0.5, warmup_factor=0.0,
+                           no_weight_decay=("norm", "bias", "layer_scale"))
+    assert recipe.lr_factor(0) == 0 and recipe.lr_factor(0.25) == pytest.approx(0.5)
+    ha, _ = straight_and_resumed(small, tmp_path, recipe)
+    assert ha["train_loss"][-1] < ha["train_loss"][0]

@@ -1,0 +1,1278 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · ConvNeXt: A ConvNet for the 2020s
+#
+# Zhuang Liu, Hanzi Mao, Chao-Yuan Wu, Christoph Feichtenhofer, Trevor Darrell, Saining Xie.
+# *A ConvNet for the 2020s.* CVPR 2022. [arXiv:2201.03545](https://arxiv.org/abs/2201.03545)
+#
+# Section, table and figure numbers below follow the paper's arXiv version 2 (2 March 2022), whose
+# appendix C tabulates Figure 2 step by step (Table 10). "The official code" is
+# `facebookresearch/ConvNeXt` at commit `048efce` (2022-07-23), read file by file.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/08_convnext.ipynb)
+#
+# **What you will build**
+# - **the roadmap as code**: Figure 2's walk from ResNet-50 to ConvNeXt-T, one change per step,
+#   each step re-buildable with `get_model("convnext_roadmap", step=k)`; every step's
+#   multiply-adds beside Table 10's GFLOPs (paper / ours / ratio) and the notebook of this course
+#   its idea comes from. Step 0 *is* notebook 02's `resnet50`; the last step *is* `convnext_tiny`;
+# - the ConvNeXt block (7×7 depthwise, LayerNorm, inverted bottleneck, one GELU, **layer scale**,
+#   **stochastic depth**), the downsampling layer with its LayerNorm *before* the 2×2 convolution,
+#   and ConvNeXt-T/S/B/L from section 3's configurations written once as data;
+# - checks: torchvision's `state_dict` loaded with `strict=True`, outputs equal after the
+#   reference's LayerNorms **and layer-scale values** are randomised (at the default 1e-6 a wrong
+#   block passes any float tolerance: a hurdle shows it), parameters equal to torchvision's;
+# - `cifar_convnext`, a CIFAR-10 adaptation trained with AdamW, warm-up and cosine; and one of the
+#   paper's experiments small: the depthwise kernel size 3 / 7 / 11 (section 2.5).
+#
+# **Where this notebook sits.** It comes after 06 (EfficientNet) and before 07 (the comparison):
+# it is the capstone that reuses the ideas of 02-06, so it reads best once they are known;
+# notebook 07 says why ConvNeXt is not one of its rows.
+#
+# **Prerequisites:** notebooks 00 (the toolkit), 02 (ResNet: the bottleneck, the starting point),
+# 05 (MobileNetV2: depthwise convolutions, the inverted bottleneck) and 06 (EfficientNet:
+# stochastic depth, larger depthwise kernels). Background: what LayerNorm computes over which axis.
+#
+# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): 52 s under pytest on a 2-core AMD
+# EPYC (Zen 4) shared with other jobs (load average about 5), with small inputs and a lighter
+# training model where a cell says so. Quick mode (`IMAGENET5_QUICK=1`), on the offline digits
+# set, on the same machine shared with other engineers' jobs (load average 4 to 11): **not
+# measured to the end**. Section 6.2's training of
+# `cifar_convnext` (30 epochs of 1,348 images, fp32) took 1,737 s and learns (best validation
+# accuracy 0.913; chance 0.10). Section 7's 3×3 run (the same length, in bf16) took 1,111 s and
+# reached 0.913; its 7×7 and 11×11 runs (fp32, each at least as long as section 6.2's) were still
+# running when this notebook was committed, so the notebook's total is not known. Full mode, on a GPU: not measured (no GPU was lent to the session
+# that wrote this notebook): 300 epochs of CIFAR-10 for `cifar_convnext`, and 30 for each of the
+# kernel study's three runs.
+
+# %%
+# Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
+# (the lines above "# Not on Colab"). Anywhere: put the course root (with common/) on the path.
+# KEEP_ON_DRIVE = True (Colab only) keeps runs/ and data/ on your Google Drive, so that every
+# training resumes from its last epoch after a disconnect: re-run the notebook from the top.
+KEEP_ON_DRIVE = False
+import sys, pathlib, subprocess
+if "google.colab" in sys.modules and not pathlib.Path("imagenet5").exists():
+    subprocess.run("git clone -q -b main https://github.com/the-imagenet-5/course imagenet5 && sed '/^# Not on Colab/,$d' imagenet5/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
+sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("imagenet5").resolve()] if (p / "common").is_dir())))
+import common.colab
+common.colab.keep_on_drive(KEEP_ON_DRIVE)
+
+# %%
+import dataclasses
+import math
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+from common.data import Split
+
+print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+      f"device {common.pick_device()}, smoke mode {common.SMOKE}, offline {common.OFFLINE}")
+NOTEBOOK_START = time.perf_counter()
+
+# %% [markdown]
+# ## 1 · Reading the paper
+#
+# Read it in the course's order (the paper notes, `paper_notes/convnext.md`, follow it too):
+#
+# 1. **Abstract**, then the **closing remarks of section 2** and **section 6** (conclusions): a
+#    pure ConvNet, built only from standard modules, "modernized" step by step towards a vision
+#    Transformer's design, matches or beats Swin Transformers at equal FLOPs.
+# 2. **Figures and tables.** **Figure 2** (the roadmap: every step's accuracy, hatched where the
+#    change was not kept); **Figure 3** (the block as it becomes an inverted bottleneck and the
+#    depthwise conv moves up); **Figure 4** (ResNet, Swin and ConvNeXt blocks side by side);
+#    **Table 10** (appendix C: Figure 2 as numbers, GFLOPs per step, mean ± std over 3 seeds);
+#    **Table 1** (ConvNeXt-T/S/B/L against Swin and others); **Table 5** (the training settings);
+#    Table 9 (ResNet-50, ConvNeXt-T and Swin-T layer by layer).
+# 3. **Section 1**, the introduction (why the question is asked in 2022).
+# 4. **The body**: section 2 (2.1 the training recipe; 2.2 macro design: stage ratio, patchify
+#    stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels; 2.6 micro design: GELU,
+#    fewer activations and norms, LN, separate downsampling layers), section 3 (the variants and
+#    settings). Sections 4 and 5 (detection and segmentation, related work) can wait.
+#
+# **The key idea in plain words.** A ResNet trained with a 2021 recipe (AdamW, 300 epochs, heavy
+# augmentation) already gains 2.7 points. Then, one change at a time, its architecture is moved
+# towards a Swin Transformer's: the stages get Swin's 1:1:3:1 depths, the stem becomes a 4×4
+# "patchify" convolution, the 3×3 convolutions become depthwise and the network wider, the block
+# becomes an inverted bottleneck whose depthwise convolution moves to the top and grows to 7×7,
+# and the micro design copies the Transformer's: GELU, a single activation and a single
+# normalisation per block, LayerNorm instead of batch norm, and downsampling in separate layers.
+# None of these ideas is new; most of them are in this course already. Together they give
+# ConvNeXt-T, 82.0% on ImageNet against Swin-T's 81.3% at the same 4.5 GFLOPs.
+
+# %%
+common.block_diagrams(
+    dict(layers=["1x1, 256 -> 64", "3x3, 64", "1x1, 64 -> 256"],
+         notes=["BN, ReLU", "BN, ReLU", "BN; ReLU after the addition"],
+         input_label="x: 256 channels", shortcut="identity", title="ResNet-50 bottleneck (notebook 02)"),
+    dict(layers=["7x7 depthwise, 96", "LayerNorm", "1x1, 96 -> 384", "1x1, 384 -> 96", "layer scale"],
+         notes=["no norm, no activation", "over the channels of each pixel", "GELU: the only activation",
+                "no norm, no activation", "x gamma per channel (1e-6 at init); stochastic depth"],
+         input_label="x: 96 channels", shortcut="identity", title="ConvNeXt block (Figure 4)"),
+    title="From ResNet's bottleneck to ConvNeXt's block: inverted, depthwise first, one norm, one activation")
+
+# %% [markdown]
+# ## 2 · The Easter-egg table
+#
+# Every detail the implementation depends on, its value, and where it comes from. "Table 5" is the
+# paper's ImageNet-1K training settings; "the official code" is `facebookresearch/ConvNeXt` at
+# `048efce`: `models/convnext.py` (the model), `main.py` (the arguments' defaults),
+# `optim_factory.py` (weight-decay groups), `utils.py` (the schedules), `TRAINING.md` (the
+# commands per model).
+#
+# | detail | value | where it is stated |
+# |---|---|---|
+# | stage depths B | (3, 3, 9, 3) for T; (3, 3, 27, 3) for S/B/L | sec. 2.2 ("(3, 3, 9, 3)", Swin's 1:1:3:1) and sec. 3 |
+# | stage widths C | (96, 192, 384, 768) T and S; (128, ...) B; (192, ...) L | sec. 3 |
+# | stem | 4×4 conv, stride 4, then LayerNorm | sec. 2.2 ("patchify"); the LN: sec. 2.6 ("one after the stem") |
+# | block | 7×7 depthwise → LN → 1×1 to 4C → GELU → 1×1 to C | Figure 4; sec. 2.3-2.6 |
+# | depthwise kernel | 7×7, padding 3 | sec. 2.5 ("We will use 7×7 depthwise conv in each block") |
+# | expansion | 4 | sec. 2.4 ("four times wider") |
+# | activation | GELU, one per block, between the two 1×1 layers | sec. 2.6 |
+# | normalisation | one LayerNorm per block, before the 1×1 layers; eps 1e-6 | sec. 2.6; eps: not in the paper, the official code's `LayerNorm(dim, eps=1e-6)` |
+# | 1×1 convolutions | `nn.Linear` on (N, H, W, C), between two permutes | not in the paper (Figure 4 draws 1×1 convs): the official code's `Block` docstring, "(2) ... we find it slightly faster in PyTorch" |
+# | downsampling | LN, then 2×2 conv stride 2, between stages | sec. 2.6 ("one before each downsampling layer"); the order: official code, `downsample_layers` |
+# | LN in downsampling and stem | over channels of an (N, C, H, W) map ("channels_first") | not in the paper: official code's `LayerNorm(data_format="channels_first")`; torchvision's `LayerNorm2d` |
+# | head | global average pool → LayerNorm → Linear | sec. 2.6 ("one after the final global average pooling"); official code `self.norm`, `self.head` |
+# | layer scale | per-channel γ multiplying the branch, initial value 1e-6 | sec. 3.1 ("Layer Scale [74] of initial value 1e-6"), Table 5; official `layer_scale_init_value=1e-6` |
+# | stochastic depth | 0.1 / 0.4 / 0.5 / 0.5 for T/S/B/L | Table 5; official `TRAINING.md`, `--drop_path` per model |
+# | drop-path rate per block | linear from 0 to the rate over all blocks | not in the paper: official `torch.linspace(0, drop_path_rate, sum(depths))` |
+# | stochastic depth at test time | off (train mode only) | Huang et al. 2016; official code uses timm's `DropPath` (identity in eval) |
+# | weight init | truncated normal, std 0.02; biases 0 | Table 5 says "trunc. normal (0.2)"; the official `_init_weights` uses `std=.02` (we follow the code) |
+# | optimizer | AdamW, β1, β2 = 0.9, 0.999; eps 1e-8 | sec. 3.1, Table 5; eps: official `main.py --opt_eps 1e-8` |
+# | learning rate | 4e-3 | sec. 3.1, Table 5; official `main.py --lr 4e-3` (no scaling by batch in the code) |
+# | batch size | 4096 | sec. 3.1, Table 5; `TRAINING.md`: 4 nodes × 8 GPUs × 128 |
+# | epochs | 300 | sec. 2.1 and 3.1, Table 5 |
+# | warm-up | 20 epochs, linear | sec. 3.1, Table 5; official `utils.cosine_scheduler` starts it at 0 |
+# | schedule | cosine decay | sec. 3.1, Table 5; official: down to `--min_lr 1e-6` (ours: to 0) |
+# | weight decay | 0.05 (decoupled, AdamW) | sec. 3.1, Table 5 |
+# | no weight decay on | 1-D parameters and biases (norms, biases, layer scale) | not in the paper: official `optim_factory.get_parameter_groups` |
+# | Mixup, CutMix | 0.8, 1.0 | sec. 2.1, Table 5 |
+# | RandAugment | (9, 0.5) | sec. 2.1, Table 5; official `--aa rand-m9-mstd0.5-inc1` |
+# | Random Erasing | 0.25 | sec. 2.1, Table 5 |
+# | label smoothing | 0.1 | sec. 2.1, Table 5 |
+# | EMA of the weights | decay 0.9999 | sec. 3.1 ("as we find it alleviates larger models' overfitting"), Table 5 |
+# | gradient clipping, layer-wise lr decay, head init scale | none | Table 5 |
+# | accuracy per roadmap step | mean of 3 seeds | sec. 2.1, Table 10 |
+# | the roadmap's recipe | Table 5's ImageNet-1K settings without EMA ("using EMA severely hurts models with BatchNorm layers") | appendix A.1 |
+
+# %% [markdown]
+# ## 3 · Build it, block by block
+#
+# What earlier notebooks saved is imported, not rewritten: notebook 02's `ResNet` and
+# `Bottleneck` (steps 0 and 1 of the roadmap) and notebook 06's `StochasticDepth`.
+
+# %%
+#@save convnext
+import math
+from functools import partial
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from common.models.efficientnet import StochasticDepth
+from common.models.registry import check_image_batch, register_model
+from common.models.resnet import Bottleneck, ResNet, resnet50
+
+# %% [markdown]
+# ### LayerNorm on a channels-first map
+#
+# `nn.LayerNorm(C)` normalises over the **last** dimension. A convolution's output is (N, C, H, W),
+# so `nn.LayerNorm(C)` applied to it directly would normalise over W (and fail unless W == C).
+# ConvNeXt's LayerNorm normalises the C values *of each pixel* (the paper: "one LayerNorm as our
+# choice of normalization in each residual block", sec. 2.6). Inside the block the map is
+# already permuted to (N, H, W, C) for the 1×1 layers, so a plain `nn.LayerNorm` is right there;
+# in the stem, the downsampling layers and the head the map is (N, C, H, W), and the official
+# code has a second implementation for that case, `LayerNorm(data_format="channels_first")`,
+# which computes the mean and variance over dimension 1. torchvision's `LayerNorm2d` permutes to
+# channels-last, calls the same `F.layer_norm` and permutes back; we keep its name, so that its
+# weights load.
+
+# %%
+#@save convnext
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of each pixel of an (N, C, H, W) map ("channels_first" in the
+    official code; torchvision's ``LayerNorm2d``): ``nn.LayerNorm(C)`` normalises the LAST
+    dimension, so the map is permuted to (N, H, W, C) and back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)                              # (N, C, H, W) -> (N, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)                           # back to (N, C, H, W)
+
+
+# %%
+ln = LayerNorm2d(4)
+with torch.no_grad():
+    ln.weight.uniform_(0.5, 1.5), ln.bias.uniform_(-0.5, 0.5)
+x = torch.randn(2, 4, 3, 5)
+u, s = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)     # the official code's formula
+official = ln.weight[:, None, None] * (x - u) / torch.sqrt(s + ln.eps) + ln.bias[:, None, None]
+torch.testing.assert_close(ln(x), official)
+print("LayerNorm2d == the official channels_first LayerNorm (mean and variance over dim 1):",
+      tuple(ln(x).shape))
+
+# %% [markdown]
+# ### The ConvNeXt block (Figure 4, right)
+#
+# The 7×7 depthwise convolution first (sec. 2.5, "moving up depthwise conv layer"), then one
+# LayerNorm, the inverted bottleneck's two 1×1 layers (4× wider inside, sec. 2.4) with the one GELU
+# between them (sec. 2.6), written as `nn.Linear` on channels-last maps as in the official code.
+# The branch is multiplied by **layer scale** γ, one learnable number per channel starting at 1e-6
+# (sec. 3.1, from CaiT, Touvron et al. 2021): each block starts as nearly the identity. Then
+# **stochastic depth** (Huang et al. 2016, notebook 06): in train mode each sample's branch is
+# dropped with probability p. We keep torchvision's module names (`block.0` the depthwise conv,
+# `block.2` the LayerNorm, `block.3` and `block.5` the 1×1 layers, `layer_scale`), so its weights
+# load with `strict=True`.
+
+# %%
+#@save convnext
+class Permute(nn.Module):
+    """``x.permute(*dims)`` as a module, to sit inside an ``nn.Sequential``."""
+
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+class CNBlock(nn.Module):
+    """The ConvNeXt block (Figure 4; sec. 2.3-2.6): 7x7 depthwise conv, LayerNorm, 1x1 to
+    ``expansion`` x dim channels, GELU, 1x1 back to dim; times layer scale; stochastic depth;
+    plus the input. torchvision's module names (``block``, ``layer_scale``).
+
+    Args:
+        dim (int): channels in and out.
+        layer_scale (float): the initial value of every entry of the per-channel scale gamma
+            (default 1e-6; sec. 3.1, Table 5; official ``layer_scale_init_value``).
+        stochastic_depth_prob (float): probability of dropping the branch, train mode only
+            (default 0; the model sets it per block, growing linearly: ``ConvNeXt``).
+        kernel_size (int): the depthwise kernel (default 7; sec. 2.5 tries 3, 5, 7, 9, 11).
+        expansion (int): hidden width of the inverted bottleneck, times dim (default 4; sec. 2.4).
+        activation (callable): the one activation (default nn.GELU; sec. 2.6).
+    """
+
+    def __init__(self, dim: int, layer_scale: float = 1e-6, stochastic_depth_prob: float = 0.0, *,
+                 kernel_size: int = 7, expansion: int = 4,
+                 activation: Callable[[], nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim),  # depthwise, first (sec. 2.5)
+            Permute([0, 2, 3, 1]),                  # (N, C, H, W) -> (N, H, W, C): LN and Linear act on C
+            nn.LayerNorm(dim, eps=1e-6),            # the block's one norm, before the 1x1 layers (sec. 2.6)
+            nn.Linear(dim, expansion * dim),        # 1x1 conv: the inverted bottleneck, 4x wider (sec. 2.4)
+            activation(),                           # the one activation, GELU (sec. 2.6)
+            nn.Linear(expansion * dim, dim),        # 1x1 conv back to dim, no norm, no activation
+            Permute([0, 3, 1, 2]),                  # back to (N, C, H, W)
+        )
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), layer_scale))   # 1e-6 (sec. 3.1)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.layer_scale * self.block(x)      # gamma * branch(x), per channel
+        out = self.stochastic_depth(out)            # train mode only: drop the branch per sample
+        return out + identity
+
+
+# %%
+blk = CNBlock(96, stochastic_depth_prob=0.2)
+x = torch.randn(2, 96, 56, 56)
+assert blk(x).shape == x.shape
+assert blk.block[0].groups == 96 and blk.block[0].kernel_size == (7, 7)                  # depthwise 7x7
+assert blk.block[3].out_features == 4 * 96 and isinstance(blk.block[4], nn.GELU)         # 4x, GELU
+assert torch.all(blk.layer_scale == 1e-6) and blk.layer_scale.shape == (96, 1, 1)
+blk.eval()
+with torch.no_grad():
+    torch.testing.assert_close(blk(x), blk(x))                          # eval: no dropping
+    print(f"block output - input at init: max {(blk(x) - x).abs().max():.1e} (layer scale 1e-6)")
+print("CNBlock:", tuple(x.shape), "->", tuple(blk(x).shape))
+
+# %% [markdown]
+# ### The model, from section 3's configurations
+#
+# Section 3: "The variants only differ in the number of channels C, and the number of blocks B in
+# each stage". Written once as data below; a builder turns a row into a network: the patchify stem
+# (4×4 conv, stride 4, sec. 2.2) with its LayerNorm, four stages of blocks, a **downsampling layer**
+# between stages (LayerNorm *then* 2×2 conv, stride 2, sec. 2.6: "adding normalization layers
+# wherever spatial resolution is changed can help stablize training"), global average pooling,
+# and the head: LayerNorm, then Linear. Stochastic-depth rates grow linearly over all blocks, from 0
+# at the first to `stochastic_depth_prob` at the last (the official code's
+# `torch.linspace(0, drop_path_rate, sum(depths))`; torchvision's `p * i / (n - 1)` is the same).
+# Module names are torchvision's: `features` alternates stem, stage, downsampling layer, stage, ...
+
+# %%
+#@save convnext
+#: Section 3: channels C and blocks B of each stage, per variant; Table 5's stochastic depth
+#: (ImageNet-1K training of T/S/B/L; XL was pre-trained on ImageNet-22K only, with 0.2: counted
+#: in section 4, not registered: torchvision has no XL to check it against).
+CONVNEXT_CONFIGS: dict[str, dict] = {
+    #        C: stage 1-4 channels,         B: stage 1-4 blocks,  Table 5 stochastic depth
+    "tiny":   dict(dims=(96, 192, 384, 768),    depths=(3, 3, 9, 3),  stochastic_depth_prob=0.1),
+    "small":  dict(dims=(96, 192, 384, 768),    depths=(3, 3, 27, 3), stochastic_depth_prob=0.4),
+    "base":   dict(dims=(128, 256, 512, 1024),  depths=(3, 3, 27, 3), stochastic_depth_prob=0.5),
+    "large":  dict(dims=(192, 384, 768, 1536),  depths=(3, 3, 27, 3), stochastic_depth_prob=0.5),
+    "xlarge": dict(dims=(256, 512, 1024, 2048), depths=(3, 3, 27, 3), stochastic_depth_prob=0.2),
+}
+
+#: The paper's numbers: Table 1 (ImageNet-1K trained, 224x224): parameters (millions, rounded),
+#: FLOPs (GFLOPs: multiply-adds, as Table 10's ResNet-50 row shows) and top-1 (%); XL from Table 1's
+#: ImageNet-22K part. torchvision's exact parameter counts (its weights' meta) under "torchvision".
+PAPER_NUMBERS: dict[str, dict] = {
+    "tiny":   dict(params=29e6, flops=4.5e9, top1=82.1, torchvision_params=28_589_128),
+    "small":  dict(params=50e6, flops=8.7e9, top1=83.1, torchvision_params=50_223_688),
+    "base":   dict(params=89e6, flops=15.4e9, top1=83.8, torchvision_params=88_591_464),
+    "large":  dict(params=198e6, flops=34.4e9, top1=84.3, torchvision_params=197_767_336),
+    "xlarge": dict(params=350e6, flops=60.9e9, top1=None, torchvision_params=None),
+}
+
+
+# %%
+#@save convnext
+class ConvNeXt(nn.Module):
+    """ConvNeXt (sec. 2 and 3) built from one configuration. torchvision's module names
+    (``features``, ``avgpool``, ``classifier``), so that its weights load with strict=True.
+
+    Args:
+        dims (list of int): channels of the four stages (sec. 3: C).
+        depths (list of int): blocks of the four stages (sec. 3: B).
+        num_classes (int): outputs of the head (default 1000).
+        stochastic_depth_prob (float): drop probability of the LAST block; block i of n gets
+            ``p * i / (n - 1)`` (default 0; Table 5: 0.1/0.4/0.5/0.5 for T/S/B/L, set by the
+            constructors).
+        layer_scale (float): initial layer-scale value (default 1e-6; sec. 3.1).
+        kernel_size (int): the blocks' depthwise kernel (default 7; sec. 2.5).
+        stem_patch (int): kernel and stride of the patchify stem (default 4; sec. 2.2; the CIFAR
+            adaptation uses 2, our choice).
+        in_channels (int): channels of the input images (default 3).
+        block (callable): ``block(dim, layer_scale, p, kernel_size=...)`` (default CNBlock).
+
+    Input: float images (N, in_channels, H, W) of at least ``stem_patch * 8`` pixels a side
+    (the total stride: the last stage's map is then 1x1).
+    """
+
+    def __init__(self, dims: Sequence[int], depths: Sequence[int], num_classes: int = 1000,
+                 stochastic_depth_prob: float = 0.0, layer_scale: float = 1e-6, *,
+                 kernel_size: int = 7, stem_patch: int = 4, in_channels: int = 3,
+                 block: Callable[..., nn.Module] = CNBlock) -> None:
+        super().__init__()
+        if len(dims) != len(depths):
+            raise ValueError(f"One width per stage: got {len(dims)} dims for {len(depths)} depths.")
+        norm = partial(LayerNorm2d, eps=1e-6)
+        layers: list[nn.Module] = [nn.Sequential(            # patchify stem + LN (sec. 2.2, 2.6)
+            nn.Conv2d(in_channels, dims[0], kernel_size=stem_patch, stride=stem_patch), norm(dims[0]))]
+        total, index = sum(depths), 0
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            stage = []
+            for _ in range(depth):
+                p = stochastic_depth_prob * index / max(total - 1, 1)   # 0 ... p, linearly
+                stage.append(block(dim, layer_scale, p, kernel_size=kernel_size))
+                index += 1
+            layers.append(nn.Sequential(*stage))
+            if i + 1 < len(dims):                            # separate downsampling (sec. 2.6):
+                layers.append(nn.Sequential(norm(dim),       # LN BEFORE the 2x2 conv
+                                            nn.Conv2d(dim, dims[i + 1], kernel_size=2, stride=2)))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(norm(dims[-1]), nn.Flatten(1),   # head: LN, then Linear
+                                        nn.Linear(dims[-1], num_classes))
+        self.in_channels = in_channels
+        self.min_input_size = stem_patch * 2 ** (len(dims) - 1)
+        for m in self.modules():                             # official _init_weights: std 0.02
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, channels=self.in_channels, min_size=self.min_input_size)
+        x = self.avgpool(self.features(x))
+        return self.classifier(x)                            # logits: softmax is in the loss
+
+
+# %%
+with torch.device("meta"):                       # shapes only: no memory, no arithmetic
+    tiny = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
+shapes = common.output_shapes(tiny, (1, 3, 224, 224), names=[f"features.{i}" for i in range(7)])
+common.table(list(shapes.items()), header=("module", "output shape"))
+assert [s[-1] for s in shapes.values()] == [56, 56, 28, 28, 14, 14, 7]        # Table 9's output sizes
+rates = [b.stochastic_depth.p for b in tiny.modules() if isinstance(b, CNBlock)]
+assert rates[0] == 0 and math.isclose(rates[-1], 0.1) and len(rates) == 18
+assert all(math.isclose(b - a, 0.1 / 17) for a, b in zip(rates, rates[1:]))  # linear in the block index
+assert isinstance(tiny.features[2][0], LayerNorm2d) and isinstance(tiny.features[2][1], nn.Conv2d)
+print(f"drop rates, block 1 to 18: {rates[0]:.3f} ... {rates[-1]:.3f}; "
+      f"downsampling layer: {[type(m).__name__ for m in tiny.features[2]]}")
+
+# %%
+#@save convnext
+def _convnext(variant: str, **kwargs) -> ConvNeXt:
+    cfg = dict(CONVNEXT_CONFIGS[variant])
+    cfg.update(kwargs)
+    return ConvNeXt(**cfg)
+
+
+@register_model("convnext_tiny")
+def convnext_tiny(**kwargs) -> ConvNeXt:
+    """ConvNeXt-T (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 9, 3); stochastic depth 0.1
+    (Table 5). Table 1: 29M parameters, 4.5 GFLOPs, 82.1% top-1."""
+    return _convnext("tiny", **kwargs)
+
+
+@register_model("convnext_small")
+def convnext_small(**kwargs) -> ConvNeXt:
+    """ConvNeXt-S (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 27, 3); stochastic depth 0.4
+    (Table 5). Table 1: 50M parameters, 8.7 GFLOPs, 83.1% top-1."""
+    return _convnext("small", **kwargs)
+
+
+@register_model("convnext_base")
+def convnext_base(**kwargs) -> ConvNeXt:
+    """ConvNeXt-B (sec. 3): C = (128, 256, 512, 1024), B = (3, 3, 27, 3); stochastic depth 0.5
+    (Table 5). Table 1: 89M parameters, 15.4 GFLOPs, 83.8% top-1."""
+    return _convnext("base", **kwargs)
+
+
+@register_model("convnext_large")
+def convnext_large(**kwargs) -> ConvNeXt:
+    """ConvNeXt-L (sec. 3): C = (192, 384, 768, 1536), B = (3, 3, 27, 3); stochastic depth 0.5
+    (Table 5). Table 1: 198M parameters, 34.4 GFLOPs, 84.3% top-1."""
+    return _convnext("large", **kwargs)
+
+
+# %%
+for name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large"):
+    variant = name.split("_")[1]
+    for fact in ("C = ", f"{PAPER_NUMBERS[variant]['params'] / 1e6:g}M parameters",
+                 f"{PAPER_NUMBERS[variant]['flops'] / 1e9:g} GFLOPs", f"{PAPER_NUMBERS[variant]['top1']:g}%"):
+        assert fact in common.models.registry._MODELS[name].__doc__, (name, fact)   # docstrings = data
+print("registered:", common.list_models("convnext_*"))
+
+# %% [markdown]
+# ### The roadmap as code (Figure 2, section 2, Table 10)
+#
+# Each step of Figure 2 is one change to the step before, kept as data: `ROADMAP`, row by row, with
+# Table 10's GFLOPs and top-1 (mean of three seeds) and the notebook of this course where the idea
+# was first built. Steps 0 and 1 are notebook 02's own `ResNet` (step 0 *is* `resnet50`, v1.5 as
+# notebook 02 saved it); steps 2 to 11 are one configurable network, `RoadmapNet`, whose keywords
+# are exactly the changes; step 12 is `convnext_tiny` itself. Where section 2 leaves a detail of an
+# intermediate step open, the choice is ours and said in `RoadmapNet`'s docstring; the
+# multiply-adds of section 4 then test those choices against Table 10.
+#
+# The training recipe (sec. 2.1) is step 0's change: it modifies no layer, so Table 10's "ResNet-50
+# (PyTorch)" and "ResNet-50 (enhanced recipe)" are one network, step 0; the recipe's values are in
+# section 2's table and section 6.1 of this notebook; several of its ideas (stochastic depth,
+# label smoothing, a warm-up) are in notebook 06's recipe too.
+
+# %%
+#@save convnext
+class RoadmapBlock(nn.Module):
+    """One residual block of the roadmap's intermediate steps (Figure 3): three convolutions, a
+    norm after each (or only after the first), an activation after the first two and after the
+    addition (or only after the second), and a projection shortcut where the shape changes.
+
+    Args:
+        inplanes (int), planes (int): input and output channels.
+        stride (int): 2 in the first block of stages 2-4 (ResNet's downsampling blocks).
+        layout (str): "bottleneck" (1x1 to planes/4, 3x3-style kxk, 1x1 to planes: ResNet;
+            sec. 2.3), "inverted" (1x1 to 4 x planes, depthwise kxk, 1x1 to planes: Figure 3b),
+            "depthwise_first" (depthwise kxk on the input, 1x1 to 4 x planes, 1x1 to planes:
+            Figure 3c).
+        kernel_size (int): the spatial kernel (3 until sec. 2.5).
+        depthwise (bool): groups = channels in the spatial conv (sec. 2.3; always in the
+            inverted layouts).
+        activation (callable): nn.ReLU or nn.GELU (sec. 2.6).
+        one_activation (bool): only the activation between the two 1x1 convs (sec. 2.6;
+            "depthwise_first" only).
+        one_norm (bool): only the norm after the depthwise conv (sec. 2.6; "depthwise_first").
+        norm (callable): nn.BatchNorm2d or LayerNorm2d (sec. 2.6).
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int, *, layout: str, kernel_size: int,
+                 depthwise: bool, activation: Callable[[], nn.Module], one_activation: bool,
+                 one_norm: bool, norm: Callable[[int], nn.Module]) -> None:
+        super().__init__()
+        if (one_activation or one_norm) and layout != "depthwise_first":
+            raise ValueError("one_activation and one_norm follow the depthwise conv moved up "
+                             "(layout='depthwise_first'), as in section 2.6.")
+        k, pad = kernel_size, kernel_size // 2
+        if layout == "bottleneck":                             # ResNet's, 3x3 grouped or dense
+            w = planes // 4
+            convs = [nn.Conv2d(inplanes, w, 1, bias=False),
+                     nn.Conv2d(w, w, k, stride, pad, groups=w if depthwise else 1, bias=False),
+                     nn.Conv2d(w, planes, 1, bias=False)]
+        elif layout == "inverted":                             # Figure 3 (b): 4x wider inside
+            h = 4 * planes
+            convs = [nn.Conv2d(inplanes, h, 1, bias=False),
+                     nn.Conv2d(h, h, k, stride, pad, groups=h, bias=False),
+                     nn.Conv2d(h, planes, 1, bias=False)]
+        elif layout == "depthwise_first":                      # Figure 3 (c): depthwise moved up
+            h = 4 * planes
+            convs = [nn.Conv2d(inplanes, inplanes, k, stride, pad, groups=inplanes, bias=False),
+                     nn.Conv2d(inplanes, h, 1, bias=False),
+                     nn.Conv2d(h, planes, 1, bias=False)]
+        else:
+            raise ValueError(f"Unknown layout {layout!r}: 'bottleneck', 'inverted' or 'depthwise_first'.")
+        self.conv1, self.conv2, self.conv3 = convs
+        self.norm1 = norm(convs[0].out_channels)
+        self.norm2 = nn.Identity() if one_norm else norm(convs[1].out_channels)
+        self.norm3 = nn.Identity() if one_norm else norm(planes)
+        self.act1 = nn.Identity() if one_activation else activation()
+        self.act2 = activation()                               # between the two 1x1 (sec. 2.6)
+        self.act3 = nn.Identity() if one_activation else activation()     # after the addition
+        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), norm(planes))
+                           if stride != 1 or inplanes != planes else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.act1(self.norm1(self.conv1(x)))
+        out = self.act2(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.act3(out + identity)
+
+
+# %%
+#@save convnext
+class RoadmapNet(nn.Module):
+    """Steps 2-11 of the roadmap (sec. 2.2-2.6): a patchify stem (4x4 conv, stride 4, then a
+    norm and an activation: our reading, ResNet's stem keeps its BN and ReLU), four stages of
+    ``RoadmapBlock`` with ResNet's downsampling (stride 2 in the first block of stages 2-4 and a
+    1x1 projection shortcut with a norm), average pooling and a linear classifier. Module names:
+    ``stem``, ``layer1``..``layer4``, ``fc``.
+
+    Args:
+        width (int): channels of stage 1's output in the inverted layouts, ResNet's bottleneck
+            width in the "bottleneck" layout (64, then 96 from sec. 2.3); stages double it.
+        depths (list of int): blocks per stage (default (3, 3, 9, 3); sec. 2.2).
+        layout, kernel_size, depthwise, activation, one_activation, one_norm, norm: as
+            ``RoadmapBlock`` (``norm`` also in the stem and the shortcuts).
+        num_classes (int): outputs (default 1000).
+
+    Our readings where section 2 is silent: the hidden width of the inverted layouts is 4x the
+    block's OUTPUT channels, the downsampling block's depthwise conv takes the stride, and the
+    shortcut projections keep their norm when the blocks lose two of theirs. Section 4 checks
+    them: with them every step's multiply-adds match Table 10 to its rounding.
+    """
+
+    def __init__(self, width: int = 64, depths: Sequence[int] = (3, 3, 9, 3), *,
+                 layout: str = "bottleneck", kernel_size: int = 3, depthwise: bool = False,
+                 activation: Callable[[], nn.Module] = nn.ReLU, one_activation: bool = False,
+                 one_norm: bool = False, norm: Callable[[int], nn.Module] = nn.BatchNorm2d,
+                 num_classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 4, stride=4, bias=False), norm(width),
+                                  activation())
+        expansion = 4 if layout == "bottleneck" else 1
+        inplanes = width
+        for i, depth in enumerate(depths):
+            planes = width * 2 ** i * expansion
+            blocks = []
+            for j in range(depth):
+                blocks.append(RoadmapBlock(inplanes, planes, 2 if (j == 0 and i > 0) else 1,
+                                           layout=layout, kernel_size=kernel_size, depthwise=depthwise,
+                                           activation=activation, one_activation=one_activation,
+                                           one_norm=one_norm, norm=norm))
+                inplanes = planes
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+        self.stage_names = [f"layer{i + 1}" for i in range(len(depths))]
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+        self.min_input_size = 4 * 2 ** (len(depths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, min_size=self.min_input_size, training=self.training)
+        x = self.stem(x)
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# %%
+#@save convnext
+#: Figure 2 / Table 10, one change per step: (step name, the change as keywords, Table 10's
+#: GFLOPs and top-1 (%, mean of 3 seeds), the course notebook where the idea comes from).
+#: Steps 0-1 build notebook 02's ResNet, 2-11 RoadmapNet with every change so far, 12 ConvNeXt-T.
+ROADMAP: list[tuple[str, dict, float, float, str]] = [
+    # step name,                   change,                                  GFLOPs, top-1, idea from
+    ("ResNet-50, modern recipe",   {},                                        4.09, 78.82,
+     "02 ResNet (the network); the recipe: 06 EfficientNet's has stochastic depth, warm-up, label smoothing"),
+    ("stage ratio (3, 3, 9, 3)",   {"depths": (3, 3, 9, 3)},                  4.53, 79.36,
+     "02 ResNet: stage depths as a table (Table 1's 3-4-6-3)"),
+    ("patchify stem",              {"stem": "patchify"},                      4.42, 79.51,
+     "new here: ViT's patch embedding, a 4x4 stride-4 conv"),
+    ("depthwise conv",             {"depthwise": True},                       2.35, 78.28,
+     "05 MobileNetV2: depthwise convolutions (ResNeXt's grouping at its extreme)"),
+    ("width 64 -> 96",             {"width": 96},                             5.27, 80.50,
+     "05/06: the width multiplier (ResNeXt's 'use more groups, expand width')"),
+    ("inverted bottleneck",        {"layout": "inverted"},                    4.64, 80.64,
+     "05 MobileNetV2: the inverted residual, expansion 4"),
+    ("move up depthwise conv",     {"layout": "depthwise_first"},             4.07, 79.92,
+     "new here: a Transformer's attention before its MLP"),
+    ("kernel size 3 -> 7",         {"kernel_size": 7},                        4.15, 80.57,
+     "06 EfficientNet: 5x5 depthwise kernels (01 VGG argued for stacked 3x3s)"),
+    ("ReLU -> GELU",               {"activation": "gelu"},                    4.15, 80.62,
+     "new here (GELU, Hendrycks & Gimpel 2016); 06's SiLU is a close cousin"),
+    ("fewer activations",          {"one_activation": True},                  4.15, 81.27,
+     "05 MobileNetV2: the linear bottleneck, no activation after the projection"),
+    ("fewer norms",                {"one_norm": True},                        4.15, 81.41,
+     "new here: a Transformer block's few norms"),
+    ("BN -> LN",                   {"norm": "layer"},                         4.46, 81.47,
+     "new here: 02-06 all use batch norm; 03 DenseNet's pre-activation order is the nearest"),
+    ("separate downsampling (ConvNeXt-T)", {"downsampling": "separate"},      4.49, 81.97,
+     "03 DenseNet: transition layers (norm, then conv) between blocks"),
+]
+
+
+def roadmap_config(step: int) -> dict:
+    """The keywords of every change up to ``step`` (0 = ResNet-50, 12 = ConvNeXt-T), merged."""
+    if not 0 <= step < len(ROADMAP):
+        raise ValueError(f"step must be 0 ... {len(ROADMAP) - 1} (Figure 2's steps), got {step}.")
+    cfg: dict = {}
+    for _, change, *_ in ROADMAP[:step + 1]:
+        cfg.update(change)
+    return cfg
+
+
+@register_model("convnext_roadmap")
+def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> nn.Module:
+    """The network after ``step`` changes of Figure 2 (ROADMAP): 0 is notebook 02's resnet50,
+    1 its ResNet with (3, 3, 9, 3) blocks, 2-11 RoadmapNet, 12 convnext_tiny (without stochastic
+    depth: Table 10's networks are compared as architectures)."""
+    cfg = roadmap_config(step)
+    if step == 0:
+        return resnet50(num_classes=num_classes)
+    if "stem" not in cfg:                                      # steps 0-1: ResNet itself
+        return ResNet(Bottleneck, cfg["depths"], num_classes=num_classes)
+    if "downsampling" in cfg:                                  # the last step: ConvNeXt-T
+        return convnext_tiny(num_classes=num_classes, stochastic_depth_prob=0.0)
+    kwargs = {k: v for k, v in cfg.items() if k not in ("stem",)}
+    kwargs["activation"] = nn.GELU if kwargs.pop("activation", "relu") == "gelu" else nn.ReLU
+    kwargs["norm"] = (partial(LayerNorm2d, eps=1e-6) if kwargs.pop("norm", "batch") == "layer"
+                      else nn.BatchNorm2d)
+    if "layout" not in kwargs:
+        kwargs["layout"] = "bottleneck"
+    else:
+        kwargs.pop("depthwise", None)                          # the inverted layouts are depthwise
+    return RoadmapNet(num_classes=num_classes, **kwargs)
+
+
+# %%
+def empty(build):
+    """``build()`` on the meta device, then given (uninitialised) memory: for shape checks and for
+    models whose weights are loaded next, without the cost of initialising them."""
+    with torch.device("meta"):
+        model = build()
+    return model.to_empty(device="cpu")
+
+
+with torch.device("meta"):                     # shapes only (tests/test_convnext.py runs them)
+    steps = [convnext_roadmap(step=k, num_classes=10) for k in range(len(ROADMAP))]
+    x = torch.randn(2, 3, 224, 224)
+    for k, net in enumerate(steps):
+        assert net.eval()(x).shape == (2, 10), k
+assert type(steps[0]) is ResNet and type(steps[-1]) is ConvNeXt
+assert isinstance(steps[11].layer1[0].norm1, LayerNorm2d) and isinstance(steps[10].layer1[0].norm2, nn.Identity)
+assert isinstance(steps[9].layer1[0].act1, nn.Identity) and isinstance(steps[8].layer1[0].act2, nn.GELU)
+assert steps[7].layer1[0].conv1.kernel_size == (7, 7) and steps[6].layer1[0].conv1.groups == 96
+print("every step builds and runs:", ", ".join(f"{k}: {type(n).__name__}" for k, n in enumerate(steps)))
+
+# %% [markdown]
+# ### The CIFAR-10 adaptation (our choices)
+#
+# The paper trains nothing on CIFAR-10. Our `cifar_convnext` keeps everything of ConvNeXt-T but
+# two numbers, each our choice:
+#
+# - **stem patch 2 instead of 4**: a 32×32 image then gives maps of 16, 8, 4 and 2 pixels in the
+#   four stages; a 4×4 patch would end the third stage at 2×2 and the last at 1×1 (on ImageNet the
+#   last stage still sees 7×7). Patch 1 (no downsampling in the stem) would cost 4× more.
+# - **widths (32, 64, 128, 256), a third of ConvNeXt-T's**, with T's depths (3, 3, 9, 3): about as
+#   many multiply-adds per image as notebook 02's ResNet-20 (the cell below counts both), so that
+#   quick mode trains it in minutes on a CPU. ConvNeXt-T's widths at patch 2 would cost about 9×.
+#
+# Stochastic depth 0.1 (ConvNeXt-T's, Table 5) and layer scale 1e-6 are kept.
+
+# %%
+#@save convnext
+@register_model("cifar_convnext")
+def cifar_convnext(num_classes: int = 10, **kwargs) -> ConvNeXt:
+    """ConvNeXt for 32x32 images (our adaptation, not in the paper): ConvNeXt-T's depths
+    (3, 3, 9, 3), a third of its widths (32, 64, 128, 256), a 2x2 stride-2 patchify stem (maps of
+    16, 8, 4 and 2 pixels), stochastic depth 0.1 and layer scale 1e-6 as ConvNeXt-T."""
+    cfg = dict(dims=(32, 64, 128, 256), depths=(3, 3, 9, 3), stochastic_depth_prob=0.1,
+               stem_patch=2)
+    cfg.update(kwargs)
+    return ConvNeXt(num_classes=num_classes, **cfg)
+
+
+# %%
+cifar = cifar_convnext()
+shapes = common.output_shapes(cifar, (2, 3, 32, 32), names=[f"features.{i}" for i in range(7)])
+assert [s[-1] for s in shapes.values()] == [16, 16, 8, 8, 4, 4, 2]
+with torch.device("meta"):
+    cifar_cost = {n: common.count_macs(common.get_model(n, num_classes=10), (1, 3, 32, 32))
+                  for n in ("cifar_convnext", "cifar_resnet20")}
+print(f"cifar_convnext: {common.count_params(cifar) / 1e6:.2f}M parameters, "
+      f"{cifar_cost['cifar_convnext'] / 1e6:.1f}M multiply-adds per 32x32 image "
+      f"(cifar_resnet20: {cifar_cost['cifar_resnet20'] / 1e6:.1f}M); last map "
+      f"{shapes['features.6'][-2:]}")
+
+# %% [markdown]
+# ## 4 · Inspect: the roadmap's cost, and the four models against the paper
+#
+# ### Every step of Figure 2, counted
+#
+# `common.count_macs` counts the multiply-adds of convolutions and matrix products at 224×224.
+# Table 10's "GFLOPs" are multiply-adds too: its ResNet-50 row, 4.09, is ResNet-50's 4.09 × 10⁹
+# multiply-adds, and ConvNeXt-T's 4.49 is within 1% of our count (the paper does not name the
+# tool that counted; the official repository contains no counting code, and its `README` gives
+# ConvNeXt-T as "4.5G"). Table 10 rounds to 0.01 G, a relative error of at most 0.5% at 1 G; we
+# assert 1%.
+#
+# **One step does not fit, and we say so instead of hiding it.** "BN → LN" replaces every batch
+# norm by a LayerNorm and changes no convolution, yet Table 10's GFLOPs jump from 4.15 to 4.46
+# there; no count of convolutions and matrix products moves (ours stays at 4.15), and normalising
+# layers cost a few million operations, not 300 million. The official repository has no roadmap
+# code to tell what was counted at that step. We show the row with its ratio and exclude it from the
+# 1% assertion (its own tolerance: 10%); the next step, ConvNeXt-T, is again within 1%.
+# Parameters are ours only: Table 10 gives none (Table 9 gives 25.6M for ResNet-50 and 28.6M for
+# ConvNeXt-T, both compared in the next cell).
+
+# %%
+with torch.device("meta"):
+    roadmap_counts = [(common.count_macs(convnext_roadmap(step=k)), common.count_params(convnext_roadmap(step=k)))
+                      for k in range(len(ROADMAP))]
+BN_TO_LN = [name for name, *_ in ROADMAP].index("BN -> LN")
+rows = [(f"{k:2d} {name}", round(gflops * 1e9), macs) + ((0.10,) if k == BN_TO_LN else ())
+        for k, ((name, _, gflops, _, _), (macs, _)) in enumerate(zip(ROADMAP, roadmap_counts))]
+common.paper_vs_ours(rows, rtol=0.01, title="Figure 2 / Table 10: multiply-adds at 224x224 per step")
+common.table([(k, name, f"{params / 1e6:.2f}M", f"{top1:.2f}", source)
+              for k, ((name, _, _, top1, source), (_, params)) in enumerate(zip(ROADMAP, roadmap_counts))],
+             header=("step", "change", "parameters (ours)", "Table 10 top-1 (%)", "the idea comes from"))
+
+# %% [markdown]
+# ### ConvNeXt-T/S/B/L against Table 1, and against torchvision
+#
+# Table 1 rounds parameters to 1M and FLOPs to 0.1 G: up to 2% for ConvNeXt-T's 29M, 1.1% for its
+# 4.5 G. We assert 2.5% against the paper, and **exact** equality of parameters against torchvision
+# (its weights' `meta`). All four built on the meta device: no memory, no arithmetic.
+
+# %%
+counts = {}
+with torch.device("meta"):
+    for variant in ("tiny", "small", "base", "large", "xlarge"):
+        model = _convnext(variant) if variant == "xlarge" else common.get_model(f"convnext_{variant}")
+        counts[variant] = dict(params=common.count_params(model), macs=common.count_macs(model))
+rows = []
+for v, c in counts.items():
+    label = "ConvNeXt-" + ("XL" if v == "xlarge" else v[0].upper())
+    rows += [(f"{label} parameters", round(PAPER_NUMBERS[v]["params"]), c["params"]),
+             (f"{label} multiply-adds", round(PAPER_NUMBERS[v]["flops"]), c["macs"])]
+common.paper_vs_ours(rows, rtol=0.025, title="Table 1 (224x224)")
+common.paper_vs_ours([(f"convnext_{v} parameters", PAPER_NUMBERS[v]["torchvision_params"], c["params"], 0.0)
+                      for v, c in counts.items() if v != "xlarge"], source="torchvision")
+assert counts["tiny"]["params"] == 28_589_128
+resnet50_params = roadmap_counts[0][1]
+common.paper_vs_ours([("ResNet-50 parameters", 25_600_000, resnet50_params),
+                      ("ConvNeXt-T parameters", 28_600_000, counts["tiny"]["params"])],
+                     rtol=0.005, title="Table 9 (0.1M rounding)")
+common.summary(empty(convnext_tiny), depth=2)
+
+# %% [markdown]
+# ## 5 · Check against torchvision
+#
+# `common.check_against_reference` loads torchvision's `state_dict` into ours with `strict=True`
+# and compares outputs in eval mode. First it gives a copy of the reference random values in every
+# normalisation layer **and in every parameter that starts at a constant**: LayerNorm's weight 1
+# and bias 0, torchvision's zero-initialised biases, and above all **layer scale**, 1e-6 at
+# initialisation. That last one matters more than anything else here: at 1e-6 every block is
+# `x + 1e-6 * branch(x)`, so the outputs barely depend on what the branch computes, and a block with
+# ReLU for GELU, a LayerNorm over the wrong axis or a wrongly permuted map would pass any float
+# tolerance (section 8 shows it). ConvNeXt-T is checked against torchvision's own default
+# initialisation (layer scale 1e-6, LayerNorms 1 and 0), so the check's randomisation is what
+# exposes the block; S, B and L against `common.random_reference` (every tensor random, built
+# fast). Ours is built on the meta device and materialised empty before the load (no wasted
+# initialisation). At 224×224 in quick and full mode; in smoke mode at 32×32 (the smallest input,
+# the last map 1×1) and only T, to stay within the tests' time (the tests check S, B and L's
+# names, shapes and parameter counts on the meta device).
+
+# %%
+def empty_ours(name: str) -> nn.Module:
+    return empty(lambda: common.get_model(name))
+
+
+SIZE = 32 if common.SMOKE else 224
+max_diff = {}
+torch.manual_seed(0)
+reference_tiny = torchvision.models.convnext_tiny()                  # torchvision's own init
+assert torch.all(reference_tiny.features[1][0].layer_scale == 1e-6)
+max_diff["convnext_tiny"] = common.check_against_reference(
+    empty_ours("convnext_tiny"), reference_tiny, input_size=(2, 3, SIZE, SIZE), label="convnext_tiny")
+for name in () if common.SMOKE else ("convnext_small", "convnext_base", "convnext_large"):
+    reference = common.random_reference(getattr(torchvision.models, name))
+    max_diff[name] = common.check_against_reference(empty_ours(name), reference,
+                                                    input_size=(2, 3, SIZE, SIZE), label=name)
+    del reference
+
+# %% [markdown]
+# The roadmap's two ends are the course's own models: step 0 has every name and shape of
+# torchvision's `resnet50`, and the last step is `convnext_tiny` (same weights, same outputs).
+
+# %%
+with torch.device("meta"):
+    assert not common.inspection.state_dict_differences(
+        convnext_roadmap(step=0).state_dict(), torchvision.models.resnet50().state_dict())
+last = empty(lambda: convnext_roadmap(step=len(ROADMAP) - 1))
+common.check_against_reference(last, common.random_reference(convnext_tiny), input_size=(2, 3, 32, 32),
+                               label="convnext_roadmap(step=12) == convnext_tiny")
+
+# %% [markdown]
+# **Official weights on a real photo.** Where torchvision's ImageNet weights can be downloaded
+# (Colab), they are loaded strictly into *our* ConvNeXt-T and a photo is classified; offline the
+# cell says so and moves on.
+
+# %%
+common.classify_photo(empty_ours("convnext_tiny"), torchvision.models.ConvNeXt_Tiny_Weights.IMAGENET1K_V1)
+
+# %% [markdown]
+# ## 6 · Training
+#
+# ### 6.1 The paper's ImageNet recipe (section 3.1, Table 5)
+#
+# As a `common.Recipe`, each value with its source (section 2's table has the rest). What the
+# course's trainer does not reproduce: Mixup, CutMix, RandAugment and Random Erasing (ours: random
+# crops and flips), the EMA of the weights, and the cosine's floor of 1e-6 (ours ends at 0).
+
+# %%
+paper_recipe = common.Recipe(
+    epochs=300, batch_size=4096, optimizer="adamw", lr=4e-3, adam_betas=(0.9, 0.999),
+    adam_eps=1e-8, weight_decay=0.05, schedule="cosine", warmup_epochs=20, warmup_factor=0.0,
+    label_smoothing=0.1, augment=True, no_weight_decay=("norm", "bias", "layer_scale"),
+    sources={"epochs": "sec. 3.1, Table 5: 300", "batch_size": "sec. 3.1, Table 5: 4096",
+             "optimizer": "sec. 3.1, Table 5: AdamW", "lr": "sec. 3.1, Table 5: 4e-3",
+             "adam_betas": "Table 5: 0.9, 0.999", "adam_eps": "not stated: official main.py --opt_eps 1e-8",
+             "weight_decay": "sec. 3.1, Table 5: 0.05",
+             "schedule": "sec. 3.1, Table 5: cosine (official floor 1e-6; ours 0)",
+             "warmup_epochs": "sec. 3.1, Table 5: 20, linear",
+             "warmup_factor": "not stated: official utils.cosine_scheduler starts at 0",
+             "label_smoothing": "sec. 2.1, Table 5: 0.1",
+             "no_weight_decay": "not stated: official optim_factory.py, 1-D parameters and biases",
+             "augment": "Table 5: Mixup, CutMix, RandAugment, Random Erasing (ours: crop and flip)"})
+assert paper_recipe.lr_factor(0) == 0 and paper_recipe.lr_factor(10) == 0.5     # linear warm-up from 0
+paper_recipe.table()
+
+# %% [markdown]
+# ### 6.2 CIFAR-10
+#
+# The paper trains nothing on CIFAR-10, so the CIFAR recipe is ours, built from the paper's: the
+# same optimizer, weight decay and exemptions, schedule shape (warm-up for the first 20/300 of
+# training, then cosine), label smoothing and epochs, at batch 128 instead of 4096. The learning
+# rate must change with the batch and the paper does not say how: we scale it by the square root
+# of the batch ratio, the rule usually given for Adam-type optimizers (Krizhevsky 2014,
+# arXiv:1404.5997; Hoffer et al. 2017, arXiv:1705.08741): 4e-3 × √(128/4096) ≈ 7.1e-4 (the
+# linear rule would give 1.25e-4). Stochastic depth 0.1 is in the model (`cifar_convnext`).
+#
+# In smoke mode (the tests, a 2-core CPU) the model keeps ConvNeXt-T's 4×4 patchify stem
+# (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels), half the widths and a third of the blocks
+# (`SMOKE_KWARGS`), so that this cell and section 7 fit the tests' time; quick and full mode
+# train `cifar_convnext` as registered.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
+
+# %%
+data = common.load_data("cifar10")
+cifar_recipe = dataclasses.replace(
+    paper_recipe, batch_size=128, lr=4e-3 * math.sqrt(128 / 4096),
+    sources={**paper_recipe.sources,
+             "batch_size": "our choice: 128, as notebooks 02-07 on CIFAR-10",
+             "lr": "the paper's 4e-3 x sqrt(128 / 4096) (our choice: square-root scaling)"})
+cifar_recipe.table()
+
+
+# %%
+def train(name: str, recipe: common.Recipe, seed: int = 0, train_data=None, **model_kwargs):
+    """Train ``name`` on ``train_data`` (default: ``data``), saved and resumed in its run folder."""
+    d = data if train_data is None else train_data
+    subset = {} if d is data else {"train_images": len(d.train.y)}     # part of the run's key
+    common.seed_everything(seed)
+    model = common.get_model(name, num_classes=d.num_classes, **model_kwargs)
+    run_dir = common.run_dir_for("08_convnext", name, recipe, d, **model_kwargs, **subset)
+    history = common.fit(model, d, recipe, run_dir=run_dir, resume=True, seed=seed)
+    return model, history
+
+
+SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128), depths=(1, 1, 3, 1)) if common.SMOKE else {}
+cifar_model, cifar_history = train("cifar_convnext", cifar_recipe, **SMOKE_KWARGS)
+common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
+
+# %% [markdown]
+# The final number, on the test set (used once, at the end). Under the tests the data is the
+# offline stand-in (handwritten digits) and training lasts a couple of epochs: that number says the
+# pipeline works, nothing about CIFAR-10. Full mode on CIFAR-10 is not measured yet (no GPU was
+# lent to the session that wrote this notebook). The paper has no CIFAR-10 number to set it beside.
+
+# %%
+acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
+assert 0 <= acc <= 100
+print(f"cifar_convnext: test accuracy {acc:.2f}% on {data.description}")
+if data.name != "cifar10" or common.SMOKE:
+    why = (["smoke mode (a couple of epochs)"] if common.SMOKE else []) + \
+          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+    print("Not a CIFAR-10 result: " + "; ".join(why) + ".")
+
+# %% [markdown]
+# ## 7 · One experiment small: the depthwise kernel size (section 2.5)
+#
+# Section 2.5 tries depthwise kernels of 3, 5, 7, 9 and 11 on the roadmap network at step 6
+# ("move up depthwise conv") and finds that accuracy rises from 79.9% (3×3) to 80.6% (7×7) and
+# saturates there (Table 10: 80.35, 80.57, 80.57, 80.47 for 5, 7, 9, 11), while the FLOPs barely
+# move (4.07 to 4.29 G). We re-run three of the sizes, 3, 7 and 11, on `cifar_convnext`, with the
+# CIFAR recipe shortened to `KERNEL_FRACTION` of its 300 epochs (warm-up at the same fraction), one
+# seed each, and print each run's cost beside its accuracy.
+#
+# **The honest caveat.** Table 10's gaps are 0.1-0.7 points, averaged over three seeds with a
+# spread of about 0.1; one seed on a short schedule has a spread larger than those gaps, and in
+# quick mode (a subset, few epochs) or on the offline digits set the ranking means nothing. On
+# 32×32 images the maps of the last stages are 4×4 and 2×2, so a 7×7 or 11×11 kernel there sees
+# the whole map and mostly zero padding: CIFAR-10 cannot show what a large kernel buys on
+# ImageNet's 56×56 maps. What the cell does show at any size is the cost side: parameters and
+# multiply-adds grow slowly with the kernel, because the depthwise convolution is a small part of
+# the block. In smoke mode it trains 3 and 7 only, with section 6.2's lighter smoke model, on 64
+# training images.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
+
+# %%
+KERNEL_FRACTION = 0.1                 # of the 300-epoch CIFAR recipe (30 epochs); 1.0 for all of it
+KERNELS = (3, 7) if common.SMOKE else (3, 7, 11)          # smoke mode: two runs only
+kernel_recipe = dataclasses.replace(
+    cifar_recipe, epochs=round(cifar_recipe.epochs * KERNEL_FRACTION),
+    warmup_epochs=cifar_recipe.warmup_epochs * KERNEL_FRACTION,
+    sources={**cifar_recipe.sources, "epochs": f"section 6.2's recipe x {KERNEL_FRACTION}",
+             "warmup_epochs": "section 6.2's warm-up, at the same fraction of training"})
+kernel_data = data
+if common.SMOKE:                      # smoke mode only: 64 training and 32 validation images
+    kernel_data = dataclasses.replace(data, train=Split(data.train.x[:64], data.train.y[:64]),
+                                      val=Split(data.val.x[:32], data.val.y[:32]))
+kernel_runs = {}
+for k in KERNELS:
+    with torch.device("meta"):
+        probe = common.get_model("cifar_convnext", kernel_size=k, **SMOKE_KWARGS)
+        cost = (common.count_params(probe), common.count_macs(probe, (1, 3, 32, 32)))
+    _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
+                       **SMOKE_KWARGS)
+    kernel_runs[k] = (cost, history)
+common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
+               f"{sum(h['seconds']):.0f}")
+              for k, ((p, m), h) in kernel_runs.items()],
+             header=("depthwise kernel", "parameters", "multiply-adds", "best validation accuracy",
+                     "training seconds"))
+costs = [kernel_runs[k][0][1] for k in KERNELS]
+assert costs == sorted(costs) and costs[-1] / costs[0] < 1.5     # larger kernels cost little more
+
+# %% [markdown]
+# What to look for (full mode, CIFAR-10): whether 7×7 beats 3×3 by more than the seed-to-seed
+# spread (run three seeds per size before concluding: exercise 2), and whether 11×11 adds anything
+# on maps this small. Not measured in full mode yet: no GPU was lent to the session that wrote this
+# notebook.
+
+# %% [markdown]
+# ## 8 · Hurdles: the bugs people make, and which check catches them
+#
+# Each bug below is built on top of our saved classes, and each cell fails if its bug is *not*
+# caught. They share one torchvision ConvNeXt-T with its default initialisation (layer scale 1e-6),
+# compared at 32×32.
+#
+# **1. Layer scale hides bugs in the block.** Replace GELU by ReLU in every block: the weights are
+# the same, the strict load succeeds, and at layer scale 1e-6 the outputs differ from torchvision's
+# by about 1e-6: a plain load-and-compare (`torch.testing.assert_close`) *passes*. The course's
+# check randomises layer scale (and the LayerNorms) on a copy of the reference first, and the bug
+# shows.
+
+# %%
+HURDLE_INPUT = (2, 3, 32, 32)
+
+
+def plain_load_and_compare(ours: nn.Module, reference: nn.Module) -> float:
+    """What most tutorials do: load the reference's weights, compare outputs on one input."""
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(*HURDLE_INPUT, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = ours.eval()(x), reference.eval()(x)
+    torch.testing.assert_close(a, b)
+    return (a - b).abs().max().item()
+
+
+def relu_block(dim, layer_scale, p, **kwargs):
+    return CNBlock(dim, layer_scale, p, activation=nn.ReLU, **kwargs)        # the bug
+
+
+def buggy(block=CNBlock) -> ConvNeXt:
+    """ConvNeXt-T with ``block``, uninitialised: every check below loads the reference's weights."""
+    return empty(lambda: ConvNeXt(**CONVNEXT_CONFIGS["tiny"], block=block))
+
+
+diff = plain_load_and_compare(buggy(relu_block), reference_tiny)
+print(f"GELU -> ReLU: a plain load-and-compare passes (max difference {diff:.1e})")
+try:
+    common.check_against_reference(buggy(relu_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+except AssertionError as err:
+    print("GELU -> ReLU: common.check_against_reference (layer scale randomised first): caught")
+else:
+    raise AssertionError("GELU replaced by ReLU went unnoticed by check_against_reference")
+
+# %% [markdown]
+# **2. LayerNorm over the wrong dimension of a channels-first map.** A LayerNorm must normalise the
+# C values of each pixel. A common slip is to normalise each channel over the whole map, or the
+# whole (C, H, W) sample (what `nn.GroupNorm(1, C)` computes): the parameters have the same shapes,
+# so the strict load succeeds. Inside the block the slip hides behind layer scale like hurdle 1; in
+# the downsampling layers (no layer scale) even a plain compare catches it. Below: the block's norm
+# computing over (H, W, C) instead of C.
+
+# %%
+class SampleNorm(nn.LayerNorm):
+    """The bug: normalises over (H, W, C) of a channels-last map, not over C alone."""
+
+    def forward(self, x):
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        var = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def wrong_axis_block(dim, layer_scale, p, **kwargs):
+    blk = CNBlock(dim, layer_scale, p, **kwargs)
+    blk.block[2] = SampleNorm(dim, eps=1e-6)                                  # the bug
+    return blk
+
+
+diff = plain_load_and_compare(buggy(wrong_axis_block), reference_tiny)
+print(f"LayerNorm over (H, W, C): a plain load-and-compare passes (max difference {diff:.1e})")
+try:
+    common.check_against_reference(buggy(wrong_axis_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+except AssertionError:
+    print("LayerNorm over (H, W, C): common.check_against_reference: caught")
+else:
+    raise AssertionError("a LayerNorm over the wrong dimensions went unnoticed")
+
+# %% [markdown]
+# **3. The permutes around the pointwise Linear layers.** `nn.Linear` acts on the *last* dimension.
+# Forget the first permute and the Linear layers and the LayerNorm work on the width W of an
+# (N, C, H, W) map: an error for most inputs (the shape check below), but silently wrong whenever
+# W equals C. Permute back in the wrong order, `(0, 3, 2, 1)` instead of `(0, 3, 1, 2)`, and every
+# square map comes back transposed: the shapes match, the strict load succeeds, and layer scale
+# hides it from a plain compare. The check catches it.
+
+# %%
+def no_permute_block(dim, layer_scale, p, **kwargs):
+    blk = CNBlock(dim, layer_scale, p, **kwargs)
+    blk.block[1] = nn.Identity()                                              # the bug
+    blk.block[6] = nn.Identity()
+    return blk
+
+
+try:
+    no_permute_block(96, 1e-6, 0.0)(torch.randn(2, 96, 8, 8))
+except RuntimeError as err:
+    print(f"no permute: the block fails on an 8x8 map: {str(err).splitlines()[0][:90]}")
+else:
+    raise AssertionError("a block without its permutes ran on an 8x8 map")
+
+
+def transposing_block(dim, layer_scale, p, **kwargs):
+    blk = CNBlock(dim, layer_scale, p, **kwargs)
+    blk.block[6] = Permute([0, 3, 2, 1])                                      # the bug: H and W swapped
+    return blk
+
+
+diff = plain_load_and_compare(buggy(transposing_block), reference_tiny)
+print(f"permute back as (0, 3, 2, 1): a plain load-and-compare passes (max difference {diff:.1e})")
+try:
+    common.check_against_reference(buggy(transposing_block), reference_tiny, input_size=HURDLE_INPUT, verbose=False)
+except AssertionError:
+    print("permute back as (0, 3, 2, 1): common.check_against_reference: caught")
+else:
+    raise AssertionError("a transposed map went unnoticed")
+
+# %% [markdown]
+# **4. Stochastic depth active in eval mode.** A drop-path that ignores `self.training` makes the
+# trained network random at test time. With torchvision's rates (0.1 for T, growing linearly), the
+# same image gives two different answers, and the check against the reference fails.
+
+# %%
+class DropAlways(StochasticDepth):
+    def forward(self, x):                                                     # the bug: no self.training
+        keep = torch.empty(x.shape[0], 1, 1, 1).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+leaky = buggy()
+for blk in leaky.modules():
+    if isinstance(blk, CNBlock) and blk.stochastic_depth.p > 0:
+        blk.stochastic_depth = DropAlways(blk.stochastic_depth.p)
+try:
+    common.check_against_reference(leaky, reference_tiny, input_size=(8, 3, 32, 32), verbose=False)
+except AssertionError:
+    print("stochastic depth left on in eval mode: the outputs differ from the reference's: caught")
+else:
+    raise AssertionError("stochastic depth in eval mode went unnoticed")
+
+# %% [markdown]
+# **5. The downsampling LayerNorm after the convolution instead of before.** Section 2.6 puts "one
+# [LN] before each downsampling layer". Placed after the 2×2 convolution, the LayerNorm has the
+# *next* stage's width: its weights no longer fit, and the strict load names every one.
+
+# %%
+with torch.device("meta"):
+    late_norm = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
+for i in (2, 4, 6):
+    norm, conv = late_norm.features[i]
+    late_norm.features[i] = nn.Sequential(conv, LayerNorm2d(conv.out_channels, eps=1e-6))   # the bug
+diff = common.inspection.state_dict_differences(late_norm.state_dict(), reference_tiny.state_dict())
+assert diff
+print(f"LN after the downsampling conv: the strict load fails: {diff[0][:150]}")
+
+# %% [markdown]
+# **More to watch for**
+# - **Weight decay on LayerNorm, biases and layer scale.** `torch.optim.AdamW(model.parameters())`
+#   decays all of them; the official code decays none (`optim_factory.py`: every 1-D parameter and
+#   every bias is exempt). In torchvision's layout layer scale is (C, 1, 1), not 1-D, so a "1-D
+#   only" rule would decay it: `Recipe(no_weight_decay=("norm", "bias", "layer_scale"))` names it.
+# - **Adam's L2 instead of AdamW's decoupled decay.** `torch.optim.Adam(weight_decay=0.05)` adds
+#   0.05·w to the gradient, which Adam's normalisation then rescales per parameter; AdamW shrinks
+#   the weights directly. Same number, different regulariser.
+# - **LayerNorm's eps.** ConvNeXt uses 1e-6, PyTorch's default is 1e-5: with trained weights the
+#   outputs differ slightly, not enough to fail a loose check, enough to change the last digit of a
+#   reported accuracy.
+# - **Comparing in train mode.** Stochastic depth drops whole branches: compare in `eval()`.
+
+# %% [markdown]
+# ## 9 · Exercises
+#
+# 1. **The roadmap, trained.** Train `convnext_roadmap(step=k, num_classes=10)` for a few steps on
+#    CIFAR-10 (at 32×32 the patchify stem leaves 8×8 maps: try steps 2, 6, 9 and 12 with the CIFAR
+#    recipe). Which changes help at this scale? How many seeds resolve a 0.5-point gap?
+# 2. **Seeds.** Re-run section 7 with three seeds per kernel size; plot mean and spread. Is 7×7
+#    better than 3×3 by more than the spread?
+# 3. **Layer scale.** Train `cifar_convnext(layer_scale=1.0)` (no scaling at initialisation)
+#    beside the default. Does the 1e-6 start matter for 18 blocks? For 36?
+# 4. **Stochastic depth.** `cifar_convnext(stochastic_depth_prob=0.0)`, 0.1 and 0.3: which
+#    generalises best on 45,000 images?
+# 5. **The learning-rate scaling.** Train with the linear rule (1.25e-4) and with the paper's 4e-3
+#    unchanged at batch 128. Which is closest to the square-root rule's curve?
+# 6. **Official weights** (Colab). Evaluate our `convnext_tiny` with torchvision's weights at 160,
+#    224 and 288 pixels on a few hundred ImageNet validation images.
+#
+# ### Write it yourself
+#
+# The checker (`common.exercises.check`) builds yours and ours for several cases and compares:
+# does it run, the output shape, the parameters layer by layer, the outputs with our weights copied
+# into yours. It gives our block random LayerNorm parameters and random layer-scale values first:
+# at layer scale's 1e-6 any block would look right. Until you fill in a skeleton, its check cell
+# says "not done yet".
+#
+# **7. The ConvNeXt block** (Figure 4; sec. 2.3-2.6, 3.1). Write `MyCNBlock(dim)`: a 7×7
+# depthwise convolution (with bias), LayerNorm over the channels (eps 1e-6), a 1×1 layer to 4·dim,
+# GELU, a 1×1 layer back to dim, times a per-channel layer scale starting at 1e-6, plus the input.
+# No stochastic depth (the checker also compares in train mode).
+
+# %%
+from common.exercises import check
+
+
+class MyCNBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        # depthwise 7x7 -> LayerNorm (over which axis?) -> 1x1 to 4*dim -> GELU -> 1x1 to dim
+        # layer scale: nn.Parameter of shape (dim,) or (dim, 1, 1), value 1e-6
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # out = x + gamma * branch(x); nn.Linear and nn.LayerNorm act on the LAST dimension
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - `nn.Conv2d(dim, dim, 7, padding=3, groups=dim)` is the depthwise convolution.
+# - Permute to (N, H, W, C) with `x.permute(0, 2, 3, 1)` before the LayerNorm and the Linear
+#   layers, and back with `permute(0, 3, 1, 2)`; or use 1×1 convolutions and a channels-first norm.
+# - Layer scale multiplies the branch only, not the sum.
+# </details>
+
+# %%
+check("convnext.CNBlock", MyCNBlock)
+
+# %% [markdown]
+# **8. The downsampling layer** (sec. 2.6). Write `MyDownsample(in_channels, out_channels)`:
+# halve the map's height and width and change the channels, with the normalisation the paper
+# adds "wherever spatial resolution is changed".
+
+# %%
+class MyDownsample(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        # a LayerNorm over the channels of each pixel, and a 2x2 conv with stride 2: in which order?
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - The LayerNorm comes first, over `in_channels` (notebook's `LayerNorm2d`, or permute around an
+#   `nn.LayerNorm`).
+# - `nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2)`: non-overlapping.
+# </details>
+
+# %%
+check("convnext.Downsample", MyDownsample)
+
+# %% [markdown]
+# ## 10 · What this run measured
+#
+# Every number of the notebook's checks, read from the variables above (nothing typed): the roadmap
+# (section 4), the four models against Table 1 and torchvision (sections 4 and 5), the CIFAR-10
+# run (section 6.2) and the kernel study (section 7), with what data they ran on.
+
+# %%
+common.table([(k, name, f"{g:.2f}", f"{m / 1e9:.3f}", f"{m / (g * 1e9):.3f}", f"{p / 1e6:.2f}M")
+              for k, ((name, _, g, _, _), (m, p)) in enumerate(zip(ROADMAP, roadmap_counts))],
+             header=("step", "change", "Table 10 GFLOPs", "ours (G multiply-adds)", "ours / paper",
+                     "parameters"))
+common.table([(f"convnext_{v}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G",
+               f"{max_diff[f'convnext_{v}']:.1e} at {SIZE}x{SIZE}" if f"convnext_{v}" in max_diff else "not run (smoke)")
+              for v, c in counts.items() if v != "xlarge"],
+             header=("model", "parameters", "multiply-adds", "max |ours - torchvision|"))
+print(f"cifar_convnext: test accuracy {acc:.2f}% on {data.description}"
+      + (" (smoke mode)" if common.SMOKE else ""))
+print("kernel study, best validation accuracy: " + ", ".join(
+    f"{k}x{k} {h.best('val_acc')[1]:.3f}" for k, (_, h) in kernel_runs.items()))
+
+# %%
+print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
+      f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
