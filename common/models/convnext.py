@@ -180,10 +180,14 @@ class ConvNeXt(nn.Module):
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
-def _convnext(variant: str, **kwargs) -> ConvNeXt:
-    cfg = dict(CONVNEXT_CONFIGS[variant])
-    cfg.update(kwargs)
-    return ConvNeXt(**cfg)
+def _convnext(variant: str, stochastic_depth_prob: float | None = None, **kwargs) -> ConvNeXt:
+    """ConvNeXt with section 3's configuration ``variant``. stochastic_depth_prob (float): the
+    last block's drop rate (default: Table 5's for the variant; torchvision takes it too)."""
+    cfg = CONVNEXT_CONFIGS[variant]
+    if stochastic_depth_prob is None:
+        stochastic_depth_prob = cfg["stochastic_depth_prob"]
+    return ConvNeXt(dims=cfg["dims"], depths=cfg["depths"],
+                    stochastic_depth_prob=stochastic_depth_prob, **kwargs)
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
@@ -413,11 +417,11 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The CIFAR-10 adaptation (our choices)
 @register_model("cifar_convnext")
-def cifar_convnext(num_classes: int = 10, **kwargs) -> ConvNeXt:
+def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
+                   depths: tuple = (3, 3, 9, 3), stochastic_depth_prob: float = 0.1,
+                   stem_patch: int = 2, **kwargs) -> ConvNeXt:
     """ConvNeXt for 32x32 images (our adaptation, not in the paper): ConvNeXt-T's depths
     (3, 3, 9, 3), a third of its widths (32, 64, 128, 256), a 2x2 stride-2 patchify stem (maps of
     16, 8, 4 and 2 pixels), stochastic depth 0.1 and layer scale 1e-6 as ConvNeXt-T."""
-    cfg = dict(dims=(32, 64, 128, 256), depths=(3, 3, 9, 3), stochastic_depth_prob=0.1,
-               stem_patch=2)
-    cfg.update(kwargs)
-    return ConvNeXt(num_classes=num_classes, **cfg)
+    return ConvNeXt(num_classes=num_classes, dims=dims, depths=depths,
+                    stochastic_depth_prob=stochastic_depth_prob, stem_patch=stem_patch, **kwargs)
