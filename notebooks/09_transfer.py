@@ -139,17 +139,16 @@ common.seed_everything(0)
 # The head is found from the model's structure, not written per family: the last module that
 # holds parameters, which must be an `nn.Linear`; its input width is read from it. The models
 # are built on the `meta` device (shapes only: no memory, no arithmetic), so this costs nothing.
-# ConvNeXt (torchvision's, whose module names the course's notebook 08 follows) is found the
-# same way, though `common.transfer` never names it.
+# ConvNeXt (notebook 08's, with torchvision's module names) is found the same way, though
+# `common.transfer` never names it.
 
 # %%
 FAMILIES = ["vgg16_bn", "resnet50", "densenet121", "seresnet50", "mobilenet_v2",
-            "efficientnet_b0"]
+            "efficientnet_b0", "convnext_tiny"]
 rows = []
-for name in FAMILIES + ["convnext_tiny (torchvision)"]:
+for name in FAMILIES:
     with torch.device("meta"):
-        model = (torchvision.models.convnext_tiny() if name.startswith("convnext")
-                 else common.get_model(name))
+        model = common.get_model(name)
         head = head_name(model)
         before = model.get_submodule(head)
         replace_head(model, 10)

@@ -1,5 +1,5 @@
 """Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates, for
-every ImageNet family of the course (and ConvNeXt's layout, through torchvision's)."""
+every ImageNet family of the course, ConvNeXt (notebook 08) included, and torchvision's ConvNeXt."""
 import dataclasses
 import json
 
@@ -21,6 +21,7 @@ FAMILIES = {
     "senet": ("seresnet50", "fc", "layer4", 2048),
     "mobilenetv2": ("mobilenet_v2", "classifier.1", "features.18", 1280),
     "efficientnet": ("efficientnet_b0", "classifier.1", "features.8", 1280),
+    "convnext": ("convnext_tiny", "classifier.2", "features.7", 768),    # notebook 08's
 }
 
 
