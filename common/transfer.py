@@ -254,19 +254,13 @@ def pretrained_rename(model_name: str):
     """The key renaming torchvision's ImageNet checkpoint of ``model_name`` needs before a
     strict load into our model (None: none). DenseNet's checkpoints predate module names with
     digits: ``denselayer1.norm.1.weight`` is ``denselayer1.norm1.weight`` now (torchvision's
-    own ``densenet.py`` renames them the same way while loading; notebook 03 shows it)."""
+    own ``densenet.py`` renames them the same way while loading; notebook 03 writes the renaming
+    and saves it into ``common.models.densenet``)."""
     if not model_name.startswith("densenet"):
         return None
-    import re
+    from common.models.densenet import renamed_checkpoint_key
 
-    old = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|"
-                     r"running_mean|running_var))$")
-
-    def new_name(key: str) -> str:
-        m = old.match(key)
-        return f"{m[1]}{m[2]}" if m else key
-
-    return new_name
+    return renamed_checkpoint_key
 
 
 def pretrained_weights(model_name: str):

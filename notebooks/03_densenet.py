@@ -166,6 +166,7 @@ common.block_diagrams(
 # %%
 #@save densenet
 import contextlib
+import re
 from collections import OrderedDict
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -844,20 +845,21 @@ assert all(d <= 1e-4 for d in max_diff.values())
 # says so and moves on.
 
 # %%
-import re
+#@save densenet
+OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
-OLD_NAME = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
-
-def new_name(key: str) -> str:
+def renamed_checkpoint_key(key: str) -> str:
     """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
-    m = OLD_NAME.match(key)
+    m = OLD_CHECKPOINT_KEY.match(key)
     return f"{m[1]}{m[2]}" if m else key
 
 
-assert new_name("features.denseblock1.denselayer1.norm.1.weight") == "features.denseblock1.denselayer1.norm1.weight"
+# %%
+assert (renamed_checkpoint_key("features.denseblock1.denselayer1.norm.1.weight")
+        == "features.denseblock1.denselayer1.norm1.weight")
 weights = DenseNet121_Weights.IMAGENET1K_V1
-common.classify_photo(common.get_model("densenet121"), weights, rename=new_name)   # strict load, top 5
+common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_checkpoint_key)   # strict load, top 5
 
 # %% [markdown]
 # ## 6 · Memory: what a naive DenseNet stores, and `memory_efficient=True`

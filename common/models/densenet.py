@@ -10,6 +10,7 @@ The `#@save densenet` cells of notebooks/03_densenet.ipynb, in order; the commen
 names the section of the notebook that explains it.
 """
 import contextlib
+import re
 from collections import OrderedDict
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -25,7 +26,8 @@ __all__ = [
     "DenseBlock", "Transition", "DenseNet", "cifar_densenet", "densenet121", "densenet161",
     "densenet169", "densenet201", "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12",
     "cifar_densenet100_k24", "cifar_densenet_bc100_k12", "cifar_densenet_bc250_k24",
-    "cifar_densenet_bc190_k40", "bytes_saved_for_backward",
+    "cifar_densenet_bc190_k40", "OLD_CHECKPOINT_KEY", "renamed_checkpoint_key",
+    "bytes_saved_for_backward",
 ]
 
 
@@ -387,6 +389,17 @@ def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""
     return _table2_densenet("cifar_densenet_bc190_k40", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 5 · Check against torchvision
+OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+# Defined in notebooks/03_densenet.ipynb, section 5 · Check against torchvision
+def renamed_checkpoint_key(key: str) -> str:
+    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
+    m = OLD_CHECKPOINT_KEY.match(key)
+    return f"{m[1]}{m[2]}" if m else key
 
 
 # Defined in notebooks/03_densenet.ipynb, section 6 · Memory
