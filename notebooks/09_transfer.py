@@ -46,8 +46,9 @@
 # **Run time** (measured on a 2-core Intel Xeon (AVX512-BF16 and AMX), torch 2.14.1, no GPU):
 # smoke mode (the tests) 14 s under pytest (one process, 19 cells) on the quiet machine, 36 s while
 # other jobs shared it at a load of about 12; quick mode (`IMAGENET5_QUICK=1
-# IMAGENET5_OFFLINE=1`, offline digits set, measured while other jobs shared the machine) 526 s, of
-# which the 12 target trainings took 318 s and the pretraining most of the rest. In quick mode
+# IMAGENET5_OFFLINE=1`, offline digits set, `jupyter nbconvert --execute`) 113 s on the quiet
+# machine (the last cell's count; 526 s while other jobs shared it), the 12 target trainings 67 s
+# of it (the table's seconds column). In quick mode
 # every training learns far above chance (0.2): the pretraining reaches 1.000 on its test set,
 # the four ways 0.69-0.96 (the closing note). Full mode: the digits experiment is as long as in
 # quick mode (30 epochs of a few hundred images are already the whole recipe); the
