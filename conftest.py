@@ -13,8 +13,8 @@ os.environ["IMAGENET5_OFFLINE"] = "1"
 os.environ.setdefault("IMAGENET5_RUNS", tempfile.mkdtemp(prefix="imagenet5-runs-"))
 # The suite runs in two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadfile`, a whole file or
 # notebook to a worker): each worker, and each notebook kernel it starts, computes on one thread, so
-# two workers share two cores without oversubscribing them (measured on the 2-core machine: 186 s
-# against 306 s for one process on two threads). `python -m pytest -n 0` runs in one process.
+# two workers share two cores without oversubscribing them (the times, measured: docs/speed.md).
+# `python -m pytest -n 0` runs in one process.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
