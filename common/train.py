@@ -328,9 +328,9 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     """``model``'s trainable parameters as optimizer parameter groups: those the recipe decays,
     and those its ``no_weight_decay`` exempts (``weight_decay=0``), each split by
     ``lr_scales`` (a group with ``"lr_scale"``, which ``make_optimizer``'s step hooks multiply
-    the lr by); a group is left out when empty. Frozen parameters (``requires_grad=False``) are left out: in the
-    optimizer, weight decay and momentum could still move them. One group of every parameter,
-    as ``model.parameters()``, when nothing is exempt, scaled or frozen."""
+    the lr by); a group is left out when empty. Frozen parameters (``requires_grad=False``)
+    are left out: in the optimizer, weight decay and momentum could still move them. One group
+    of every parameter, as ``model.parameters()``, when nothing is exempt, scaled or frozen."""
     every = list(model.parameters())
     if not recipe.no_weight_decay and not recipe.lr_scales and all(p.requires_grad
                                                                    for p in every):
