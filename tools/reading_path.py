@@ -1,0 +1,128 @@
+"""How long a paper notebook is to read: the first path, the whole, and where the first block is.
+
+The first path is what a learner reads on a first pass: every cell except
+
+- a section (``##``) or subsection (``###``) whose heading says it is off the path: "Going
+  deeper", "Reference", or "(skip on a first read)", down to the next heading of its level or
+  higher;
+- what a markdown cell folds away in ``<details>`` ... ``</details>`` (hints, long tables);
+- the code of cells folded in JupyterLab (cell metadata ``jupyter.source_hidden``).
+
+Reading time is estimated at the rates the learner's read of 2026-12-06 used
+(``../shared/reviews/student-read-2026-12-06.md``): 180 words a minute for prose, 12 lines a
+minute for code; outputs and figures are not counted, so the estimate is a lower bound and a
+relative size. The *first working block* is the first code cell that defines a subclass of
+``nn.Module`` (or of a block already defined), or a function that builds an ``nn.Sequential``
+(VGG's stage), reported with its class name and the minutes of
+first-path reading before it.
+
+    python tools/reading_path.py notebooks/02_resnet.ipynb      # one notebook
+    python tools/reading_path.py                                # every paper notebook
+    python tools/reading_path.py --rev 50c5507                  # the same at an earlier commit
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "08")
+WORDS_PER_MINUTE = 180
+CODE_LINES_PER_MINUTE = 12
+OFF_PATH = re.compile(r"going deeper|^reference\b|reference:|skip on a first read", re.I)
+HEADING = re.compile(r"^(#{1,3}) (.*)$", re.M)
+CLASS = re.compile(r"^class (\w+)\(([^)]*)\)", re.M)
+SEQUENTIAL = re.compile(r"^def (\w+)\(.*?\bnn\.Sequential\(", re.M | re.S)
+
+
+def words(markdown: str) -> int:
+    text = re.sub(r"\$[^$]*\$", " x ", markdown)            # a formula reads as a word or two
+    text = re.sub(r"\]\([^)]*\)", "]", text)                # link targets are not read
+    text = re.sub(r"[|#*`>_-]+", " ", text)
+    return len(re.findall(r"[\w'’.,:;()%×=+/]+", text))
+
+
+def code_lines(code: str) -> int:
+    return sum(1 for line in code.splitlines() if line.strip())
+
+
+def _without_details(markdown: str) -> str:
+    return re.sub(r"<details>.*?</details>", " ", markdown, flags=re.S)
+
+
+def measure(nb: dict) -> dict:
+    """Words, code lines and minutes on the first path and in all; the first working block."""
+    on_path, level_off = True, None
+    path_words = path_code = all_words = all_code = 0
+    first_block, blocks = None, {"Module"}
+    for index, cell in enumerate(nb["cells"]):
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown":
+            for hashes, title in HEADING.findall(src):
+                level = len(hashes)
+                if level_off is not None and level <= level_off:
+                    on_path, level_off = True, None
+                if on_path and level >= 2 and OFF_PATH.search(title):
+                    on_path, level_off = False, level
+            n = words(src)
+            all_words += n
+            if on_path:
+                path_words += words(_without_details(src))
+        else:
+            n = code_lines(src)
+            all_code += n
+            hidden = cell.get("metadata", {}).get("jupyter", {}).get("source_hidden", False)
+            if on_path and not hidden:
+                path_code += n
+            found = [name for name, bases in CLASS.findall(src)
+                     if any(b.split(".")[-1].strip() in blocks for b in bases.split(","))]
+            blocks.update(found)
+            found += SEQUENTIAL.findall(src)        # a block written as a function (VGG's stage)
+            for name in found[:1]:
+                if first_block is None and on_path:
+                        minutes = (path_words / WORDS_PER_MINUTE
+                                   + (path_code - n) / CODE_LINES_PER_MINUTE)
+                        first_block = (index, name, round(minutes, 1))
+    return dict(path_words=path_words, path_code=path_code, all_words=all_words,
+                all_code=all_code,
+                path_minutes=round(path_words / WORDS_PER_MINUTE
+                                   + path_code / CODE_LINES_PER_MINUTE),
+                all_minutes=round(all_words / WORDS_PER_MINUTE
+                                  + all_code / CODE_LINES_PER_MINUTE),
+                first_block=first_block)
+
+
+def load(name: str, rev: str | None) -> dict:
+    if rev is None:
+        return json.loads((ROOT / name).read_text())
+    return json.loads(subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                     capture_output=True, text=True).stdout)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help="default: every paper notebook")
+    parser.add_argument("--rev", help="measure the notebooks as they are at this git revision")
+    args = parser.parse_args(argv)
+    names = args.notebooks or [str(p.relative_to(ROOT)) for p in
+                               sorted((ROOT / "notebooks").glob("*.ipynb"))
+                               if p.name[:2] in PAPER_NOTEBOOKS]
+    print("| notebook | first path: words / code lines / min | in all: words / code lines / "
+          "min | first working block: cell, class, min |")
+    print("|---|---|---|---|")
+    for name in names:
+        m = measure(load(str(Path(name)), args.rev))
+        block = "none" if m["first_block"] is None else \
+            f"cell {m['first_block'][0]}, `{m['first_block'][1]}`, {m['first_block'][2]}"
+        print(f"| {Path(name).stem} | {m['path_words']:,} / {m['path_code']:,} / "
+              f"{m['path_minutes']} | {m['all_words']:,} / {m['all_code']:,} / "
+              f"{m['all_minutes']} | {block} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
