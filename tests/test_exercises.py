@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from common import exercises as E
-from common.exercises import checker as C          # the engine: its private names
+from common.exercises import registry as C         # the registry: its private table
 from common.exercises import Case, Mutant, check, diagnose, list_exercises
 from common.exercises.efficientnet import as_block
 
@@ -47,12 +47,12 @@ def test_the_reference_passes(name, capsys):
 def test_every_known_bug_is_caught_and_named(name, title):
     ex = E.get_exercise(name)
     mutant = next(m for m in ex.mutants if m.title == title)
-    report = diagnose(name, C._mutant_factory(ex, mutant))
+    report = diagnose(name, C.mutant_factory(ex, mutant))
     assert report.status == "failed"
     assert report.known_bugs == [title], "a known bug must be told apart from the others"
     assert mutant.diagnosis in report.text
     with pytest.raises(AssertionError, match=re.escape("Known bug: " + title[:20])):
-        check(name, C._mutant_factory(ex, mutant))
+        check(name, C.mutant_factory(ex, mutant))
 
 
 # --------------------------------------------------------------------------- not done yet
@@ -410,7 +410,7 @@ def test_the_module_docstring_example_registers_and_works(monkeypatch):
     exec(compile(example, "<docstring>", "exec"), namespace)          # noqa: S102
     assert diagnose("resnet.BasicBlock", namespace["basic_block"]).status == "passed"
     ex = C._REGISTRY["resnet.BasicBlock"]
-    bug = C._mutant_factory(ex, ex.mutants[0])
+    bug = C.mutant_factory(ex, ex.mutants[0])
     assert diagnose("resnet.BasicBlock", bug).known_bugs == ["ReLU before the addition"]
 
 
