@@ -70,13 +70,13 @@ def passed_lines(c: Comparison) -> list:
     return [f"{ex.name}: all {n} cases pass (weights copied {' / '.join(how)}).", *lines]
 
 
-def _as_variant(ex: Exercise, candidate: Callable, who: str) -> Optional[tuple]:
+def _as_variant(ex: Exercise, runs: list, who: str) -> Optional[tuple]:
     """(the accepted variant, its Comparison) when ``candidate`` passes every stage against one
     of the exercise's accepted variants; (the variant, the Failure) when it behaves like one
     but fails a later stage (its initial values, names, device); else None."""
     for v in ex.accepted:
         try:
-            return v, compare(ex, candidate, who, source=v)
+            return v, compare(ex, runs, who, source=v)
         except Failure as f:
             if f.stage.after_behaviour:
                 f.details += (f"\n  (Your block behaves like an accepted variant, {v.title}: it "
@@ -100,10 +100,9 @@ def _failure_text(ex: Exercise, f: Failure) -> str:
     return "\n".join(parts)
 
 
-def _failed(ex: Exercise, candidate: Callable, who: str, f: Failure) -> Report:
+def _failed(ex: Exercise, runs: list, who: str, f: Failure) -> Report:
     if f.stage.variant_may_explain:
-        found: Optional[tuple[Accepted, Union[Comparison, Failure]]] = _as_variant(
-            ex, candidate, who)
+        found: Optional[tuple[Accepted, Union[Comparison, Failure]]] = _as_variant(ex, runs, who)
         if found is not None and isinstance(found[1], Comparison):
             v, lines = found[0], passed_lines(found[1])
             text = "\n".join([lines[0], f"Accepted: {v.title}. {v.diagnosis}", *lines[1:]])
@@ -126,10 +125,11 @@ def diagnose(name: str, candidate: Callable) -> Report:
     _usage(name, ex, candidate)
     who = getattr(candidate, "__name__", type(candidate).__name__)
     with R.one_thread(), R.learners_rng_kept():
+        runs = [R.run(candidate, case) for case in ex.cases]
         try:
-            c = compare(ex, candidate, who)
+            c = compare(ex, runs, who)
         except Failure as f:
-            return _failed(ex, candidate, who, f)
+            return _failed(ex, runs, who, f)
         return Report(name, "passed", "\n".join(passed_lines(c)))
 
 

@@ -190,10 +190,13 @@ def one_thread():
 
 @contextlib.contextmanager
 def quiet_rng(seed: int = SEED):
-    """Seeded. ``diagnose`` keeps the learner's random state (``learners_rng_kept``) around
-    the whole check: one save and restore, not one per forward pass (they cost more than these
-    small blocks' forward passes)."""
-    torch.manual_seed(seed)
+    """The CPU's generator seeded (the blocks run on the CPU). ``diagnose`` keeps the learner's
+    random state (``learners_rng_kept``) around the whole check: one save and restore, not one
+    per forward pass (they cost more than these small blocks' forward passes). Not
+    ``torch.manual_seed``: it also queues a seed for every GPU, with a traceback each time
+    while CUDA is not initialised (about 1.5 ms a call, most of a warm check's time), and
+    would change the learner's GPU random state."""
+    torch.default_generator.manual_seed(seed)
     yield
 
 

@@ -89,12 +89,17 @@ class Comparison:
     def cases(self) -> tuple:
         return self.ex.cases
 
-    def known(self, same: Callable[[list], bool]) -> list:
-        """The known bugs whose runs (``transplant.mutant_runs``) satisfy ``same``; none when
-        comparing with an accepted variant."""
+    def known(self, same: Callable[[T.MutantRuns, int], bool], first: int = 0,
+              cases: Optional[list] = None) -> list:
+        """The known bugs for which ``same(their runs, i)`` holds in every case i (of ``cases``,
+        all by default; case ``first`` is tried first, so that a bug that differs there is
+        built for no other case); none when comparing with an accepted variant."""
         if self.source is not None:
             return []
-        return [m for j, m in enumerate(self.ex.mutants) if same(T.mutant_runs(self.ex, j))]
+        cases = list(range(len(self.cases))) if cases is None else cases
+        order = [first, *(i for i in cases if i != first)] if first in cases else cases
+        return [m for j, m in enumerate(self.ex.mutants)
+                if all(same(T.mutant_runs(self.ex, j), i) for i in order)]
 
     def train_compared(self, i: int) -> bool:
         """Train mode is compared unless the exercise says, or the reference is random there."""
@@ -112,11 +117,11 @@ def not_done(c: Comparison) -> None:
                           f"while {r.where}", case=c.cases[i].label)
 
 
-def _crash_print(runs) -> tuple:
-    """Where each case fails, with what error, and the numbers in its message (sorted: the same
+def _crash_print(r: R.Run) -> Optional[tuple]:
+    """Where a run fails, with what error, and the numbers in its message (sorted: the same
     bug written as `out + identity` or `identity + out` gives the same numbers)."""
-    return tuple((r.where, type(r.error).__name__, tuple(sorted(re.findall(r"\d+", str(r.error)))))
-                 if r.error is not None else None for r in runs)
+    return ((r.where, type(r.error).__name__, tuple(sorted(re.findall(r"\d+", str(r.error)))))
+            if r.error is not None else None)
 
 
 def builds(c: Comparison) -> None:
@@ -125,8 +130,8 @@ def builds(c: Comparison) -> None:
     if crashed:
         i = crashed[0]
         r, case, err = c.runs[i], c.cases[i], c.runs[i].error
-        fp = _crash_print(c.runs)
-        known = c.known(lambda mr: _crash_print([x for x, _ in mr]) == fp)
+        fp = [_crash_print(x) for x in c.runs]
+        known = c.known(lambda m, k: _crash_print(m.run(k)) == fp[k], first=i)
         details = (f"{c.ex.call(case, c.who)} failed while {r.where}: {type(err).__name__}: "
                    f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                    f"{R.where_in_your_code(err)}")
@@ -155,9 +160,9 @@ def shape(c: Comparison) -> None:
     bad = [i for i in range(n) if tuple(runs[i].out.shape) != tuple(refs[i].run.out.shape)]
     if not bad:
         return
-    fp = tuple(tuple(r.out.shape) for r in runs)
-    known = c.known(lambda mr: all(x.error is None for x, _ in mr)
-                    and tuple(tuple(x.out.shape) for x, _ in mr) == fp)
+    fp = [tuple(r.out.shape) for r in runs]
+    known = c.known(lambda m, k: m.run(k).error is None and tuple(m.run(k).out.shape) == fp[k],
+                    first=bad[0])
     lines = [f"  {c.cases[i].label}: yours {tuple(runs[i].out.shape)}, the reference's "
              f"{tuple(refs[i].run.out.shape)}" for i in bad]
     i = bad[0]
@@ -177,9 +182,9 @@ def parameters(c: Comparison) -> None:
     bad = [i for i in range(n) if _param_print(runs[i]) != _param_print(refs[i].run)]
     if not bad:
         return
-    fp = tuple(_param_print(r) for r in runs)
-    known = c.known(lambda mr: all(x.error is None for x, _ in mr)
-                    and tuple(_param_print(x) for x, _ in mr) == fp)
+    fp = [_param_print(r) for r in runs]
+    known = c.known(lambda m, k: m.run(k).error is None and _param_print(m.run(k)) == fp[k],
+                    first=bad[0])
     i = bad[0]
     cand, ref = runs[i].layers, refs[i].run.layers
     table, pairs = H.layer_table(cand, ref)
@@ -235,8 +240,8 @@ def outputs(c: Comparison) -> None:
         c.chosen = [g[0] for g in good]
         return
     _random_in_eval(c, bad[0])
-    known = c.known(lambda mr: all(
-        mo is not None and _matching(outs[i].eval, mo.eval) for i, (_, mo) in enumerate(mr)))
+    known = c.known(lambda m, k: (mo := m.outs(k)) is not None
+                    and bool(_matching(outs[k].eval, mo.eval)), first=bad[0])
     ref_model = refs[bad[0]].run.model
     hints = H.output_hints([(outs[i].eval[0], refs[i].run.out) for i in bad], ref_model,
                            R.has_batch_norm(ref_model))
@@ -282,9 +287,9 @@ def gradients(c: Comparison) -> None:
     bad = [i for i in range(n) if not R.same_grads(outs[i].grads(chosen[i]), refs[i].grads)]
     if not bad:
         return
-    known = c.known(lambda mr: all(
-        mr[ii][1] is not None and mr[ii][1].maps and R.close(mr[ii][1].eval[0], refs[ii].run.out)
-        and R.same_grads(outs[ii].grads(chosen[ii]), mr[ii][1].grads(0)[:2]) for ii in range(n)))
+    known = c.known(lambda m, k: (mo := m.outs(k)) is not None and bool(mo.maps)
+                    and R.close(mo.eval[0], refs[k].run.out)
+                    and R.same_grads(outs[k].grads(chosen[k]), mo.grads(0)[:2]), first=bad[0])
     i = bad[0]
     x_grad, found, ok = outs[i].grads(chosen[i])
     rx_grad, rgrads = refs[i].grads
@@ -343,9 +348,9 @@ def train_mode(c: Comparison) -> None:
         result, ref, case = outs[i].train(chosen[i]), c.refs[i], c.cases[i]
         if _same_train(result, [(ref.out_train, ref.buffers_train)]):
             continue
-        known = c.known(lambda mr: all(mr[ii][1] is not None and _same_train(
-            outs[ii].train(chosen[ii]), [mr[ii][1].train(k) for k in range(len(mr[ii][1].maps))])
-            for ii in trained))
+        known = c.known(lambda m, k: (mo := m.outs(k)) is not None and _same_train(
+            outs[k].train(chosen[k]), [mo.train(j) for j in range(len(mo.maps))]),
+            first=i, cases=trained)
         diff = R.max_diff(result[0], ref.out_train)
         if diff <= R.ATOL + R.RTOL * ref.out_train.abs().max().item():
             raise Failure(Stage.TRAIN, "the running statistics differ after a forward pass in "
@@ -428,10 +433,11 @@ STAGES = (not_done, builds, shape, parameters, transplant, outputs, gradients, t
           initial_values, names, device)
 
 
-def compare(ex: Exercise, candidate: Callable, who: str,
-            source: Optional[Accepted] = None) -> Comparison:
-    """Run every stage; raise ``Failure`` at the first difference; return what they saw."""
-    c = Comparison(ex, who, [R.run(candidate, case) for case in ex.cases], source)
+def compare(ex: Exercise, runs: list, who: str, source: Optional[Accepted] = None) -> Comparison:
+    """Run every stage on the candidate's ``runs`` (one ``running.run`` per case); raise
+    ``Failure`` at the first difference; return what they saw. A failed comparison leaves the
+    runs fit for another (against an accepted variant): only the last stage changes them."""
+    c = Comparison(ex, who, runs, source)
     for stage in STAGES:
         stage(c)
     return c

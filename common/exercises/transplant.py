@@ -8,9 +8,11 @@ import copy
 import itertools
 import weakref
 from dataclasses import dataclass
-from typing import Optional
+from functools import cached_property
+from typing import Callable, Optional
 
 import torch
+from torch import nn
 
 from common.exercises import running as R
 from common.exercises.registry import Accepted, Case, Exercise, mutant_factory
@@ -80,26 +82,56 @@ def _by_matching_layers(cand: list, ref: list, new):
 @dataclass(frozen=True)
 class Ref:
     """The reference block of one case, with random weights, norm statistics and layer-scale
-    values (``common.inspection.random_reference``), and everything the stages compare with:
-    its eval-mode run, its state, its train-mode output and updated buffers, whether it is
-    deterministic in train mode (two runs with other seeds agree), its gradients (see
-    ``running.grads``), whether it runs in bfloat16 (and on the GPU in use), and the values it
-    starts at where they are a constant (``running.constant_start``, of a default build)."""
+    values (``common.inspection.random_reference``): its eval-mode run and state, and what the
+    later stages compare with, each computed once, when first asked for: its train-mode output
+    and updated buffers, whether it is deterministic in train mode (two runs with other seeds
+    agree), its gradients (``running.grads``), whether it runs in bfloat16 (and on the GPU in
+    use), and the values a default build starts at where they are a constant
+    (``running.constant_start``). Those are properties of the reference, not state: the record
+    never changes once made."""
 
     case: Case
     run: R.Run
     state: dict
-    out_train: torch.Tensor
-    buffers_train: dict
-    train_deterministic: bool
-    grads: tuple
-    elsewhere_ok: bool
-    constants: dict
+    build: Callable[[], nn.Module]              # a default build (default initialisation)
 
+    def _train_forward(self, seed: int) -> tuple:
+        model = self.run.model
+        try:
+            out = R.forward(model.train(), R.make_input(self.case), seed=seed)
+            buffers = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        finally:
+            model.eval().load_state_dict(self.state)        # the running statistics as they were
+        return out, buffers
 
-def _train_forward(model, case: Case, seed: int) -> tuple:
-    trained = copy.deepcopy(model).train()
-    return R.forward(trained, R.make_input(case), seed=seed), dict(trained.state_dict())
+    @cached_property
+    def _train(self) -> tuple:
+        return self._train_forward(R.SEED)
+
+    @property
+    def out_train(self) -> torch.Tensor:
+        return self._train[0]
+
+    @property
+    def buffers_train(self) -> dict:
+        return self._train[1]
+
+    @cached_property
+    def train_deterministic(self) -> bool:
+        return R.close(self.out_train, self._train_forward(R.SEED + 7)[0])
+
+    @cached_property
+    def grads(self) -> tuple:
+        return R.grads(self.run.model, self.case)
+
+    @cached_property
+    def elsewhere_ok(self) -> bool:
+        return R.elsewhere(self.run.model, self.case) is None
+
+    @cached_property
+    def constants(self) -> dict:
+        with R.quiet_rng():
+            return R.constant_start(self.build())
 
 
 def _build_reference(ex: Exercise, factory, case: Case) -> Ref:
@@ -114,13 +146,7 @@ def _build_reference(ex: Exercise, factory, case: Case) -> Ref:
     if run.error is not None:
         raise RuntimeError(f"The reference of exercise {ex.name!r} fails in case "
                            f"{case.label!r}: {run.error!r}") from run.error
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    out_train, buffers_train = _train_forward(model, case, R.SEED)
-    again, _ = _train_forward(model, case, R.SEED + 7)
-    with R.quiet_rng():
-        constants = R.constant_start(build())
-    return Ref(case, run, state, out_train, buffers_train, R.close(out_train, again),
-               R.grads(model, case), R.elsewhere(model, case) is None, constants)
+    return Ref(case, run, {k: v.detach().clone() for k, v in model.state_dict().items()}, build)
 
 
 def reference(ex: Exercise, i: int, source: Optional[Accepted] = None) -> Ref:
@@ -197,15 +223,33 @@ class Outputs:
         return self._grads[k]
 
 
-def mutant_runs(ex: Exercise, j: int) -> list:
-    """Runs of known bug ``j`` on every case, with its outputs under the reference's weights."""
+class MutantRuns:
+    """A known bug's runs, case by case, each built when first asked for (a check that fails
+    at the shape needs no outputs; a known bug whose first case differs needs no other case):
+    ``run(i)``, and ``outs(i)``, its outputs under the reference's weights (None when it does
+    not run)."""
+
+    def __init__(self, ex: Exercise, j: int):
+        self.ex, self.factory = ex, mutant_factory(ex, ex.mutants[j])
+        self._runs: dict = {}
+        self._outs: dict = {}
+
+    def run(self, i: int) -> R.Run:
+        if i not in self._runs:
+            self._runs[i] = R.run(self.factory, self.ex.cases[i])
+        return self._runs[i]
+
+    def outs(self, i: int) -> Optional[Outputs]:
+        if i not in self._outs:
+            r = self.run(i)
+            self._outs[i] = (None if r.error is not None
+                             else Outputs(r, reference(self.ex, i), self.ex.cases[i], limit=1))
+        return self._outs[i]
+
+
+def mutant_runs(ex: Exercise, j: int) -> MutantRuns:
+    """The runs of known bug ``j`` (``MutantRuns``), one object per exercise and bug."""
     cache = _CACHE.setdefault(ex, {})
     if ("mutant", j) not in cache:
-        factory = mutant_factory(ex, ex.mutants[j])
-        runs = []
-        for i, case in enumerate(ex.cases):
-            run = R.run(factory, case)
-            outs = None if run.error is not None else Outputs(run, reference(ex, i), case, limit=1)
-            runs.append((run, outs))
-        cache[("mutant", j)] = runs
+        cache[("mutant", j)] = MutantRuns(ex, j)
     return cache[("mutant", j)]
