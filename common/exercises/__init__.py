@@ -83,6 +83,12 @@ named, when it is itself given to ``check`` (``tests/test_exercises.py`` asserts
 registered mutant, and that every reference passes). Another reading the paper allows is not a
 bug: register it as ``accepted=[Accepted(title, note, forward=...)]`` (or ``build=``), and a
 block that behaves exactly like it passes, with the note.
+
+**For the maintainer.** The engine: ``registry`` (the declarations above), ``running`` (one
+block on one case), ``transplant`` (the reference's weights copied in; the reference's and the
+known bugs' runs, cached per exercise), ``stages`` (``Stage`` and one function per stage, in
+``STAGES``), ``hints`` (the likely causes and their detectors), ``report`` (``diagnose``,
+``check``). Each module's docstring says how to add a stage or a hint.
 """
 from common.exercises.hints import TAG_HINTS
 from common.exercises.registry import (Accepted, Case, Exercise, Mutant, exercise, get_exercise,
