@@ -254,16 +254,18 @@ def test_vgg_stage_learner_versions():
     assert report.known_bugs == ["batch norm after the ReLU"]
 
 
-def test_vgg_features_must_keep_torchvisions_indices():
-    def nested(config, batch_norm=False):
-        from common.models import vgg
-        stages, c = [], 3
-        for row in config:
-            layers, c = vgg.stage(c, row, batch_norm)
-            stages.append(nn.Sequential(*layers))
-        return nn.Sequential(*stages)
+def nested_vgg_features(config, batch_norm=False):
+    """VGG's features with a Sequential per stage: right layers, other names than torchvision's."""
+    from common.models import vgg
+    stages, c = [], 3
+    for row in config:
+        layers, c = vgg.stage(c, row, batch_norm)
+        stages.append(nn.Sequential(*layers))
+    return nn.Sequential(*stages)
 
-    report = diagnose("vgg.features", nested)
+
+def test_vgg_features_must_keep_torchvisions_indices():
+    report = diagnose("vgg.features", nested_vgg_features)
     assert report.stage == "names" and "strict=True" in report.text
 
 
@@ -1122,15 +1124,7 @@ def test_an_se_gate_cast_to_float32_is_a_dtype_bug_not_a_device_one():
 
 
 def test_a_names_failure_is_not_followed_by_no_known_pattern():
-    def nested(config, batch_norm=False):
-        from common.models import vgg
-        stages, c = [], 3
-        for row in config:
-            layers, c = vgg.stage(c, row, batch_norm)
-            stages.append(nn.Sequential(*layers))
-        return nn.Sequential(*stages)
-
-    _expect(diagnose("vgg.features", nested), "names", says=("strict=True",),
+    _expect(diagnose("vgg.features", nested_vgg_features), "names", says=("strict=True",),
             never=("No known pattern",))
 
 

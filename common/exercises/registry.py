@@ -148,9 +148,10 @@ def mutant_factory(ex: Exercise, m: Mutant) -> Callable[..., nn.Module]:
     its ``forward`` bound in."""
     if m.build is not None:
         return m.build
+    reference = ex.reference             # not ex: the runs cached per exercise must not keep it
 
     def build(*args, **kwargs):
-        block = ex.reference(*args, **kwargs)
+        block = reference(*args, **kwargs)
         block.forward = types.MethodType(m.forward, block)
         return block
     return build

@@ -230,20 +230,21 @@ class MutantRuns:
     not run)."""
 
     def __init__(self, ex: Exercise, j: int):
-        self.ex, self.factory = ex, mutant_factory(ex, ex.mutants[j])
+        self._ex = weakref.ref(ex)                 # the cache's key: not kept alive by its value
+        self.cases, self.factory = ex.cases, mutant_factory(ex, ex.mutants[j])
         self._runs: dict = {}
         self._outs: dict = {}
 
     def run(self, i: int) -> R.Run:
         if i not in self._runs:
-            self._runs[i] = R.run(self.factory, self.ex.cases[i])
+            self._runs[i] = R.run(self.factory, self.cases[i])
         return self._runs[i]
 
     def outs(self, i: int) -> Optional[Outputs]:
         if i not in self._outs:
             r = self.run(i)
             self._outs[i] = (None if r.error is not None
-                             else Outputs(r, reference(self.ex, i), self.ex.cases[i], limit=1))
+                             else Outputs(r, reference(self._ex(), i), self.cases[i], limit=1))
         return self._outs[i]
 
 
