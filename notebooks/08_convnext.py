@@ -1190,11 +1190,17 @@ print(f"LN after the downsampling conv: the strict load fails: {diff[0][:150]}")
 #
 # ### Write it yourself
 #
-# The checker (`common.exercises.check`) builds yours and ours for several cases and compares:
-# does it run, the output shape, the parameters layer by layer, the outputs with our weights copied
-# into yours. It gives our block random LayerNorm parameters and random layer-scale values first:
-# at layer scale's 1e-6 any block would look right. Until you fill in a skeleton, its check cell
-# says "not done yet".
+# The checker (`common.exercises.check`) builds yours and ours for several cases and compares, in
+# this order, stopping at the first difference: does it run (and leave its input alone); the
+# output shape; the parameters, layer by layer (a layer scale of shape (dim,), (dim, 1, 1) or
+# (1, dim, 1, 1) holds the same values); the outputs in eval mode with our weights copied into
+# yours (and whether two runs in eval mode agree: nothing random there); the gradients of one
+# backward pass; the outputs in train mode, where dropout or stochastic depth would show; the
+# values your layer scale starts at (1e-6); and a run in bfloat16 (a tensor made or cast in
+# float32 inside forward). It gives our block random LayerNorm parameters and random layer-scale
+# values before copying them: at layer scale's 1e-6 any block would look right. When yours
+# differs it names the likely cause; GELU's tanh form passes with a note. Until you fill in a
+# skeleton, its check cell says "not done yet".
 #
 # **7. The ConvNeXt block** (Figure 4; sec. 2.3-2.6, 3.1). Write `MyCNBlock(dim)`: a 7×7
 # depthwise convolution (with bias), LayerNorm over the channels (eps 1e-6), a 1×1 layer to 4·dim,

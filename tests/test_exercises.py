@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from common import exercises as E
-from common.exercises import checker as C          # the engine: its private names
+from common.exercises import registry as C         # the registry: its private table
 from common.exercises import Case, Mutant, check, diagnose, list_exercises
 from common.exercises.efficientnet import as_block
 
@@ -47,12 +47,12 @@ def test_the_reference_passes(name, capsys):
 def test_every_known_bug_is_caught_and_named(name, title):
     ex = E.get_exercise(name)
     mutant = next(m for m in ex.mutants if m.title == title)
-    report = diagnose(name, C._mutant_factory(ex, mutant))
+    report = diagnose(name, C.mutant_factory(ex, mutant))
     assert report.status == "failed"
     assert report.known_bugs == [title], "a known bug must be told apart from the others"
     assert mutant.diagnosis in report.text
     with pytest.raises(AssertionError, match=re.escape("Known bug: " + title[:20])):
-        check(name, C._mutant_factory(ex, mutant))
+        check(name, C.mutant_factory(ex, mutant))
 
 
 # --------------------------------------------------------------------------- not done yet
@@ -254,16 +254,18 @@ def test_vgg_stage_learner_versions():
     assert report.known_bugs == ["batch norm after the ReLU"]
 
 
-def test_vgg_features_must_keep_torchvisions_indices():
-    def nested(config, batch_norm=False):
-        from common.models import vgg
-        stages, c = [], 3
-        for row in config:
-            layers, c = vgg.stage(c, row, batch_norm)
-            stages.append(nn.Sequential(*layers))
-        return nn.Sequential(*stages)
+def nested_vgg_features(config, batch_norm=False):
+    """VGG's features with a Sequential per stage: right layers, other names than torchvision's."""
+    from common.models import vgg
+    stages, c = [], 3
+    for row in config:
+        layers, c = vgg.stage(c, row, batch_norm)
+        stages.append(nn.Sequential(*layers))
+    return nn.Sequential(*stages)
 
-    report = diagnose("vgg.features", nested)
+
+def test_vgg_features_must_keep_torchvisions_indices():
+    report = diagnose("vgg.features", nested_vgg_features)
     assert report.stage == "names" and "strict=True" in report.text
 
 
@@ -410,7 +412,7 @@ def test_the_module_docstring_example_registers_and_works(monkeypatch):
     exec(compile(example, "<docstring>", "exec"), namespace)          # noqa: S102
     assert diagnose("resnet.BasicBlock", namespace["basic_block"]).status == "passed"
     ex = C._REGISTRY["resnet.BasicBlock"]
-    bug = C._mutant_factory(ex, ex.mutants[0])
+    bug = C.mutant_factory(ex, ex.mutants[0])
     assert diagnose("resnet.BasicBlock", bug).known_bugs == ["ReLU before the addition"]
 
 
@@ -872,3 +874,291 @@ def test_the_exercise_statements_say_what_the_checker_expects(notebook, words):
     statement = text.split("### Write it yourself", 1)[1]
     statement = " ".join(line.removeprefix("#").strip() for line in statement.splitlines())
     assert words in statement
+
+
+# ---------------------------------------------------------------------- issue 30: ConvNeXt, names
+# Each block below is written as a learner would write it from notebook 08's statement, skeleton
+# and hint (or, for the older exercises, from theirs), not by editing the reference.
+
+class FacebookLayerNorm(nn.Module):
+    """The official repository's LayerNorm (facebookresearch/ConvNeXt, models/convnext.py): its
+    own weight and bias, F.layer_norm over the last dimension (channels-last)."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+        self.eps, self.normalized_shape = eps, (dim,)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class FacebookBlock(nn.Module):
+    """The official `Block`'s structure and names: gamma of shape (dim,), applied channels-last,
+    before the permute back."""
+
+    def __init__(self, dim, drop_path=0.0, layer_scale_init_value=1e-6):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = FacebookLayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act = nn.Linear(dim, 4 * dim), nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones((dim)))
+        self.drop_path = nn.Identity()
+
+    def forward(self, x):
+        shortcut = x
+        x = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x).permute(0, 2, 3, 1)))))
+        x = (self.gamma * x).permute(0, 3, 1, 2)
+        return shortcut + self.drop_path(x)
+
+
+class LearnerCNBlock(nn.Module):
+    """Right, from the statement: channels-last with nn.LayerNorm and nn.Linear, layer scale of
+    the shape the skeleton allows (applied before or after the permute back). Options: one
+    mistake each."""
+
+    def __init__(self, dim, gamma=(-1, 1, 1), kernel=7, padding=None, groups=None, expansion=4,
+                 dw_bias=True, scale=1e-6, eps=1e-6, act=None, extra=None):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, kernel, padding=kernel // 2 if padding is None else padding,
+                            groups=dim if groups is None else groups, bias=dw_bias)
+        self.ln = nn.LayerNorm(dim, eps=eps)
+        self.up, self.act, self.down = (nn.Linear(dim, expansion * dim), act or nn.GELU(),
+                                        nn.Linear(expansion * dim, dim))
+        shape = tuple(dim if s == -1 else s for s in gamma)
+        self.gamma = None if scale is None else nn.Parameter(torch.full(shape, scale))
+        self.extra = extra or nn.Identity()                  # dropout, stochastic depth
+
+    def forward(self, x):
+        out = self.down(self.act(self.up(self.ln(self.dw(x).permute(0, 2, 3, 1)))))
+        if self.gamma is not None and self.gamma.dim() == 1:
+            out = self.gamma * out                           # channels-last, like the official code
+        out = out.permute(0, 3, 1, 2)
+        if self.gamma is not None and self.gamma.dim() > 1:
+            out = self.gamma * out
+        return x + self.extra(out)
+
+
+class ChannelsFirstCNBlock(nn.Module):
+    """Right, the hint's other reading: 1x1 convolutions and a channels-first LayerNorm written
+    by hand (the mean and variance over dimension 1); `axes` selects a wrong one."""
+
+    def __init__(self, dim, axes=(1,)):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.weight, self.bias = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+        self.pw1, self.pw2 = nn.Conv2d(dim, 4 * dim, 1), nn.Conv2d(4 * dim, dim, 1)
+        self.gamma = nn.Parameter(1e-6 * torch.ones(dim, 1, 1))
+        self.axes = axes
+
+    def forward(self, x):
+        out = self.dw(x)
+        mean = out.mean(self.axes, keepdim=True)
+        var = (out - mean).pow(2).mean(self.axes, keepdim=True)
+        out = (out - mean) / torch.sqrt(var + 1e-6)
+        out = self.weight[:, None, None] * out + self.bias[:, None, None]
+        return x + self.gamma * self.pw2(F.gelu(self.pw1(out)))
+
+
+class ChannelsFirstWithNormModule(nn.Module):
+    """ChannelsFirstCNBlock with its norm as a module of its own (the learner's fix after the
+    checker refused the loose parameters)."""
+
+    class Norm(nn.Module):
+        def __init__(self, dim, axes):
+            super().__init__()
+            self.weight, self.bias = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+            self.axes = axes
+
+        def forward(self, x):
+            mean = x.mean(self.axes, keepdim=True)
+            var = (x - mean).pow(2).mean(self.axes, keepdim=True)
+            x = (x - mean) / torch.sqrt(var + 1e-6)
+            return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+    def __init__(self, dim, axes=(1,)):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = self.Norm(dim, axes)
+        self.pw1, self.pw2 = nn.Conv2d(dim, 4 * dim, 1), nn.Conv2d(4 * dim, dim, 1)
+        self.gamma = nn.Parameter(1e-6 * torch.ones(dim, 1, 1))
+
+    def forward(self, x):
+        return x + self.gamma * self.pw2(F.gelu(self.pw1(self.norm(self.dw(x)))))
+
+
+class LearnerDownsample(nn.Module):
+    """Right, from the statement and hint: nn.LayerNorm between two permutes, then the 2x2 conv."""
+
+    def __init__(self, cin, cout, back=(0, 3, 1, 2), extra=None):
+        super().__init__()
+        self.norm, self.conv = nn.LayerNorm(cin, eps=1e-6), nn.Conv2d(cin, cout, 2, stride=2)
+        self.back, self.extra = back, extra or nn.Identity()
+
+    def forward(self, x):
+        return self.extra(self.conv(self.norm(x.permute(0, 2, 3, 1)).permute(*self.back)))
+
+
+# 1. Right blocks that failed.
+
+def test_the_official_convnext_block_passes():
+    report = diagnose("convnext.CNBlock", FacebookBlock)
+    assert report.status == "passed" and report.accepted is None, report.text
+
+
+@pytest.mark.parametrize("gamma", [(-1,), (-1, 1, 1), (1, -1, 1, 1)],
+                         ids=["dim", "dim,1,1", "1,dim,1,1"])
+def test_a_layer_scale_of_any_broadcastable_shape_is_the_same_parameter(gamma):
+    report = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, gamma=gamma))
+    assert report.status == "passed", report.text
+
+
+def test_the_channels_first_reading_of_the_hint_passes():
+    assert diagnose("convnext.CNBlock", ChannelsFirstWithNormModule).status == "passed"
+
+
+def test_a_layer_norm_as_loose_parameters_is_refused_and_the_message_says_so():
+    _expect(diagnose("convnext.CNBlock", ChannelsFirstCNBlock), "parameters", hint="regrouped",
+            says=("A norm written as the block's own weight and bias",
+                  "(the block itself): ChannelsFirstCNBlock (weight (16,), bias (16,), gamma"),
+            never=("SE block",))
+
+
+def test_gelus_tanh_form_passes_with_a_note():
+    report = diagnose("convnext.CNBlock",
+                      lambda dim: LearnerCNBlock(dim, act=nn.GELU(approximate="tanh")))
+    assert report.status == "passed" and report.accepted == "GELU's tanh approximation"
+    assert "exact nn.GELU()" in report.text and "BERT and GPT-2" in report.text
+
+
+# 2. Wrong leads: the right cause first, never an SE block the learner did not write.
+
+@pytest.mark.parametrize("bug,known,hint,says", [
+    (dict(groups=1), None, "groups", "has groups=1, the reference's block.0 groups=16"),
+    (dict(kernel=3), None, "kernel-size", "yours 3x3, the reference's 7x7"),
+    (dict(expansion=2), None, "layer-width", "4 x dim wide"),
+    (dict(dw_bias=False), None, "conv-bias", "have no bias where the reference's have one"),
+    (dict(scale=None), "no layer scale", "missing-layer", "Layer Scale [74] of initial value 1e-6"),
+], ids=["groups", "3x3", "expansion 2", "depthwise bias", "layer scale"])
+def test_a_cnblock_with_a_wrong_layer_gets_its_own_hint_not_the_se_one(bug, known, hint, says):
+    report = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, **bug))
+    _expect(report, "parameters", known=known, hint=hint, says=(says,), never=("SE block",))
+    assert report.hints[0] == hint, report.hints                   # the right cause first
+
+
+def test_own_named_mbconv_and_se_bottleneck_get_their_hints_through():
+    class BiasedDepthwise(LearnerMBConv):
+        def __init__(self, cin, cout, k, stride, t):
+            super().__init__(cin, cout, k, stride, t)
+            self.dw[0] = nn.Conv2d(cin * t, cin * t, k, stride, k // 2, groups=cin * t)
+
+    class BiasedSpatial(LearnerSEBottleneck):
+        def __init__(self, cin, planes, stride=1):
+            super().__init__(cin, planes, stride)
+            self.spatial[0] = nn.Conv2d(planes, planes, 3, stride, 1)
+
+    for name, block in [("efficientnet.MBConv", BiasedDepthwise),
+                        ("senet.SEBottleneck", BiasedSpatial)]:
+        _expect(diagnose(name, block), "parameters", hint="conv-bias",
+                says=("have a bias where the reference's have none",), never=("SE block sits",))
+
+
+def test_se_bottleneck_with_reduction_4_is_named_as_such_not_the_expansion_factor():
+    class Reduction4(LearnerSEBottleneck):
+        def __init__(self, cin, planes, stride=1):
+            super().__init__(cin, planes, stride)
+            self.se = LearnerSE(4 * planes, planes)           # r = 4: 256 -> 64 -> 256
+
+    _expect(diagnose("senet.SEBottleneck", Reduction4), "parameters", hint="se-reduction",
+            says=("squeezes 256 channels to 64 (a reduction ratio r = 4)", "to 16 (r = 16)"),
+            never=("expansion factor 4",))
+
+
+class SigmoidGELU(nn.Module):
+    """GELU as x * sigmoid(1.702 x), Hendrycks & Gimpel's second approximation."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+def test_near_misses_of_the_cnblock_name_its_own_causes_not_the_hard_sigmoid():
+    _expect(diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, eps=1e-5)), "outputs",
+            known="LayerNorm with PyTorch's default eps", says=("ConvNeXt's is 1e-6",),
+            never=("hard sigmoid",))
+    report = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, act=SigmoidGELU()))
+    _expect(report, "outputs", hint="small-difference-no-bn",
+            says=("GELU's form", "the norm's eps"), never=("hard sigmoid",))
+    assert report.hints[0] == "small-difference-no-bn" and report.known_bugs == []
+
+
+def test_a_layer_norm_over_the_wrong_axes_is_named():
+    report = diagnose("convnext.CNBlock", lambda dim: ChannelsFirstWithNormModule(dim, axes=(2, 3)))
+    _expect(report, "outputs", known="LayerNorm over the height and width", never=("hard sigmoid",))
+
+
+def test_a_7x7_conv_with_padding_2_is_named_as_padding_not_the_shortcut():
+    report = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, padding=2))
+    _expect(report, "build", hint="padding-mismatch", says=("padding K // 2 (3 for 7x7",),
+            never=("shortcut",))
+    assert report.hints == ["padding-mismatch"]
+
+
+def test_downsample_with_height_and_width_swapped_is_named():
+    report = diagnose("convnext.Downsample",
+                      lambda a, b: LearnerDownsample(a, b, back=(0, 3, 2, 1)))
+    _expect(report, "shape", known="map transposed by the permute back", hint="transposed",
+            never=("padding",))
+    assert report.hints[0] == "transposed"
+
+
+def test_an_se_gate_cast_to_float32_is_a_dtype_bug_not_a_device_one():
+    class Float32Gate(LearnerSE):
+        def forward(self, x):
+            s = torch.sigmoid(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+            return x * s.float()[:, :, None, None]          # "the gate in full precision"
+
+    _expect(diagnose("senet.SqueezeExcitation", Float32Gate), "device", hint="dtype-cast",
+            says=("the output's dtype is not the input's (float32 on cpu in bfloat16)",
+                  "`.to(x.dtype)`"), never=("works only on the CPU",))
+
+
+def test_a_names_failure_is_not_followed_by_no_known_pattern():
+    _expect(diagnose("vgg.features", nested_vgg_features), "names", says=("strict=True",),
+            never=("No known pattern",))
+
+
+# 3. Wrong blocks that passed.
+
+def test_a_layer_scale_that_starts_at_1_is_caught_at_its_start():
+    _expect(diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, scale=1.0)),
+            "initial values", hint="initial-value",
+            says=("your gamma starts at 1, the reference's layer_scale at 1e-06",
+                  "Layer Scale [74] of initial value 1e-6 is applied"))
+    right = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, scale=1e-6))
+    assert right.status == "passed", right.text
+
+
+@pytest.mark.parametrize("name,block,says", [
+    ("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, extra=nn.Dropout(0.1)),
+     "your extra (Dropout, p=0.1)"),
+    ("convnext.CNBlock",
+     lambda dim: LearnerCNBlock(dim, extra=torchvision.ops.StochasticDepth(0.1, "row")),
+     "your extra (StochasticDepth, p=0.1)"),
+    ("convnext.Downsample", lambda a, b: LearnerDownsample(a, b, extra=nn.Dropout2d(0.2)),
+     "your extra (Dropout2d, p=0.2)"),
+    ("senet.SqueezeExcitation", lambda c, r: LearnerSE(c, r, act=lambda: nn.Sequential(
+        nn.ReLU(), nn.Dropout(0.5))), "your act.1 (Dropout, p=0.5)"),
+], ids=["CNBlock dropout", "CNBlock stochastic depth", "Downsample", "SqueezeExcitation"])
+def test_dropout_or_stochastic_depth_on_in_train_mode_is_caught_and_named(name, block, says):
+    _expect(diagnose(name, block), "train", hint="random-in-train", says=(says,))
+
+
+def test_functional_dropout_in_train_mode_is_caught_without_a_module_to_name():
+    class FunctionalDropout(LearnerCNBlock):
+        def forward(self, x):
+            out = super().forward(x) - x
+            return x + F.dropout(out, 0.1, training=self.training)
+
+    _expect(diagnose("convnext.CNBlock", FunctionalDropout), "train", hint="random-in-train",
+            says=("F.dropout(x, p, training=self.training)",))

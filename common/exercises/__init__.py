@@ -9,22 +9,29 @@
 equal and changing channels, the first block of a stage...) and compares them in this order,
 stopping at the first difference:
 
-1. your block builds and runs;
+1. your block builds and runs (and leaves its input alone);
 2. the output shape;
-3. the parameters, layer by layer;
+3. the parameters, layer by layer (a per-channel scale of shape (C,), (C, 1, 1) or
+   (1, C, 1, 1) holds the same C values: they count as the same parameter);
 4. the outputs, with the reference's weights copied into your block: by name when your names
    are the reference's, otherwise by position (each parameter and buffer in order of use, with
    equal shapes; the report says so; a 1x1 convolution and an ``nn.Linear`` with the same
-   weights count as equal), compared in eval mode with *random* batch-norm statistics
-   and affine parameters (at their default values a batch norm is the identity in eval mode and
-   hides a misplaced one); a block random in eval mode (dropout left on) is named here;
+   weights count as equal), compared in eval mode with *random* batch-norm statistics,
+   normalisation parameters and layer-scale values (at their default values a batch norm is
+   the identity in eval mode and hides a misplaced one; at layer scale's 1e-6 every branch
+   hides); a block random in eval mode (dropout left on) is named here;
 5. the gradients of one backward pass in eval mode, of the input and of every parameter (a
    detached shortcut or an SE gate under ``torch.no_grad()`` gives the right outputs and cuts
    them);
-6. the outputs in train mode when the block has batch norm, and the running statistics;
-7. the names, for blocks that must load torchvision's weights;
-8. a run in bfloat16 (and on the GPU when CUDA is in use): a tensor made inside forward
-   without the input's device and dtype (``torch.zeros(n, c, h, w)``) fails there.
+6. the outputs in train mode, and the running statistics, wherever the reference is
+   deterministic in train mode (two runs with other seeds agree): dropout or stochastic depth
+   the exercise does not have is named here;
+7. the initial values of the parameters the reference starts at a constant (layer scale's
+   1e-6): every earlier stage copies the reference's values in, so only this one sees yours;
+8. the names, for blocks that must load torchvision's weights;
+9. a run in bfloat16 (and on the GPU when CUDA is in use): a tensor made inside forward
+   without the input's device and dtype (``torch.zeros(n, c, h, w)``) fails there, and a cast
+   to float32 (``.float()``) makes the output's dtype another than the input's.
 
 A difference raises ``AssertionError`` with a diagnosis in words: the case, what differs, and the
 likely cause. When your block behaves exactly like one of the exercise's *known bugs* (the
@@ -76,9 +83,18 @@ named, when it is itself given to ``check`` (``tests/test_exercises.py`` asserts
 registered mutant, and that every reference passes). Another reading the paper allows is not a
 bug: register it as ``accepted=[Accepted(title, note, forward=...)]`` (or ``build=``), and a
 block that behaves exactly like it passes, with the note.
+
+**For the maintainer.** The engine: ``registry`` (the declarations above), ``running`` (one
+block on one case), ``transplant`` (the reference's weights copied in; the reference's and the
+known bugs' runs, cached per exercise), ``stages`` (``Stage`` and one function per stage, in
+``STAGES``), ``hints`` (the likely causes and their detectors), ``report`` (``diagnose``,
+``check``). Each module's docstring says how to add a stage or a hint.
 """
-from common.exercises.checker import (TAG_HINTS, Accepted, Case, Exercise, Mutant, Report, check,
-                                      diagnose, exercise, get_exercise, list_exercises, register)
+from common.exercises.hints import TAG_HINTS
+from common.exercises.registry import (Accepted, Case, Exercise, Mutant, exercise, get_exercise,
+                                       list_exercises, register)
+from common.exercises.report import Report, check, diagnose
+from common.exercises.stages import Stage
 
 __all__ = ["check", "diagnose", "list_exercises", "get_exercise", "exercise", "register",
-           "Case", "Mutant", "Accepted", "Exercise", "Report", "TAG_HINTS"]
+           "Case", "Mutant", "Accepted", "Exercise", "Report", "Stage", "TAG_HINTS"]

@@ -4,7 +4,6 @@ residual block with its linear bottleneck.
 The reference is the course's saved block (``common.models.mobilenetv2.InvertedResidual``),
 called as ``(in_channels, out_channels, stride, expand_ratio)``; the known bugs change one thing
 in it (a subclass, or a forward that reuses its layers ``conv[0..]``)."""
-import torch
 from torch import nn
 
 from common.exercises import Case, Mutant, exercise

@@ -5,7 +5,6 @@ The references are the course's saved blocks (``common.models.senet``, built on
 ``common.models.resnet``); the known bugs rely only on their module names (``fc1``, ``fc2``,
 ``activation``, ``gate``; ``conv1`` ... ``bn3``, ``relu``, ``downsample``, ``se``)."""
 import torch
-from torch import nn
 
 from common.exercises import Case, Mutant, exercise, get_exercise
 from common.exercises.resnet import _bottleneck_branch as _branch, _shortcut   # notebook 02's
