@@ -840,8 +840,8 @@ common.table([(k, name, f"{params / 1e6:.2f}M", f"{top1:.2f}", source)
 #
 # Step 11 changes every norm and no convolution, yet Table 10 prints 0.31 GFLOPs more there than
 # at the step before. Neither the paper nor the official repository (which has no roadmap code)
-# says why, and none of its issues that we found mentions it. The same paper contradicts that row twice (**the
-# paper**, arXiv v2; we did not read v1 or the CVPR version):
+# says why, and none of the repository's issues that we found mentions it. The same paper
+# contradicts that row twice (**the paper**, arXiv v2; we did not read v1 or the CVPR version):
 #
 # 1. **Figure 2** labels the bar "BN ➝ LN" with 4.2 GFLOPs. Its labels are Table 10's values to
 #    one decimal (4.15 shows as 4.2, 4.07 as 4.1, 2.35 as 2.4): a 4.46 would show as 4.5.
@@ -849,19 +849,20 @@ common.table([(k, name, f"{params / 1e6:.2f}M", f"{top1:.2f}", source)
 #    "BN → LN" 14.81: no change at the same step.
 #
 # And **counting** (ours, the cells below) reproduces every other entry of Tables 10 and 11 to its
-# last digit: all of Table 11 (the next subsection), Table 10's kernel-size rows (the one after),
-# and Swin-B's 15.43. At the bottom of Table 10 it finds each printed value one row too high: the
-# 4.46 printed at BN → LN is ConvNeXt-T's count, and the 4.49 printed at ConvNeXt-T is Swin-T's,
-# counted the same way on timm's Swin-T (**another source**: timm's implementation of the Swin
-# Transformer; the Swin-T row itself holds 4.50, the Swin paper's "4.5G"). Swin's own repository
+# last digit: all of Table 11 with its Swin-B, 15.43 (the next subsection; in smoke mode the rows
+# that test something new), and Table 10's kernel-size rows (the one after). At the bottom of
+# Table 10 it finds each printed value one row too high: the 4.46 printed at BN → LN is
+# ConvNeXt-T's count, and the 4.49 printed at ConvNeXt-T is Swin-T's, counted the same way on
+# timm's Swin-T (**another source**: timm's implementation of the Swin Transformer). The Swin-T
+# row itself holds 4.50, the 4.5G that the paper's Table 1 gives Swin-T. Swin's own repository
 # counts with a `flops()` method per module (`microsoft/Swin-Transformer`,
 # `models/swin_transformer.py`, read at `055c506`): the same products, plus one operation for each
 # value entering a LayerNorm; the cell counts that convention too.
 #
-# **Our reading**, stated nowhere else: the bottom of the GFLOPs column is shifted up by one row,
-# a slip in typing the table, not a cost of LayerNorm. So the check above holds step 11 to the
-# count the evidence supports and step 12 to the value printed a row up, with Table 10's printed
-# values beside them.
+# **Our reading**, stated nowhere else: the bottom of the GFLOPs column is shifted up by one row, a
+# slip in the table, not a cost of LayerNorm. So the check above holds step 11 to the count the
+# evidence supports and step 12 to the value printed a row up, with Table 10's printed values
+# beside them.
 
 # %%
 #@save convnext
@@ -950,7 +951,11 @@ print(f"Figure 2 at BN -> LN: {FIGURE_2_GFLOPS[BN_TO_LN]} GFLOPs, the step befor
 # 02's `ResNet` for the first two, `RoadmapNet` with the same readings for the middle ones,
 # ConvNeXt-B for the last. So Table 11 tests the readings a second time, independently of Table
 # 10, with the same tolerance (half its last digit); and at "BN → LN" it has no jump. Swin-B is
-# counted on timm's model, as Swin-T above.
+# counted on timm's model, as Swin-T above. In smoke mode (the tests, where the whole suite has
+# minutes on two CPU cores) the cell counts only the rows whose convolutions change, and BN → LN:
+# it leaves out ResNet-200's two rows (notebook 02's `ResNet`, the costliest to count), the three
+# rows with the same convolutions as "kernel size 3 → 7", the kernel sizes and Swin-B; quick and
+# full mode count every row.
 
 # %%
 def build_roadmap(cfg: dict, last: str = "tiny") -> nn.Module:
@@ -979,22 +984,27 @@ def config_200(step: int) -> dict:
 
 
 KERNEL_STEP_200 = [name for name, *_ in ROADMAP_200].index("kernel size 3 -> 7")
+BN_TO_LN_200 = [name for name, *_ in ROADMAP_200].index("BN -> LN")
+SAME_CONVOLUTIONS = ("ReLU -> GELU", "fewer activations", "fewer norms")   # as "kernel size 3 -> 7"
+steps_200 = [k for k, (name, *_) in enumerate(ROADMAP_200)            # smoke mode: fewer, see above
+             if not common.SMOKE or ("stem" in config_200(k) and name not in SAME_CONVOLUTIONS)]
 with torch.device("meta"):
-    counts_200 = [common.count_macs(build_roadmap(config_200(k), last="base"))
-                  for k in range(len(ROADMAP_200))]
-    kernels_200 = {k: common.count_macs(build_roadmap({**config_200(KERNEL_STEP_200), "kernel_size": k}))
-                   for k in TABLE_11_KERNEL_SIZES if k != 7}
-    swin_b_macs = common.count_macs(timm.create_model("swin_base_patch4_window7_224"))
-rows = [(f"{k:2d} {name}", round(g * 1e9), macs, half_unit(g))
-        for k, ((name, _, g, _), macs) in enumerate(zip(ROADMAP_200, counts_200))]
+    counts_200 = {k: common.count_macs(build_roadmap(config_200(k), last="base")) for k in steps_200}
+    kernels_200 = {} if common.SMOKE else {
+        k: common.count_macs(build_roadmap({**config_200(KERNEL_STEP_200), "kernel_size": k}))
+        for k in TABLE_11_KERNEL_SIZES if k != 7}
+    swin_b_macs = None if common.SMOKE else common.count_macs(timm.create_model("swin_base_patch4_window7_224"))
+rows = [(f"{k:2d} {ROADMAP_200[k][0]}", round(ROADMAP_200[k][2] * 1e9), macs, half_unit(ROADMAP_200[k][2]))
+        for k, macs in counts_200.items()]
 rows += [(f"   kernel size {k} (after step {KERNEL_STEP_200 - 1})", round(g * 1e9), kernels_200[k], half_unit(g))
-         for k, (g, _) in TABLE_11_KERNEL_SIZES.items() if k != 7]
+         for k, (g, _) in TABLE_11_KERNEL_SIZES.items() if k in kernels_200]
 rows += [("   Swin-B (timm's, counted as ours)", round(TABLE_11_SWIN_B[0] * 1e9), swin_b_macs,
-          half_unit(TABLE_11_SWIN_B[0]))]
+          half_unit(TABLE_11_SWIN_B[0]))] if swin_b_macs else []
 common.paper_vs_ours(rows, title="Table 11 (ResNet-200 regime): multiply-adds at 224x224 per step "
                                  "(each within half of the table's last digit)")
-BN_TO_LN_200 = [name for name, *_ in ROADMAP_200].index("BN -> LN")
-assert counts_200[BN_TO_LN_200] == counts_200[BN_TO_LN_200 - 1]    # no jump at BN -> LN, as Table 11
+# From "kernel size 3 -> 7" to BN -> LN no convolution changes: the same count, as Table 11 prints.
+assert counts_200[BN_TO_LN_200] == counts_200[KERNEL_STEP_200]
+assert ROADMAP_200[BN_TO_LN_200][2] == ROADMAP_200[KERNEL_STEP_200][2]
 
 # %% [markdown]
 # ### The readings the counts decide, and the ones they cannot
@@ -1575,8 +1585,9 @@ check("convnext.Downsample", MyDownsample)
 # with what data they ran on.
 
 # %%
-print(f"Table 11 (ResNet-200 regime, section 4): {len(counts_200)} steps, {len(kernels_200)} more "
-      "kernel sizes and Swin-B, every count within half of the table's last digit")
+print(f"Table 11 (ResNet-200 regime, section 4): {len(counts_200)} of {len(ROADMAP_200)} steps, "
+      f"{len(kernels_200)} more kernel sizes{' and Swin-B' if swin_b_macs else ''} counted, each within "
+      "half of the table's last digit" + (" (smoke mode: the rest not counted)" if common.SMOKE else ""))
 print(common.table([(k, name, f"{g:.2f}", f"{sup:.2f}", f"{m / 1e9:.3f}", f"{m / (sup * 1e9):.4f}", f"{p / 1e6:.2f}M")
                     for k, ((name, _, g, _, _), sup, (m, p)) in enumerate(zip(ROADMAP, supported, roadmap_counts))],
                    header=("step", "change", "Table 10 prints", "Table 10, its slip undone (section 4)",
