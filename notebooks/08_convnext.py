@@ -1025,8 +1025,8 @@ assert ROADMAP_200[BN_TO_LN_200][2] == ROADMAP_200[KERNEL_STEP_200][2]
 # - **Norms and activations** add no multiply-adds: steps 10 and 11 change every norm and count the
 #   same. So no count can tell whether the shortcut projections kept their norm when the blocks
 #   lost two of theirs (our reading), or whether the stem had a norm and an activation before the
-#   last step (ours has; sec. 2.6 suggests not, adding "one after the stem" at the last step): both
-#   stay our readings, untested by the tables.
+#   last step (ours has both; sec. 2.6 suggests there was no norm, since it adds "one after the
+#   stem" at the last step): both stay our readings, untested by the tables.
 
 # %%
 def stride_on_first_1x1(net: RoadmapNet) -> RoadmapNet:
@@ -1212,9 +1212,9 @@ paper_recipe.table()
 # of the batch ratio (our choice), 4e-3 × √(128/4096) ≈ 7.1e-4, where the linear rule would give
 # 1.25e-4. The square-root rule was put forward for SGD (Krizhevsky 2014, arXiv:1404.5997, before
 # Adam was published; Hoffer et al. 2017, arXiv:1705.08741); for Adam and RMSprop, Malladi et al.
-# 2022 (arXiv:2205.10287) derive a square-root scaling rule that adjusts the optimizer's other
-# hyperparameters as well ("the optimization hyperparameters of RMSprop and Adam"), where we
-# change the learning rate alone. Stochastic depth 0.1 is in the model (`cifar_convnext`).
+# 2022 (arXiv:2205.10287) derive "a square root scaling rule to adjust the optimization
+# hyperparameters of RMSprop and Adam when changing batch size" (abstract), where we change the
+# learning rate alone. Stochastic depth 0.1 is in the model (`cifar_convnext`).
 #
 # In smoke mode (the tests, a 2-core CPU) the model keeps ConvNeXt-T's 4×4 patchify stem
 # (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels), half the widths and a third of the blocks
