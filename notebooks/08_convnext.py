@@ -30,6 +30,9 @@
 #   each step re-buildable with `get_model("convnext_roadmap", step=k)`; every step's
 #   multiply-adds beside Table 10's GFLOPs (paper / ours / ratio) and the notebook of this course
 #   its idea comes from. Step 0 *is* notebook 02's `resnet50`; the last step *is* `convnext_tiny`;
+# - **Table 10's "BN → LN" row shown to be a slip**: the counts, Figure 2 and Table 11 say the
+#   bottom of its GFLOPs column is shifted up by one row (Swin-T counted with timm's model), and
+#   the ResNet-200 regime's roadmap (Table 11) reproduced as a second check of the readings;
 # - the ConvNeXt block (7×7 depthwise, LayerNorm, inverted bottleneck, one GELU, **layer scale**,
 #   **stochastic depth**), the downsampling layer with its LayerNorm *before* the 2×2 convolution,
 #   and ConvNeXt-T/S/B/L from section 3's configurations written once as data;
