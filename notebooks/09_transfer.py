@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -17,8 +17,10 @@
 # # 09 · Transfer learning with the course's own models
 #
 # Yosinski, Clune, Bengio & Lipson 2014, "How transferable are features in deep neural
-# networks?", NeurIPS 2014, [arXiv:1411.1792](https://arxiv.org/abs/1411.1792); and Tan & Le
-# 2019, EfficientNet, section 5.3 (transfer learning), [arXiv:1905.11946](https://arxiv.org/abs/1905.11946).
+# networks?", NIPS 2014 (now NeurIPS), [arXiv:1411.1792](https://arxiv.org/abs/1411.1792); and Tan &
+# Le 2019, EfficientNet, section 5.3 (transfer learning), [arXiv:1905.11946](https://arxiv.org/abs/1905.11946).
+# Per-part learning rates follow Howard & Ruder 2018 (ULMFiT), section 3.2, "discriminative
+# fine-tuning", [arXiv:1801.06146](https://arxiv.org/abs/1801.06146).
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/09_transfer.ipynb)
 #
@@ -31,7 +33,7 @@
 # - `common.transfer`: `replace_head` (a new classifier of the right width, found from the
 #   model's structure, for every family of the course), `freeze` (only the named parts learn;
 #   frozen batch norms stay in eval mode), and per-part learning rates through
-#   `Recipe.lr_scales`;
+#   `Recipe.lr_scales` (discriminative fine-tuning);
 # - the official ImageNet weights loaded strictly into *our* models (on Colab);
 # - a real transfer experiment that runs offline: a ResNet-20 trained on the digits 0-4, moved
 #   to the digits 5-9 with 30 labelled images per class: linear probe, last stage fine-tuned,
@@ -48,7 +50,8 @@
 # other jobs shared it at a load of about 12; quick mode (`IMAGENET5_QUICK=1
 # IMAGENET5_OFFLINE=1`, offline digits set, `jupyter nbconvert --execute`) 113 s on the quiet
 # machine (the last cell's count; 526 s while other jobs shared it), the 12 target trainings 67 s
-# of it (the table's seconds column). In quick mode
+# of it (the seconds column of section 5's table in that run; the closing note's table is from an
+# earlier run, on the shared machine). In quick mode
 # every training learns far above chance (0.2): the pretraining reaches 1.000 on its test set,
 # the four ways 0.69-0.96 (the closing note). Full mode: the digits experiment is as long as in
 # quick mode (30 epochs of a few hundred images are already the whole recipe); the
@@ -97,12 +100,13 @@ common.seed_everything(0)
 # frozen or fine-tuned, and the accuracy for each *n*), then the text around them.
 # EfficientNet: section 5.3 and Table 5 (its transfer results).
 #
-# **The key idea, in plain words.** What the paper states (Yosinski et al. 2014, abstract):
-# networks trained on natural images learn "features similar to Gabor filters and color blobs"
-# on the first layer, features that are "general in that they are applicable to many datasets
-# and tasks", and features "must eventually transition from general to specific by the last
-# layer". They measured it by transferring the first *n* layers of an ImageNet network from one
-# half of ImageNet's classes to the other half, and report two effects: the higher layers'
+# **The key idea, in plain words.** What the paper states (Yosinski et al. 2014, abstract): many
+# deep networks trained on natural images learn "features similar to Gabor filters and color
+# blobs" on the first layer, features that "appear not to be specific to a particular dataset or
+# task, but general in that they are applicable to many datasets and tasks", and features "must
+# eventually transition from general to specific by the last layer", a transition that "has not
+# been studied extensively". They measured it by transferring the first *n* layers of an ImageNet
+# network from one half of ImageNet's classes to the other half, and report two effects: the higher layers'
 # specialisation to their own task, and "optimization difficulties related to splitting
 # networks between co-adapted neurons" (which fine-tuning removes); and that "initializing a
 # network with transferred features from almost any number of layers can produce a boost to
@@ -122,18 +126,21 @@ common.seed_everything(0)
 #
 # **EfficientNet, section 5.3.** What the paper states (abstract): EfficientNets "transfer well
 # and achieve state-of-the-art accuracy on CIFAR-100 (91.7%), Flowers (98.8%), and 3 other
-# transfer learning datasets, with an order of magnitude fewer parameters". What another source
-# states (Google's blog post announcing the paper): they were tested "on eight widely used
-# transfer learning datasets" and were the best "in 5 out of the 8". Section 5.3 fine-tunes the
-# ImageNet-trained networks on those data sets and names the transfer studies whose training
-# settings it borrows (Kornblith et al. 2019, "Do Better ImageNet Models Transfer Better?", and
-# GPipe, Huang et al. 2018): the recipe is theirs, not restated in the paper, so read it there
-# (we did not check those settings against their text here). Table 5 lists the results;
-# EfficientNet-B0 fine-tuned on CIFAR-10: 98.1%, as notebook 06 cites it (not re-checked here).
-# We did not reproduce any of these numbers: no ImageNet weights and no CIFAR-10 here.
+# transfer learning datasets, with an order of magnitude fewer parameters"; on the eight data sets
+# of its Table 6 they "surpass their accuracy in 5 out of 8 datasets" (sec. 5.3; also sec. 1 and
+# Table 5's caption). Section 5.3 borrows "the same training settings from (Kornblith et al.,
+# 2019) and (Huang et al., 2018), which take ImageNet pretrained checkpoints and finetune on new
+# datasets" ("Do Better ImageNet Models Transfer Better?", and GPipe): the recipe is theirs, not
+# restated in the paper, so read it there (we did not check those settings against their text
+# here). Table 5 lists the results; EfficientNet-B0 fine-tuned on CIFAR-10: 98.1%, as notebook 06
+# cites it. We did not reproduce any of these numbers: no ImageNet weights and no CIFAR-10 here.
 #
-# This notebook's own experiment is Yosinski et al.'s design at a size that runs offline on a
-# CPU: one half of the classes (digits 0-4) to pretrain, the other half (5-9) to transfer to.
+# This notebook's own experiment borrows Yosinski et al.'s class split, at a size that runs
+# offline on a CPU: one half of the classes (digits 0-4) to pretrain, the other half (5-9) to
+# transfer to. The rest is not their protocol: they copy the first *n* layers of a network trained
+# on one half, frozen or fine-tuned, train the layers above from scratch on the other half's
+# training set (about 645,000 images), and compare with "selffer" networks whose copied layers come
+# from a network trained on that same half; the four ways below are the usual practical ones.
 
 # %% [markdown]
 # ## 2 · A new head, for every family: `replace_head`
@@ -141,8 +148,19 @@ common.seed_everything(0)
 # The head is found from the model's structure, not written per family: the last module that
 # holds parameters, which must be an `nn.Linear`; its input width is read from it. The models
 # are built on the `meta` device (shapes only: no memory, no arithmetic), so this costs nothing.
-# ConvNeXt (notebook 08's, with torchvision's module names) is found the same way, though
-# `common.transfer` never names it.
+# ConvNeXt (notebook 08's, with torchvision's module names) is found the same way: the code of
+# `common.transfer` has no case for it (its docstrings name it only as an example).
+#
+# The table also shows the model's **parts**, the names `freeze` and `Recipe.lr_scales` take:
+# `parts(model)` lists the model's top-level children that hold parameters, with a `features`
+# container opened one level. What those are depends on how the family is built, and they are
+# not always the paper's stages: ResNet's `conv1` and `bn1` are two parts; EfficientNet's
+# `features.1` to `features.7` are its stages, ConvNeXt's `features` alternate stages and
+# downsampling layers; but MobileNetV2's `features` holds its blocks one by one, VGG's its single
+# layers, DenseNet's its dense blocks and transitions. `lr_scales_by_depth(model, 0.5)` halves the
+# learning rate from each part to the one before it, so the number of parts decides how slow the
+# first one is: the last column computes it. To scale by stages where parts are finer, pass the
+# stage names yourself (`lr_scales_by_depth(model, 0.5, names=[...])`).
 
 # %%
 FAMILIES = ["vgg16_bn", "resnet50", "densenet121", "seresnet50", "mobilenet_v2",
@@ -157,9 +175,12 @@ for name in FAMILIES:
         out = model(torch.empty(2, 3, 224, 224))
     after = model.get_submodule(head)
     assert out.shape == (2, 10) and after.in_features == before.in_features   # the width kept
+    scales = dict(lr_scales_by_depth(model, 0.5))
     rows.append((name, head, f"{before.in_features} -> {before.out_features}",
-                 f"{after.in_features} -> {after.out_features}", ", ".join(parts(model)[-3:])))
-common.table(rows, header=("model", "head", "old head", "new head", "last parts"))
+                 f"{after.in_features} -> {after.out_features}", len(parts(model)),
+                 ", ".join(parts(model)[-3:]), f"{scales[parts(model)[0]]:.1e}"))
+common.table(rows, header=("model", "head", "old head", "new head", "parts", "last parts",
+                           "first part's scale, lr_scales_by_depth(model, 0.5)"))
 
 # %% [markdown]
 # ## 3 · Which parts learn: `freeze`
@@ -202,7 +223,10 @@ for attempt in (lambda: freeze(model, ("features.9",)),
 #
 # `load_official_weights` downloads torchvision's weights and loads them into the course's model
 # with `strict=True`, through `common.classify_photo`'s loader (notebooks 02-06): every name and
-# shape must match (DenseNet's old checkpoint names are renamed first, `pretrained_rename`), and
+# shape must match (DenseNet's checkpoints are renamed first, `pretrained_rename`: they hold keys
+# such as `denselayer1.norm.1.weight`, from module names with a dot in them, which PyTorch no
+# longer allows; the modules are `norm1` now. torchvision's `densenet.py` does the same when it
+# loads them, with the comment "'.'s are no longer allowed in module names"), and
 # the sample photo's top class is printed as a check that the weights work. Offline (the tests,
 # this machine) the download is skipped and said; the rest of the notebook runs either way,
 # because its measured experiment does not need them.
@@ -212,28 +236,34 @@ resnet50 = common.get_model("resnet50")
 weights = pretrained_weights("resnet50")
 loaded = load_official_weights(resnet50, weights, rename=pretrained_rename("resnet50"))
 preprocess = weights.transforms()
-print(f"{type(weights).__name__}.{weights.name}: loaded = {loaded}; the weights expect "
-      f"{preprocess.crop_size[0]}-pixel crops normalised with mean {preprocess.mean} and std "
-      f"{preprocess.std} (ImageNet's)")
+print(f"{type(weights).__name__}.{weights.name}: loaded = {loaded}; the weights are evaluated on "
+      f"{preprocess.crop_size[0]}-pixel centre crops of images resized to {preprocess.resize_size[0]}, "
+      f"normalised with mean {preprocess.mean} and std {preprocess.std} (ImageNet's)")
 
 # %% [markdown]
 # ### CIFAR-10 at the weights' resolution: upsample, or adapt the stem?
 #
-# ImageNet weights were trained on 224-pixel crops; CIFAR-10's images have 32 pixels. Two
-# choices, with their cost counted (multiply-adds per image, `common.count_macs`):
+# torchvision's default ResNet-50 weights (`IMAGENET1K_V2`) are evaluated on 224-pixel centre
+# crops (the cell above prints `weights.transforms()`); they were *trained* on smaller, 176-pixel
+# crops (**another source**: the recipe their `meta` links to, pytorch/vision issue #3995, "New
+# Recipe + FixRes mitigations": `--train-crop-size 176 --val-resize-size 232`), while the older
+# `IMAGENET1K_V1` use 224 after a resize to 256. CIFAR-10's images have 32 pixels. Two choices,
+# with their cost counted (multiply-adds per image, `common.count_macs`):
 #
 # 1. **Upsample to 224** (`resize_inputs(model, 224)`: a forward pre-hook, the model's modules
-#    and names unchanged). Every pretrained weight keeps the scale it learnt at, stem included;
-#    it costs the model's full ImageNet price per image.
+#    and names unchanged). Every pretrained weight is used at the resolution the weights are
+#    evaluated at, stem included; it costs the model's full ImageNet price per image.
 # 2. **Adapt the stem**: a 3×3 stride-1 first convolution and no max-pool (the CIFAR ResNets'
 #    stem), so the stages see 32×32 maps. Far cheaper, but the first convolution is new
 #    (its pretrained weights are lost) and every stage sees features at another scale than it
 #    learnt.
 # 3. (Neither: the 32-pixel image straight into the ImageNet model: layer4 sees 1×1 maps.)
 #
-# **What we chose** for the Colab path: upsampling to 224, the way the transfer studies
-# EfficientNet section 5.3 follows fine-tune (whole pretrained networks, stems included); its
-# cost is the price column's first row.
+# **What we chose** for the Colab path: upsampling to 224, because it keeps every pretrained
+# layer, the stem included, at the resolution it was evaluated at (our reasoning; EfficientNet's
+# sec. 5.3 says only that it fine-tunes "ImageNet pretrained checkpoints" with Kornblith et al.'s
+# and GPipe's settings, whose image sizes we did not check). Its cost is the price column's first
+# row.
 
 # %%
 with torch.device("meta"):
@@ -296,7 +326,14 @@ else:
 # **Our choices** (not from either paper): ResNet-20 (small enough for a CPU); 30 images per
 # class; SGD with cosine decay; for the target, one recipe for every way (the same epochs,
 # batch, learning rate and seeds), except that "everything" gives each part, input to output,
-# half the learning rate of the part after it (`lr_scales_by_depth(model, 0.5)`).
+# half the learning rate of the part after it (`lr_scales_by_depth(model, 0.5)`; ResNet-20's
+# parts are `conv1`, `bn1`, its three stages and `fc`). That is *discriminative fine-tuning*, Howard
+# & Ruder's name (ULMFiT, 2018, sec. 3.2: different layers capture different types of
+# information, after Yosinski et al., so they are fine-tuned to different extents); they choose
+# the last layer's rate and divide it by 2.6 for each layer below, a factor of about 0.38 where
+# our 0.5 is our choice. timm calls its version `layer_decay` (`create_optimizer_v2(...,
+# layer_decay=...)`, groups from `param_groups_layer_decay`, "Based on BEiT"); ConvNeXt fine-tunes
+# with it (notebook 08's section 2 has Table 6's values).
 #
 # Sections 5 and 6 train a tiny network on batches of 32 images, where a CPU's threads spend
 # more time waiting for each other than computing: they run on **one thread** (measured on the
@@ -308,6 +345,9 @@ digits = common.load_data("digits")
 source = class_subset(digits, range(5))
 target = class_subset(digits, range(5, 10), per_class=30)
 print(source, target, sep="\n")
+per_class = torch.bincount(digits.train.y[digits.train.y >= 5].cpu())[5:].tolist()
+print(f"the digits 5-9 have {min(per_class)}-{max(per_class)} training images per class here; "
+      f"the target keeps 30 of each")
 SOURCE_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.1, momentum=0.9, weight_decay=5e-4,
                        schedule="cosine", sources={
                            "lr": "He et al. 2015, sec. 4.2: 0.1 (notebook 02)",
@@ -415,7 +455,11 @@ common.plot_histories({f"{way} (seed {SEEDS[0]})": results[way, SEEDS[0]]["histo
 # statistics towards them, so the "frozen" network changes, and in eval mode it normalises with
 # statistics that no longer match its weights. `freeze` keeps the frozen batch norms in eval
 # mode; `frozen_state_changes` is the check: the frozen parts must be bit-identical after
-# training.
+# training. It is a bug when you meant the frozen part to stay as it was learnt, the convention of
+# torchvision's detection models (`FrozenBatchNorm2d`) and of timm's `freeze`. Letting the batch
+# norms adapt to the new data is a choice some libraries make by default: fastai's
+# `vision_learner(..., train_bn=True)` keeps the batch-norm layers of frozen parts trainable.
+# Exercise 5 measures it.
 
 # %%
 naive = transferred(0)
@@ -443,8 +487,9 @@ print("with freeze(): the frozen parts are bit-identical after training")
 #
 # An optimizer built over `model.parameters()` holds the frozen ones too. PyTorch's SGD skips a
 # parameter whose gradient is `None`, but a zero gradient (`zero_grad(set_to_none=False)`, the
-# default before PyTorch 2.0, or a part frozen after a few steps) is not `None`: weight decay
-# then shrinks the frozen weights every step, and momentum keeps moving them.
+# default before PyTorch 2.0) is not `None`, and neither is the last gradient of a part frozen
+# after a few steps, until the next `zero_grad()` clears it: weight decay then shrinks the frozen
+# weights at every such step, and momentum keeps moving them.
 # `common.train.make_optimizer` (what `fit` uses) leaves frozen parameters out.
 
 # %%
@@ -490,10 +535,10 @@ print(f"pretrained network on digits 0-4: test accuracy {source_test['acc']:.3f}
 # %% [markdown]
 # ### Hurdle 4: a learning rate that destroys the pretrained features
 #
-# Fine-tuning everything at a from-scratch learning rate (here 20 times the chosen one, with no
-# smaller rates for early stages) moves the early, general layers far from what they learnt:
-# measured as the relative change of the first stage's weights, ‖w − w₀‖ / ‖w₀‖, beside the
-# test accuracy.
+# Fine-tuning everything at a learning rate far above the chosen one (20 times it, and above even
+# the from-scratch rates of this notebook: the cell prints the ratios), with no smaller rates for
+# early stages, moves the early, general layers far from what they learnt: measured as the
+# relative change of the first stage's weights, ‖w − w₀‖ / ‖w₀‖, beside the test accuracy.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -513,7 +558,9 @@ run_dir = common.run_dir_for("09_transfer", "target-everything-lr20x", too_high,
 common.fit(model, target, too_high, run_dir=run_dir, resume=True, seed=0, verbose=False,
            live_plot=False)
 careful = results["everything, early slower", 0]
-common.table([("everything, early slower (lr 0.05, scaled down by depth)",
+print(f"lr {too_high.lr:g}: {too_high.lr / TARGET_RECIPE.lr:g} times the chosen rate (which the "
+      f"from-scratch way uses too), {too_high.lr / SOURCE_RECIPE.lr:g} times the pretraining's")
+common.table([(f"everything, early slower (lr {TARGET_RECIPE.lr:g}, scaled down by depth)",
                f"{drift(careful['model']):.3f}", f"{careful['test']:.3f}"),
               (f"everything at lr {too_high.lr:g}", f"{drift(model):.3f}",
                f"{float(common.evaluate(model, target, 'test')['acc']):.3f}")],
@@ -527,16 +574,21 @@ common.table([("everything, early slower (lr 0.05, scaled down by depth)",
 # Colab: the ImageNet weights, a new head for its 10 classes, the weights' statistics (the
 # folder pipeline normalises with ImageNet's already). **Not measured here** (no folder and no
 # weights offline); expected on Colab: a linear probe of ImageNet weights on ten ImageNet
-# classes should be accurate after one epoch, since Imagenette's images are ImageNet's own
-# classes.
+# classes should be accurate after one epoch, since Imagenette's classes are ImageNet's own. A
+# caution: its README calls them "10 easily classified classes from Imagenet" and does not say
+# from which of ImageNet's splits the images come; if its validation images are in ImageNet's
+# training set, the weights have seen them, and a probe's validation accuracy is optimistic (we
+# did not check).
 #
-# From the command line (`python -m common.train --help`):
+# From the command line (`python -m common.train --help`; `docs/command-line.md` describes the
+# three flags, and what they do not do yet):
 #
 # ```bash
 # # linear probe: ImageNet weights, a new head, only the head trains
 # python -m common.train resnet50 --pretrained --freeze --data imagefolder:data/imagenette2-320 --epochs 5 --lr 0.01
-# # the last stage too, and the earlier ones at a tenth of the learning rate
+# # the last stage and the head train, the rest stays frozen
 # python -m common.train resnet50 --pretrained --freeze layer4,fc --data imagefolder:data/imagenette2-320 --epochs 5 --lr 0.01
+# # everything trains, the early parts slower: conv1 to layer2 at a tenth of --lr, layer3 at 0.3
 # python -m common.train resnet50 --pretrained --lr-scales conv1=0.1,bn1=0.1,layer1=0.1,layer2=0.1,layer3=0.3 --data imagefolder:data/imagenette2-320 --epochs 5 --lr 0.01
 # ```
 #
@@ -566,9 +618,9 @@ else:
 # exercises are experiments.)
 #
 # 1. **How many labels?** Change `per_class` in `class_subset(digits, range(5, 10),
-#    per_class=30)` to 10 and to 100 (the whole set has about 140 per class) and re-run
-#    section 5. Where does the linear probe stop beating training from scratch? The seeds'
-#    standard deviation says how large a gap three seeds resolve.
+#    per_class=30)` to 10 and to 100 (section 5's first cell prints how many the whole set has
+#    per class) and re-run section 5. Where does the linear probe stop beating training from
+#    scratch? The seeds' standard deviation says how large a gap three seeds resolve.
 # 2. **Which stage?** Fine-tune `("layer2", "layer3", "fc")` instead of the last stage. Does
 #    the gain come from the last stage or from the stages before it (Yosinski et al.'s
 #    question, at the size of this notebook)?
@@ -576,18 +628,27 @@ else:
 #    discrimination) and by 0.1, and compare the `layer1` relative change of hurdle 4.
 # 4. **Another family.** `freeze` and `replace_head` work on every model of the course: repeat
 #    section 5 with `cifar_mobilenet_v2` (its parts: `parts(model)`) and say which of its parts
-#    is the "last stage".
+#    is the "last stage". Its parts are its blocks one by one, not the paper's seven stages
+#    (section 2's table), so `lr_scales_by_depth(model, 0.5)` all but freezes the first blocks:
+#    give it the stages as `names=[...]`, or a factor nearer 1, and compare.
 # 5. **Batch norm on the target.** Leave the batch norms trainable as well as the head
 #    (`freeze(model, [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)] +
 #    ["fc"])`) and measure: do the target's own statistics and affine parameters help a linear
-#    probe?
+#    probe? (fastai's default, `train_bn=True`, keeps them trainable; hurdle 1.)
+# 6. **Fine-tune as ConvNeXt does.** Notebook 08's section 2 lists ConvNeXt's own fine-tuning
+#    recipe (its Table 6): AdamW, a learning rate far below the training one, almost no weight
+#    decay, layer-wise learning-rate decay, no Mixup. Pretrain `cifar_convnext` on the digits 0-4
+#    as section 5 pretrains ResNet-20, then fine-tune it on the digits 5-9 with
+#    `Recipe(optimizer="adamw", ...)` and `lr_scales_by_depth` (its parts are the stem, the
+#    stages, the downsampling layers and the head), beside section 5's SGD recipe.
 
 # %% [markdown]
 # ## Closing note
 #
-# **Measured here** (quick mode, offline digits set, the machine of the header while shared;
-# each number is the test accuracy on the 152 test images of the digits 5-9, seeds 0 / 1 / 2,
-# then mean ± standard deviation; 30 training images per class, 30 epochs for every way):
+# **Measured here** (quick mode, offline digits set, the machine of the header while shared, in
+# an earlier run than the header's quiet one, so its seconds are longer than the header's; each
+# number is the test accuracy on the 152 test images of the digits 5-9, seeds 0 / 1 / 2, then
+# mean ± standard deviation; 30 training images per class, 30 epochs for every way):
 #
 # | way | trainable parameters | seeds 0 / 1 / 2 | mean ± std | seconds (3 seeds) |
 # |---|---:|---|---|---:|

@@ -25,6 +25,8 @@ __all__ = [
     "LayerNorm2d", "Permute", "CNBlock", "CONVNEXT_CONFIGS", "PAPER_NUMBERS", "ConvNeXt",
     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "RoadmapBlock",
     "RoadmapNet", "ROADMAP", "roadmap_config", "convnext_roadmap", "cifar_convnext",
+    "FIGURE_2_GFLOPS", "TABLE_10_KERNEL_SIZES", "TABLE_10_SWIN_T", "ROADMAP_200",
+    "TABLE_11_KERNEL_SIZES", "TABLE_11_SWIN_B",
 ]
 
 
@@ -293,10 +295,9 @@ class RoadmapBlock(nn.Module):
 # Defined in notebooks/08_convnext.ipynb, section 3 › The roadmap as code (Figure 2, section 2, Table 10)
 class RoadmapNet(nn.Module):
     """Steps 2-11 of the roadmap (sec. 2.2-2.6): a patchify stem (4x4 conv, stride 4, then a
-    norm and an activation: our reading, ResNet's stem keeps its BN and ReLU), four stages of
-    ``RoadmapBlock`` with ResNet's downsampling (stride 2 in the first block of stages 2-4 and a
-    1x1 projection shortcut with a norm), average pooling and a linear classifier. Module names:
-    ``stem``, ``layer1``..``layer4``, ``fc``.
+    norm and an activation), four stages of ``RoadmapBlock`` with ResNet's downsampling (stride
+    2 in the first block of stages 2-4 and a 1x1 projection shortcut with a norm), average
+    pooling and a linear classifier. Module names: ``stem``, ``layer1``..``layer4``, ``fc``.
 
     Args:
         width (int): channels of stage 1's output in the inverted layouts, ResNet's bottleneck
@@ -306,10 +307,22 @@ class RoadmapNet(nn.Module):
             ``RoadmapBlock`` (``norm`` also in the stem and the shortcuts).
         num_classes (int): outputs (default 1000).
 
-    Our readings where section 2 is silent: the hidden width of the inverted layouts is 4x the
-    block's OUTPUT channels, the downsampling block's depthwise conv takes the stride, and the
-    shortcut projections keep their norm when the blocks lose two of theirs. Section 4 checks
-    them: with them every step's multiply-adds match Table 10 to its rounding.
+    Our readings where section 2 is silent, and what tests them (section 4 counts each):
+
+    - the inverted layouts' hidden width is 4x the block's OUTPUT channels (sec. 2.4's "four
+      times wider than the input dimension" is a Transformer MLP's, whose input and output
+      widths are equal): 4x the input misses Table 10's step 5;
+    - the downsampling block's depthwise conv takes the stride: a stride on the first 1x1
+      instead misses Table 10's kernel-size rows;
+    - the stem keeps ResNet's norm and activation, and the shortcut projections keep their norm
+      when the blocks lose two of theirs: no multiply-add count can test these (norms and
+      activations add none). Sec. 2.6 suggests the intermediate steps had no norm after the
+      stem: its last step adds LNs "wherever spatial resolution is changed", "one after the
+      stem" among them.
+
+    With these readings every step's multiply-adds round to the GFLOPs Table 10 and Table 11
+    print (0.01 G), except at the bottom of Table 10, whose column section 4 shows is shifted
+    up by one row.
     """
 
     def __init__(self, width: int = 64, depths: Sequence[int] = (3, 3, 9, 3), *,
@@ -425,3 +438,44 @@ def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
     16, 8, 4 and 2 pixels), stochastic depth 0.1 and layer scale 1e-6 as ConvNeXt-T."""
     return ConvNeXt(num_classes=num_classes, dims=dims, depths=depths,
                     stochastic_depth_prob=stochastic_depth_prob, stem_patch=stem_patch, **kwargs)
+
+
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+#: Figure 2's GFLOPs label of each ROADMAP step (the ResNet-50 regime's bars; one decimal).
+FIGURE_2_GFLOPS: tuple[float, ...] = (4.1, 4.5, 4.4, 2.4, 5.3, 4.6, 4.1, 4.2, 4.2, 4.2, 4.2, 4.2, 4.5)
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+#: Table 10's rows that are not steps of ROADMAP, as (GFLOPs, top-1 %): the depthwise kernel sizes
+#: tried after "move up depthwise conv" (sec. 2.5; 7 is step 7) and the Swin-T reference row.
+TABLE_10_KERNEL_SIZES: dict[int, tuple[float, float]] = {
+    5: (4.10, 80.35), 7: (4.15, 80.57), 9: (4.21, 80.57), 11: (4.29, 80.47)}
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+TABLE_10_SWIN_T: tuple[float, float] = (4.50, 81.30)
+
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+#: Table 11 (appendix C): the roadmap in the ResNet-200 / Swin-B regime, one change per step, as
+#: (step name, the change as ROADMAP's keywords, GFLOPs, top-1 %). Appendix C: the blocks go from
+#: ResNet-200's (3, 24, 36, 3) to Swin-B's (3, 3, 27, 3) "at the step of changing stage ratio",
+#: with the width from 64 to 84 at the same time "to keep the FLOPs at a similar level", and to 128
+#: after the depthwise step; the last step is ConvNeXt-B. Step 0 is Table 11's "ResNet-200
+#: (enhanced recipe)" row (its "ResNet-200" row, 78.20, is the same network).
+ROADMAP_200: list[tuple[str, dict, float, float]] = [
+    # step name,                              change,                                 GFLOPs, top-1
+    ("ResNet-200, modern recipe",             {"depths": (3, 24, 36, 3), "width": 64},  15.01, 81.14),
+    ("stage ratio (3, 3, 27, 3), width 84",   {"depths": (3, 3, 27, 3), "width": 84},   14.52, 81.33),
+    ("patchify stem",                         {"stem": "patchify"},                     14.38, 81.59),
+    ("depthwise conv",                        {"depthwise": True},                       7.23, 80.54),
+    ("width 84 -> 128",                       {"width": 128},                           16.76, 81.85),
+    ("inverted bottleneck",                   {"layout": "inverted"},                   15.68, 82.64),
+    ("move up depthwise conv",                {"layout": "depthwise_first"},            14.63, 82.04),
+    ("kernel size 3 -> 7",                    {"kernel_size": 7},                       14.81, 82.30),
+    ("ReLU -> GELU",                          {"activation": "gelu"},                   14.81, 82.19),
+    ("fewer activations",                     {"one_activation": True},                 14.81, 82.71),
+    ("fewer norms",                           {"one_norm": True},                       14.81, 83.17),
+    ("BN -> LN",                              {"norm": "layer"},                        14.81, 83.35),
+    ("separate downsampling (ConvNeXt-B)",    {"downsampling": "separate"},             15.35, 83.60),
+]
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+TABLE_11_KERNEL_SIZES: dict[int, tuple[float, float]] = {
+    5: (14.70, 82.32), 7: (14.81, 82.30), 9: (14.95, 82.27), 11: (15.13, 82.18)}
+# Defined in notebooks/08_convnext.ipynb, section 4 › Table 10's BN → LN row
+TABLE_11_SWIN_B: tuple[float, float] = (15.43, 83.50)
