@@ -414,7 +414,7 @@ class ConvNeXt(nn.Module):
 with torch.device("meta"):                       # shapes only: no memory, no arithmetic
     tiny = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
 shapes = common.output_shapes(tiny, (1, 3, 224, 224), names=[f"features.{i}" for i in range(7)])
-common.table(list(shapes.items()), header=("module", "output shape"))
+display(common.table(list(shapes.items()), header=("module", "output shape")))
 assert [s[-1] for s in shapes.values()] == [56, 56, 28, 28, 14, 14, 7]        # Table 9's output sizes
 rates = [b.stochastic_depth.p for b in tiny.modules() if isinstance(b, CNBlock)]
 assert rates[0] == 0 and math.isclose(rates[-1], 0.1) and len(rates) == 18
@@ -988,11 +988,11 @@ for k in KERNELS:
     _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
                        **SMOKE_KWARGS)
     kernel_runs[k] = (cost, history)
-common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
+display(common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
                f"{sum(h['seconds']):.0f}")
               for k, ((p, m), h) in kernel_runs.items()],
              header=("depthwise kernel", "parameters", "multiply-adds", "best validation accuracy",
-                     "training seconds"))
+                     "training seconds")))
 costs = [kernel_runs[k][0][1] for k in KERNELS]
 assert costs == sorted(costs) and costs[-1] / costs[0] < 1.5     # larger kernels cost little more
 
@@ -1264,14 +1264,14 @@ check("convnext.Downsample", MyDownsample)
 # run (section 6.2) and the kernel study (section 7), with what data they ran on.
 
 # %%
-common.table([(k, name, f"{g:.2f}", f"{m / 1e9:.3f}", f"{m / (g * 1e9):.3f}", f"{p / 1e6:.2f}M")
+display(common.table([(k, name, f"{g:.2f}", f"{m / 1e9:.3f}", f"{m / (g * 1e9):.3f}", f"{p / 1e6:.2f}M")
               for k, ((name, _, g, _, _), (m, p)) in enumerate(zip(ROADMAP, roadmap_counts))],
              header=("step", "change", "Table 10 GFLOPs", "ours (G multiply-adds)", "ours / paper",
-                     "parameters"))
-common.table([(f"convnext_{v}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G",
+                     "parameters")))
+display(common.table([(f"convnext_{v}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G",
                f"{max_diff[f'convnext_{v}']:.1e} at {SIZE}x{SIZE}" if f"convnext_{v}" in max_diff else "not run (smoke)")
               for v, c in counts.items() if v != "xlarge"],
-             header=("model", "parameters", "multiply-adds", "max |ours - torchvision|"))
+             header=("model", "parameters", "multiply-adds", "max |ours - torchvision|")))
 print(f"cifar_convnext: test accuracy {acc:.2f}% on {data.description}"
       + (" (smoke mode)" if common.SMOKE else ""))
 print("kernel study, best validation accuracy: " + ", ".join(
