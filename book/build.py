@@ -425,7 +425,7 @@ def render(src: Path, out: Path) -> Path:
 
     html = out / "html"
     status = build_main(["-b", "html", "-c", str(BOOK), "-d", str(out / "doctrees"), "-q",
-                         "--fail-on-warning", "--keep-going",
+                         "-W", "--keep-going",
                          str(src), str(html)])
     if status:
         raise SystemExit(f"Sphinx reported the problems above (exit status {status}); the site in "
