@@ -79,10 +79,12 @@ NOTEBOOK_START = time.perf_counter()
 # One notebook per paper, in the order of the curriculum map (background first):
 #
 # ```
-# 00 toolkit ─► 01 VGG ─► 02 ResNet ─► DenseNet ────────────────────────┐
-#                             └──────► SE-Net ──────┐                   │
-#                         MobileNetV2 (inverted     ├─► EfficientNet ───┴─► 07 all six side by side
-#                         residual) ────────────────┘
+# 00 toolkit ─► 01 VGG ─► 02 ResNet ─┬─► 03 DenseNet ─────────────────────────────┐
+#                                    ├─► 04 SE-Net ─────────┐                     │
+#                                    └─► 05 MobileNetV2 ────┴─► 06 EfficientNet ──┴─► 07 side by side
+#
+# 02 ResNet + 05 MobileNetV2 + 06 EfficientNet ─► 08 ConvNeXt, the capstone (before or after 07)
+# 02 ResNet + 06 EfficientNet ─► 09 transfer learning
 # ```
 #
 # Each paper notebook holds the *Easter-egg table*: every hyperparameter and architectural detail

@@ -760,10 +760,10 @@ with torch.device("meta"):
 matches = {name: (round(cifar_params[name] / 1e6, 1) == round(row.params / 1e6, 1),
                   round(stem_2k_params[name] / 1e6, 1) == round(row.params / 1e6, 1))
            for name, row in TABLE2.items()}
-common.table([(name, f"{row.params / 1e6:.1f}M", f"{cifar_params[name] / 1e6:.3f}M",
+display(common.table([(name, f"{row.params / 1e6:.1f}M", f"{cifar_params[name] / 1e6:.3f}M",
                f"{stem_2k_params[name] / 1e6:.3f}M", "yes" if matches[name][1] else "no")
               for name, row in TABLE2.items()],
-             header=("Table 2", "paper", "stem 16 (paper)", "stem 2k (authors' code)", "2k rounds to paper"))
+             header=("Table 2", "paper", "stem 16 (paper)", "stem 2k (authors' code)", "2k rounds to paper")))
 assert all(paper for paper, _ in matches.values())
 assert [n for n, (_, code) in matches.items() if not code] == [n for n, r in TABLE2.items() if not r.bottleneck]
 
@@ -1134,8 +1134,8 @@ print("Differences from the paper's run: " + "; ".join(why) + ".")
 # %%
 k12, k24 = TABLE2["cifar_densenet100_k12"], TABLE2["cifar_densenet100_k24"]
 columns = ("c10", "c10_plus", "c100", "c100_plus", "svhn")
-common.table([(col, f"{getattr(k12, col):.2f}", f"{getattr(k24, col):.2f}") for col in columns],
-             header=("Table 2, DenseNet L = 100 (error %)", "k = 12", "k = 24"))
+display(common.table([(col, f"{getattr(k12, col):.2f}", f"{getattr(k24, col):.2f}") for col in columns],
+             header=("Table 2, DenseNet L = 100 (error %)", "k = 12", "k = 24")))
 worse = [col for col in columns if getattr(k24, col) > getattr(k12, col)]
 assert worse == ["c10"], worse                          # k = 24 is worse on C10 only (sec. 4.3)
 print(f"k = 12 -> 24: parameters x {k24.params / k12.params:.1f}; error worse on {worse} only")

@@ -972,8 +972,8 @@ for r, net in ratio_nets.items():
     top1, _, params = ABLATIONS["Table 10"][r]
     rows.append((r, "/".join(map(str, widths)), f"{extra:,}", f"{extra / plain20:.1%}", acc,
                  f"{top1:.2f}%", f"{params / 1e6:.1f}M"))
-common.table(rows, header=("r", "reduced widths", "SE parameters", "of ResNet-20's",
-                           f"val acc ({data.name})", "Table 10: top-1 error", "Table 10: params"))
+display(common.table(rows, header=("r", "reduced widths", "SE parameters", "of ResNet-20's",
+                           f"val acc ({data.name})", "Table 10: top-1 error", "Table 10: params")))
 
 
 def se_weights(net):
@@ -1223,9 +1223,9 @@ seen = {"SE": [b.se.fc1.in_channels for b in blocks],
         "SE-PRE": [b.conv1.in_channels for b in blocks],            # the block's input
         "SE 3x3": [b.conv2.out_channels for b in blocks]}           # planes
 misfits = {name: sum(c != s for c, s in zip(widths, seen["SE"])) for name, widths in seen.items()}
-common.table([(name, ", ".join(f"{c}" for c in dict.fromkeys(widths)), f"{misfits[name]} of {len(blocks)}")
+display(common.table([(name, ", ".join(f"{c}" for c in dict.fromkeys(widths)), f"{misfits[name]} of {len(blocks)}")
               for name, widths in seen.items()],
-             header=("placement", "channels seen (distinct, in order)", "blocks whose fc1 shape differs"))
+             header=("placement", "channels seen (distinct, in order)", "blocks whose fc1 shape differs")))
 assert misfits["SE-POST"] == misfits["SE-Identity"] == 0
 assert misfits["SE-PRE"] == len(se50_meta.stages())                 # the first block of each stage
 assert misfits["SE 3x3"] == len(blocks)

@@ -809,12 +809,12 @@ assert abs(p035 / PAPER_NUMBERS["family_params"][0] - 1) < 0.03                 
 assert smallest / PAPER_NUMBERS["family_madds"][0] > 1.5                         # 7M: the paper's, not the code's
 assert p14 / PAPER_NUMBERS["table4"][1.4]["params"] < 0.9                        # 6.9M: likewise
 M_ = lambda v: f"{v / 1e6:.3g}M"                                        # noqa: E731
-common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER_NUMBERS["family_madds"][0]), M_(smallest)),
+display(common.table([("smallest model (0.35, 96x96), multiply-adds", M_(PAPER_NUMBERS["family_madds"][0]), M_(smallest)),
               ("width 0.35, parameters", M_(PAPER_NUMBERS["family_params"][0]), M_(p035)),
               ("width 1.4, parameters (without BN, 1001 classes)", M_(PAPER_NUMBERS["table4"][1.4]["params"]), M_(p14)),
               ("width 1.4, parameters (all, 1000 classes)", M_(PAPER_NUMBERS["table4"][1.4]["params"]),
                M_(counts[1.4]["params"]))],
-             header=("", "paper (sec. 4, Table 4)", "ours"))
+             header=("", "paper (sec. 4, Table 4)", "ours")))
 print(f"width 1.4: ours has {1 - p14 / PAPER_NUMBERS['table4'][1.4]['params']:.1%} (without BN) and "
       f"{1 - counts[1.4]['params'] / PAPER_NUMBERS['table4'][1.4]['params']:.1%} (all) fewer parameters than {PAPER_NUMBERS['table4'][1.4]['params'] / 1e6}M")
 

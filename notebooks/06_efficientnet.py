@@ -644,8 +644,8 @@ for name, (w, d, r, p) in OFFICIAL_COEFFICIENTS.items():
     phi = round(sum(phis) / 3, 1)                                      # the φ nearest all three
     rows.append((name, f"{w} / {d} / {r}", " / ".join(f"{x:.2f}" for x in phis),
                  phi, f"{b ** phi:.3f} / {a ** phi:.3f} / {224 * g ** phi:.0f}"))
-common.table(rows, header=("model", "released width / depth / resolution",
-                           "φ implied by each", "nearest φ", "exact β^φ / α^φ / 224 γ^φ"))
+display(common.table(rows, header=("model", "released width / depth / resolution",
+                           "φ implied by each", "nearest φ", "exact β^φ / α^φ / 224 γ^φ")))
 print(f"alpha * beta^2 * gamma^2 = {product:.4f}")
 assert implied["b1"][0] == 0 and 0.4 < implied["b1"][1] < 0.6         # B1: depth, not width
 assert implied["b7"][0] - implied["b7"][1] > 1                         # B7: width ahead of depth
@@ -763,8 +763,8 @@ shapes = common.output_shapes(net, (1, 3, 224, 224), names=names)
 for (stage, operator, _, channels, _), name, next_row in zip(TABLE1, names, TABLE1[1:] + [None]):
     size = next_row[2] if next_row else 7                  # the next row's input resolution
     assert shapes[name] == (1, channels, size, size), (stage, shapes[name])
-common.table([(stage, op, name, shapes[name]) for (stage, op, *_), name in zip(TABLE1, names)],
-             header=("Table 1 stage", "operator", "module", "output at 224x224"))
+display(common.table([(stage, op, name, shapes[name]) for (stage, op, *_), name in zip(TABLE1, names)],
+             header=("Table 1 stage", "operator", "module", "output at 224x224")))
 
 blocks = [blk for stage in net.features[1:-1] for blk in stage]
 probs = [blk.stochastic_depth.p for blk in blocks]
@@ -1012,7 +1012,7 @@ with torch.device("meta"):
         rows.append((phi, cfg.resolution, f"{macs / 1e9:.2f}", f"{macs / base_macs:.1f}",
                      f"{product ** phi:.1f}", f"{2 ** phi}"))
         assert 0.9 * product ** phi < macs / base_macs < 1.5 * product ** phi
-common.table(rows, header=("φ", "resolution", "multiply-adds (G)", "x B0", "1.92^φ", "2^φ"))
+display(common.table(rows, header=("φ", "resolution", "multiply-adds (G)", "x B0", "1.92^φ", "2^φ")))
 print(f"released B7 / B0: {counts['b7']['macs'] / base_macs:.1f}x = 2^{math.log2(counts['b7']['macs'] / base_macs):.2f}")
 
 # %% [markdown]
@@ -1394,10 +1394,10 @@ runs.update({(method, f): coefficients(method, f) for f in FACTORS
 scaling_macs = {key: measured_macs(coeff) for key, coeff in runs.items()}
 base_cost = scaling_macs[("baseline", 1)]
 formula = {f: measured_macs(compound(math.log(f) / math.log(product))) / base_cost for f in FACTORS}
-common.table([(m, f, f"{w:.3f} / {d:.3f} / {r}", f"{scaling_macs[(m, f)] / 1e6:.2f}",
+display(common.table([(m, f, f"{w:.3f} / {d:.3f} / {r}", f"{scaling_macs[(m, f)] / 1e6:.2f}",
                f"{scaling_macs[(m, f)] / base_cost:.2f}") for (m, f), (w, d, r) in runs.items()],
              header=("method", "target factor", "width / depth / resolution", "multiply-adds (M)",
-                     "x baseline"))
+                     "x baseline")))
 print("compound by the formula's phi instead (1.92^phi = factor), measured: "
       + ", ".join(f"aimed at {f}x, costs {x:.2f}x" for f, x in formula.items()))
 assert formula[2] > 3                                        # the depth rounding, measured
@@ -1782,11 +1782,11 @@ check("efficientnet.round_filters", as_block(my_round_filters))
 # CIFAR-10 run (section 6.2) and the scaling study (section 7), with what data they ran on.
 
 # %%
-common.table([(n, f"{c['params'] / 1e6:.2f}M", f"{c['params'] / T2[n]['params']:.3f}",
+display(common.table([(n, f"{c['params'] / 1e6:.2f}M", f"{c['params'] / T2[n]['params']:.3f}",
                 f"{c['macs'] / 1e9:.3f}G at {c['resolution']}", f"{c['macs'] / T2[n]['flops']:.3f}",
                 f"{max_diff[n]:.1e} at {sizes[n]}") for n, c in counts.items()],
              header=("model", "parameters", "/ Table 2", "multiply-adds", "/ Table 2",
-                     "max |ours - torchvision|"))
+                     "max |ours - torchvision|")))
 print(f"{MODEL}: test accuracy {acc:.2f}% on {data.description}"
       + (" (smoke mode)" if common.SMOKE else ""))
 print("scaling study, best validation accuracy: " + ", ".join(

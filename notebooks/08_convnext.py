@@ -442,7 +442,7 @@ class ConvNeXt(nn.Module):
 with torch.device("meta"):                       # shapes only: no memory, no arithmetic
     tiny = ConvNeXt(**CONVNEXT_CONFIGS["tiny"])
 shapes = common.output_shapes(tiny, (1, 3, 224, 224), names=[f"features.{i}" for i in range(7)])
-print(common.table(list(shapes.items()), header=("module", "output shape")))
+display(common.table(list(shapes.items()), header=("module", "output shape")))
 assert [s[-1] for s in shapes.values()] == [56, 56, 28, 28, 14, 14, 7]        # Table 9's output sizes
 rates = [b.stochastic_depth.p for b in tiny.modules() if isinstance(b, CNBlock)]
 assert rates[0] == 0 and math.isclose(rates[-1], 0.1) and len(rates) == 18
@@ -932,7 +932,7 @@ bottom = [(ROADMAP[k][0], printed[k], macs_of[k], printed[k - 1]) for k in (BN_T
 bottom += [(f"Swin-T ({convention})", TABLE_10_SWIN_T[0], macs, printed[BN_TO_LN + 1])
            for convention, macs in (("timm's, counted as ours", swin_t_macs),
                                     ("Swin's flops() convention", swin_t_flops))]
-print(common.table([(name, f"{g:.2f}", f"{m / 1e9:.4f}", f"{round(m / 1e9, 2):.2f}", f"{above:.2f}")
+display(common.table([(name, f"{g:.2f}", f"{m / 1e9:.4f}", f"{round(m / 1e9, 2):.2f}", f"{above:.2f}")
                     for name, g, m, above in bottom],
                    header=("Table 10 row", "Table 10 prints", "count (G multiply-adds)", "count, to 0.01",
                            "the row above prints")))
@@ -1076,7 +1076,7 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
-print(common.table([(f"kernel {k}" + {3: " (step 6)", 7: " (step 7)"}.get(k, ""), f"{g:.2f}",
+display(common.table([(f"kernel {k}" + {3: " (step 6)", 7: " (step 7)"}.get(k, ""), f"{g:.2f}",
                      f"{readings[k][0] / 1e9:.4f}", yes(prints_as(readings[k][0], g)),
                      f"{readings[k][1] / 1e9:.4f}", yes(prints_as(readings[k][1], g)),
                      f"{readings[k][1] / (g * 1e9):.4f}") for k, g in kernel_rows.items()]
@@ -1311,7 +1311,7 @@ for k in KERNELS:
     _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
                        **SMOKE_KWARGS)
     kernel_runs[k] = (cost, history)
-print(common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
+display(common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
                      f"{sum(h['seconds']):.0f}")
                     for k, ((p, m), h) in kernel_runs.items()],
                    header=("depthwise kernel", "parameters", "multiply-adds", "best validation accuracy",
@@ -1597,11 +1597,11 @@ check("convnext.Downsample", MyDownsample)
 print(f"Table 11 (ResNet-200 regime, section 4): {len(counts_200)} of {len(ROADMAP_200)} steps, "
       f"{len(kernels_200)} more kernel sizes{' and Swin-B' if swin_b_macs else ''} counted, each within "
       "half of the table's last digit" + (" (smoke mode: the rest not counted)" if common.SMOKE else ""))
-print(common.table([(k, name, f"{g:.2f}", f"{sup:.2f}", f"{m / 1e9:.3f}", f"{m / (sup * 1e9):.4f}", f"{p / 1e6:.2f}M")
+display(common.table([(k, name, f"{g:.2f}", f"{sup:.2f}", f"{m / 1e9:.3f}", f"{m / (sup * 1e9):.4f}", f"{p / 1e6:.2f}M")
                     for k, ((name, _, g, _, _), sup, (m, p)) in enumerate(zip(ROADMAP, supported, roadmap_counts))],
                    header=("step", "change", "Table 10 prints", "Table 10, its slip undone (section 4)",
                            "ours (G multiply-adds)", "ours / slip undone", "parameters")))
-print(common.table([(f"convnext_{v}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G",
+display(common.table([(f"convnext_{v}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G",
                      f"{max_diff[f'convnext_{v}']:.1e} at {SIZE}x{SIZE}" if f"convnext_{v}" in max_diff else "not run (smoke)")
                     for v, c in counts.items() if v != "xlarge"],
                    header=("model", "parameters", "multiply-adds", "max |ours - torchvision|")))
