@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -250,7 +250,7 @@ class BaselineCNN(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-@register_model("cifar_baseline")
+@register_model("cifar_baseline", head="fc")
 def cifar_baseline(num_classes: int = 10, **kwargs) -> BaselineCNN:
     """The course's baseline CNN for 32x32 images (about 0.29M parameters)."""
     return BaselineCNN(num_classes=num_classes, **kwargs)

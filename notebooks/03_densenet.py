@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -601,77 +601,81 @@ def _with_paper_numbers(constructor):
     return constructor
 
 
-@register_model("densenet121")
+@register_model("densenet121", head="classifier", weights="DenseNet121_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Table 1, k = 32)."""
     return _imagenet_densenet(121, **kwargs)
 
 
-@register_model("densenet161")
+@register_model("densenet161", head="classifier", weights="DenseNet161_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
     return _imagenet_densenet(161, **kwargs)
 
 
-@register_model("densenet169")
+@register_model("densenet169", head="classifier", weights="DenseNet169_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Table 1, k = 32)."""
     return _imagenet_densenet(169, **kwargs)
 
 
-@register_model("densenet201")
+@register_model("densenet201", head="classifier", weights="DenseNet201_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Table 1, k = 32)."""
     return _imagenet_densenet(201, **kwargs)
 
 
-@register_model("densenet264")
+@register_model("densenet264", head="classifier")
 @_with_paper_numbers
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-264 (Table 1, k = 32); torchvision has none."""
     return _imagenet_densenet(264, **kwargs)
 
 
-@register_model("cifar_densenet40_k12")
+@register_model("cifar_densenet40_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet40_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet40_k12", **kwargs)
 
 
-@register_model("cifar_densenet100_k12")
+@register_model("cifar_densenet100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k12", **kwargs)
 
 
-@register_model("cifar_densenet100_k24")
+@register_model("cifar_densenet100_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k24(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k24", **kwargs)
 
 
-@register_model("cifar_densenet_bc100_k12")
+@register_model("cifar_densenet_bc100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 100, k = 12) of Table 2."""
     return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
 
 
-@register_model("cifar_densenet_bc250_k24")
+@register_model("cifar_densenet_bc250_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 250, k = 24) of Table 2."""
     return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
 
 
-@register_model("cifar_densenet_bc190_k40")
+@register_model("cifar_densenet_bc190_k40", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -676,7 +676,7 @@ except ValueError as err:
 
 # %%
 #@save mobilenetv2
-@register_model("mobilenet_v2")
+@register_model("mobilenet_v2", head="classifier.1", weights="MobileNet_V2_Weights.IMAGENET1K_V2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
@@ -687,7 +687,7 @@ mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; 
     "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."
 
 
-@register_model("cifar_mobilenet_v2")
+@register_model("cifar_mobilenet_v2", head="classifier.1")
 def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwargs) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs: stride 1 in the stem and in the 24-channel row
     (CIFAR_INVERTED_RESIDUAL_SETTING; the adaptation of kuangliu/pytorch-cifar), so the last

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -435,28 +435,32 @@ def _convnext(variant: str, stochastic_depth_prob: float | None = None, **kwargs
                     stochastic_depth_prob=stochastic_depth_prob, **kwargs)
 
 
-@register_model("convnext_tiny")
+@register_model("convnext_tiny", head="classifier.2",
+                weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1")
 def convnext_tiny(**kwargs) -> ConvNeXt:
     """ConvNeXt-T (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 9, 3); stochastic depth 0.1
     (Table 5). Table 1: 29M parameters, 4.5 GFLOPs, 82.1% top-1."""
     return _convnext("tiny", **kwargs)
 
 
-@register_model("convnext_small")
+@register_model("convnext_small", head="classifier.2",
+                weights="ConvNeXt_Small_Weights.IMAGENET1K_V1")
 def convnext_small(**kwargs) -> ConvNeXt:
     """ConvNeXt-S (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 27, 3); stochastic depth 0.4
     (Table 5). Table 1: 50M parameters, 8.7 GFLOPs, 83.1% top-1."""
     return _convnext("small", **kwargs)
 
 
-@register_model("convnext_base")
+@register_model("convnext_base", head="classifier.2",
+                weights="ConvNeXt_Base_Weights.IMAGENET1K_V1")
 def convnext_base(**kwargs) -> ConvNeXt:
     """ConvNeXt-B (sec. 3): C = (128, 256, 512, 1024), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 89M parameters, 15.4 GFLOPs, 83.8% top-1."""
     return _convnext("base", **kwargs)
 
 
-@register_model("convnext_large")
+@register_model("convnext_large", head="classifier.2",
+                weights="ConvNeXt_Large_Weights.IMAGENET1K_V1")
 def convnext_large(**kwargs) -> ConvNeXt:
     """ConvNeXt-L (sec. 3): C = (192, 384, 768, 1536), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 198M parameters, 34.4 GFLOPs, 84.3% top-1."""
@@ -468,7 +472,7 @@ for name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large
     variant = name.split("_")[1]
     for fact in ("C = ", f"{PAPER_NUMBERS[variant]['params'] / 1e6:g}M parameters",
                  f"{PAPER_NUMBERS[variant]['flops'] / 1e9:g} GFLOPs", f"{PAPER_NUMBERS[variant]['top1']:g}%"):
-        assert fact in common.models.registry._MODELS[name].__doc__, (name, fact)   # docstrings = data
+        assert fact in common.model_card(name).constructor.__doc__, (name, fact)   # docstrings = data
 print("registered:", common.list_models("convnext_*"))
 
 # %% [markdown]
@@ -718,7 +722,7 @@ print("every step builds and runs:", ", ".join(f"{k}: {type(n).__name__}" for k,
 
 # %%
 #@save convnext
-@register_model("cifar_convnext")
+@register_model("cifar_convnext", head="classifier.2")
 def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
                    depths: tuple = (3, 3, 9, 3), stochastic_depth_prob: float = 0.1,
                    stem_patch: int = 2, **kwargs) -> ConvNeXt:

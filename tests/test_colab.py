@@ -184,9 +184,9 @@ def test_fp16_with_a_scaler_on_a_gpu_without_native_bf16(monkeypatch, capability
                                                                   minor=capability[1]))
     monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: emulated,
                         raising=False)
-    dtype = train._amp_dtype(torch.device("cuda"), True)
+    dtype = train.amp_dtype(torch.device("cuda"), True)
     assert str(dtype) == f"torch.{expected}"
-    scaled = "gradient scaling" in train._precision_text(torch.device("cuda"), True, dtype)
+    scaled = "gradient scaling" in train.precision_text(torch.device("cuda"), True, dtype)
     assert scaled == (expected == "float16")
 
 

@@ -228,7 +228,7 @@ def test_training_step_memory_counts_weights_state_and_activations():
     model = common.get_model("cifar_baseline", widths=(8, 16, 32), convs_per_stage=1)
     model.to(memory_format=torch.channels_last)
     x, _ = next(data.batches("train", 32))
-    with ctrain._autocast(torch.device("cpu"), ctrain._amp_dtype(torch.device("cpu"), True)):
+    with ctrain.autocast(torch.device("cpu"), ctrain.amp_dtype(torch.device("cpu"), True)):
         saved = bytes_saved_for_backward(model.train(), x.contiguous(memory_format=torch.channels_last))
     assert saved > 0 and peaks[32] >= saved + 2 * weights
 

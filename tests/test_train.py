@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 import torch
 
 import common
+from common import plots
 from common import train as ctrain
+from common.train import loop
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_a_failed_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ctrain.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         ctrain.save_checkpoint({"format": ctrain.FORMAT, "epoch": 2}, path)
     assert path.read_bytes() == good
@@ -263,7 +266,7 @@ def test_get_model_names_the_model_for_the_history(small):
 ])
 def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
         small, monkeypatch, capsys, native, amp, precision, said):
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: native)
     model = tiny_model()
     h = common.fit(model, small, common.Recipe(epochs=1, batch_size=256, lr=0.05), amp=amp,
                    progress=False)
@@ -279,7 +282,7 @@ def test_a_model_with_large_depthwise_convolutions_trains_in_fp32_on_a_cpu(small
     the measurement): such a model trains in fp32 and the first line says why; 3x3 ones keep bf16."""
     from torch import nn
 
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
 
     def net(k):
         return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
@@ -292,9 +295,9 @@ def test_a_model_with_large_depthwise_convolutions_trains_in_fp32_on_a_cpu(small
     assert h["precision"] == "float32" and "1 depthwise convolutions larger than 3x3" in first, first
     assert common.fit(net(3), small, recipe, progress=False, verbose=False)["precision"] == "bfloat16"
     cpu = torch.device("cpu")
-    assert ctrain._amp_dtype(cpu, True, net(5)) is None
-    monkeypatch.setattr(ctrain, "cuda_has_native_bf16", lambda device=None: True)
-    assert ctrain._amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
+    assert ctrain.amp_dtype(cpu, True, net(5)) is None
+    monkeypatch.setattr(ctrain.precision, "cuda_has_native_bf16", lambda device=None: True)
+    assert ctrain.amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
 
 
 def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
@@ -307,7 +310,7 @@ def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
 
 def test_a_run_resumed_in_another_precision_continues_and_says_so(small, tmp_path, monkeypatch,
                                                                   capsys):
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
     recipe = common.Recipe(epochs=2, batch_size=128, lr=0.05)
     common.fit(tiny_model(), small, recipe, run_dir=tmp_path, stop_after_epochs=1,
                progress=False, verbose=False)
@@ -574,7 +577,7 @@ def test_run_dir_for_keys_of_old_recipes_do_not_change(small):
 # --- quick mode ---------------------------------------------------------------------------------
 
 def test_quick_mode_trains_a_budget_of_images_and_says_so_everywhere(small, monkeypatch, capsys):
-    monkeypatch.setattr(ctrain, "QUICK_IMAGES", 3 * len(small.train))
+    monkeypatch.setattr(loop, "QUICK_IMAGES", 3 * len(small.train))
     recipe = common.Recipe(epochs=100, batch_size=128, lr=0.1, milestones=(50, 75))
     h = common.fit(tiny_model(), small, recipe, quick=True, smoke=False, progress=False)
     assert len(h["epoch"]) == 3 and h["mode"] == "quick" and h["quick"] is True
@@ -613,7 +616,7 @@ def test_plot_histories_in_a_headless_script_saves_a_png(small, tmp_path, capsys
 def test_plot_histories_in_a_script_with_a_display_opens_a_window(small, monkeypatch):
     import matplotlib.pyplot as plt
     shown = []
-    monkeypatch.setattr(ctrain, "_interactive_backend", lambda: True)
+    monkeypatch.setattr(plots, "_interactive_backend", lambda: True)
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
     h = common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
                    progress=False, verbose=False)
