@@ -1293,10 +1293,9 @@ reference = REFERENCE_ACC.get(MODEL) if WIDTH == 1.0 else None
 print(f"{MODEL}: test accuracy {test['acc']:.2%} on {data.description}")
 print(f"reference: {'not available for ' + MODEL if reference is None else f'{reference:.2%}'}"
       " (kuangliu/pytorch-cifar README, VGG16, CIFAR-10 test set; its recipe is not stated)")
-if data.name != "cifar10" or common.SMOKE:
-    print("Not comparable: " + "; ".join(
-        ([f"smoke mode ({len(history['epoch'])} epochs of a narrow net)"] if common.SMOKE else [])
-        + (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])) + ".")
+why = common.caveats(data, history) + ([f"a narrow net (width {WIDTH})"] if WIDTH != 1 else [])
+if why:
+    print("Not comparable: " + "; ".join(why) + ".")
 assert 0 <= test["acc"] <= 1 and math.isfinite(test["loss"])
 
 # %% [markdown]

@@ -1205,7 +1205,8 @@ plt.show()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one instead of clashing with the old
-# checkpoint. `fit` shows a progress bar and the curves as they grow (in smoke mode, for the
+# checkpoint (`common.train_run`: seed, build the model, name its folder, `fit(..., resume=True)`
+# there). `fit` shows a progress bar and the curves as they grow (in smoke mode, for the
 # tests, it stays quiet). On a CPU with native bf16 it trains in bf16 autocast, elsewhere on a
 # CPU in fp32; its first line says which.
 #
@@ -1213,15 +1214,7 @@ plt.show()
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("02_resnet", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
-resnet20, history20 = train("cifar_resnet20", recipe)
+resnet20, history20 = common.train_run("02_resnet", "cifar_resnet20", recipe, data)
 
 # %% [markdown]
 # ResNet-110 with its warm-up trains the same way. Per image it costs several times ResNet-20
@@ -1236,7 +1229,8 @@ histories = {"ResNet-20": history20}
 if common.SMOKE or common.QUICK:
     print("Smoke or quick mode: skipping the ResNet-110 run (recipe110 above); it runs in full mode.")
 else:
-    resnet110, histories["ResNet-110"] = train("cifar_resnet110", recipe110)
+    resnet110, histories["ResNet-110"] = common.train_run("02_resnet", "cifar_resnet110",
+                                                          recipe110, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc") if data.val
                       else ("train_loss", "train_acc"))
 
@@ -1255,9 +1249,7 @@ for label, model in models.items():
                  f"{err:.2f}%", PROTOCOL, data.description))
 display(common.table(rows, header=("model", "Table 6 error (50k)", "our test error", "protocol",
                                    "data")))
-why = ((["smoke mode (a couple of epochs)"] if common.SMOKE else [])
-       + (["quick mode (a subset, a few epochs)"] if common.QUICK else [])
-       + (["the offline digits stand-in, not CIFAR-10"] if data.offline else []))
+why = common.caveats(data, history20)
 if why:
     print("Not comparable with Table 6: " + "; ".join(why) + ".")
 
@@ -1291,7 +1283,8 @@ depths = (20,) if common.SMOKE else (20, 56)        # smoke: only the light pair
 fig6 = {}
 for kind in ("plain", "resnet"):
     for depth in depths:
-        _, fig6[(kind, depth)] = train(f"cifar_{kind}{depth}", fig6_recipe)
+        _, fig6[(kind, depth)] = common.train_run("02_resnet", f"cifar_{kind}{depth}",
+                                                  fig6_recipe, data)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
@@ -1456,7 +1449,8 @@ else:
 # **Seeds.** Two runs that differ only in their seed end apart: by 0.16 points (one standard
 # deviation, Table 6) for the paper's five ResNet-110 runs, and short runs on small data (quick
 # mode) may spread far more: measure it. A comparison of two variants is only as good as that
-# spread: `train(name, recipe, seed=s)` runs another seed, and the difference of the means of
+# spread: `common.train_run("02_resnet", name, recipe, data, seed=s)` runs another seed (in its
+# own folder), and the difference of the means of
 # $n$ runs per variant has a standard deviation of $\sigma\sqrt{2/n}$ when one run has $\sigma$.
 # To see a gap $d$ at two standard deviations you need $n \ge 8\sigma^2/d^2$ runs per variant.
 # The paper's only measure of $\sigma$ is its five ResNet-110 runs on CIFAR-10 (Table 6); the

@@ -1079,24 +1079,17 @@ recipe.table()
 
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
-# own run, and editing a hyperparameter starts a fresh one.
+# own run, and editing a hyperparameter starts a fresh one (`common.train_run`; `build` makes
+# the DenseNet-BC of any depth and growth rate, registered or not).
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
-    """Train the DenseNet-BC of this depth and growth rate on `data`; resumes its own run."""
-    common.seed_everything(seed)
-    model = cifar_densenet(depth, growth_rate, num_classes=data.num_classes)
-    model.name = f"cifar_densenet_bc{depth}_k{growth_rate}"
-    run_dir = common.run_dir_for("03_densenet", model.name, recipe, data)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 MAIN_DEPTH = 22 if common.SMOKE else TABLE2["cifar_densenet_bc100_k12"].depth   # smoke: L = 22
-densenet, history = train(MAIN_DEPTH, 12, recipe)
+densenet, history = common.train_run(
+    "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k12", recipe, data,
+    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes))
 common.plot_histories({f"DenseNet-BC (L={MAIN_DEPTH}, k=12)": history},
                       metrics=("train_loss", "val_loss", "val_acc"))
 
@@ -1112,8 +1105,7 @@ assert 0 <= err <= 100
 print(f"DenseNet-BC (L=100, k=12): Table 2, C10+ error {paper.c10_plus:.2f}%")
 print(f"ours, DenseNet-BC (L={MAIN_DEPTH}, k=12): test error {err:.2f}%  ({data.description}, "
       f"trained on {len(data.train)} images)")
-why = ((["smoke mode (L = 22, two epochs)"] if common.SMOKE else [])
-       + (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = (common.caveats(data, history)
        + ["a 45k/5k split, where the paper's final run trains on all 50k (sec. 4.1)"])
 print("Differences from the paper's run: " + "; ".join(why) + ".")
 
@@ -1154,7 +1146,9 @@ growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
 growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
 growth = {}
 for k in growth_rates:
-    model, _ = train(MAIN_DEPTH, k, growth_recipe)
+    model, _ = common.train_run(
+        "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k{k}", growth_recipe, data,
+        build=lambda: cifar_densenet(MAIN_DEPTH, k, num_classes=data.num_classes))
     growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
 
 # %%

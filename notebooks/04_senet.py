@@ -891,22 +891,14 @@ recipe110.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, group: str = "04_senet", **model_kwargs):
-    """Train (or reload) one run; its folder is named after the model, recipe and data."""
-    common.seed_everything(0)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for(group, name, recipe, data, **model_kwargs)
-    return model, common.fit(model, data, recipe, run_dir=run_dir, resume=True)
-
-
 DEPTHS = (20,) if common.SMOKE else (20, 56, 110)     # smoke: the 20-layer pair only
 models, histories = {}, {}
 for depth in DEPTHS:
     rec = recipe110 if depth == 110 else recipe
-    models[f"ResNet-{depth}"], histories[f"ResNet-{depth}"] = train(
-        f"cifar_resnet{depth}", rec, group="02_resnet")                 # notebook 02's runs
-    models[f"SE-ResNet-{depth}"], histories[f"SE-ResNet-{depth}"] = train(
-        f"cifar_seresnet{depth}", rec)
+    models[f"ResNet-{depth}"], histories[f"ResNet-{depth}"] = common.train_run(
+        "02_resnet", f"cifar_resnet{depth}", rec, data)                 # notebook 02's runs
+    models[f"SE-ResNet-{depth}"], histories[f"SE-ResNet-{depth}"] = common.train_run(
+        "04_senet", f"cifar_seresnet{depth}", rec, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -921,7 +913,6 @@ from common.models import resnet
 paper_error = {f"ResNet-{d}": (resnet.PAPER_NUMBERS[f"cifar_resnet{d}"]["error"], "He 2015, Table 6")
                for d in DEPTHS}
 paper_error["SE-ResNet-110"] = (PAPER_NUMBERS["cifar_seresnet110"]["error"], "Table 4")
-comparable = data.name == "cifar10" and not common.SMOKE
 rows = []
 for label, model in models.items():
     err = 100 * (1 - common.evaluate(model, data, "test")["acc"])
@@ -932,9 +923,8 @@ for label, model in models.items():
 display(common.table(rows, header=("model", "parameters", "paper's test error", "our test error")))
 print(f"Table 4's baseline, {PAPER_NUMBERS['cifar_seresnet110']['baseline']['name']}: "
       f"{PAPER_NUMBERS['cifar_seresnet110']['baseline']['error']:.2f}%. Data: {data.description}.")
-if not comparable:
-    why = (["smoke mode (a couple of epochs)"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, histories["SE-ResNet-20"])
+if why:
     print("Not comparable with the paper: " + "; ".join(why) + ".")
 
 # %% [markdown]
@@ -962,7 +952,7 @@ with torch.device("meta"):
 ratio_runs = {16: (models["SE-ResNet-20"], histories["SE-ResNet-20"])}   # section 6's run
 for r in TRAINED:
     if r not in ratio_runs:
-        ratio_runs[r] = train("cifar_seresnet20", recipe, reduction=r)
+        ratio_runs[r] = common.train_run("04_senet", "cifar_seresnet20", recipe, data, reduction=r)
 rows = []
 for r, net in ratio_nets.items():
     widths = [stage[0].se.fc1.out_channels for stage in net.stages()]

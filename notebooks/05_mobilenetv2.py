@@ -1098,16 +1098,9 @@ cifar_recipe.table()
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("05_mobilenetv2", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 MODEL, WIDTH = ("mobilenet_v2", 0.35) if common.SMOKE else ("cifar_mobilenet_v2", 1.0)  # smoke: lighter
-cifar_model, cifar_history = train(MODEL, cifar_recipe, width_mult=WIDTH)
+cifar_model, cifar_history = common.train_run("05_mobilenetv2", MODEL, cifar_recipe, data,
+                                              width_mult=WIDTH)
 common.plot_histories({f"{MODEL} (width {WIDTH})": cifar_history},
                       metrics=("train_loss", "val_loss", "val_acc"))
 
@@ -1122,9 +1115,8 @@ acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}, width {WIDTH}: test accuracy {acc:.2f}% on {data.description} "
       f"(kuangliu/pytorch-cifar reports {KUANGLIU_ACC}% for its variant)")
-if data.name != "cifar10" or common.SMOKE:
-    why = ([f"smoke mode (a couple of epochs of {MODEL} at width {WIDTH})"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not comparable: " + "; ".join(why) + ".")
 
 # %% [markdown]

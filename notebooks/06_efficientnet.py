@@ -1252,14 +1252,6 @@ cifar_recipe.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("06_efficientnet", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 with torch.device("meta"):
     cost = {n: common.count_macs(common.get_model(n, num_classes=10), (1, 3, 32, 32))
             for n in ("cifar_efficientnet_b0", "efficientnet_b0")}
@@ -1267,7 +1259,7 @@ print(f"multiply-adds per 32x32 image: cifar_efficientnet_b0 {cost['cifar_effici
       f"efficientnet_b0 {cost['efficientnet_b0'] / 1e6:.1f}M "
       f"({cost['cifar_efficientnet_b0'] / cost['efficientnet_b0']:.0f}x less)")
 MODEL = "efficientnet_b0" if common.SMOKE else "cifar_efficientnet_b0"      # smoke: lighter
-cifar_model, cifar_history = train(MODEL, cifar_recipe)
+cifar_model, cifar_history = common.train_run("06_efficientnet", MODEL, cifar_recipe, data)
 common.plot_histories({MODEL: cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -1280,9 +1272,8 @@ common.plot_histories({MODEL: cifar_history}, metrics=("train_loss", "val_loss",
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}: test accuracy {acc:.2f}% on {data.description}")
-if data.name != "cifar10" or common.SMOKE:
-    why = ([f"smoke mode (a couple of epochs of {MODEL})"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not a CIFAR-10 result: " + "; ".join(why) + ".")
 
 # %% [markdown]

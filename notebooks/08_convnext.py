@@ -919,19 +919,9 @@ cifar_recipe.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, train_data=None, **model_kwargs):
-    """Train ``name`` on ``train_data`` (default: ``data``), saved and resumed in its run folder."""
-    d = data if train_data is None else train_data
-    subset = {} if d is data else {"train_images": len(d.train.y)}     # part of the run's key
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=d.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("08_convnext", name, recipe, d, **model_kwargs, **subset)
-    history = common.fit(model, d, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128), depths=(1, 1, 3, 1)) if common.SMOKE else {}
-cifar_model, cifar_history = train("cifar_convnext", cifar_recipe, **SMOKE_KWARGS)
+cifar_model, cifar_history = common.train_run("08_convnext", "cifar_convnext", cifar_recipe, data,
+                                              **SMOKE_KWARGS)
 common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -944,9 +934,8 @@ common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", 
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"cifar_convnext: test accuracy {acc:.2f}% on {data.description}")
-if data.name != "cifar10" or common.SMOKE:
-    why = (["smoke mode (a couple of epochs)"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not a CIFAR-10 result: " + "; ".join(why) + ".")
 
 # %% [markdown]
@@ -980,17 +969,18 @@ kernel_recipe = dataclasses.replace(
     warmup_epochs=cifar_recipe.warmup_epochs * KERNEL_FRACTION,
     sources={**cifar_recipe.sources, "epochs": f"section 6.2's recipe x {KERNEL_FRACTION}",
              "warmup_epochs": "section 6.2's warm-up, at the same fraction of training"})
-kernel_data = data
+kernel_data, kernel_key = data, {}
 if common.SMOKE:                      # smoke mode only: 64 training and 32 validation images
     kernel_data = dataclasses.replace(data, train=Split(data.train.x[:64], data.train.y[:64]),
                                       val=Split(data.val.x[:32], data.val.y[:32]))
+    kernel_key = {"train_images": len(kernel_data.train.y)}          # part of the run's key
 kernel_runs = {}
 for k in KERNELS:
     with torch.device("meta"):
         probe = common.get_model("cifar_convnext", kernel_size=k, **SMOKE_KWARGS)
         cost = (common.count_params(probe), common.count_macs(probe, (1, 3, 32, 32)))
-    _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
-                       **SMOKE_KWARGS)
+    _, history = common.train_run("08_convnext", "cifar_convnext", kernel_recipe, kernel_data,
+                                  key=kernel_key, kernel_size=k, **SMOKE_KWARGS)
     kernel_runs[k] = (cost, history)
 common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
                f"{sum(h['seconds']):.0f}")

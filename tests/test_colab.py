@@ -203,11 +203,13 @@ def _name(call):
 
 def _trains(node):
     """Whether code (a function, or a cell's code outside functions) trains a run that resumes:
-    common.fit(..., resume=True) with the run folder from common.run_dir_for."""
+    common.train_run (which always does), or common.fit(..., resume=True) with the run folder
+    from common.run_dir_for."""
     calls = _calls(node)
-    return any(_name(c) == "fit" and any(k.arg == "resume" and getattr(k.value, "value", 0) is True
-                                         for k in c.keywords) for c in calls) \
-        and any(_name(c) == "run_dir_for" for c in calls)
+    return any(_name(c) == "train_run" for c in calls) or (
+        any(_name(c) == "fit" and any(k.arg == "resume" and getattr(k.value, "value", 0) is True
+                                      for k in c.keywords) for c in calls)
+        and any(_name(c) == "run_dir_for" for c in calls))
 
 
 def training_cells(nb):
