@@ -11,7 +11,8 @@ Environment variables (all optional):
                           visibly in minutes on a CPU (smoke mode wins when both are set)
     IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
     IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
-    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course
+                          root)
 
 On Colab, the set-up cell's KEEP_ON_DRIVE switch (``common.colab.keep_on_drive``) sets the last two
 to a folder on Google Drive, so that trainings survive a disconnect.

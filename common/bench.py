@@ -53,7 +53,7 @@ class PILDataset(torch.utils.data.Dataset):
         return len(self.targets)
 
     def __getitem__(self, i):
-        from PIL import Image      # optional here: torchvision's dependency, only per item
+        from PIL import Image  # optional here: torchvision's dependency, only per item
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
@@ -66,7 +66,7 @@ class PlainLoop:
     """The tutorial loop: DataLoader with per-image PIL transforms, fp32, NCHW, SGD."""
 
     def __init__(self, model, data, batch_size, workers, device):
-        import torchvision.transforms as T      # optional here: heavy, only the plain loop uses it
+        import torchvision.transforms as T  # optional here: heavy, only the plain loop uses it
 
         tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                         T.Normalize(data.mean.tolist(), data.std.tolist())])

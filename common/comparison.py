@@ -67,7 +67,8 @@ class Run:
     def epochs_planned(self) -> int:
         """The epochs this run trains in its mode (``fit``'s ``epochs_run``: fewer than the
         recipe's in smoke and quick mode)."""
-        return int(self.history.get("epochs_run") or self.history.get("recipe", {}).get("epochs", 0))
+        return int(self.history.get("epochs_run")
+                   or self.history.get("recipe", {}).get("epochs", 0))
 
     @property
     def finished(self) -> bool:
@@ -265,7 +266,8 @@ def format_mean_sd(mean: float | None, sd: float | None, n: int, scale: float = 
 
 @torch.no_grad()
 def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: int = 10,
-                    rounds: int = 3, size: int = 32, warmup: int = 2) -> dict[str, dict[int, float]]:
+                    rounds: int = 3, size: int = 32,
+                    warmup: int = 2) -> dict[str, dict[int, float]]:
     """Seconds of one forward pass in eval mode, per model and batch size: random ``size`` x
     ``size`` inputs on each model's device, fp32, channels_last (as ``fit`` and ``evaluate`` run
     on CPU and CUDA). Interleaved, as ``common.bench`` is, so that other work on a shared machine

@@ -32,11 +32,27 @@ import torch
 import torch.nn.functional as F
 
 from common import runtime
-from common.bundle import (QUICK_SIZES, SMOKE_SIZES, VAL_FRACTION, DataBundle, Split,
-                           channel_stats, crop_flip_draws)
-from common.imagefolder import (CROP_SIZE, IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD,
-                                IMAGENETTE_URL, LOADER_CHUNK, RESIZE_SIZE, FileSplit,
-                                ImageFolderBundle, load_image_folder)
+from common.bundle import (
+    QUICK_SIZES,
+    SMOKE_SIZES,
+    VAL_FRACTION,
+    DataBundle,
+    Split,
+    channel_stats,
+    crop_flip_draws,
+)
+from common.imagefolder import (
+    CROP_SIZE,
+    IMAGE_EXTENSIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMAGENETTE_URL,
+    LOADER_CHUNK,
+    RESIZE_SIZE,
+    FileSplit,
+    ImageFolderBundle,
+    load_image_folder,
+)
 
 __all__ = ["load_data", "DataBundle", "Split", "DataUnavailable", "channel_stats",
            "crop_flip_draws", "class_subset", "with_statistics", "check_statistics", "DATASETS",
@@ -77,7 +93,7 @@ def _check_root(root: Path) -> Path:
 
 def _load_cifar10(root: Path, download: bool):
     """(train_x, train_y, test_x, test_y) as uint8 NCHW / int64 tensors, via torchvision."""
-    from torchvision.datasets import CIFAR10     # optional here: heavy, only CIFAR-10 needs it
+    from torchvision.datasets import CIFAR10  # optional here: heavy, only CIFAR-10 needs it
 
     def read(train: bool, dl: bool):
         ds = CIFAR10(str(root), train=train, download=dl)
@@ -117,7 +133,7 @@ def _digits_arrays():
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 data = np.loadtxt(f, delimiter=",")
             return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
-    from sklearn.datasets import load_digits    # optional here: only where the file is not found
+    from sklearn.datasets import load_digits  # optional here: only where the file is not found
 
     d = load_digits()
     return d.images, d.target

@@ -16,7 +16,6 @@ from common import runtime
 from common.bundle import QUICK_SIZES, SMOKE_SIZES, DataBundle
 from common.distributed import shard_slice
 
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: ImageNet's per-channel mean and std, the normalisation torchvision's ImageNet models and
 #: reference training scripts use (pytorch/vision, references/classification/presets.py).
@@ -54,7 +53,7 @@ class _ImageFiles(torch.utils.data.Dataset):
     depends on its seed only, not on the worker, the process or what was decoded before."""
 
     def __init__(self, split: FileSplit, crop: int, resize: int):
-        import torchvision.transforms as T      # optional here: heavy, only the workers need it
+        import torchvision.transforms as T  # optional here: heavy, only the workers need it
 
         self.split, self.crop, self.resize = split, crop, resize
         self.train = T.Compose([T.RandomResizedCrop(crop), T.RandomHorizontalFlip()])
@@ -63,8 +62,8 @@ class _ImageFiles(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, item):
-        import torchvision.transforms.functional as TF   # optional here, as above
-        from PIL import Image
+        import torchvision.transforms.functional as TF  # optional here, as above
+        from PIL import Image  # optional here, as above
 
         i, seed = item
         try:
@@ -214,7 +213,8 @@ def load_image_folder(root: str | Path | None, device: str | torch.device | None
     if not root.exists():
         raise FileNotFoundError(
             f"There is no folder {root}: give the folder that holds train/ and val/ "
-            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see docs/imagenet-style-data.md).")
+            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see "
+            "docs/imagenet-style-data.md).")
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is a file: give the folder that holds train/ and val/.")
     if not (isinstance(crop_size, int) and crop_size > 0):

@@ -14,10 +14,18 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from common.reference import (NORM_LAYERS, check_against_reference, constant_parameters,
-                              is_norm_layer, load_state_dict_strict, random_constant_state,
-                              random_norm_state, random_reference, randomized_norm_copy,
-                              state_dict_differences)
+from common.reference import (
+    NORM_LAYERS,
+    check_against_reference,
+    constant_parameters,
+    is_norm_layer,
+    load_state_dict_strict,
+    random_constant_state,
+    random_norm_state,
+    random_reference,
+    randomized_norm_copy,
+    state_dict_differences,
+)
 from common.weights import classify_photo, sample_photo
 
 __all__ = ["count_params", "count_macs", "summary", "output_shapes", "paper_vs_ours",
@@ -55,7 +63,7 @@ def summary(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), dept
             **kwargs):
     """A torchinfo summary grouped by blocks (``depth`` levels of modules): output shape,
     parameters and multiply-adds of each."""
-    from torchinfo import summary as _summary   # optional: torchinfo only when a summary is asked
+    from torchinfo import summary as _summary  # optional: torchinfo only when a summary is asked
 
     kwargs.setdefault("col_names", ("output_size", "num_params", "mult_adds"))
     kwargs.setdefault("row_settings", ("var_names",))

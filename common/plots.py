@@ -15,7 +15,7 @@ from common import runtime
 def in_notebook() -> bool:
     """Whether this code runs in a Jupyter kernel (where figures are shown inline)."""
     try:
-        from IPython import get_ipython      # optional: only Jupyter has it
+        from IPython import get_ipython  # optional: only Jupyter has it
     except ImportError:
         return False
     shell = get_ipython()
@@ -38,7 +38,7 @@ def _mode_text(histories: Mapping[str, Mapping]) -> str:
 
 def _figure(histories: Mapping[str, Mapping], metrics, figure=None):
     if figure is None:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # optional here: heavy, only to draw or show
         figure = Figure
     fig = figure(figsize=(4.2 * len(metrics), 3.2), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -78,7 +78,7 @@ def _png(fig) -> bytes:
 def show_live(history, handle):
     """The live plot of a run in a notebook: shown once (``handle`` None), then updated in
     place; returns the display handle to pass next time."""
-    from IPython.display import Image, display     # optional: only in a notebook
+    from IPython.display import Image, display  # optional: only in a notebook
 
     metrics = ("train_loss", "val_loss", "val_acc") if history.get("val_acc") or \
         history.get("validation", True) else ("train_loss", "train_acc")
@@ -91,10 +91,13 @@ def show_live(history, handle):
 
 def _interactive_backend() -> bool:
     """Whether matplotlib's backend opens windows (not Agg, PDF, SVG... of a headless run)."""
-    import matplotlib
+    import matplotlib  # optional here: heavy, only to draw or show
 
     try:
-        from matplotlib.backends import BackendFilter, backend_registry
+        from matplotlib.backends import (  # optional here: heavy, only to draw or show
+            BackendFilter,
+            backend_registry,
+        )
         interactive = backend_registry.list_builtin(BackendFilter.INTERACTIVE)
     except ImportError:                                     # matplotlib before 3.9
         interactive = matplotlib.rcsetup.interactive_bk
@@ -120,13 +123,13 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
         return fig
     if in_notebook():
         fig = _figure(histories, metrics)
-        from IPython.display import Image, display
+        from IPython.display import Image, display  # optional here: heavy, only to draw or show
         display(Image(data=_png(fig)))
         if path is not None:
             _save_png(fig, path)
         return None
     if _interactive_backend():
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional here: heavy, only to draw or show
         fig = _figure(histories, metrics, figure=plt.figure)
         if path is not None:
             _save_png(fig, path)

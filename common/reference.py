@@ -37,7 +37,8 @@ def state_dict_differences(ours: dict, theirs: dict, source: str = "the referenc
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "the reference"):
-    """``model.load_state_dict(state_dict, strict=True)``, with an error that lists what differs."""
+    """``model.load_state_dict(state_dict, strict=True)``, with an error that lists what
+    differs."""
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
@@ -47,8 +48,9 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source: str = "th
             + ". Module names and shapes must match the reference's exactly.") from err
 
 
-#: The normalisation layers whose parameters and statistics the checks randomise: batch, sync-batch,
-#: instance, group, layer and RMS norm, and any other module that keeps running statistics.
+#: The normalisation layers whose parameters and statistics the checks randomise: batch,
+#: sync-batch, instance, group, layer and RMS norm, and any other module that keeps running
+#: statistics.
 NORM_LAYERS = tuple(t for t in (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm,
                                 getattr(nn, "RMSNorm", None)) if t is not None)
 # (entry, low, high): scales and variances in [0.5, 1.5], shifts and means in [-0.5, 0.5]. Far
@@ -59,7 +61,8 @@ _NORM_RANGES = (("weight", 0.5, 1.5), ("bias", -0.5, 0.5),
 
 
 def is_norm_layer(module: nn.Module) -> bool:
-    """A normalisation layer: one of ``NORM_LAYERS`` or any module with a ``running_var`` buffer."""
+    """A normalisation layer: one of ``NORM_LAYERS`` or any module with a ``running_var``
+    buffer."""
     return isinstance(module, NORM_LAYERS) or isinstance(getattr(module, "running_var", None),
                                                          torch.Tensor)
 
@@ -114,9 +117,10 @@ def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Modu
     return ref
 
 
-# Range of the random values given to a parameter that starts at a constant (``constant_parameters``):
-# a non-zero constant is a scale (layer scale starts at 1e-6: ConvNeXt, CaiT), drawn in [0.5, 1.5]
-# with its sign; a zero constant is a shift (a bias initialised to 0), drawn in [-0.5, 0.5].
+# Range of the random values given to a parameter that starts at a constant
+# (``constant_parameters``): a non-zero constant is a scale (layer scale starts at 1e-6:
+# ConvNeXt, CaiT), drawn in [0.5, 1.5] with its sign; a zero constant is a shift (a bias
+# initialised to 0), drawn in [-0.5, 0.5].
 _CONSTANT_SCALE, _CONSTANT_SHIFT = (0.5, 1.5), (-0.5, 0.5)
 
 
@@ -127,7 +131,8 @@ def constant_parameters(module: nn.Module) -> list[str]:
     initialised to zero. At such values a wrong branch hides: ConvNeXt's block output is
     ``x + 1e-6 * branch(x)``, so a block with ReLU in place of GELU, or a LayerNorm over the
     wrong axis, changes the outputs by about 1e-6, inside any float tolerance."""
-    inside = {id(p) for m in module.modules() if is_norm_layer(m) for p in m.parameters(recurse=False)}
+    inside = {id(p) for m in module.modules() if is_norm_layer(m)
+              for p in m.parameters(recurse=False)}
     names = []
     for name, p in module.named_parameters():
         if (id(p) not in inside and p.is_floating_point() and p.device.type != "meta"
@@ -156,7 +161,8 @@ def randomized_norm_copy(model: nn.Module, seed: int = 0) -> tuple[nn.Module, in
     norms = [m for m in model.modules() if is_norm_layer(m)]
     constant = set(constant_parameters(model))
     params = dict(model.named_parameters())
-    inside = {id(t) for m in norms for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]}
+    inside = {id(t) for m in norms
+              for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]}
     inside |= {id(params[n]) for n in constant}
     memo = {id(t): t for t in [*model.parameters(), *model.buffers()] if id(t) not in inside}
     copy = deepcopy(model, memo)

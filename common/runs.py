@@ -26,10 +26,11 @@ from common.train.recipe import CHECKPOINT_DEFAULTS, Recipe
 
 
 def run_dir_for(group: str, name: str, recipe: Recipe, data, **settings) -> Path:
-    """A checkpoint folder named after everything that defines a run: ``runs/<group>/<name>-<key>``,
-    where key hashes the recipe's numbers, the data and any model ``settings``. Editing a
-    hyperparameter and re-running a cell then starts a new run, while re-running it unchanged
-    resumes (or reuses) the finished one: ``fit(..., run_dir=run_dir_for(...), resume=True)``."""
+    """A checkpoint folder named after everything that defines a run:
+    ``runs/<group>/<name>-<key>``, where key hashes the recipe's numbers, the data and any model
+    ``settings``. Editing a hyperparameter and re-running a cell then starts a new run, while
+    re-running it unchanged resumes (or reuses) the finished one:
+    ``fit(..., run_dir=run_dir_for(...), resume=True)``."""
     # Fields added to Recipe later are left out while they hold their "as before" values, so the
     # folders of runs made before they existed keep their names.
     what = {"recipe": {k: v for k, v in recipe.to_dict().items()

@@ -6,7 +6,8 @@ nothing of the course, and every other module reads these from here; ``common`` 
     IMAGENET5_QUICK=1     quick mode: a data subset and a few epochs (smoke mode wins)
     IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
     IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
-    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course
+                          root)
 
 The mode flags are read when a function runs, as ``runtime.SMOKE`` (never copied with
 ``from common.runtime import SMOKE``, which would freeze the value at import): so setting
@@ -54,7 +55,8 @@ def data_dir() -> Path:
 
 
 def runs_dir(*parts: str) -> Path:
-    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else runs/parts..."""
+    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else
+    runs/parts..."""
     return Path(os.environ.get("IMAGENET5_RUNS") or ROOT / "runs", *parts)
 
 

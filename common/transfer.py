@@ -179,10 +179,10 @@ def frozen_state_changes(model: nn.Module, before: dict) -> list[str]:
     ``state_dict()``). Empty when the frozen parts are bit-identical."""
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     for name, module in model.named_modules():
-        full = (lambda k: f"{name}.{k}") if name else (lambda k: k)       # noqa: E731
-        own = [full(k) for k, _ in module.named_parameters(recurse=False)]
+        prefix = f"{name}." if name else ""
+        own = [prefix + k for k, _ in module.named_parameters(recurse=False)]
         if own and all(k in frozen for k in own):
-            frozen |= {full(k) for k, _ in module.named_buffers(recurse=False)}
+            frozen |= {prefix + k for k, _ in module.named_buffers(recurse=False)}
     now = model.state_dict()
     return [k for k in now if k in frozen and not torch.equal(now[k], before[k])]
 

@@ -38,7 +38,7 @@ def pretrained_weights(model_name: str):
     does not register, torchvision's default for that name. Nothing is downloaded here. A
     ValueError for a model without torchvision weights (the CIFAR adaptations, VGG's A-LRN and C
     variants; SE-Net's are timm's: ``load_official_weights`` takes those)."""
-    import torchvision          # optional here: heavy to import, and only weights need it
+    import torchvision  # optional here: heavy to import, and only weights need it
 
     card = _card(model_name)
     if card is not None and card.weights and card.weights.startswith("timm:"):
@@ -54,8 +54,9 @@ def pretrained_weights(model_name: str):
             pass
     known = [n for n in list_models()
              if model_card(n).weights and not model_card(n).weights.startswith("timm:")]
-    raise ValueError(f"There are no ImageNet weights for {model_name!r} in torchvision (its model "
-                     f"card declares none). Models with torchvision's weights: {', '.join(known)}.")
+    raise ValueError(f"There are no ImageNet weights for {model_name!r} in torchvision (its "
+                     f"model card declares none). Models with torchvision's weights: "
+                     f"{', '.join(known)}.")
 
 
 def pretrained_rename(model_name: str):
@@ -78,7 +79,7 @@ def _download(weights, progress: bool) -> dict:
     """The state dict of torchvision's ``weights`` (an enum member) or of timm's ("timm:tag")."""
     try:
         if isinstance(weights, str):
-            import timm         # optional here: heavy to import, and only SE-Net's weights need it
+            import timm  # optional here: heavy to import, and only SE-Net's weights need it
 
             return timm.create_model(weights[5:], pretrained=True).state_dict()
         return weights.get_state_dict(progress=progress)
@@ -126,7 +127,7 @@ def load_official_weights(model: nn.Module, weights=None, rename=None,
 
 def sample_photo() -> torch.Tensor:
     """The flower photo that ships with scikit-learn (no download): uint8, (3, H, W)."""
-    from sklearn.datasets import load_sample_image     # optional here: heavy to import
+    from sklearn.datasets import load_sample_image  # optional here: heavy to import
 
     return torch.from_numpy(load_sample_image("flower.jpg").copy()).permute(2, 0, 1)
 
@@ -152,7 +153,7 @@ def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None,
     with torch.no_grad():
         probs = model.eval()(batch).softmax(1)[0]
     if show:
-        import matplotlib.pyplot as plt     # optional here: heavy to import, only to show it
+        import matplotlib.pyplot as plt  # optional here: heavy to import, only to show it
 
         plt.figure(figsize=(4, 3))
         plt.imshow(photo.permute(1, 2, 0))

@@ -488,7 +488,7 @@ if data.device.type == "cpu":
     assert diff == 0.0
 
 # %% [markdown]
-# **Where this loop is in `fit`.** `fit` (in `common/train.py`) is this loop with what a real run
+# **Where this loop is in `fit`.** `fit` (in `common/train/loop.py`) is this loop with what a real run
 # needs put around it. Each line of `train_loop` has its twin in `fit`'s body, in the same order,
 # marked with a comment `# 00:`; the optimizer comes from `make_optimizer` (SGD here, the
 # recipe's choice in general), and the loss and backward pass go through autocast and the

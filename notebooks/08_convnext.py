@@ -181,9 +181,8 @@ common.block_diagrams(
 
 # %%
 #@save convnext
-import math
 from functools import partial
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn

@@ -41,7 +41,8 @@ def test_paper_vs_ours_names_a_source_that_is_not_the_paper(capsys):
     common.paper_vs_ours([("a", 100, 100)], source="torchvision")
     header = capsys.readouterr().out.splitlines()[0]
     assert "torchvision" in header and "ours/torchvision" in header and "paper" not in header
-    with pytest.raises(AssertionError, match=r"(?s)differs from torchvision .*a: torchvision 100, ours 103"):
+    with pytest.raises(AssertionError,
+                       match=r"(?s)differs from torchvision .*a: torchvision 100, ours 103"):
         common.paper_vs_ours([("a", 100, 103)], source="torchvision")
 
 
@@ -86,8 +87,10 @@ def test_summary_groups_by_blocks():
 def test_registry_lists_builds_and_explains_unknown_names():
     assert "cifar_baseline" in common.list_models()
     assert all(n.startswith("cifar_") for n in common.list_models("cifar_*"))
-    assert common.get_model("cifar_baseline", num_classes=7)(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
-    with pytest.raises(ValueError, match=r"Unknown model name 'cifar_baseln'.*cifar_baseline.*Available"):
+    seven = common.get_model("cifar_baseline", num_classes=7)
+    assert seven(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
+    with pytest.raises(ValueError,
+                       match=r"Unknown model name 'cifar_baseln'.*cifar_baseline.*Available"):
         common.get_model("cifar_baseln")
 
 
@@ -273,7 +276,8 @@ def test_a_misspelt_keyword_the_model_sets_itself_is_told_in_two_steps():
     typo of one the constructor sets itself is matched to it, with the warning that some are
     set; passing it then says that this one is."""
     with pytest.raises(TypeError, match=r"Did you mean 'widths'\?.*some of which it may set "
-                                        r"itself; see help\(common\.models\.resnet\.cifar_resnet20\)"):
+                                        r"itself; see "
+                                        r"help\(common\.models\.resnet\.cifar_resnet20\)"):
         common.get_model("cifar_resnet20", widht=3)
     with pytest.raises(TypeError, match=r"does not take 'widths': cifar_resnet20 sets it itself"):
         common.get_model("cifar_resnet20", widths=(8, 16, 32))
@@ -335,7 +339,8 @@ def test_classify_photo_offline_or_without_internet_says_so_and_moves_on(capsys)
     assert common.classify_photo(model, _FakeWeights({}), offline=True) is None
     assert "cannot be downloaded" in capsys.readouterr().out
     assert common.classify_photo(model, _FakeWeights({}, fail=True), offline=False) is None
-    assert "Could not download https://example.invalid/fake.pth (OSError" in capsys.readouterr().out
+    assert "Could not download https://example.invalid/fake.pth (OSError" in \
+        capsys.readouterr().out
 
 
 # --- parameters that start at a constant: layer scale (issue 24) --------------------------------
@@ -363,7 +368,7 @@ def test_layer_scale_hides_a_wrong_block_from_a_plain_compare_and_the_check_catc
         torch.testing.assert_close(ours.eval()(x), reference.eval()(x))   # the bug hides at 1e-6
     with pytest.raises(AssertionError):
         common.check_against_reference(ours, reference, (2, 3, 8, 8), verbose=False)
-    assert torch.all(reference[1].layer_scale == 1e-6)                     # the caller's is untouched
+    assert torch.all(reference[1].layer_scale == 1e-6)            # the caller's is untouched
 
 
 def test_a_right_convnext_block_passes_and_the_message_counts_the_constants(capsys):

@@ -1,5 +1,6 @@
-"""Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates, for
-every ImageNet family of the course, ConvNeXt (notebook 08) included, and torchvision's ConvNeXt."""
+"""Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates,
+for every ImageNet family of the course, ConvNeXt (notebook 08) included, and torchvision's
+ConvNeXt."""
 import dataclasses
 import json
 
@@ -10,9 +11,8 @@ from torch import nn
 
 import common
 from common import train as ctrain
-from common.train import loop
 from common import transfer as T
-from common.train import Recipe, make_optimizer, weight_decay_groups
+from common.train import Recipe, loop, make_optimizer, weight_decay_groups
 
 # family: (model, its head, its last stage, the head's input width)
 FAMILIES = {

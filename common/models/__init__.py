@@ -3,8 +3,14 @@
 import importlib
 import pkgutil
 
-from .registry import (ModelCard, check_image_batch, get_model, list_models, model_card,
-                       register_model)
+from .registry import (
+    ModelCard,
+    check_image_batch,
+    get_model,
+    list_models,
+    model_card,
+    register_model,
+)
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name != "registry":

@@ -9,9 +9,8 @@ ConvNet for the 2020s. CVPR 2022. arXiv:2201.03545 (https://arxiv.org/abs/2201.0
 The `#@save convnext` cells of notebooks/08_convnext.ipynb, in order; the comment above each item
 names the section of the notebook that explains it.
 """
-import math
 from functools import partial
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn

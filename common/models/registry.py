@@ -28,8 +28,9 @@ class ModelCard:
     constructor (callable): the function ``get_model`` calls with its keywords
     head (str): the classifier's module name, an ``nn.Linear`` (``"fc"``); read by
         ``common.transfer.head_name`` (default None: not declared, found from the structure)
-    weights (str): the official ImageNet weights: torchvision's ``"ResNet50_Weights.IMAGENET1K_V2"``
-        or timm's ``"timm:seresnet50.a1_in1k"``; read by ``common.weights`` (default None: none)
+    weights (str): the official ImageNet weights: torchvision's
+        ``"ResNet50_Weights.IMAGENET1K_V2"`` or timm's ``"timm:seresnet50.a1_in1k"``; read by
+        ``common.weights`` (default None: none)
     rename (callable or str): maps a key of those weights' old checkpoints to our module names
         (DenseNet's ``norm.1`` -> ``norm1``), or the name of such a function where the
         constructor is defined, so a notebook may define it in a later cell (default None)
@@ -104,7 +105,7 @@ def get_model(name: str, /, **kwargs) -> nn.Module:
             raise
         raise TypeError(_keyword_help(card, m.group(2), m.group(1).startswith("multiple"))
                         ) from err
-    model.name = name          # how common.fit labels the run (a plain attribute: not in state_dict)
+    model.name = name    # fit's label for the run, and how its card is found (not in state_dict)
     return model
 
 
@@ -182,6 +183,6 @@ def check_image_batch(x, channels: int = 3, min_size: int = 1, training: bool = 
         side = final_map_size or (lambda n: 1 if n <= min_size else 2)
         if side(x.shape[-2]) * side(x.shape[-1]) == 1:
             raise ValueError(
-                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode ends on a 1x1 map, and batch "
-                "norm cannot normalise a single value per channel. Train on batches of 2 or more, "
-                "or on larger images; to predict one image, call model.eval() first.")
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode ends on a 1x1 map, and "
+                "batch norm cannot normalise a single value per channel. Train on batches of 2 or "
+                "more, or on larger images; to predict one image, call model.eval() first.")

@@ -16,17 +16,46 @@ One room per job; this file only re-exports them, so ``common.train.X`` works fo
 The curves (``plot_histories``) live in ``common.plots``.
 """
 from common.plots import plot_histories
-from common.train.checkpoint import (CHECKPOINT, FORMAT, HISTORY, RUN_KEY_DEFAULTS, CheckpointError,
-                                     History, load_checkpoint, restore_run, run_state,
-                                     save_checkpoint)
+from common.train.checkpoint import (
+                                     CHECKPOINT,
+                                     FORMAT,
+                                     HISTORY,
+                                     RUN_KEY_DEFAULTS,
+                                     CheckpointError,
+                                     History,
+                                     load_checkpoint,
+                                     restore_run,
+                                     run_state,
+                                     save_checkpoint,
+)
 from common.train.loop import QUICK_IMAGES, SMOKE_EPOCHS, evaluate, fit
-from common.train.optim import RMSpropTF, check_lr_scales, lr_scale_of, make_optimizer, \
-    weight_decay_groups
-from common.train.precision import (NATIVE_BF16_FEATURES, amp_dtype, autocast, channels_last_for,
-                                    cpu_has_native_bf16, cuda_has_native_bf16, precision_text,
-                                    slow_in_cpu_bf16, synchronize, to_device)
-from common.train.recipe import (CHECKPOINT_DEFAULTS, NO_WEIGHT_DECAY, OPTIMIZERS, SCHEDULES,
-                                 WARMUPS, Recipe)
+from common.train.optim import (
+                                     RMSpropTF,
+                                     check_lr_scales,
+                                     lr_scale_of,
+                                     make_optimizer,
+                                     weight_decay_groups,
+)
+from common.train.precision import (
+                                     NATIVE_BF16_FEATURES,
+                                     amp_dtype,
+                                     autocast,
+                                     channels_last_for,
+                                     cpu_has_native_bf16,
+                                     cuda_has_native_bf16,
+                                     precision_text,
+                                     slow_in_cpu_bf16,
+                                     synchronize,
+                                     to_device,
+)
+from common.train.recipe import (
+                                     CHECKPOINT_DEFAULTS,
+                                     NO_WEIGHT_DECAY,
+                                     OPTIMIZERS,
+                                     SCHEDULES,
+                                     WARMUPS,
+                                     Recipe,
+)
 
 #: The names these tables had before they moved (checkpoints and tests still speak of them).
 ADDED_FIELDS = CHECKPOINT_DEFAULTS

@@ -29,8 +29,14 @@ from torch import nn
 
 from common import distributed, plots, runtime
 from common.train import precision
-from common.train.checkpoint import (CHECKPOINT, HISTORY, History, restore_run, run_state,
-                                     save_checkpoint)
+from common.train.checkpoint import (
+    CHECKPOINT,
+    HISTORY,
+    History,
+    restore_run,
+    run_state,
+    save_checkpoint,
+)
 from common.train.optim import make_optimizer
 from common.train.recipe import Recipe
 
@@ -187,8 +193,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     train_model = dist.wrap(model)        # DDP: the wrapper averages gradients in backward()
     step_model = torch.compile(train_model) if compile else train_model
     report = _Report(history["mode"], verbose, progress, live_plot, dist)
-    report.announce(history, recipe, steps, precision.precision_text(device, amp, amp_dtype, model),
-                    compile, start, ckpt, dist)
+    in_words = precision.precision_text(device, amp, amp_dtype, model)
+    report.announce(history, recipe, steps, in_words, compile, start, ckpt, dist)
     end = epochs if stop_after_epochs is None else min(epochs, start + stop_after_epochs)
     bar = report.bar(start, end, steps)
     try:
@@ -200,8 +206,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
             meter = _EpochMeter(device, bar if report.progress else None, steps, dist)
             # DDP: every process draws the same order; each trains on its piece of each batch
             shard = {"shard": dist.shard} if dist.distributed else {}
-            batches = data.batches("train", recipe.batch_size, shuffle=True,
-                                   augment=recipe.augment, generator=order, drop_last=True, **shard)
+            batches = data.batches("train", recipe.batch_size, shuffle=True, drop_last=True,
+                                   augment=recipe.augment, generator=order, **shard)
             for i, (x, y) in enumerate(batches):                   # 00: for i, (x, y) in ...
                 step = epoch * steps + i
                 lr = recipe.lr * recipe.lr_factor(step / steps * time_scale)
@@ -415,7 +421,7 @@ class _Report:
     def bar(self, start: int, end: int, steps: int):
         """The progress bar over this call's steps; none for a run that is already finished (a
         re-run that only reloads it)."""
-        from tqdm.auto import tqdm          # optional: a progress bar only where one is shown
+        from tqdm.auto import tqdm  # optional: a progress bar only where one is shown
 
         return tqdm(total=(end - start) * steps, disable=not self.progress or end <= start,
                     unit="step", dynamic_ncols=True)
@@ -428,9 +434,9 @@ class _Report:
             h = history
             held_out = (f"val loss {h['val_loss'][-1]:.4f} acc {h['val_acc'][-1]:.4f}"
                         if h["validation"] else "(no validation set)")
-            self.print([f"epoch {h['epoch'][-1]:>3}/{epochs}  train loss {h['train_loss'][-1]:.4f} "
-                        f"acc {h['train_acc'][-1]:.4f}  {held_out}  lr {h['lr'][-1]:.4g}  "
-                        f"{h['images_per_sec'][-1]:,.0f} img/s"])
+            self.print([f"epoch {h['epoch'][-1]:>3}/{epochs}  "
+                        f"train loss {h['train_loss'][-1]:.4f} acc {h['train_acc'][-1]:.4f}  "
+                        f"{held_out}  lr {h['lr'][-1]:.4g}  {h['images_per_sec'][-1]:,.0f} img/s"])
 
     def diverged(self, epoch: int, train_loss: float) -> None:
         print(f"{self.tag}Training diverged at epoch {epoch + 1} (loss {train_loss}): "

@@ -118,7 +118,8 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
 
 
 def _scale_lrs(optimizer, args, kwargs) -> None:
-    """Step pre-hook: each group's lr times its ``lr_scale`` (``Recipe.lr_scales``) for the step."""
+    """Step pre-hook: each group's lr times its ``lr_scale`` (``Recipe.lr_scales``) for the
+    step."""
     for group in optimizer.param_groups:
         group["base_lr"] = group["lr"]
         group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
