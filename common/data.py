@@ -113,7 +113,7 @@ def _load_cifar10(root: Path, download: bool):
     try:
         root.mkdir(parents=True, exist_ok=True)
         return (*read(True, True), *read(False, True))
-    except Exception as err:  # noqa: BLE001 (no internet, a proxy, a full disk...)
+    except Exception as err:  # no internet, a proxy, a full disk... (re-raised, said)
         raise DataUnavailable(
             f"CIFAR-10 could not be downloaded into {root} ({type(err).__name__}: {err}). "
             f"On a machine with internet it downloads by itself; otherwise copy "

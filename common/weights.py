@@ -83,7 +83,7 @@ def _download(weights, progress: bool) -> dict:
 
             return timm.create_model(weights[5:], pretrained=True).state_dict()
         return weights.get_state_dict(progress=progress)
-    except Exception as err:                          # noqa: BLE001 (no internet, a proxy, ...)
+    except Exception as err:          # no internet, a proxy, ... (re-raised, said)
         url = weights[5:] if isinstance(weights, str) else weights.url
         raise WeightsUnavailable(f"Could not download {url} ({type(err).__name__}: {err})"
                                  ) from err
