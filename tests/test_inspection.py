@@ -272,9 +272,9 @@ def test_a_misspelt_keyword_gets_close_matches_and_the_accepted_list(name, typo,
 
 
 def test_a_misspelt_keyword_the_model_sets_itself_is_told_in_two_steps():
-    """The keywords come from signatures only (the constructor's and its model class's), so a
-    typo of one the constructor sets itself is matched to it, with the warning that some are
-    set; passing it then says that this one is."""
+    """The keywords come from signatures only (the constructor's, the functions it calls and its
+    model class's), so a typo of one the constructor sets itself is matched to it, with the
+    warning that some are set; passing it then says that this one is."""
     with pytest.raises(TypeError, match=r"Did you mean 'widths'\?.*some of which it may set "
                                         r"itself; see "
                                         r"help\(common\.models\.resnet\.cifar_resnet20\)"):

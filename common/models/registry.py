@@ -128,15 +128,24 @@ def _builds(fn: Callable) -> type | None:
 
 def constructor_keywords(fn: Callable) -> list[str]:
     """The keywords a constructor's signature names and, when it passes ``**kwargs`` on, those of
-    the model class it returns (its return annotation): a plain listing, read from signatures
-    only, which may include keywords the constructor sets itself (``help(fn)`` says more)."""
-    names = []
-    for f in (fn, _builds(fn)):
+    the functions it calls by name (``seresnet50`` -> ``_seresnet``) and of the model class it
+    returns (its return annotation): a plain listing, read from signatures only, which may
+    include keywords the constructor sets itself (``help(fn)`` says more)."""
+    names, todo, seen = [], [fn], set()
+    while todo:
+        f = todo.pop(0)
+        if id(f) in seen or len(seen) > 8:
+            continue
+        seen.add(id(f))
         try:
-            params = inspect.signature(f).parameters.values() if f is not None else ()
+            params = inspect.signature(f).parameters.values()
         except (TypeError, ValueError):
-            params = ()
+            continue
         names += [p.name for p in params if p.kind in _KEYWORD_KINDS and p.name not in names]
+        if inspect.isfunction(f) and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            scope = f.__globals__
+            todo += [scope[n] for n in f.__code__.co_names if inspect.isfunction(scope.get(n))]
+            todo += [c for c in (_builds(f),) if c is not None]
     return names
 
 
