@@ -11,10 +11,10 @@ os.environ["IMAGENET5_SMOKE"] = "1"
 os.environ["IMAGENET5_OFFLINE"] = "1"
 # Checkpoints and histories of the tests go to a scratch folder, not into the repository.
 os.environ.setdefault("IMAGENET5_RUNS", tempfile.mkdtemp(prefix="imagenet5-runs-"))
-# The suite runs in two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadfile`, a whole file or
-# notebook to a worker): each worker, and each notebook kernel it starts, computes on one thread, so
-# two workers share two cores without oversubscribing them (the times, measured: docs/speed.md).
-# `python -m pytest -n 0` runs in one process.
+# The suite runs in two pytest-xdist workers (pyproject.toml: `-n 2 --dist loadfile`, a whole
+# file or notebook to a worker): each worker, and each notebook kernel it starts, computes on one
+# thread, so two workers share two cores without oversubscribing them (the times, measured:
+# docs/speed.md). `python -m pytest -n 0` runs in one process.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"

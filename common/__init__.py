@@ -11,15 +11,18 @@ Environment variables (all optional):
                           visibly in minutes on a CPU (smoke mode wins when both are set)
     IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
     IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
-    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course
+                          root)
 
 On Colab, the set-up cell's KEEP_ON_DRIVE switch (``common.colab.keep_on_drive``) sets the last two
 to a folder on Google Drive, so that trainings survive a disconnect.
 
-Where each name is defined: the modes, folders, device and seeds in ``runtime``; data in
-``data``; ``Recipe``, ``fit`` and ``evaluate`` in ``train``; counting, summaries and the check
-against a reference in ``inspection``; tables and diagrams in ``display``; the model registry in
-``models``. This file only re-exports them.
+Where each name is defined (this file only re-exports them): the modes, folders, device and
+seeds in ``runtime``; data in ``data``; ``Recipe``, ``fit`` and ``evaluate`` in the ``train``
+package; ``train_run``, ``caveats`` and ``run_dir_for`` in ``runs``; the curves in ``plots``;
+counting and summaries in ``inspection``; the check against a reference in ``reference``; the
+official weights in ``weights``; tables and diagrams in ``display``; the model registry and its
+model cards in ``models``. The layout, room by room: CONTRIBUTING.md.
 """
 from __future__ import annotations
 
@@ -29,19 +32,22 @@ import types as _types
 from . import runtime
 from .data import DataBundle, load_data
 from .display import Table, block_diagram, block_diagrams, table
-from .inspection import (
-    check_against_reference, classify_photo, count_macs, count_params, output_shapes,
-    paper_vs_ours, random_reference, sample_photo, summary)
-from .models import get_model, list_models
-from .runtime import ROOT, data_dir, pick_device, run_dir_for, runs_dir, seed_everything
-from .train import History, Recipe, evaluate, fit, plot_histories
+from .inspection import count_macs, count_params, output_shapes, paper_vs_ours, summary
+from .models import get_model, list_models, model_card
+from .plots import plot_histories
+from .reference import check_against_reference, random_reference
+from .runs import caveats, run_dir_for, train_run
+from .runtime import ROOT, data_dir, pick_device, runs_dir, seed_everything
+from .train import History, Recipe, evaluate, fit
+from .weights import classify_photo, load_official_weights, sample_photo
 
 __all__ = [
-    "SMOKE", "QUICK", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device", "seed_everything",
-    "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History", "plot_histories",
-    "count_params", "count_macs", "summary", "paper_vs_ours", "check_against_reference",
-    "random_reference", "output_shapes", "classify_photo", "sample_photo", "table", "Table", "block_diagram", "block_diagrams",
-    "get_model", "list_models",
+    "SMOKE", "QUICK", "OFFLINE", "ROOT", "data_dir", "runs_dir", "run_dir_for", "pick_device",
+    "seed_everything", "DataBundle", "load_data", "Recipe", "fit", "evaluate", "History",
+    "plot_histories", "train_run", "caveats", "count_params", "count_macs", "summary",
+    "paper_vs_ours", "check_against_reference", "random_reference", "output_shapes",
+    "classify_photo", "sample_photo", "load_official_weights", "table", "Table",
+    "block_diagram", "block_diagrams", "get_model", "list_models", "model_card",
 ]
 
 

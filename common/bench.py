@@ -33,10 +33,12 @@ import time
 import torch
 from torch import nn
 
-from common import train as ctrain
 from common.data import Split, load_data
 from common.models import get_model
 from common.runtime import pick_device
+from common.train import precision
+from common.train.loop import fit
+from common.train.recipe import Recipe
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -51,13 +53,8 @@ class PILDataset(torch.utils.data.Dataset):
         return len(self.targets)
 
     def __getitem__(self, i):
-        from PIL import Image
+        from PIL import Image  # optional here: torchvision's dependency, only per item
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median(values):
@@ -69,7 +66,7 @@ class PlainLoop:
     """The tutorial loop: DataLoader with per-image PIL transforms, fp32, NCHW, SGD."""
 
     def __init__(self, model, data, batch_size, workers, device):
-        import torchvision.transforms as T
+        import torchvision.transforms as T  # optional here: heavy, only the plain loop uses it
 
         tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                         T.Normalize(data.mean.tolist(), data.std.tolist())])
@@ -91,16 +88,16 @@ class PlainLoop:
             loss.backward()
             self.opt.step()
             seen += len(y)
-        _sync(self.device)
+        precision.synchronize(self.device)
         return seen / (time.perf_counter() - t0)
 
 
 def fit_epoch(model, data, batch_size, amp=True, compile=False) -> float:
     """Images/s of one epoch of ``common.fit`` (training only: fit times its epochs without the
     validation pass). Called again, it goes on training the same model."""
-    recipe = ctrain.Recipe(epochs=1, batch_size=batch_size, lr=0.05, schedule="constant")
-    h = ctrain.fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
-                   compile=compile, amp=amp)
+    recipe = Recipe(epochs=1, batch_size=batch_size, lr=0.05, schedule="constant")
+    h = fit(model, data, recipe, smoke=False, quick=False, progress=False, verbose=False,
+            compile=compile, amp=amp)
     return h["images_per_sec"][0]
 
 
@@ -110,15 +107,15 @@ class ComputeBound:
 
     def __init__(self, model, data, batch_size, device, amp=True):
         self.device = device
-        channels_last = ctrain._channels_last(device)
+        channels_last = precision.channels_last_for(device)
         self.model = model.to(device).train()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.amp_dtype = ctrain._amp_dtype(device, amp, self.model)
+        self.amp_dtype = precision.amp_dtype(device, amp, self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         x, y = next(data.batches("train", batch_size, augment=True,
                                  generator=torch.Generator().manual_seed(0)))
-        self.x, self.y = ctrain._to_device(x, y, device, channels_last)
+        self.x, self.y = precision.to_device(x, y, device, channels_last)
         # lr 0: the same arithmetic as a real step, but the weights stay put, so the one batch
         # is never memorised (a memorised batch drives gradients towards the slow denormals).
         self.opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=5e-4)
@@ -126,16 +123,16 @@ class ComputeBound:
 
     def window(self, steps: int) -> float:
         """Images/s over ``steps`` steps."""
-        _sync(self.device)
+        precision.synchronize(self.device)
         t0 = time.perf_counter()
         for _ in range(steps):
-            with ctrain._autocast(self.device, self.amp_dtype):
+            with precision.autocast(self.device, self.amp_dtype):
                 loss = self.loss_fn(self.model(self.x), self.y)
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)
             self.scaler.update()
-        _sync(self.device)
+        precision.synchronize(self.device)
         return steps * len(self.y) / (time.perf_counter() - t0)
 
 
@@ -145,7 +142,8 @@ def machine(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {torch.get_num_threads()} threads"
@@ -168,7 +166,8 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         return get_model(model_name, num_classes=data.num_classes)
 
     plain = PlainLoop(model(), data, batch_size, workers, device)
-    precisions = (False, True) if ctrain._amp_dtype(device, True, plain.model) is not None else (False,)
+    precisions = ((False, True) if precision.amp_dtype(device, True, plain.model) is not None
+                  else (False,))
     fits = {amp: model() for amp in precisions}
     bounds = {amp: ComputeBound(model(), data, batch_size, device, amp) for amp in precisions}
     rows = []                                     # one dict of rates per round
@@ -187,9 +186,8 @@ def run(model_name="cifar_baseline", images=10_240, batch_size=128, workers=2, d
         return round(_median([row[num] / row[den] for row in rows]), 2)
 
     fit_rows = [{"amp": amp,
-                 "precision": ctrain._precision_text(device, amp,
-                                                     ctrain._amp_dtype(device, amp, fits[amp]),
-                                                     fits[amp]),
+                 "precision": precision.precision_text(
+                     device, amp, precision.amp_dtype(device, amp, fits[amp]), fits[amp]),
                  "images_per_sec": med(("fit", amp)),
                  "bound_images_per_sec": med(("bound", amp)),
                  "of_bound": ratio(("fit", amp), ("bound", amp)),

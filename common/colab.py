@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common.runtime import data_dir, runs_dir
+
 #: The course's GitHub repository, ``owner/name``: the one place its address is written.
 REPOSITORY = "the-imagenet-5/course"
 #: The branch the badges open and the set-up cell clones.
@@ -58,7 +60,7 @@ if "google.colab" in sys.modules and not pathlib.Path("{clone}").exists():
     subprocess.run("git clone -q -b {branch} {url} {clone} && sed '/^{not_on_colab}/,$d' {clone}/requirements.txt | pip install -q -r /dev/stdin", shell=True, check=True)
 sys.path.insert(0, str(next(p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("{clone}").resolve()] if (p / "common").is_dir())))
 import common.colab
-common.colab.keep_on_drive(KEEP_ON_DRIVE)'''
+common.colab.keep_on_drive(KEEP_ON_DRIVE)'''  # noqa: E501 (the cell as every notebook shows it)
 
 #: The sentence in the markdown above every training cell (checked by tests/test_colab.py).
 RESUME_NOTE = ("**After a disconnect**, re-run the notebook from the top: this training resumes "
@@ -100,8 +102,6 @@ def keep_on_drive(keep: bool, folder: str = DRIVE_FOLDER) -> Path | None:
     ``MyDrive/<folder>/runs`` and ``.../data``, so that checkpoints and datasets outlive the
     runtime; returns that folder. ``keep=False`` touches nothing (and undoes an earlier
     ``keep_on_drive(True)`` of this session). Off Colab the switch does nothing and says so."""
-    from .runtime import data_dir, runs_dir
-
     if not keep:
         for name, before in _SET.items():
             if before is None:
@@ -117,7 +117,7 @@ def keep_on_drive(keep: bool, folder: str = DRIVE_FOLDER) -> Path | None:
         print(f"KEEP_ON_DRIVE acts on Colab only: here checkpoints go to {runs_dir()} and data to "
               f"{data_dir()} (IMAGENET5_RUNS and IMAGENET5_DATA move them).")
         return None
-    from google.colab import drive
+    from google.colab import drive  # optional: only Colab has it
 
     mount = Path(DRIVE_MOUNT).absolute()       # /content/drive: Colab's working folder is /content
     if not (mount / "MyDrive").is_dir():

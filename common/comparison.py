@@ -28,10 +28,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.inspection import load_state_dict_strict
-from common.runtime import runs_dir
-from common.train import (CHECKPOINT, HISTORY, History, Recipe, _atomic_write, evaluate,
-                          load_checkpoint)
+from common.reference import load_state_dict_strict
+from common.runtime import atomic_write, runs_dir
+from common.train import precision
+from common.train.checkpoint import CHECKPOINT, HISTORY, History, load_checkpoint
+from common.train.loop import evaluate
+from common.train.optim import make_optimizer
+from common.train.recipe import CHECKPOINT_DEFAULTS, Recipe
 
 RESULTS = "results.json"
 
@@ -64,7 +67,8 @@ class Run:
     def epochs_planned(self) -> int:
         """The epochs this run trains in its mode (``fit``'s ``epochs_run``: fewer than the
         recipe's in smoke and quick mode)."""
-        return int(self.history.get("epochs_run") or self.history.get("recipe", {}).get("epochs", 0))
+        return int(self.history.get("epochs_run")
+                   or self.history.get("recipe", {}).get("epochs", 0))
 
     @property
     def finished(self) -> bool:
@@ -131,9 +135,7 @@ def load_runs(root: str | Path | None = None, *, group: str | None = None,
 def _numbers(recipe: dict) -> dict:
     """A recipe's numbers as saved in a history (JSON: tuples become lists), without its
     sources; fields added to Recipe later get their "as before" values."""
-    from common.train import ADDED_FIELDS
-
-    out = {**ADDED_FIELDS, **recipe}
+    out = {**CHECKPOINT_DEFAULTS, **recipe}
     out.pop("sources", None)
     return json.loads(json.dumps(out))
 
@@ -152,7 +154,7 @@ def save_results(run_dir: str | Path, **values) -> dict:
     path = Path(run_dir) / RESULTS
     results = _read_json(path) if path.exists() else {}
     results.update(values)
-    _atomic_write(path, json.dumps(results, indent=1, sort_keys=True).encode())
+    atomic_write(path, json.dumps(results, indent=1, sort_keys=True).encode())
     return results
 
 
@@ -262,14 +264,10 @@ def format_mean_sd(mean: float | None, sd: float | None, n: int, scale: float = 
 
 # --- measurements on the machine at hand ---------------------------------------------------------
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: int = 10,
-                    rounds: int = 3, size: int = 32, warmup: int = 2) -> dict[str, dict[int, float]]:
+                    rounds: int = 3, size: int = 32,
+                    warmup: int = 2) -> dict[str, dict[int, float]]:
     """Seconds of one forward pass in eval mode, per model and batch size: random ``size`` x
     ``size`` inputs on each model's device, fp32, channels_last (as ``fit`` and ``evaluate`` run
     on CPU and CUDA). Interleaved, as ``common.bench`` is, so that other work on a shared machine
@@ -297,10 +295,10 @@ def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: in
     def timed(name, b, n) -> float:
         device, times = inputs[name, b].device, []
         for _ in range(n):
-            _sync(device)
+            precision.synchronize(device)
             t0 = time.perf_counter()
             models[name](inputs[name, b])
-            _sync(device)
+            precision.synchronize(device)
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
@@ -325,7 +323,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     precision and memory layout) of ``model`` on a batch of ``batch_size`` augmented training
     images of ``data``, after one warm-up step (so the optimizer state exists). Returns
     {"bytes", "method", "precision"}: what was counted, in words, and the precision the step ran
-    in (fit's: ``common.train._precision_text``).
+    in (fit's: ``common.train.precision.precision_text``).
 
     CUDA: ``torch.cuda.max_memory_allocated`` over the step (the caching allocator's peak of live
     tensors; its reserved-but-free memory and the CUDA context are not included). CPU and other
@@ -336,20 +334,18 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     included, so it is a lower bound of the process's extra resident memory. Where that tool is
     missing, {"bytes": None, "method": "not measured (...)"}. The model's weights are changed by
     the two steps (lr 1e-3): measure a fresh copy, not a trained model you want to keep."""
-    from common import train as ctrain
-
     recipe = recipe or Recipe(epochs=1, batch_size=batch_size, lr=1e-3)
     device = next(model.parameters()).device
-    channels_last = ctrain._channels_last(device)
+    channels_last = precision.channels_last_for(device)
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    amp_dtype = ctrain._amp_dtype(device, True, model)
-    precision = ctrain._precision_text(device, True, amp_dtype, model)
-    optimizer = ctrain.make_optimizer(model, recipe)
+    amp_dtype = precision.amp_dtype(device, True, model)
+    in_words = precision.precision_text(device, True, amp_dtype, model)
+    optimizer = make_optimizer(model, recipe)
     x, y = next(data.batches("train", batch_size, shuffle=True, augment=True,
                              generator=torch.Generator().manual_seed(0)))
-    x, y = ctrain._to_device(x, y, device, channels_last)
+    x, y = precision.to_device(x, y, device, channels_last)
     if len(y) < batch_size:
         x, y = x.repeat((-(-batch_size // len(y)),) + (1,) * (x.ndim - 1))[:batch_size], \
             y.repeat(-(-batch_size // len(y)))[:batch_size]
@@ -357,7 +353,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
             x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        with ctrain._autocast(device, amp_dtype):
+        with precision.autocast(device, amp_dtype):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -369,18 +365,18 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
         torch.cuda.reset_peak_memory_stats(device)
         step()
         torch.cuda.synchronize(device)
-        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "precision": precision,
+        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "precision": in_words,
                 "method": "torch.cuda.max_memory_allocated over one step (live tensors)"}
-    try:
+    try:      # a private tool of torch's, missing from some versions: imported where it is used
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError as err:
-        return {"bytes": None, "precision": precision,
+        return {"bytes": None, "precision": in_words,
                 "method": f"not measured (no MemTracker in this torch: {err})"}
     tracker = MemTracker()
     tracker.track_external(model, optimizer)
     with tracker:
         step()
     peak = tracker.get_tracker_snapshot("peak").get(device, {}).get("Total")
-    return {"bytes": int(peak) if peak is not None else None, "precision": precision,
+    return {"bytes": int(peak) if peak is not None else None, "precision": in_words,
             "method": "peak of live tensors (weights, gradients, optimizer state, activations) "
                       "counted by torch's MemTracker; allocator overhead not included"}

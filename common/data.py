@@ -11,18 +11,57 @@ It is learnable and real, but it is not CIFAR-10, and every run says so loudly.
 ImageNet-style data (a folder of JPEG/PNG images, too big to hold on the device):
 ``load_data("imagefolder", root=PATH)``, decoded in DataLoader workers with the ImageNet
 pipeline, behind the same ``batches`` interface (see ``load_image_folder``).
+
+For transfer learning (notebook 09): ``class_subset`` (some classes, few images per class) and
+``with_statistics`` / ``check_statistics`` (the normalisation pretrained weights expect).
+
+Where each piece lives: the bundle and its batches in ``common.bundle``, the image folder in
+``common.imagefolder``; this module loads and re-exports them (``common.data.DataBundle``...).
 """
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import importlib.util
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from common import runtime
-from common.distributed import shard_slice
+from common.bundle import (
+    QUICK_SIZES,
+    SMOKE_SIZES,
+    VAL_FRACTION,
+    DataBundle,
+    Split,
+    channel_stats,
+    crop_flip_draws,
+)
+from common.imagefolder import (
+    CROP_SIZE,
+    IMAGE_EXTENSIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMAGENETTE_URL,
+    LOADER_CHUNK,
+    RESIZE_SIZE,
+    FileSplit,
+    ImageFolderBundle,
+    load_image_folder,
+)
+
+__all__ = ["load_data", "DataBundle", "Split", "DataUnavailable", "channel_stats",
+           "crop_flip_draws", "class_subset", "with_statistics", "check_statistics", "DATASETS",
+           "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_URL", "CIFAR_ARCHIVE",
+           "VAL_FRACTION", "SMOKE_SIZES", "QUICK_SIZES",
+           # the image folder (common.imagefolder)
+           "load_image_folder", "ImageFolderBundle", "FileSplit", "IMAGE_EXTENSIONS",
+           "IMAGENET_MEAN", "IMAGENET_STD", "CROP_SIZE", "RESIZE_SIZE", "LOADER_CHUNK",
+           "IMAGENETTE_URL"]
 
 DATASETS = ("cifar10", "digits", "imagefolder")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -32,159 +71,12 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 #: copied from old repositories is wrong (it is the mean of per-image stds), as is 0.5/0.5/0.5.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-#: Validation share of the training set: 5k of CIFAR-10's 50k (He et al. 2015, section 4.2).
-VAL_FRACTION = 0.1
-#: Smoke mode keeps this many images per split.
-SMOKE_SIZES = {"train": 512, "val": 256, "test": 256}
-#: Quick mode keeps at most this many images per split (the offline digits set is smaller: it is
-#: kept whole).
-QUICK_SIZES = {"train": 5_000, "val": 1_000, "test": 2_000}
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_ARCHIVE = CIFAR_URL.rsplit("/", 1)[1]
 
 
 class DataUnavailable(RuntimeError):
     """The dataset is not on disk and cannot be downloaded."""
-
-
-@dataclass
-class Split:
-    """Images as uint8 (N, 3, H, W) and labels as int64 (N,), on the bundle's device."""
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
-class DataBundle:
-    name: str
-    classes: tuple[str, ...]
-    train: Split
-    val: Split
-    test: Split
-    mean: torch.Tensor
-    std: torch.Tensor
-    offline: bool = False
-    smoke: bool = False
-    quick: bool = False
-    val_fraction: float = VAL_FRACTION
-    split_seed: int = 0
-    note: str = ""
-    _norm: tuple = field(default=None, repr=False)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def device(self) -> torch.device:
-        return self.train.x.device
-
-    @property
-    def description(self) -> str:
-        """What the data is, in words; part of every run's identity (history, checkpoint,
-        ``run_dir_for``), so a split other than the default one is named in it."""
-        what = f"{self.name} (offline stand-in for CIFAR-10)" if self.offline else self.name
-        if self.val_fraction == 0:
-            what += " [all training images, no validation split]"
-        elif self.val_fraction != VAL_FRACTION:
-            what += f" [val_fraction={self.val_fraction:g}]"
-        if self.split_seed != 0:
-            what += f" [split_seed={self.split_seed}]"
-        return what + (" [smoke subset]" if self.smoke else " [quick mode]" if self.quick
-                       else "")
-
-    def __getitem__(self, split: str) -> Split:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"Unknown split {split!r}: choose 'train', 'val' or 'test'.")
-        return getattr(self, split)
-
-    def __repr__(self) -> str:
-        return (f"DataBundle({self.description}: train {len(self.train)}, val {len(self.val)}, "
-                f"test {len(self.test)} images of {tuple(self.train.x.shape[1:])}, "
-                f"{self.num_classes} classes, on {self.device})")
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> float32, per channel ``(x / 255 - mean) / std``."""
-        if self._norm is None or self._norm[0].device != x.device:
-            scale = (1.0 / (255.0 * self.std)).to(x.device).view(1, -1, 1, 1)
-            shift = (self.mean / self.std).to(x.device).view(1, -1, 1, 1)
-            self._norm = (scale, shift)
-        scale, shift = self._norm
-        return x.float() * scale - shift
-
-    def augment(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                pad: int = 4, draws: tuple | None = None) -> torch.Tensor:
-        """The standard CIFAR augmentation on a whole uint8 batch at once: zero-pad ``pad`` pixels,
-        take a random crop of the original size, flip horizontally with probability 1/2
-        (He et al. 2015, section 4.2, after Lee et al. 2015). Random draws come from ``generator``
-        on the CPU, in the order: column offsets, row offsets, flips (``crop_flip_draws``), or
-        are given as ``draws``."""
-        n, c, h, w = x.shape
-        ox, oy, flip = crop_flip_draws(n, generator, pad) if draws is None else draws
-        rows = oy[:, None] + torch.arange(h)                            # (n, h)
-        cols = ox[:, None] + torch.arange(w)                            # (n, w)
-        cols = torch.where(flip[:, None], cols.flip(1), cols)           # a flip is a reversed crop
-        dev = x.device
-        padded = F.pad(x, (pad, pad, pad, pad))
-        return padded[torch.arange(n, device=dev)[:, None, None, None],
-                      torch.arange(c, device=dev)[None, :, None, None],
-                      rows.to(dev)[:, None, :, None],
-                      cols.to(dev)[:, None, None, :]]
-
-    def batches(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
-                augment: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False, shard: tuple[int, int] = (0, 1)):
-        """Yield normalised float batches ``(x, y)`` on the bundle's device.
-
-        shard=(rank, world_size): one process's piece of every batch, for data-parallel training
-        (``common.distributed``). ``batch_size`` is then the global batch: every process draws
-        the same order and the same augmentation for the whole global batch, and keeps the
-        images at ``shard_slice(len(batch), rank, world_size)``; the pieces of all processes are
-        exactly the batches of ``shard=(0, 1)``, the default (the whole batch)."""
-        rank, world_size = shard
-        s = self[split]
-        n = len(s)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        order = order.to(s.x.device)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
-            mine = shard_slice(len(idx), rank, world_size)
-            draws = crop_flip_draws(len(idx), generator) if augment else None
-            idx = idx[mine]
-            if len(idx) == 0:
-                continue
-            x = s.x[idx]
-            if augment:
-                x = self.augment(x, draws=tuple(d[mine] for d in draws))
-            yield self.normalize(x), s.y[idx]
-
-
-def crop_flip_draws(n: int, generator: torch.Generator | None = None, pad: int = 4):
-    """The random numbers of ``DataBundle.augment`` for ``n`` images, drawn from ``generator`` on
-    the CPU in this order: column offsets, row offsets (each in 0..2*pad), flips (bool)."""
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    return ox, oy, flip
-
-
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (population) std of uint8 images in [0, 1] units, over every pixel."""
-    c = x.shape[1]
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
-    for chunk in x.split(4096):
-        v = chunk.to("cpu", torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
-        total += v.sum(1)
-        total_sq += (v * v).sum(1)
-    count = x.numel() / c
-    mean = total / count
-    std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
-    return mean.float(), std.float()
 
 
 def _check_root(root: Path) -> Path:
@@ -201,7 +93,7 @@ def _check_root(root: Path) -> Path:
 
 def _load_cifar10(root: Path, download: bool):
     """(train_x, train_y, test_x, test_y) as uint8 NCHW / int64 tensors, via torchvision."""
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # optional here: heavy, only CIFAR-10 needs it
 
     def read(train: bool, dl: bool):
         ds = CIFAR10(str(root), train=train, download=dl)
@@ -221,7 +113,7 @@ def _load_cifar10(root: Path, download: bool):
     try:
         root.mkdir(parents=True, exist_ok=True)
         return (*read(True, True), *read(False, True))
-    except Exception as err:  # no internet, a proxy, a full disk...
+    except Exception as err:  # no internet, a proxy, a full disk... (re-raised, said)
         raise DataUnavailable(
             f"CIFAR-10 could not be downloaded into {root} ({type(err).__name__}: {err}). "
             f"On a machine with internet it downloads by itself; otherwise copy "
@@ -234,11 +126,6 @@ def _digits_arrays():
     arrays, read from the file scikit-learn ships (datasets/data/digits.csv.gz) without importing
     scikit-learn, whose import costs each new process (a notebook kernel, a torchrun worker)
     about a second and a half; where that file is not found, ``load_digits()`` itself."""
-    import gzip
-    import importlib.util
-
-    import numpy as np
-
     spec = importlib.util.find_spec("sklearn")
     for folder in (spec.submodule_search_locations or []) if spec else []:
         path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
@@ -246,7 +133,7 @@ def _digits_arrays():
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 data = np.loadtxt(f, delimiter=",")
             return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # optional here: only where the file is not found
 
     d = load_digits()
     return d.images, d.target
@@ -358,259 +245,62 @@ def load_data(name: str = "cifar10", root: str | Path | None = None, download: b
     return bundle
 
 
-# ImageNet-style data: a folder of image files ------------------------------------------------
+# Transfer learning (notebook 09) ---------------------------------------------------------------
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-#: ImageNet's per-channel mean and std, the normalisation torchvision's ImageNet models and
-#: reference training scripts use (pytorch/vision, references/classification/presets.py).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Train on random-size crops resized to 224x224; evaluate the central 224x224 crop of the image
-#: resized to 256 on its shorter side (torchvision's presets.py, as above; 224 is the papers'
-#: input size, e.g. He et al. 2015, section 3.4).
-CROP_SIZE = 224
-RESIZE_SIZE = 256
-#: A DataLoader worker decodes this many images at a time; a batch is put together from such
-#: chunks on the device, so that shared memory holds a few chunks, not whole large batches.
-LOADER_CHUNK = 64
-#: Imagenette (10 easy ImageNet classes; fast.ai, github.com/fastai/imagenette), 320-pixel
-#: version: train/ and val/ in ImageFolder layout. For the README; nothing here downloads it.
-IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz"
+def class_subset(data, classes: Sequence[int], per_class: int | None = None):
+    """A ``DataBundle`` of the images of ``classes`` only (indices into ``data.classes``),
+    relabelled 0..len(classes)-1 in the order given; ``per_class`` keeps only the first that
+    many training images of each class (a small labelled set: where transfer helps most;
+    validation and test are kept whole). The normalisation statistics stay those of ``data``,
+    so a model trained on one subset sees another normalised the same way. The subset is named
+    in ``description`` (and so in every run's identity)."""
+    if not isinstance(data, DataBundle) or not hasattr(data.train, "x"):
+        raise ValueError("class_subset takes an in-memory DataBundle (cifar10, digits); for an "
+                         "image folder, make a folder with only those classes.")
+    classes = list(classes)
+    bad = [c for c in classes if not (isinstance(c, int) and 0 <= c < data.num_classes)]
+    if bad or len(set(classes)) != len(classes) or not classes:
+        raise ValueError(f"classes must be distinct indices in 0..{data.num_classes - 1}, got "
+                         f"{classes}.")
+    lookup = torch.full((data.num_classes,), -1, dtype=torch.long)
+    lookup[classes] = torch.arange(len(classes))
 
+    def keep(split: Split, cap: int | None) -> Split:
+        y = lookup.to(split.y.device)[split.y]
+        mask = y >= 0
+        if cap is not None:
+            rank = torch.zeros_like(y)
+            for c in range(len(classes)):
+                hit = y == c
+                rank[hit] = torch.arange(int(hit.sum()), device=y.device)
+            mask &= rank < cap
+        return Split(split.x[mask], y[mask])
 
-@dataclass
-class FileSplit:
-    """Image files and their labels (int64, on the CPU): decoded batch by batch, never held."""
-    paths: tuple[str, ...]
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-
-class _ImageFiles(torch.utils.data.Dataset):
-    """One image file, decoded with PIL and cropped, as uint8 (3, crop, crop). An item is
-    (index, seed): seed None means the evaluation pipeline (Resize(resize) + CenterCrop(crop));
-    a seed means the training pipeline (RandomResizedCrop(crop) and a horizontal flip with
-    probability 1/2, torchvision's transforms with their default scale 0.08-1 and aspect ratio
-    3/4-4/3), whose random draws come from a generator seeded with it: the crop of an image
-    depends on its seed only, not on the worker, the process or what was decoded before."""
-
-    def __init__(self, split: FileSplit, crop: int, resize: int):
-        import torchvision.transforms as T
-
-        self.split, self.crop, self.resize = split, crop, resize
-        self.train = T.Compose([T.RandomResizedCrop(crop), T.RandomHorizontalFlip()])
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, item):
-        import torchvision.transforms.functional as TF
-        from PIL import Image
-
-        i, seed = item
-        try:
-            with Image.open(self.split.paths[i]) as f:
-                img = f.convert("RGB")
-        except OSError as err:                # PIL's UnidentifiedImageError is an OSError
-            raise ValueError(f"{self.split.paths[i]} cannot be read as an image ({err}): "
-                             "replace the file or remove it from the folder.") from None
-        if seed is None:
-            img = TF.center_crop(TF.resize(img, self.resize), self.crop)
-        else:
-            with torch.random.fork_rng(devices=[]):      # the caller's random state stays put
-                torch.manual_seed(seed)
-                img = self.train(img)
-        return TF.pil_to_tensor(img), int(self.split.y[i])
+    label = ",".join(data.classes[c] for c in classes)
+    name = f"{data.name}[classes {label}" + (f"; {per_class} per class" if per_class else "") + "]"
+    return dataclasses.replace(
+        data, name=name, classes=tuple(data.classes[c] for c in classes), _norm=None,
+        train=keep(data.train, per_class), val=keep(data.val, None), test=keep(data.test, None))
 
 
-@dataclass(repr=False)
-class ImageFolderBundle(DataBundle):
-    """A ``DataBundle`` whose splits are image files (``FileSplit``), decoded in DataLoader
-    workers on the CPU as uint8 crops and normalised on the device: the same ``batches``
-    interface, so ``fit``, ``evaluate`` and the DDP path take it as they take CIFAR-10."""
-    root: Path = None
-    crop_size: int = CROP_SIZE
-    resize_size: int = RESIZE_SIZE
-    workers: int = 0
-    target_device: torch.device = field(default=torch.device("cpu"))
-
-    @property
-    def device(self) -> torch.device:
-        return self.target_device
-
-    @property
-    def description(self) -> str:
-        mode = " [smoke subset]" if self.smoke else " [quick mode]" if self.quick else ""
-        return f"imagefolder:{self.root.name} [{self.crop_size}px crops]{mode}"
-
-    def __repr__(self) -> str:
-        return (f"ImageFolderBundle({self.description}: train {len(self.train)}, val "
-                f"{len(self.val)}, test {len(self.test)} image files in {self.root}, "
-                f"{self.num_classes} classes, decoded by {self.workers} DataLoader workers, "
-                f"batches on {self.device})")
-
-    def augment(self, x, generator=None, pad=4, draws=None):
-        raise NotImplementedError(
-            "An image folder augments while it decodes: use batches(..., augment=True) "
-            "(RandomResizedCrop and flip, see load_image_folder).")
-
-    def batches(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
-                augment: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False, shard: tuple[int, int] = (0, 1)):
-        """Yield normalised float batches ``(x, y)`` on the bundle's device, as
-        ``DataBundle.batches`` (``shard`` included: each process decodes only its piece). The
-        epoch's order, then one seed per image of the whole order, come from ``generator``, so
-        the images and their crops depend only on the generator's seed: not on the number of
-        workers or processes."""
-        rank, world_size = shard
-        s = self[split]
-        n = len(s)
-        order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).tolist()
-        seeds = (torch.randint(0, 2 ** 62, (n,), generator=generator).tolist() if augment
-                 else [None] * n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        pieces = []                                  # this process's piece of every batch
-        for start in range(0, stop, batch_size):
-            positions = range(start, min(start + batch_size, stop))
-            mine = positions[shard_slice(len(positions), rank, world_size)]
-            if len(mine):
-                pieces.append([(order[p], seeds[p]) for p in mine])
-        chunks = [piece[i:i + LOADER_CHUNK] for piece in pieces
-                  for i in range(0, len(piece), LOADER_CHUNK)]
-        if not chunks:
-            return
-        loader = torch.utils.data.DataLoader(
-            _ImageFiles(s, self.crop_size, self.resize_size), batch_sampler=chunks,
-            num_workers=min(self.workers, len(chunks)), pin_memory=self.device.type == "cuda",
-            generator=torch.Generator())    # not the global one: the caller's state stays put
-        decoded = iter(loader)
-        for piece in pieces:
-            parts = [next(decoded) for _ in range(0, len(piece), LOADER_CHUNK)]
-            x = torch.cat([p[0] for p in parts]).to(self.device, non_blocking=True)
-            y = torch.cat([p[1] for p in parts]).to(self.device, non_blocking=True)
-            yield self.normalize(x), y
+def with_statistics(data, mean: Sequence[float], std: Sequence[float]):
+    """``data`` normalised with another ``mean`` and ``std`` (per channel, in [0, 1] units): the
+    statistics pretrained weights were trained with (``weights.transforms().mean``), not the
+    new data's own."""
+    return dataclasses.replace(data, mean=torch.tensor(mean, dtype=torch.float32),
+                               std=torch.tensor(std, dtype=torch.float32), _norm=None)
 
 
-def _images_by_class(folder: Path) -> dict[str, list[str]]:
-    """{class name: its image files, sorted} of one split folder: every sub-folder is a class,
-    every .jpg/.jpeg/.png file under it (at any depth) one of its images."""
-    found = {}
-    for d in sorted(p for p in folder.iterdir() if p.is_dir()):
-        found[d.name] = sorted(str(f) for f in d.rglob("*")
-                               if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
-    if not any(found.values()):
-        raise ValueError(
-            f"{folder} holds no images: put each class's {'/'.join(IMAGE_EXTENSIONS)} files in a "
-            f"folder named after the class, {folder}/<class>/<image>.jpg (torchvision's "
-            "ImageFolder layout).")
-    empty = [c for c, files in found.items() if not files]
-    if empty:
-        raise ValueError(
-            f"Class folders without images in {folder}: {', '.join(empty)} (images must end in "
-            f"{', '.join(IMAGE_EXTENSIONS)}): add images to them or remove them.")
-    return found
-
-
-def _default_workers() -> int:
-    """DataLoader workers per process: the CPUs this process may use, shared among the
-    processes torchrun started on this machine, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:                         # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-
-
-def load_image_folder(root: str | Path | None, device: str | torch.device | None = None,
-                      crop_size: int = CROP_SIZE, resize_size: int | None = None,
-                      workers: int | None = None, smoke: bool | None = None,
-                      quick: bool | None = None, verbose: bool = True) -> ImageFolderBundle:
-    """An ImageNet-style folder of JPEG/PNG images, in torchvision's ImageFolder layout::
-
-        root/train/<class>/<image>.jpg    root/val/<class>/<image>.jpg    (root/test/...: optional)
-
-    The folder gives the split: train/ trains, val/ validates (``fit``'s per-epoch numbers) and,
-    when there is no test/ folder (as in ImageNet and Imagenette, whose papers report val),
-    the test split is the val images, said in the bundle's note. Classes are the sorted folder
-    names of train/; val/ (and test/) must hold the same ones.
-
-    The ImageNet pipeline of torchvision's reference scripts, which the later papers of the
-    course use for ImageNet: for training, RandomResizedCrop(``crop_size``) and a horizontal
-    flip; for evaluation, Resize(``resize_size``, default crop_size * 256 / 224) then
-    CenterCrop(``crop_size``); ImageNet's mean and std. (ResNet itself, He et al. 2015,
-    section 3.4, trained on 224 crops of images resized to a random shorter side in [256, 480]
-    instead.) Files are decoded with PIL in ``workers`` DataLoader worker processes (default:
-    this process's share of the CPUs, at most 8), as uint8 crops, which go to ``device`` and are
-    normalised there. Why not the uint8-on-the-device way of CIFAR-10: ImageNet's 1.28M images
-    do not fit on a GPU, and decoding is the work to spread over CPU cores.
-
-    Smoke and quick mode keep a seeded random subset of each split (``SMOKE_SIZES``,
-    ``QUICK_SIZES``). Errors (one line each): a folder that does not exist, one without train/
-    or val/, a split without images, class folders without images, train/ and val/ with
-    different classes."""
-    if root is None:
-        raise ValueError("load_data('imagefolder') needs root=PATH, the folder that holds "
-                         "train/ and val/ (for Imagenette: see docs/imagenet-style-data.md).")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(
-            f"There is no folder {root}: give the folder that holds train/ and val/ "
-            f"({root}/train/<class>/<image>.jpg), e.g. Imagenette unpacked (see docs/imagenet-style-data.md).")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is a file: give the folder that holds train/ and val/.")
-    if not (isinstance(crop_size, int) and crop_size > 0):
-        raise ValueError(f"crop_size must be a positive number of pixels, got {crop_size!r}.")
-    resize_size = resize_size or round(crop_size * RESIZE_SIZE / CROP_SIZE)
-    if resize_size < crop_size:
-        raise ValueError(f"resize_size ({resize_size}) must be at least crop_size "
-                         f"({crop_size}): the centre crop is taken from the resized image.")
-    found = {}
-    for split in ("train", "val", "test"):
-        folder = root / split
-        if not folder.is_dir():
-            if split == "test":
-                continue
-            raise FileNotFoundError(
-                f"{root} has no {split}/ folder: the layout is {root}/train/<class>/<image>.jpg "
-                f"and {root}/val/<class>/<image>.jpg (torchvision's ImageFolder, one folder per "
-                "class).")
-        found[split] = _images_by_class(folder)
-    classes = tuple(found["train"])
-    for split, by_class in found.items():
-        if tuple(by_class) != classes:
-            only_train = sorted(set(classes) - set(by_class))
-            only_here = sorted(set(by_class) - set(classes))
-            raise ValueError(
-                f"{root}/train and {root}/{split} hold different classes (only in train/: "
-                f"{', '.join(only_train) or 'none'}; only in {split}/: "
-                f"{', '.join(only_here) or 'none'}): both need the same class folders.")
-    smoke = runtime.SMOKE if smoke is None else smoke
-    quick = (runtime.QUICK if quick is None else quick) and not smoke
-    sizes = SMOKE_SIZES if smoke else QUICK_SIZES if quick else None
-    splits = {}
-    for split, by_class in found.items():
-        paths = [f for files in by_class.values() for f in files]
-        y = torch.tensor([k for k, files in enumerate(by_class.values()) for _ in files])
-        if sizes is not None and len(paths) > sizes[split]:
-            keep = torch.randperm(len(paths), generator=torch.Generator().manual_seed(0))
-            keep = keep[:sizes[split]].sort().values
-            paths, y = [paths[i] for i in keep], y[keep]
-        splits[split] = FileSplit(tuple(paths), y)
-    note = ""
-    if "test" not in splits:
-        splits["test"] = splits["val"]
-        note = (f"{root} has no test/ folder: the test split is the val/ images (ImageNet's "
-                "papers report their val numbers too); choose hyperparameters with that in mind.")
-    bundle = ImageFolderBundle(
-        name="imagefolder", classes=classes, train=splits["train"], val=splits["val"],
-        test=splits["test"], mean=torch.tensor(IMAGENET_MEAN), std=torch.tensor(IMAGENET_STD),
-        smoke=smoke, quick=quick, note=note, root=root, crop_size=crop_size,
-        resize_size=resize_size, workers=_default_workers() if workers is None else workers,
-        target_device=runtime.pick_device(device))
-    if verbose:
-        print(bundle)
-        if note:
-            print(note)
-    return bundle
+def check_statistics(data, mean: Sequence[float], std: Sequence[float], atol: float = 1e-3,
+                     source: str = "the weights") -> None:
+    """AssertionError unless ``data`` is normalised with ``mean`` and ``std``: pretrained
+    weights expect inputs normalised as in their own training (ImageNet's for torchvision's:
+    ``weights.transforms().mean`` and ``.std``), not with the new data's statistics."""
+    ours = (data.mean.tolist(), data.std.tolist())
+    same = all(abs(a - b) <= atol for a, b in zip(ours[0] + ours[1], list(mean) + list(std)))
+    if not same:
+        fmt = lambda v: "(" + ", ".join(f"{x:.3f}" for x in v) + ")"      # noqa: E731
+        raise AssertionError(
+            f"{data.description} is normalised with mean {fmt(ours[0])}, std {fmt(ours[1])}, "
+            f"but {source} expect mean {fmt(mean)}, std {fmt(std)}: the first layer sees inputs "
+            "shifted and scaled from what it learnt. Use with_statistics(data, mean, std).")

@@ -61,7 +61,7 @@ def table(rows: Iterable[Sequence], header: Sequence | None = None) -> Table:
 # Block diagrams ---------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def _figure_class():
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # optional here: heavy to import, only to draw
 
     class ShownFigure(Figure):
         """A Figure outside pyplot (nothing shown twice, nothing kept open) that a notebook shows
@@ -87,7 +87,7 @@ _LAYER_COLOUR, _SHORTCUT_COLOUR = "#dbe9f6", "C3"
 
 def _box(ax, x, y_top, width, label, fontsize):
     """A layer: a box of ``width`` centred on x, its top at y_top; returns its bottom."""
-    from matplotlib.patches import FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch  # optional here: heavy to import, only to draw
 
     ax.add_patch(FancyBboxPatch((x - width / 2, y_top - _BOX_H), width, _BOX_H,
                                 boxstyle="round,pad=0,rounding_size=0.08", fc=_LAYER_COLOUR,
@@ -97,7 +97,7 @@ def _box(ax, x, y_top, width, label, fontsize):
 
 
 def _arrow(ax, start, end, colour="k", gid="arrow"):
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch  # optional here: heavy to import, only to draw
 
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour,
                                  lw=1.3, shrinkA=0, shrinkB=0, gid=gid))
@@ -162,7 +162,7 @@ def block_diagram(layers: Sequence[str], shortcut: str | Sequence[str] | None = 
             _arrow(ax, (0, y), (0, y - _GAP))
             y -= _GAP
     if shortcut is not None:
-        from matplotlib.patches import Circle
+        from matplotlib.patches import Circle  # optional here: heavy to import, only to draw
 
         centre, x_short = y - _GAP - _R, g["x_short"]
         _arrow(ax, (0, y), (0, centre + _R))

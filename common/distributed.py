@@ -4,8 +4,8 @@
 
     torchrun --standalone --nproc_per_node=4 -m common.train cifar_resnet20 --data cifar10
 
-What data parallelism adds to ``common.fit`` (each line of ``train.py`` that does it is marked
-``# DDP:``), and nothing else changes:
+What data parallelism adds to ``common.fit`` (each line of ``common/train/`` that does it
+is marked ``# DDP:``), and nothing else changes:
 
 1. One process per GPU. ``torchrun`` starts them and gives each its ``RANK`` (0..N-1), its
    ``LOCAL_RANK`` (its GPU on this machine) and the ``WORLD_SIZE`` N; ``setup()`` joins them into
@@ -47,6 +47,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 from torch import nn
+
+from common.runtime import pick_device
 
 #: What ``torchrun`` puts in each process's environment.
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -213,8 +215,6 @@ def setup(device: str | torch.device | None = None, env=os.environ) -> Context:
 def process_device(ctx: Context, device: str | torch.device | None = None) -> torch.device:
     """The device this process trains on: its own GPU (``cuda:LOCAL_RANK``) under NCCL, the CPU
     under gloo, else (one process) ``device`` or the best one available (``pick_device``)."""
-    from .runtime import pick_device
-
     if ctx.backend == "nccl":
         return torch.device("cuda", ctx.local_rank)
     if ctx.backend == "gloo":

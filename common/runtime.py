@@ -1,11 +1,13 @@
-"""Where things live and how a run behaves: the course's folders, the device, seeds and the three
-modes. Every other module of ``common`` reads these from here; ``common`` re-exports them.
+"""Where things live and how a run behaves: the course's folders (and files written there
+atomically), the device, seeds and the three modes. The lowest room of ``common``: it imports
+nothing of the course, and every other module reads these from here; ``common`` re-exports them.
 
     IMAGENET5_SMOKE=1     smoke mode: tiny data and at most a few epochs (the tests set it)
     IMAGENET5_QUICK=1     quick mode: a data subset and a few epochs (smoke mode wins)
     IMAGENET5_OFFLINE=1   never try to download; use data already on disk or the offline set
     IMAGENET5_DATA=DIR    where datasets live (default: ./data under the course root)
-    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course root)
+    IMAGENET5_RUNS=DIR    where checkpoints and histories go (default: ./runs under the course
+                          root)
 
 The mode flags are read when a function runs, as ``runtime.SMOKE`` (never copied with
 ``from common.runtime import SMOKE``, which would freeze the value at import): so setting
@@ -14,10 +16,9 @@ notebook or with a test's ``monkeypatch``, reaches every function that reads it.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,24 +55,29 @@ def data_dir() -> Path:
 
 
 def runs_dir(*parts: str) -> Path:
-    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else runs/parts..."""
+    """A folder for one run's checkpoint and history: $IMAGENET5_RUNS/parts..., else
+    runs/parts..."""
     return Path(os.environ.get("IMAGENET5_RUNS") or ROOT / "runs", *parts)
 
 
-def run_dir_for(group: str, name: str, recipe, data, **settings) -> Path:
-    """A checkpoint folder named after everything that defines a run: ``runs/<group>/<name>-<key>``,
-    where key hashes the recipe's numbers, the data and any model ``settings``. Editing a
-    hyperparameter and re-running a cell then starts a new run, while re-running it unchanged
-    resumes (or reuses) the finished one: ``fit(..., run_dir=run_dir_for(...), resume=True)``."""
-    from .train import ADDED_FIELDS     # here, not above: common.train imports this module
-
-    # Fields added to Recipe later are left out while they hold their "as before" values, so the
-    # folders of runs made before they existed keep their names.
-    what = {"recipe": {k: v for k, v in recipe.to_dict().items()
-                       if k != "sources" and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])},
-            "data": data.description, "settings": settings}
-    key = hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return runs_dir(group, f"{name}-{key}")
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never half-written: write a temporary file
+    in the same folder, flush it to disk, then rename it over ``path`` (atomic on POSIX and
+    Windows). If anything fails, ``path`` keeps its old content and the temporary file goes.
+    Checkpoints, histories, results and the command's settings are all written this way."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -1,4 +1,5 @@
-"""Save the notebooks' ``#@save`` cells into ``common/models/`` (in the spirit of d2l's ``#@save``).
+"""Save the notebooks' ``#@save`` cells into ``common/models/`` (in the spirit of d2l's
+``#@save``).
 
 A code cell whose first line is ``#@save NAME`` belongs to ``common/models/NAME.py``. The file is
 the marked cells of one notebook, in order, each without its marker line. What can be generated
@@ -97,9 +98,10 @@ def saved_cells(notebook: Path) -> dict[str, list[SavedCell]]:
 
 def _plain(markdown: str) -> str:
     """Markdown inline text as plain text: links as "text (url)", no emphasis marks."""
-    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)",
-                  lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})",
-                  markdown)
+    def link(m: re.Match) -> str:
+        return m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})"
+
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link, markdown)
     text = " ".join(text.split())
     return re.sub(r"(\*\*|\*|__)(\S(?:.*?\S)?)\1", r"\2", text)
 
@@ -188,7 +190,9 @@ def with_provenance(body: str, line: str) -> str:
 def _all(names: list[str]) -> str:
     inner = textwrap.fill(", ".join(f'"{n}"' for n in names), WIDTH - 4, break_long_words=False,
                           break_on_hyphens=False)
-    return "__all__ = [\n" + textwrap.indent(inner, "    ") + ",\n]\n" if names else "__all__ = []\n"
+    if not names:
+        return "__all__ = []\n"
+    return "__all__ = [\n" + textwrap.indent(inner, "    ") + ",\n]\n"
 
 
 def render(notebook: Path, name: str, cells: list[SavedCell]) -> str:
@@ -248,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         found = diffs()
         for d in found:
             print(d)
-        print("saved code differs from its notebook" if found else "saved code matches the notebooks")
+        print("saved code differs from its notebook" if found
+              else "saved code matches the notebooks")
         return 1 if found else 0
     for path, text in render_all().items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:

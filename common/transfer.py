@@ -1,38 +1,48 @@
-"""Transfer learning with the course's own models (notebook 09): a new head, frozen parts,
-learning rates per part, and data to transfer to.
+"""Transfer learning with the course's own models (notebook 09): a new head, frozen parts and
+learning rates per part.
 
     model = common.get_model("resnet50")
-    load_official_weights(model, ResNet50_Weights.IMAGENET1K_V1)   # strict, into OUR model
+    load_official_weights(model)                     # its card's weights, strict, into OUR model
     replace_head(model, num_classes=10)              # a new fc: 2048 -> 10
     freeze(model)                                    # linear probe: only the new head trains
     freeze(model, trainable=("layer4", "fc"))        # or: the last stage too
     recipe = Recipe(..., lr_scales=lr_scales_by_depth(model, 0.5))   # discriminative lrs
 
-Everything is found from the model's structure, not written per family: the head is the last
-module that holds parameters, and it must be a ``nn.Linear`` (VGG's ``classifier.6``, ResNet's
-and SE-ResNet's ``fc``, DenseNet's ``classifier``, MobileNetV2's and EfficientNet's
-``classifier.1``, ConvNeXt's ``classifier.2``); the parts are the model's top-level children
-that hold parameters, with torchvision's ``features`` opened one level (its children are the
-stages). Frozen batch-norm layers stay in eval mode even under ``model.train()``: their running
+The head is the one the model's card declares (``@register_model(..., head="fc")``: VGG's
+``classifier.6``, ResNet's and SE-ResNet's ``fc``, DenseNet's ``classifier``, MobileNetV2's and
+EfficientNet's ``classifier.1``, ConvNeXt's ``classifier.2``); for a model from elsewhere
+(torchvision's, timm's) it is found from the structure: the last module that holds parameters,
+which must be an ``nn.Linear``. The parts are the model's top-level children that hold
+parameters, with torchvision's ``features`` opened one level (its children are the stages).
+Frozen batch-norm layers stay in eval mode even under ``model.train()``: their running
 statistics are part of what was learnt.
 
 Per-part learning rates go through the recipe: ``Recipe.lr_scales`` multiplies the learning
-rate of each named part (``common.train.weight_decay_groups`` makes the optimizer's parameter
-groups, ``fit`` sets each group's lr to ``lr x lr_factor x lr_scale`` every step). Frozen
-parameters never enter the optimizer.
+rate of each named part (``common.train.optim`` makes the optimizer's parameter groups, ``fit``
+sets each group's lr to ``lr x lr_factor x lr_scale`` every step). Frozen parameters never
+enter the optimizer.
+
+The official weights (``load_official_weights``, ``pretrained_weights``, ``pretrained_rename``)
+live in ``common.weights`` and the data helpers (``class_subset``, ``with_statistics``,
+``check_statistics``) in ``common.data``; both are re-exported here, where notebook 09 imports
+them.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from common.data import check_statistics, class_subset, with_statistics
+from common.models.registry import list_models, model_card
+from common.weights import load_official_weights, pretrained_rename, pretrained_weights
 
 __all__ = ["head_name", "parts", "replace_head", "freeze", "unfreeze", "trainable_parts",
-           "lr_scales_by_depth", "frozen_state_changes", "resize_inputs", "load_official_weights", "pretrained_weights", "pretrained_rename", "class_subset",
+           "lr_scales_by_depth", "frozen_state_changes", "resize_inputs",
+           # re-exported from common.weights and common.data
+           "load_official_weights", "pretrained_weights", "pretrained_rename", "class_subset",
            "with_statistics", "check_statistics"]
 
 
@@ -41,10 +51,19 @@ def _holds_parameters(module: nn.Module, recurse: bool = True) -> bool:
 
 
 def head_name(model: nn.Module) -> str:
-    """The name of ``model``'s classifier: the last module (in ``named_modules`` order, the
-    order torchvision's models build their layers in) that holds parameters of its own. It must
-    be an ``nn.Linear``; any other last layer (a 1x1 convolution as SqueezeNet's head, a norm
+    """The name of ``model``'s classifier, an ``nn.Linear``: the one its model card declares (a
+    model built by ``common.get_model``), else, for a model from elsewhere, the last module (in
+    ``named_modules`` order, the order torchvision's models build their layers in) that holds
+    parameters of its own. Any other last layer (a 1x1 convolution as SqueezeNet's head, a norm
     layer) raises a ValueError: this module does not know how to re-head that model."""
+    name = getattr(model, "name", None)
+    if name in list_models() and model_card(name).head is not None:
+        head = model_card(name).head
+        if not isinstance(dict(model.named_modules()).get(head), nn.Linear):
+            raise ValueError(f"The model card of {name!r} declares the head {head!r}, but this "
+                             f"{type(model).__name__} has no nn.Linear there: was it changed "
+                             "after get_model built it? Replace its classifier by hand.")
+        return head
     last = None
     for name, module in model.named_modules():
         if _holds_parameters(module, recurse=False):
@@ -160,10 +179,10 @@ def frozen_state_changes(model: nn.Module, before: dict) -> list[str]:
     ``state_dict()``). Empty when the frozen parts are bit-identical."""
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     for name, module in model.named_modules():
-        full = (lambda k: f"{name}.{k}") if name else (lambda k: k)       # noqa: E731
-        own = [full(k) for k, _ in module.named_parameters(recurse=False)]
+        prefix = f"{name}." if name else ""
+        own = [prefix + k for k, _ in module.named_parameters(recurse=False)]
         if own and all(k in frozen for k in own):
-            frozen |= {full(k) for k, _ in module.named_buffers(recurse=False)}
+            frozen |= {prefix + k for k, _ in module.named_buffers(recurse=False)}
     now = model.state_dict()
     return [k for k in now if k in frozen and not torch.equal(now[k], before[k])]
 
@@ -213,135 +232,3 @@ def lr_scales_by_depth(model: nn.Module, factor: float,
                          f"fast), got {factor!r}.")
     names = parts(model) if names is None else list(names)
     return tuple((n, factor ** (len(names) - 1 - i)) for i, n in enumerate(names))
-
-
-def check_lr_scales(model: nn.Module, lr_scales) -> None:
-    """Every name in ``lr_scales`` must be a module of ``model`` (a ValueError lists the parts)."""
-    modules = dict(model.named_modules())
-    unknown = [n for n, _ in lr_scales if n not in modules or not _holds_parameters(modules[n])]
-    if unknown:
-        raise ValueError(f"Recipe.lr_scales names {', '.join(map(repr, unknown))}, which "
-                         f"{type(model).__name__} has no parameters under. Its parts: "
-                         f"{', '.join(parts(model))}.")
-
-
-def lr_scale_of(name: str, lr_scales) -> float:
-    """The lr scale of parameter ``name``: that of the longest part in ``lr_scales`` it lies
-    in, else 1."""
-    best, scale = -1, 1.0
-    for part, s in lr_scales:
-        if _within(name, part) and len(part) > best:
-            best, scale = len(part), s
-    return scale
-
-
-# Official weights ---------------------------------------------------------------------------
-
-def load_official_weights(model: nn.Module, weights, rename=None,
-                          offline: bool | None = None) -> bool:
-    """torchvision's ``weights`` (e.g. ``ResNet50_Weights.IMAGENET1K_V2``) loaded into *our*
-    ``model`` with ``strict=True``, through ``common.classify_photo``'s loader (``rename`` maps old
-    checkpoint names first: ``pretrained_rename``), which also prints the top class of the
-    sample photo as a check that the weights work. True when loaded; offline or when the
-    download fails it says so and returns False."""
-    from common.inspection import classify_photo
-
-    return classify_photo(model, weights, top=1, rename=rename, offline=offline,
-                          show=False) is not None
-
-
-def pretrained_rename(model_name: str):
-    """The key renaming torchvision's ImageNet checkpoint of ``model_name`` needs before a
-    strict load into our model (None: none). DenseNet's checkpoints predate module names with
-    digits: ``denselayer1.norm.1.weight`` is ``denselayer1.norm1.weight`` now (torchvision's
-    own ``densenet.py`` renames them the same way while loading; notebook 03 writes the renaming
-    and saves it into ``common.models.densenet``)."""
-    if not model_name.startswith("densenet"):
-        return None
-    from common.models.densenet import renamed_checkpoint_key
-
-    return renamed_checkpoint_key
-
-
-def pretrained_weights(model_name: str):
-    """torchvision's default ImageNet weights for the registered model ``model_name``
-    (``ResNet50_Weights.IMAGENET1K_V2`` for ``resnet50``...); nothing is downloaded here. A
-    ValueError for a model torchvision has no weights for (the CIFAR adaptations, VGG's A-LRN
-    and C variants, the SE-ResNets, whose weights are timm's: notebook 04)."""
-    import torchvision
-
-    try:
-        return torchvision.models.get_model_weights(model_name).DEFAULT
-    except (ValueError, KeyError):
-        known = sorted(n for n in _registered() if n in torchvision.models.list_models())
-        raise ValueError(f"torchvision has no ImageNet weights for {model_name!r}. Models with "
-                         f"weights: {', '.join(known)}.") from None
-
-
-def _registered() -> list[str]:
-    from common.models import list_models
-
-    return list_models()
-
-
-# Data ---------------------------------------------------------------------------------------
-
-def class_subset(data, classes: Sequence[int], per_class: int | None = None):
-    """A ``DataBundle`` of the images of ``classes`` only (indices into ``data.classes``),
-    relabelled 0..len(classes)-1 in the order given; ``per_class`` keeps only the first that
-    many training images of each class (a small labelled set: where transfer helps most;
-    validation and test are kept whole). The normalisation statistics stay those of ``data``,
-    so a model trained on one subset sees another normalised the same way. The subset is named
-    in ``description`` (and so in every run's identity)."""
-    from common.data import DataBundle, Split
-
-    if not isinstance(data, DataBundle) or not hasattr(data.train, "x"):
-        raise ValueError("class_subset takes an in-memory DataBundle (cifar10, digits); for an "
-                         "image folder, make a folder with only those classes.")
-    classes = list(classes)
-    bad = [c for c in classes if not (isinstance(c, int) and 0 <= c < data.num_classes)]
-    if bad or len(set(classes)) != len(classes) or not classes:
-        raise ValueError(f"classes must be distinct indices in 0..{data.num_classes - 1}, got "
-                         f"{classes}.")
-    lookup = torch.full((data.num_classes,), -1, dtype=torch.long)
-    lookup[classes] = torch.arange(len(classes))
-
-    def keep(split: Split, cap: int | None) -> Split:
-        y = lookup.to(split.y.device)[split.y]
-        mask = y >= 0
-        if cap is not None:
-            rank = torch.zeros_like(y)
-            for c in range(len(classes)):
-                hit = y == c
-                rank[hit] = torch.arange(int(hit.sum()), device=y.device)
-            mask &= rank < cap
-        return Split(split.x[mask], y[mask])
-
-    label = ",".join(data.classes[c] for c in classes)
-    name = f"{data.name}[classes {label}" + (f"; {per_class} per class" if per_class else "") + "]"
-    return dataclasses.replace(
-        data, name=name, classes=tuple(data.classes[c] for c in classes), _norm=None,
-        train=keep(data.train, per_class), val=keep(data.val, None), test=keep(data.test, None))
-
-
-def with_statistics(data, mean: Sequence[float], std: Sequence[float]):
-    """``data`` normalised with another ``mean`` and ``std`` (per channel, in [0, 1] units): the
-    statistics pretrained weights were trained with (``weights.transforms().mean``), not the
-    new data's own."""
-    return dataclasses.replace(data, mean=torch.tensor(mean, dtype=torch.float32),
-                               std=torch.tensor(std, dtype=torch.float32), _norm=None)
-
-
-def check_statistics(data, mean: Sequence[float], std: Sequence[float], atol: float = 1e-3,
-                     source: str = "the weights") -> None:
-    """AssertionError unless ``data`` is normalised with ``mean`` and ``std``: pretrained
-    weights expect inputs normalised as in their own training (ImageNet's for torchvision's:
-    ``weights.transforms().mean`` and ``.std``), not with the new data's statistics."""
-    ours = (data.mean.tolist(), data.std.tolist())
-    same = all(abs(a - b) <= atol for a, b in zip(ours[0] + ours[1], list(mean) + list(std)))
-    if not same:
-        fmt = lambda v: "(" + ", ".join(f"{x:.3f}" for x in v) + ")"      # noqa: E731
-        raise AssertionError(
-            f"{data.description} is normalised with mean {fmt(ours[0])}, std {fmt(ours[1])}, "
-            f"but {source} expect mean {fmt(mean)}, std {fmt(std)}: the first layer sees inputs "
-            "shifted and scaled from what it learnt. Use with_statistics(data, mean, std).")

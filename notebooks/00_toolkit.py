@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -252,7 +252,7 @@ class BaselineCNN(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-@register_model("cifar_baseline")
+@register_model("cifar_baseline", head="fc")
 def cifar_baseline(num_classes: int = 10, **kwargs) -> BaselineCNN:
     """The course's baseline CNN for 32x32 images (about 0.29M parameters)."""
     return BaselineCNN(num_classes=num_classes, **kwargs)
@@ -490,7 +490,7 @@ if data.device.type == "cpu":
     assert diff == 0.0
 
 # %% [markdown]
-# **Where this loop is in `fit`.** `fit` (in `common/train.py`) is this loop with what a real run
+# **Where this loop is in `fit`.** `fit` (in `common/train/loop.py`) is this loop with what a real run
 # needs put around it. Each line of `train_loop` has its twin in `fit`'s body, in the same order,
 # marked with a comment `# 00:`; the optimizer comes from `make_optimizer` (SGD here, the
 # recipe's choice in general), and the loss and backward pass go through autocast and the

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -577,84 +577,84 @@ def _with_paper_numbers(config: str):
     return append
 
 
-@register_model("vgg11")
+@register_model("vgg11", head="classifier.6", weights="VGG11_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("A")
 def vgg11(**kwargs) -> VGG:
     """VGG-11: configuration A. Keywords: see ``VGG``."""
     return _vgg("vgg11", "A", False, **kwargs)
 
 
-@register_model("vgg11_bn")
+@register_model("vgg11_bn", head="classifier.6", weights="VGG11_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("A")
 def vgg11_bn(**kwargs) -> VGG:
     """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_bn", "A", True, **kwargs)
 
 
-@register_model("vgg11_lrn")
+@register_model("vgg11_lrn", head="classifier.6")
 @_with_paper_numbers("A-LRN")
 def vgg11_lrn(**kwargs) -> VGG:
     """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
     return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
 
 
-@register_model("vgg11_lrn_bn")
+@register_model("vgg11_lrn_bn", head="classifier.6")
 @_with_paper_numbers("A-LRN")
 def vgg11_lrn_bn(**kwargs) -> VGG:
     """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
 
 
-@register_model("vgg13")
+@register_model("vgg13", head="classifier.6", weights="VGG13_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("B")
 def vgg13(**kwargs) -> VGG:
     """VGG-13: configuration B. Keywords: see ``VGG``."""
     return _vgg("vgg13", "B", False, **kwargs)
 
 
-@register_model("vgg13_bn")
+@register_model("vgg13_bn", head="classifier.6", weights="VGG13_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("B")
 def vgg13_bn(**kwargs) -> VGG:
     """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg13_bn", "B", True, **kwargs)
 
 
-@register_model("vgg16_c")
+@register_model("vgg16_c", head="classifier.6")
 @_with_paper_numbers("C")
 def vgg16_c(**kwargs) -> VGG:
     """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
     return _vgg("vgg16_c", "C", False, **kwargs)
 
 
-@register_model("vgg16_c_bn")
+@register_model("vgg16_c_bn", head="classifier.6")
 @_with_paper_numbers("C")
 def vgg16_c_bn(**kwargs) -> VGG:
     """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_c_bn", "C", True, **kwargs)
 
 
-@register_model("vgg16")
+@register_model("vgg16", head="classifier.6", weights="VGG16_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("D")
 def vgg16(**kwargs) -> VGG:
     """VGG-16: configuration D. Keywords: see ``VGG``."""
     return _vgg("vgg16", "D", False, **kwargs)
 
 
-@register_model("vgg16_bn")
+@register_model("vgg16_bn", head="classifier.6", weights="VGG16_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("D")
 def vgg16_bn(**kwargs) -> VGG:
     """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
     return _vgg("vgg16_bn", "D", True, **kwargs)
 
 
-@register_model("vgg19")
+@register_model("vgg19", head="classifier.6", weights="VGG19_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("E")
 def vgg19(**kwargs) -> VGG:
     """VGG-19: configuration E. Keywords: see ``VGG``."""
     return _vgg("vgg19", "E", False, **kwargs)
 
 
-@register_model("vgg19_bn")
+@register_model("vgg19_bn", head="classifier.6", weights="VGG19_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("E")
 def vgg19_bn(**kwargs) -> VGG:
     """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -734,25 +734,25 @@ class CifarVGG(nn.Module):
         return self.classifier(x)
 
 
-@register_model("cifar_vgg11_bn")
+@register_model("cifar_vgg11_bn", head="classifier")
 def cifar_vgg11_bn(**kwargs) -> CifarVGG:
     """Column A of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
 
 
-@register_model("cifar_vgg13_bn")
+@register_model("cifar_vgg13_bn", head="classifier")
 def cifar_vgg13_bn(**kwargs) -> CifarVGG:
     """Column B of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
 
 
-@register_model("cifar_vgg16_bn")
+@register_model("cifar_vgg16_bn", head="classifier")
 def cifar_vgg16_bn(**kwargs) -> CifarVGG:
     """Column D of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
 
 
-@register_model("cifar_vgg19_bn")
+@register_model("cifar_vgg19_bn", head="classifier")
 def cifar_vgg19_bn(**kwargs) -> CifarVGG:
     """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
@@ -1293,10 +1293,9 @@ reference = REFERENCE_ACC.get(MODEL) if WIDTH == 1.0 else None
 print(f"{MODEL}: test accuracy {test['acc']:.2%} on {data.description}")
 print(f"reference: {'not available for ' + MODEL if reference is None else f'{reference:.2%}'}"
       " (kuangliu/pytorch-cifar README, VGG16, CIFAR-10 test set; its recipe is not stated)")
-if data.name != "cifar10" or common.SMOKE:
-    print("Not comparable: " + "; ".join(
-        ([f"smoke mode ({len(history['epoch'])} epochs of a narrow net)"] if common.SMOKE else [])
-        + (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])) + ".")
+why = common.caveats(data, history) + ([f"a narrow net (width {WIDTH})"] if WIDTH != 1 else [])
+if why:
+    print("Not comparable: " + "; ".join(why) + ".")
 assert 0 <= test["acc"] <= 1 and math.isfinite(test["loss"])
 
 # %% [markdown]

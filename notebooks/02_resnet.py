@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -810,108 +810,108 @@ def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
                   residual=residual, **kwargs)
 
 
-@register_model("resnet18")
+@register_model("resnet18", head="fc", weights="ResNet18_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (Table 1)."""
     return _resnet(18, **kwargs)
 
 
-@register_model("resnet34")
+@register_model("resnet34", head="fc", weights="ResNet34_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (Table 1)."""
     return _resnet(34, **kwargs)
 
 
-@register_model("resnet50")
+@register_model("resnet50", head="fc", weights="ResNet50_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(50, **kwargs)
 
 
-@register_model("resnet101")
+@register_model("resnet101", head="fc", weights="ResNet101_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(101, **kwargs)
 
 
-@register_model("resnet152")
+@register_model("resnet152", head="fc", weights="ResNet152_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (Table 1); v1.5 unless stride_in_1x1=True."""
     return _resnet(152, **kwargs)
 
 
-@register_model("cifar_resnet20")
+@register_model("cifar_resnet20", head="fc")
 @_with_paper_numbers
 def cifar_resnet20(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-20 (sec. 4.2, n = 3)."""
     return _cifar_resnet(20, **kwargs)
 
 
-@register_model("cifar_resnet32")
+@register_model("cifar_resnet32", head="fc")
 @_with_paper_numbers
 def cifar_resnet32(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-32 (sec. 4.2, n = 5)."""
     return _cifar_resnet(32, **kwargs)
 
 
-@register_model("cifar_resnet44")
+@register_model("cifar_resnet44", head="fc")
 @_with_paper_numbers
 def cifar_resnet44(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-44 (sec. 4.2, n = 7)."""
     return _cifar_resnet(44, **kwargs)
 
 
-@register_model("cifar_resnet56")
+@register_model("cifar_resnet56", head="fc")
 @_with_paper_numbers
 def cifar_resnet56(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-56 (sec. 4.2, n = 9)."""
     return _cifar_resnet(56, **kwargs)
 
 
-@register_model("cifar_resnet110")
+@register_model("cifar_resnet110", head="fc")
 @_with_paper_numbers
 def cifar_resnet110(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-110 (sec. 4.2, n = 18)."""
     return _cifar_resnet(110, **kwargs)
 
 
-@register_model("cifar_resnet1202")
+@register_model("cifar_resnet1202", head="fc")
 @_with_paper_numbers
 def cifar_resnet1202(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-1202 (sec. 4.2, n = 200; "Exploring over 1000 layers")."""
     return _cifar_resnet(1202, **kwargs)
 
 
-@register_model("cifar_plain20")
+@register_model("cifar_plain20", head="fc")
 def cifar_plain20(**kwargs) -> ResNet:
     """CIFAR-10 plain-20: ResNet-20 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(20, residual=False, **kwargs)
 
 
-@register_model("cifar_plain32")
+@register_model("cifar_plain32", head="fc")
 def cifar_plain32(**kwargs) -> ResNet:
     """CIFAR-10 plain-32: ResNet-32 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(32, residual=False, **kwargs)
 
 
-@register_model("cifar_plain44")
+@register_model("cifar_plain44", head="fc")
 def cifar_plain44(**kwargs) -> ResNet:
     """CIFAR-10 plain-44: ResNet-44 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(44, residual=False, **kwargs)
 
 
-@register_model("cifar_plain56")
+@register_model("cifar_plain56", head="fc")
 def cifar_plain56(**kwargs) -> ResNet:
     """CIFAR-10 plain-56: ResNet-56 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(56, residual=False, **kwargs)
 
 
-@register_model("cifar_plain110")
+@register_model("cifar_plain110", head="fc")
 def cifar_plain110(**kwargs) -> ResNet:
     """CIFAR-10 plain-110: ResNet-110 without shortcuts (sec. 4.2; Fig. 6: error above 60%)."""
     return _cifar_resnet(110, residual=False, **kwargs)
@@ -1205,7 +1205,8 @@ plt.show()
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
 # own run, and editing a hyperparameter starts a fresh one instead of clashing with the old
-# checkpoint. `fit` shows a progress bar and the curves as they grow (in smoke mode, for the
+# checkpoint (`common.train_run`: seed, build the model, name its folder, `fit(..., resume=True)`
+# there). `fit` shows a progress bar and the curves as they grow (in smoke mode, for the
 # tests, it stays quiet). On a CPU with native bf16 it trains in bf16 autocast, elsewhere on a
 # CPU in fp32; its first line says which.
 #
@@ -1213,15 +1214,7 @@ plt.show()
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("02_resnet", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
-resnet20, history20 = train("cifar_resnet20", recipe)
+resnet20, history20 = common.train_run("02_resnet", "cifar_resnet20", recipe, data)
 
 # %% [markdown]
 # ResNet-110 with its warm-up trains the same way. Per image it costs several times ResNet-20
@@ -1236,7 +1229,8 @@ histories = {"ResNet-20": history20}
 if common.SMOKE or common.QUICK:
     print("Smoke or quick mode: skipping the ResNet-110 run (recipe110 above); it runs in full mode.")
 else:
-    resnet110, histories["ResNet-110"] = train("cifar_resnet110", recipe110)
+    resnet110, histories["ResNet-110"] = common.train_run("02_resnet", "cifar_resnet110",
+                                                          recipe110, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc") if data.val
                       else ("train_loss", "train_acc"))
 
@@ -1255,9 +1249,7 @@ for label, model in models.items():
                  f"{err:.2f}%", PROTOCOL, data.description))
 display(common.table(rows, header=("model", "Table 6 error (50k)", "our test error", "protocol",
                                    "data")))
-why = ((["smoke mode (a couple of epochs)"] if common.SMOKE else [])
-       + (["quick mode (a subset, a few epochs)"] if common.QUICK else [])
-       + (["the offline digits stand-in, not CIFAR-10"] if data.offline else []))
+why = common.caveats(data, history20)
 if why:
     print("Not comparable with Table 6: " + "; ".join(why) + ".")
 
@@ -1291,7 +1283,8 @@ depths = (20,) if common.SMOKE else (20, 56)        # smoke: only the light pair
 fig6 = {}
 for kind in ("plain", "resnet"):
     for depth in depths:
-        _, fig6[(kind, depth)] = train(f"cifar_{kind}{depth}", fig6_recipe)
+        _, fig6[(kind, depth)] = common.train_run("02_resnet", f"cifar_{kind}{depth}",
+                                                  fig6_recipe, data)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True, layout="constrained")
@@ -1456,7 +1449,8 @@ else:
 # **Seeds.** Two runs that differ only in their seed end apart: by 0.16 points (one standard
 # deviation, Table 6) for the paper's five ResNet-110 runs, and short runs on small data (quick
 # mode) may spread far more: measure it. A comparison of two variants is only as good as that
-# spread: `train(name, recipe, seed=s)` runs another seed, and the difference of the means of
+# spread: `common.train_run("02_resnet", name, recipe, data, seed=s)` runs another seed (in its
+# own folder), and the difference of the means of
 # $n$ runs per variant has a standard deviation of $\sigma\sqrt{2/n}$ when one run has $\sigma$.
 # To see a gap $d$ at two standard deviations you need $n \ge 8\sigma^2/d^2$ runs per variant.
 # The paper's only measure of $\sigma$ is its five ResNet-110 runs on CIFAR-10 (Table 6); the

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -601,77 +601,81 @@ def _with_paper_numbers(constructor):
     return constructor
 
 
-@register_model("densenet121")
+@register_model("densenet121", head="classifier", weights="DenseNet121_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Table 1, k = 32)."""
     return _imagenet_densenet(121, **kwargs)
 
 
-@register_model("densenet161")
+@register_model("densenet161", head="classifier", weights="DenseNet161_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
     return _imagenet_densenet(161, **kwargs)
 
 
-@register_model("densenet169")
+@register_model("densenet169", head="classifier", weights="DenseNet169_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Table 1, k = 32)."""
     return _imagenet_densenet(169, **kwargs)
 
 
-@register_model("densenet201")
+@register_model("densenet201", head="classifier", weights="DenseNet201_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Table 1, k = 32)."""
     return _imagenet_densenet(201, **kwargs)
 
 
-@register_model("densenet264")
+@register_model("densenet264", head="classifier")
 @_with_paper_numbers
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-264 (Table 1, k = 32); torchvision has none."""
     return _imagenet_densenet(264, **kwargs)
 
 
-@register_model("cifar_densenet40_k12")
+@register_model("cifar_densenet40_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet40_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet40_k12", **kwargs)
 
 
-@register_model("cifar_densenet100_k12")
+@register_model("cifar_densenet100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k12", **kwargs)
 
 
-@register_model("cifar_densenet100_k24")
+@register_model("cifar_densenet100_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k24(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
     return _table2_densenet("cifar_densenet100_k24", **kwargs)
 
 
-@register_model("cifar_densenet_bc100_k12")
+@register_model("cifar_densenet_bc100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 100, k = 12) of Table 2."""
     return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
 
 
-@register_model("cifar_densenet_bc250_k24")
+@register_model("cifar_densenet_bc250_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 250, k = 24) of Table 2."""
     return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
 
 
-@register_model("cifar_densenet_bc190_k40")
+@register_model("cifar_densenet_bc190_k40", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""
@@ -1075,24 +1079,17 @@ recipe.table()
 
 # %% [markdown]
 # One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
-# own run, and editing a hyperparameter starts a fresh one.
+# own run, and editing a hyperparameter starts a fresh one (`common.train_run`; `build` makes
+# the DenseNet-BC of any depth and growth rate, registered or not).
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(depth: int, growth_rate: int, recipe: common.Recipe, seed: int = 0):
-    """Train the DenseNet-BC of this depth and growth rate on `data`; resumes its own run."""
-    common.seed_everything(seed)
-    model = cifar_densenet(depth, growth_rate, num_classes=data.num_classes)
-    model.name = f"cifar_densenet_bc{depth}_k{growth_rate}"
-    run_dir = common.run_dir_for("03_densenet", model.name, recipe, data)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 MAIN_DEPTH = 22 if common.SMOKE else TABLE2["cifar_densenet_bc100_k12"].depth   # smoke: L = 22
-densenet, history = train(MAIN_DEPTH, 12, recipe)
+densenet, history = common.train_run(
+    "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k12", recipe, data,
+    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes))
 common.plot_histories({f"DenseNet-BC (L={MAIN_DEPTH}, k=12)": history},
                       metrics=("train_loss", "val_loss", "val_acc"))
 
@@ -1108,8 +1105,7 @@ assert 0 <= err <= 100
 print(f"DenseNet-BC (L=100, k=12): Table 2, C10+ error {paper.c10_plus:.2f}%")
 print(f"ours, DenseNet-BC (L={MAIN_DEPTH}, k=12): test error {err:.2f}%  ({data.description}, "
       f"trained on {len(data.train)} images)")
-why = ((["smoke mode (L = 22, two epochs)"] if common.SMOKE else [])
-       + (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = (common.caveats(data, history)
        + ["a 45k/5k split, where the paper's final run trains on all 50k (sec. 4.1)"])
 print("Differences from the paper's run: " + "; ".join(why) + ".")
 
@@ -1150,7 +1146,9 @@ growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
 growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
 growth = {}
 for k in growth_rates:
-    model, _ = train(MAIN_DEPTH, k, growth_recipe)
+    model, _ = common.train_run(
+        "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k{k}", growth_recipe, data,
+        build=lambda: cifar_densenet(MAIN_DEPTH, k, num_classes=data.num_classes))
     growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
 
 # %%

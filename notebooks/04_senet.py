@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -493,7 +493,7 @@ def _cifar_seresnet(depth: int, *, reduction: float = 16, divisor: int = 1, **kw
                   **kwargs)
 
 
-@register_model("seresnet50")
+@register_model("seresnet50", head="fc", weights="timm:seresnet50.a1_in1k")
 @_paper_numbers_in_docstring
 def seresnet50(**kwargs) -> ResNet:
     """SE-ResNet-50 (Table 1, middle): v1.5 and timm's seresnet50 unless stride_in_1x1=True (v1,
@@ -501,7 +501,7 @@ def seresnet50(**kwargs) -> ResNet:
     return _seresnet(50, **kwargs)
 
 
-@register_model("seresnet101")
+@register_model("seresnet101", head="fc")
 @_paper_numbers_in_docstring
 def seresnet101(**kwargs) -> ResNet:
     """SE-ResNet-101: v1.5 and timm's seresnet101 unless stride_in_1x1=True (v1, the paper's).
@@ -509,7 +509,7 @@ def seresnet101(**kwargs) -> ResNet:
     return _seresnet(101, **kwargs)
 
 
-@register_model("seresnet152")
+@register_model("seresnet152", head="fc")
 @_paper_numbers_in_docstring
 def seresnet152(**kwargs) -> ResNet:
     """SE-ResNet-152: v1.5 and timm's seresnet152 unless stride_in_1x1=True (v1, the paper's).
@@ -517,7 +517,7 @@ def seresnet152(**kwargs) -> ResNet:
     return _seresnet(152, **kwargs)
 
 
-@register_model("seresnext50_32x4d")
+@register_model("seresnext50_32x4d", head="fc", weights="timm:seresnext50_32x4d.racm_in1k")
 @_paper_numbers_in_docstring
 def seresnext50_32x4d(**kwargs) -> ResNet:
     """SE-ResNeXt-50 (32x4d) (Table 1, right): timm's seresnext50_32x4d, the stride in the
@@ -525,28 +525,28 @@ def seresnext50_32x4d(**kwargs) -> ResNet:
     return _seresnet(50, groups=32, width_per_group=4, **kwargs)
 
 
-@register_model("resnext50_32x4d")
+@register_model("resnext50_32x4d", head="fc", weights="ResNeXt50_32X4D_Weights.IMAGENET1K_V2")
 def resnext50_32x4d(**kwargs) -> ResNet:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, arXiv:1611.05431), the baseline of SE-ResNeXt-50:
     torchvision's resnext50_32x4d. Input: images of at least 32x32 pixels."""
     return ResNet(Bottleneck, IMAGENET_CONFIGS[50][1], groups=32, width_per_group=4, **kwargs)
 
 
-@register_model("cifar_seresnet20")
+@register_model("cifar_seresnet20", head="fc")
 def cifar_seresnet20(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-20: notebook 02's ResNet-20 with SE blocks, r = 16, reduced widths
     1, 2, 4 (divisor 1). Input: images of at least 4x4 pixels."""
     return _cifar_seresnet(20, **kwargs)
 
 
-@register_model("cifar_seresnet56")
+@register_model("cifar_seresnet56", head="fc")
 def cifar_seresnet56(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-56: notebook 02's ResNet-56 with SE blocks, r = 16 (divisor 1).
     Input: images of at least 4x4 pixels."""
     return _cifar_seresnet(56, **kwargs)
 
 
-@register_model("cifar_seresnet110")
+@register_model("cifar_seresnet110", head="fc")
 @_paper_numbers_in_docstring
 def cifar_seresnet110(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-110: notebook 02's ResNet-110 with SE blocks, r = 16 (divisor 1).
@@ -891,22 +891,14 @@ recipe110.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, group: str = "04_senet", **model_kwargs):
-    """Train (or reload) one run; its folder is named after the model, recipe and data."""
-    common.seed_everything(0)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for(group, name, recipe, data, **model_kwargs)
-    return model, common.fit(model, data, recipe, run_dir=run_dir, resume=True)
-
-
 DEPTHS = (20,) if common.SMOKE else (20, 56, 110)     # smoke: the 20-layer pair only
 models, histories = {}, {}
 for depth in DEPTHS:
     rec = recipe110 if depth == 110 else recipe
-    models[f"ResNet-{depth}"], histories[f"ResNet-{depth}"] = train(
-        f"cifar_resnet{depth}", rec, group="02_resnet")                 # notebook 02's runs
-    models[f"SE-ResNet-{depth}"], histories[f"SE-ResNet-{depth}"] = train(
-        f"cifar_seresnet{depth}", rec)
+    models[f"ResNet-{depth}"], histories[f"ResNet-{depth}"] = common.train_run(
+        "02_resnet", f"cifar_resnet{depth}", rec, data)                 # notebook 02's runs
+    models[f"SE-ResNet-{depth}"], histories[f"SE-ResNet-{depth}"] = common.train_run(
+        "04_senet", f"cifar_seresnet{depth}", rec, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -921,7 +913,6 @@ from common.models import resnet
 paper_error = {f"ResNet-{d}": (resnet.PAPER_NUMBERS[f"cifar_resnet{d}"]["error"], "He 2015, Table 6")
                for d in DEPTHS}
 paper_error["SE-ResNet-110"] = (PAPER_NUMBERS["cifar_seresnet110"]["error"], "Table 4")
-comparable = data.name == "cifar10" and not common.SMOKE
 rows = []
 for label, model in models.items():
     err = 100 * (1 - common.evaluate(model, data, "test")["acc"])
@@ -932,9 +923,8 @@ for label, model in models.items():
 display(common.table(rows, header=("model", "parameters", "paper's test error", "our test error")))
 print(f"Table 4's baseline, {PAPER_NUMBERS['cifar_seresnet110']['baseline']['name']}: "
       f"{PAPER_NUMBERS['cifar_seresnet110']['baseline']['error']:.2f}%. Data: {data.description}.")
-if not comparable:
-    why = (["smoke mode (a couple of epochs)"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, histories["SE-ResNet-20"])
+if why:
     print("Not comparable with the paper: " + "; ".join(why) + ".")
 
 # %% [markdown]
@@ -962,7 +952,7 @@ with torch.device("meta"):
 ratio_runs = {16: (models["SE-ResNet-20"], histories["SE-ResNet-20"])}   # section 6's run
 for r in TRAINED:
     if r not in ratio_runs:
-        ratio_runs[r] = train("cifar_seresnet20", recipe, reduction=r)
+        ratio_runs[r] = common.train_run("04_senet", "cifar_seresnet20", recipe, data, reduction=r)
 rows = []
 for r, net in ratio_nets.items():
     widths = [stage[0].se.fc1.out_channels for stage in net.stages()]

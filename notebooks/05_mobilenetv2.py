@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -676,7 +676,7 @@ except ValueError as err:
 
 # %%
 #@save mobilenetv2
-@register_model("mobilenet_v2")
+@register_model("mobilenet_v2", head="classifier.1", weights="MobileNet_V2_Weights.IMAGENET1K_V2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
@@ -687,7 +687,7 @@ mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; 
     "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."
 
 
-@register_model("cifar_mobilenet_v2")
+@register_model("cifar_mobilenet_v2", head="classifier.1")
 def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwargs) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs: stride 1 in the stem and in the 24-channel row
     (CIFAR_INVERTED_RESIDUAL_SETTING; the adaptation of kuangliu/pytorch-cifar), so the last
@@ -1098,16 +1098,9 @@ cifar_recipe.table()
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("05_mobilenetv2", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 MODEL, WIDTH = ("mobilenet_v2", 0.35) if common.SMOKE else ("cifar_mobilenet_v2", 1.0)  # smoke: lighter
-cifar_model, cifar_history = train(MODEL, cifar_recipe, width_mult=WIDTH)
+cifar_model, cifar_history = common.train_run("05_mobilenetv2", MODEL, cifar_recipe, data,
+                                              width_mult=WIDTH)
 common.plot_histories({f"{MODEL} (width {WIDTH})": cifar_history},
                       metrics=("train_loss", "val_loss", "val_acc"))
 
@@ -1122,9 +1115,8 @@ acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}, width {WIDTH}: test accuracy {acc:.2f}% on {data.description} "
       f"(kuangliu/pytorch-cifar reports {KUANGLIU_ACC}% for its variant)")
-if data.name != "cifar10" or common.SMOKE:
-    why = ([f"smoke mode (a couple of epochs of {MODEL} at width {WIDTH})"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not comparable: " + "; ".join(why) + ".")
 
 # %% [markdown]

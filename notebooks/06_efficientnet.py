@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -832,42 +832,50 @@ def _efficientnet(variant: str, **kwargs) -> EfficientNet:
 TF_BATCH_NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 
 
-@register_model("efficientnet_b0")
+@register_model("efficientnet_b0", head="classifier.1",
+                weights="EfficientNet_B0_Weights.IMAGENET1K_V1")
 def efficientnet_b0(**kwargs) -> EfficientNet:
     return _efficientnet("b0", **kwargs)
 
 
-@register_model("efficientnet_b1")
+@register_model("efficientnet_b1", head="classifier.1",
+                weights="EfficientNet_B1_Weights.IMAGENET1K_V2")
 def efficientnet_b1(**kwargs) -> EfficientNet:
     return _efficientnet("b1", **kwargs)
 
 
-@register_model("efficientnet_b2")
+@register_model("efficientnet_b2", head="classifier.1",
+                weights="EfficientNet_B2_Weights.IMAGENET1K_V1")
 def efficientnet_b2(**kwargs) -> EfficientNet:
     return _efficientnet("b2", **kwargs)
 
 
-@register_model("efficientnet_b3")
+@register_model("efficientnet_b3", head="classifier.1",
+                weights="EfficientNet_B3_Weights.IMAGENET1K_V1")
 def efficientnet_b3(**kwargs) -> EfficientNet:
     return _efficientnet("b3", **kwargs)
 
 
-@register_model("efficientnet_b4")
+@register_model("efficientnet_b4", head="classifier.1",
+                weights="EfficientNet_B4_Weights.IMAGENET1K_V1")
 def efficientnet_b4(**kwargs) -> EfficientNet:
     return _efficientnet("b4", **kwargs)
 
 
-@register_model("efficientnet_b5")
+@register_model("efficientnet_b5", head="classifier.1",
+                weights="EfficientNet_B5_Weights.IMAGENET1K_V1")
 def efficientnet_b5(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b5", norm_layer=norm_layer, **kwargs)
 
 
-@register_model("efficientnet_b6")
+@register_model("efficientnet_b6", head="classifier.1",
+                weights="EfficientNet_B6_Weights.IMAGENET1K_V1")
 def efficientnet_b6(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b6", norm_layer=norm_layer, **kwargs)
 
 
-@register_model("efficientnet_b7")
+@register_model("efficientnet_b7", head="classifier.1",
+                weights="EfficientNet_B7_Weights.IMAGENET1K_V1")
 def efficientnet_b7(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b7", norm_layer=norm_layer, **kwargs)
 
@@ -886,7 +894,7 @@ _document(efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, ef
           efficientnet_b5, efficientnet_b6, efficientnet_b7)
 
 
-@register_model("cifar_efficientnet_b0")
+@register_model("cifar_efficientnet_b0", head="classifier.1")
 def cifar_efficientnet_b0(*, num_classes: int = 10, width_mult: float = 1.0, depth_mult: float = 1.0,
                           **kwargs) -> EfficientNet:
     """EfficientNet-B0 for 32x32 inputs (CIFAR_TABLE1: stride 1 in the stem and in stage 3, as
@@ -1244,14 +1252,6 @@ cifar_recipe.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, **model_kwargs):
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("06_efficientnet", name, recipe, data, **model_kwargs)
-    history = common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 with torch.device("meta"):
     cost = {n: common.count_macs(common.get_model(n, num_classes=10), (1, 3, 32, 32))
             for n in ("cifar_efficientnet_b0", "efficientnet_b0")}
@@ -1259,7 +1259,7 @@ print(f"multiply-adds per 32x32 image: cifar_efficientnet_b0 {cost['cifar_effici
       f"efficientnet_b0 {cost['efficientnet_b0'] / 1e6:.1f}M "
       f"({cost['cifar_efficientnet_b0'] / cost['efficientnet_b0']:.0f}x less)")
 MODEL = "efficientnet_b0" if common.SMOKE else "cifar_efficientnet_b0"      # smoke: lighter
-cifar_model, cifar_history = train(MODEL, cifar_recipe)
+cifar_model, cifar_history = common.train_run("06_efficientnet", MODEL, cifar_recipe, data)
 common.plot_histories({MODEL: cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -1272,9 +1272,8 @@ common.plot_histories({MODEL: cifar_history}, metrics=("train_loss", "val_loss",
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}: test accuracy {acc:.2f}% on {data.description}")
-if data.name != "cifar10" or common.SMOKE:
-    why = ([f"smoke mode (a couple of epochs of {MODEL})"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not a CIFAR-10 result: " + "; ".join(why) + ".")
 
 # %% [markdown]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -218,15 +218,16 @@ DEVICE = common.pick_device()
 MACHINE = machine(DEVICE)
 
 
-def train(label: str, seed: int) -> comparison.Run:
-    """Train (or reload, or resume) one model at one seed under the shared recipe."""
+def train_and_record(label: str, seed: int) -> comparison.Run:
+    """Train (or reload, or resume) one model at one seed under the shared recipe, and record
+    which machine trained which epochs, and the test accuracy once the run is finished."""
     name, _ = available[label]
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=data.num_classes)
-    run_dir = common.run_dir_for("07_comparison", name, recipe, data, seed=seed, **subset)
+    key = {"seed": seed, **subset}                    # the seed names every run's folder here
+    run_dir = common.run_dir_for("07_comparison", name, recipe, data, **key)   # train_run's
     before = comparison.read_run(run_dir).epochs_done if (run_dir / "history.json").exists() else 0
-    common.fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-               live_plot=False, stop_after_epochs=STOP_AFTER_EPOCHS)
+    model, _ = common.train_run("07_comparison", name, recipe, data, seed=seed, key=key,
+                                fit_kwargs={"live_plot": False,
+                                            "stop_after_epochs": STOP_AFTER_EPOCHS})
     run = comparison.read_run(run_dir)
     if run.epochs_done > before:                    # which machine trained which epochs
         sittings = run.results.get("sittings", []) + [
@@ -237,7 +238,7 @@ def train(label: str, seed: int) -> comparison.Run:
     return comparison.read_run(run_dir)
 
 
-trained = {(label, seed): train(label, seed) for label in available for seed in SEEDS}
+trained = {(label, seed): train_and_record(label, seed) for label in available for seed in SEEDS}
 
 # %% [markdown]
 # ## 4 · Measure: size, cost, speed and memory, on this machine

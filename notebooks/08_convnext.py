@@ -201,9 +201,8 @@ common.block_diagrams(
 
 # %%
 #@save convnext
-import math
 from functools import partial
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -463,28 +462,32 @@ def _convnext(variant: str, stochastic_depth_prob: float | None = None, **kwargs
                     stochastic_depth_prob=stochastic_depth_prob, **kwargs)
 
 
-@register_model("convnext_tiny")
+@register_model("convnext_tiny", head="classifier.2",
+                weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1")
 def convnext_tiny(**kwargs) -> ConvNeXt:
     """ConvNeXt-T (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 9, 3); stochastic depth 0.1
     (Table 5). Table 1: 29M parameters, 4.5 GFLOPs, 82.1% top-1."""
     return _convnext("tiny", **kwargs)
 
 
-@register_model("convnext_small")
+@register_model("convnext_small", head="classifier.2",
+                weights="ConvNeXt_Small_Weights.IMAGENET1K_V1")
 def convnext_small(**kwargs) -> ConvNeXt:
     """ConvNeXt-S (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 27, 3); stochastic depth 0.4
     (Table 5). Table 1: 50M parameters, 8.7 GFLOPs, 83.1% top-1."""
     return _convnext("small", **kwargs)
 
 
-@register_model("convnext_base")
+@register_model("convnext_base", head="classifier.2",
+                weights="ConvNeXt_Base_Weights.IMAGENET1K_V1")
 def convnext_base(**kwargs) -> ConvNeXt:
     """ConvNeXt-B (sec. 3): C = (128, 256, 512, 1024), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 89M parameters, 15.4 GFLOPs, 83.8% top-1."""
     return _convnext("base", **kwargs)
 
 
-@register_model("convnext_large")
+@register_model("convnext_large", head="classifier.2",
+                weights="ConvNeXt_Large_Weights.IMAGENET1K_V1")
 def convnext_large(**kwargs) -> ConvNeXt:
     """ConvNeXt-L (sec. 3): C = (192, 384, 768, 1536), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 198M parameters, 34.4 GFLOPs, 84.3% top-1."""
@@ -496,7 +499,7 @@ for name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large
     variant = name.split("_")[1]
     for fact in ("C = ", f"{PAPER_NUMBERS[variant]['params'] / 1e6:g}M parameters",
                  f"{PAPER_NUMBERS[variant]['flops'] / 1e9:g} GFLOPs", f"{PAPER_NUMBERS[variant]['top1']:g}%"):
-        assert fact in common.models.registry._MODELS[name].__doc__, (name, fact)   # docstrings = data
+        assert fact in common.model_card(name).constructor.__doc__, (name, fact)   # docstrings = data
 print("registered:", common.list_models("convnext_*"))
 
 # %% [markdown]
@@ -768,7 +771,7 @@ print("every step builds and runs:", ", ".join(f"{k}: {type(n).__name__}" for k,
 
 # %%
 #@save convnext
-@register_model("cifar_convnext")
+@register_model("cifar_convnext", head="classifier.2")
 def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
                    depths: tuple = (3, 3, 9, 3), stochastic_depth_prob: float = 0.1,
                    stem_patch: int = 2, **kwargs) -> ConvNeXt:
@@ -1238,19 +1241,9 @@ cifar_recipe.table()
 
 
 # %%
-def train(name: str, recipe: common.Recipe, seed: int = 0, train_data=None, **model_kwargs):
-    """Train ``name`` on ``train_data`` (default: ``data``), saved and resumed in its run folder."""
-    d = data if train_data is None else train_data
-    subset = {} if d is data else {"train_images": len(d.train.y)}     # part of the run's key
-    common.seed_everything(seed)
-    model = common.get_model(name, num_classes=d.num_classes, **model_kwargs)
-    run_dir = common.run_dir_for("08_convnext", name, recipe, d, **model_kwargs, **subset)
-    history = common.fit(model, d, recipe, run_dir=run_dir, resume=True, seed=seed)
-    return model, history
-
-
 SMOKE_KWARGS = dict(stem_patch=4, dims=(16, 32, 64, 128), depths=(1, 1, 3, 1)) if common.SMOKE else {}
-cifar_model, cifar_history = train("cifar_convnext", cifar_recipe, **SMOKE_KWARGS)
+cifar_model, cifar_history = common.train_run("08_convnext", "cifar_convnext", cifar_recipe, data,
+                                              **SMOKE_KWARGS)
 common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"))
 
 # %% [markdown]
@@ -1263,9 +1256,8 @@ common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", 
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"cifar_convnext: test accuracy {acc:.2f}% on {data.description}")
-if data.name != "cifar10" or common.SMOKE:
-    why = (["smoke mode (a couple of epochs)"] if common.SMOKE else []) + \
-          (["the offline digits stand-in, not CIFAR-10"] if data.offline else [])
+why = common.caveats(data, cifar_history)
+if why:
     print("Not a CIFAR-10 result: " + "; ".join(why) + ".")
 
 # %% [markdown]
@@ -1299,17 +1291,18 @@ kernel_recipe = dataclasses.replace(
     warmup_epochs=cifar_recipe.warmup_epochs * KERNEL_FRACTION,
     sources={**cifar_recipe.sources, "epochs": f"section 6.2's recipe x {KERNEL_FRACTION}",
              "warmup_epochs": "section 6.2's warm-up, at the same fraction of training"})
-kernel_data = data
+kernel_data, kernel_key = data, {}
 if common.SMOKE:                      # smoke mode only: 64 training and 32 validation images
     kernel_data = dataclasses.replace(data, train=Split(data.train.x[:64], data.train.y[:64]),
                                       val=Split(data.val.x[:32], data.val.y[:32]))
+    kernel_key = {"train_images": len(kernel_data.train.y)}          # part of the run's key
 kernel_runs = {}
 for k in KERNELS:
     with torch.device("meta"):
         probe = common.get_model("cifar_convnext", kernel_size=k, **SMOKE_KWARGS)
         cost = (common.count_params(probe), common.count_macs(probe, (1, 3, 32, 32)))
-    _, history = train("cifar_convnext", kernel_recipe, kernel_size=k, train_data=kernel_data,
-                       **SMOKE_KWARGS)
+    _, history = common.train_run("08_convnext", "cifar_convnext", kernel_recipe, kernel_data,
+                                  key=kernel_key, kernel_size=k, **SMOKE_KWARGS)
     kernel_runs[k] = (cost, history)
 display(common.table([(f"{k}x{k}", f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{h.best('val_acc')[1]:.3f}",
                      f"{sum(h['seconds']):.0f}")

@@ -30,8 +30,8 @@
 # scratch.
 #
 # **What you will build**
-# - `common.transfer`: `replace_head` (a new classifier of the right width, found from the
-#   model's structure, for every family of the course), `freeze` (only the named parts learn;
+# - `common.transfer`: `replace_head` (a new classifier of the right width, where the model's
+#   card says it is, for every family of the course), `freeze` (only the named parts learn;
 #   frozen batch norms stay in eval mode), and per-part learning rates through
 #   `Recipe.lr_scales` (discriminative fine-tuning);
 # - the official ImageNet weights loaded strictly into *our* models (on Colab);
@@ -145,11 +145,12 @@ common.seed_everything(0)
 # %% [markdown]
 # ## 2 · A new head, for every family: `replace_head`
 #
-# The head is found from the model's structure, not written per family: the last module that
-# holds parameters, which must be an `nn.Linear`; its input width is read from it. The models
-# are built on the `meta` device (shapes only: no memory, no arithmetic), so this costs nothing.
-# ConvNeXt (notebook 08's, with torchvision's module names) is found the same way: the code of
-# `common.transfer` has no case for it (its docstrings name it only as an example).
+# The head is declared where each model is registered (its model card:
+# `@register_model("resnet50", head="fc", ...)`), not written per family in `common.transfer`;
+# for a model from elsewhere (torchvision's, timm's) it is found from the structure: the last
+# module that holds parameters, which must be an `nn.Linear`. The tests check that the two
+# agree for every model of the course. Its input width is read from it. The models are built on
+# the `meta` device (shapes only: no memory, no arithmetic), so this costs nothing.
 #
 # The table also shows the model's **parts**, the names `freeze` and `Recipe.lr_scales` take:
 # `parts(model)` lists the model's top-level children that hold parameters, with a `features`
@@ -221,20 +222,23 @@ for attempt in (lambda: freeze(model, ("features.9",)),
 # %% [markdown]
 # ## 4 · The official ImageNet weights, in *our* models
 #
-# `load_official_weights` downloads torchvision's weights and loads them into the course's model
-# with `strict=True`, through `common.classify_photo`'s loader (notebooks 02-06): every name and
-# shape must match (DenseNet's checkpoints are renamed first, `pretrained_rename`: they hold keys
-# such as `denselayer1.norm.1.weight`, from module names with a dot in them, which PyTorch no
-# longer allows; the modules are `norm1` now. torchvision's `densenet.py` does the same when it
-# loads them, with the comment "'.'s are no longer allowed in module names"), and
-# the sample photo's top class is printed as a check that the weights work. Offline (the tests,
-# this machine) the download is skipped and said; the rest of the notebook runs either way,
+# `load_official_weights` downloads the weights the model's card names and loads them into the
+# course's model with `strict=True`, the loader `common.classify_photo` uses (notebooks 02-06):
+# every name and shape must match (DenseNet's checkpoints are renamed first, `pretrained_rename`:
+# they hold keys such as `denselayer1.norm.1.weight`, from module names with a dot in them, which
+# PyTorch no longer allows; the modules are `norm1` now. torchvision's `densenet.py` does the same
+# when it loads them, with the comment "'.'s are no longer allowed in module names"), and the
+# sample photo's top class is printed as a check that the weights work. Offline (the tests, this
+# machine) the download is skipped and said (`loaded` is False); the rest of the notebook runs
+# either way,
 # because its measured experiment does not need them.
 
 # %%
 resnet50 = common.get_model("resnet50")
 weights = pretrained_weights("resnet50")
 loaded = load_official_weights(resnet50, weights, rename=pretrained_rename("resnet50"))
+if loaded:
+    common.classify_photo(resnet50, weights, top=1, show=False)      # the weights at work
 preprocess = weights.transforms()
 print(f"{type(weights).__name__}.{weights.name}: loaded = {loaded}; the weights are evaluated on "
       f"{preprocess.crop_size[0]}-pixel centre crops of images resized to {preprocess.resize_size[0]}, "

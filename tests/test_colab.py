@@ -184,9 +184,9 @@ def test_fp16_with_a_scaler_on_a_gpu_without_native_bf16(monkeypatch, capability
                                                                   minor=capability[1]))
     monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: emulated,
                         raising=False)
-    dtype = train._amp_dtype(torch.device("cuda"), True)
+    dtype = train.amp_dtype(torch.device("cuda"), True)
     assert str(dtype) == f"torch.{expected}"
-    scaled = "gradient scaling" in train._precision_text(torch.device("cuda"), True, dtype)
+    scaled = "gradient scaling" in train.precision_text(torch.device("cuda"), True, dtype)
     assert scaled == (expected == "float16")
 
 
@@ -203,11 +203,13 @@ def _name(call):
 
 def _trains(node):
     """Whether code (a function, or a cell's code outside functions) trains a run that resumes:
-    common.fit(..., resume=True) with the run folder from common.run_dir_for."""
+    common.train_run (which always does), or common.fit(..., resume=True) with the run folder
+    from common.run_dir_for."""
     calls = _calls(node)
-    return any(_name(c) == "fit" and any(k.arg == "resume" and getattr(k.value, "value", 0) is True
-                                         for k in c.keywords) for c in calls) \
-        and any(_name(c) == "run_dir_for" for c in calls)
+    return any(_name(c) == "train_run" for c in calls) or (
+        any(_name(c) == "fit" and any(k.arg == "resume" and getattr(k.value, "value", 0) is True
+                                      for k in c.keywords) for c in calls)
+        and any(_name(c) == "run_dir_for" for c in calls))
 
 
 def training_cells(nb):

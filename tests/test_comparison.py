@@ -27,7 +27,8 @@ def write_run(root, group, folder, *, model="cifar_resnet56", seed=0, epochs=4, 
     h = History({"model": model, "seed": seed, "dataset": dataset, "mode": mode,
                  "epochs_run": planned, "train_size": train_size, "params": params,
                  "recipe": recipe.to_dict(), "offline": True},
-                epoch=list(range(1, epochs + 1)), train_loss=[2.0 / (e + 1) for e in range(epochs)],
+                epoch=list(range(1, epochs + 1)),
+                train_loss=[2.0 / (e + 1) for e in range(epochs)],
                 train_acc=list(val), val_acc=list(val), val_loss=[1.0] * epochs, lr=[0.1] * epochs,
                 images_per_sec=[100.0 * (seed + 1)] * epochs, seconds=[10.0] * epochs)
     path.mkdir(parents=True)
@@ -42,8 +43,10 @@ def runs_root(tmp_path):
     write_run(tmp_path, "07_comparison", "cifar_resnet56-a", seed=0, test=0.90)
     write_run(tmp_path, "07_comparison", "cifar_resnet56-b", seed=1, test=0.92)
     write_run(tmp_path, "07_comparison", "cifar_resnet56-c", seed=2, test=0.95)
-    write_run(tmp_path, "07_comparison", "cifar_resnet56-d", seed=3, epochs=2, test=0.30)  # unfinished
-    write_run(tmp_path, "07_comparison", "cifar_vgg16_bn-a", model="cifar_vgg16_bn", params=15_000_000,
+    write_run(tmp_path, "07_comparison", "cifar_resnet56-d", seed=3, epochs=2,
+              test=0.30)  # unfinished
+    write_run(tmp_path, "07_comparison", "cifar_vgg16_bn-a", model="cifar_vgg16_bn",
+              params=15_000_000,
               test=0.93)
     write_run(tmp_path, "07_comparison", "cifar_resnet56-smoke", mode="smoke", test=0.1)
     write_run(tmp_path, "07_comparison", "cifar_resnet56-other-recipe", test=0.5,
@@ -166,7 +169,7 @@ def test_a_real_run_is_found_evaluated_once_and_resumed(tmp_path, monkeypatch):
     run = comparison.read_run(run_dir)
     assert run.finished and run.epochs_done == 2
     expected = common.evaluate(model, data, "test")
-    result = comparison.test_result(run, tiny(data), data)             # weights from the checkpoint
+    result = comparison.test_result(run, tiny(data), data)      # weights from the checkpoint
     assert result["acc"] == pytest.approx(expected["acc"])
     assert result["loss"] == pytest.approx(expected["loss"], rel=1e-4)
     assert result["epoch"] == 2
@@ -228,8 +231,9 @@ def test_training_step_memory_counts_weights_state_and_activations():
     model = common.get_model("cifar_baseline", widths=(8, 16, 32), convs_per_stage=1)
     model.to(memory_format=torch.channels_last)
     x, _ = next(data.batches("train", 32))
-    with ctrain._autocast(torch.device("cpu"), ctrain._amp_dtype(torch.device("cpu"), True)):
-        saved = bytes_saved_for_backward(model.train(), x.contiguous(memory_format=torch.channels_last))
+    with ctrain.autocast(torch.device("cpu"), ctrain.amp_dtype(torch.device("cpu"), True)):
+        saved = bytes_saved_for_backward(model.train(),
+                                         x.contiguous(memory_format=torch.channels_last))
     assert saved > 0 and peaks[32] >= saved + 2 * weights
 
 

@@ -4,6 +4,8 @@ import ast
 import importlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -168,7 +170,8 @@ def test_saved_files_export_exactly_their_public_names(path):
                 if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
     public = {n for n in vars(module) if not n.startswith("_")} - imported
     assert len(module.__all__) == len(set(module.__all__)) and set(module.__all__) == public
-    notebook = jupytext.read(ROOT / "notebooks" / path.read_text().split("notebooks/")[1].split()[0])
+    source = path.read_text().split("notebooks/")[1].split()[0]
+    notebook = jupytext.read(ROOT / "notebooks" / source)
     headings = [line.lstrip("#").strip() for c in nb_cells(notebook, "markdown")
                 for line in c.splitlines() if line.startswith("## ")]
     subheadings = [line[4:] for c in nb_cells(notebook, "markdown") for line in c.splitlines()
@@ -203,7 +206,8 @@ def test_readme_links_every_docs_page_and_every_link_resolves():
     in one line; a page nobody links, or a link to a file that is gone, fails."""
     readme = (ROOT / "README.md").read_text()
     pages = sorted((ROOT / "docs").glob("*.md"))
-    assert pages and set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", readme)) == {p.name for p in pages}
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", readme))
+    assert pages and linked == {p.name for p in pages}
     for page in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *pages]:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" not in target:
@@ -216,3 +220,120 @@ def test_requirements_never_pin_torch():
                  "jupytext", "tqdm", "pytest", "ipywidgets"):
         assert re.search(rf"^{name}\b", reqs, re.M), name
     assert not re.search(r"^torch(vision)?\s*(==|<)", reqs, re.M), "loose lower bounds only"
+
+
+# --- the package's rooms: lint, no import circle, imports inside functions -----------------------
+
+def test_ruff_finds_nothing():
+    """The rules pyproject.toml's [tool.ruff] sets (pycodestyle at 99 columns, pyflakes, bugbear,
+    blind except, import order) hold for common/, the tests and conftest.py."""
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "common", "tests",
+                           "conftest.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "No module named ruff" not in done.stderr, "pip install -r requirements.txt (ruff)"
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _run_at_import(tree: ast.AST):
+    """The nodes Python runs when it imports the module: all but the bodies of functions."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        yield node
+        yield from _run_at_import(node)
+
+
+def _imports_at_import(path: Path, modules: set[str]) -> set[str]:
+    """The modules of ``common`` that ``path`` imports when it is imported: ``from X import y``
+    counts as X.y where that is a module, else as X."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in _run_at_import(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                      for a in node.names}
+    return {m for m in found if m in modules and m != name}
+
+
+def common_import_graph() -> dict[str, set[str]]:
+    paths = sorted((ROOT / "common").rglob("*.py"))
+    modules = {_module_name(p) for p in paths}
+    return {_module_name(p): _imports_at_import(p, modules) for p in paths}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` (a path that comes back to its start), or [] when there is none."""
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                return path[path.index(dep):] + [dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        state[node] = "done"
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_circle_inside_common():
+    """Each room of common/ imports only rooms below it when it is imported (CONTRIBUTING.md's
+    layout, lowest first): no module imports one that imports it back."""
+    graph = common_import_graph()
+    assert "common.runtime" in graph and graph["common.runtime"] == set()    # the lowest room
+    assert "common.train.recipe" in graph["common.runs"]                      # the walk sees edges
+    cycle = import_cycle(graph)
+    assert not cycle, "import circle: " + " -> ".join(cycle)
+
+
+#: What a function of common/ may import inside its body: optional or heavy packages that
+#: ``import common`` does not pay for, each import with a comment saying why.
+OPTIONAL_IMPORTS = ("matplotlib", "torchinfo", "sklearn", "IPython", "tqdm", "torchvision", "PIL",
+                    "timm", "google.colab", "torch.distributed._tools")
+
+
+def test_imports_inside_functions_are_only_optional_heavy_packages_and_say_why():
+    found = []
+    for path in sorted((ROOT / "common").rglob("*.py")):
+        if "exercises" in path.parts:          # being split in its own change
+            continue
+        lines = path.read_text().splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or ""]
+                said = "#" in lines[node.lineno - 1] or "#" in lines[node.lineno - 2]
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                if getattr(node, "level", 0) or not all(n.startswith(OPTIONAL_IMPORTS)
+                                                        for n in names):
+                    found.append(f"{where}: {names} inside a function: import it at the top")
+                elif not said:
+                    found.append(f"{where}: {names}: say why it is imported here (a comment)")
+    assert not found, "\n".join(found)

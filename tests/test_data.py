@@ -1,4 +1,5 @@
-"""common.data: the split, the statistics, the batched augmentation, the offline set, the errors."""
+"""common.data: the split, the statistics, the batched augmentation, the offline set, the
+errors."""
 import numpy as np
 import pytest
 import torch
@@ -169,7 +170,8 @@ def test_a_file_as_data_directory_is_a_clear_error(tmp_path):
 
 def test_offline_without_data_says_how_to_get_it(tmp_path):
     assert common.OFFLINE            # set by conftest: no download is even tried
-    with pytest.raises(cdata.DataUnavailable, match=r"cifar-10-python.tar.gz.*load_data\('digits'\)"):
+    with pytest.raises(cdata.DataUnavailable,
+                       match=r"cifar-10-python.tar.gz.*load_data\('digits'\)"):
         common.load_data("cifar10", root=tmp_path, fallback=False)
 
 

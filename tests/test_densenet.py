@@ -1,4 +1,5 @@
-"""Fast unit tests of the DenseNets saved from notebooks/03_densenet.ipynb (common/models/densenet.py).
+"""Fast unit tests of the DenseNets saved from notebooks/03_densenet.ipynb
+(common/models/densenet.py).
 
 The paper's numbers are read from the saved tables (TABLE1, TABLE2, TEXT_PARAMS), never retyped."""
 import pytest
@@ -95,7 +96,7 @@ def test_dense_layer_widths_and_order():
 
 def test_dense_block_grows_by_k_and_passes_input_on():
     block = D.DenseBlock(5, 16, 12).eval()
-    assert [l.in_channels for l in block.values()] == [16 + 12 * i for i in range(5)]
+    assert [layer.in_channels for layer in block.values()] == [16 + 12 * i for i in range(5)]
     x = torch.randn(2, 16, 8, 8)
     with torch.no_grad():
         y = block(x)
@@ -115,9 +116,11 @@ def test_cifar_architecture_follows_table2():
         with torch.device("meta"):
             net = common.get_model(name)
         per_block = (row.depth - 4) // (6 if row.bottleneck else 3)
-        assert [len(net.features.get_submodule(f"denseblock{i}")) for i in (1, 2, 3)] == [per_block] * 3
+        blocks = [net.features.get_submodule(f"denseblock{i}") for i in (1, 2, 3)]
+        assert [len(b) for b in blocks] == [per_block] * 3
         assert net.features.conv0.out_channels == (2 * row.growth_rate if row.bottleneck else 16)
-        assert net.features.conv0.kernel_size == (3, 3) and "pool0" not in dict(net.features.named_children())
+        assert net.features.conv0.kernel_size == (3, 3)
+        assert "pool0" not in dict(net.features.named_children())
     with pytest.raises(ValueError, match="6n \\+ 4"):
         D.cifar_densenet(101, 12)
 
@@ -251,7 +254,8 @@ def test_exercise_names_a_transition_without_compression():
     class NoCompression(nn.Module):
         def __init__(self, in_channels, compression=0.5):
             super().__init__()
-            self.bn, self.conv = nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, in_channels, 1, bias=False)
+            self.bn = nn.BatchNorm2d(in_channels)
+            self.conv = nn.Conv2d(in_channels, in_channels, 1, bias=False)
 
         def forward(self, x):
             return nn.functional.avg_pool2d(self.conv(torch.relu(self.bn(x))), 2)

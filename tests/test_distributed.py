@@ -144,7 +144,8 @@ def test_two_processes_are_close_to_one_with_the_same_global_batch(runs, tmp_pat
 
 def test_without_batch_norm_two_processes_follow_one_up_to_rounding(runs, tmp_path,
                                                                     monkeypatch):
-    monkeypatch.setitem(registry._MODELS, "tiny_nobn", worker.tiny_nobn)
+    monkeypatch.setitem(registry._CARDS, "tiny_nobn",
+                        registry.ModelCard("tiny_nobn", worker.tiny_nobn))
     model, _ = one_process(tmp_path / "one", worker.NOBN)
     one, two = model.state_dict(), weights(runs / "nobn-rank0.pt")
     torch.manual_seed(0)

@@ -23,7 +23,8 @@ VARIANTS = list(E.OFFICIAL_COEFFICIENTS)            # b0 ... b7
 
 @functools.lru_cache(maxsize=None)
 def meta_model(variant, torchvision_s=False):
-    """Ours (or torchvision's) EfficientNet-<variant> on the meta device: shapes only, built once."""
+    """Ours (or torchvision's) EfficientNet-<variant> on the meta device: shapes only, built
+    once."""
     with torch.device("meta"):
         if torchvision_s:
             return getattr(torchvision.models, f"efficientnet_{variant}")()
@@ -42,7 +43,8 @@ def test_mbconv_imports_the_blocks_of_notebooks_04_and_05():
     assert E.ConvNormActivation is mobilenetv2.ConvNormActivation
     assert E._make_divisible is mobilenetv2._make_divisible
     for name in ("SqueezeExcitation", "ConvNormActivation", "_make_divisible"):
-        assert f"class {name}" not in open(E.__file__).read() and f"def {name}" not in open(E.__file__).read()
+        source = open(E.__file__).read()
+        assert f"class {name}" not in source and f"def {name}" not in source
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -64,10 +66,12 @@ def test_state_dict_names_order_and_shapes_match_torchvision(variant):
     assert state_dict_differences(ours, theirs) == [] and list(ours) == list(theirs)
 
 
-# B0 at a small ImageNet size, the others at their smallest input (32x32): same weights, same check.
+# B0 at a small ImageNet size, the others at their smallest input (32x32): same weights, same
+# check.
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_strict_load_and_equal_outputs_with_torchvision(variant):
-    reference = common.random_reference(getattr(torchvision.models, f"efficientnet_{variant}"), seed=1)
+    reference = common.random_reference(getattr(torchvision.models, f"efficientnet_{variant}"),
+                                        seed=1)
     # ours built the fast way too (no initialisation); the strict load overwrites every entry
     ours = common.random_reference(lambda: common.get_model(f"efficientnet_{variant}"), seed=2)
     size = 64 if variant == "b0" else 32
@@ -75,7 +79,8 @@ def test_strict_load_and_equal_outputs_with_torchvision(variant):
         diff = common.check_against_reference(ours, reference, input_size=(2, 3, size, size),
                                               verbose=False)
     assert diff <= 1e-5
-    # torchvision's batch norm: PyTorch's defaults for B0-B4, TensorFlow's for B5-B7 (ported weights)
+    # torchvision's batch norm: PyTorch's defaults for B0-B4, TensorFlow's for B5-B7 (ported
+    # weights)
     theirs_bn = next(m for m in reference.modules() if isinstance(m, nn.BatchNorm2d))
     ours_bn = next(m for m in ours.modules() if isinstance(m, nn.BatchNorm2d))
     assert (ours_bn.eps, ours_bn.momentum) == (theirs_bn.eps, theirs_bn.momentum)
@@ -89,7 +94,8 @@ def test_a_missing_skip_addition_loads_but_outputs_differ():
 
     reference = common.random_reference(torchvision.models.efficientnet_b0)
     with torch.device("meta"):
-        assert not state_dict_differences(E.EfficientNet(block=NoSkip).state_dict(), reference.state_dict())
+        assert not state_dict_differences(E.EfficientNet(block=NoSkip).state_dict(),
+                                          reference.state_dict())
     with torch.no_grad(), pytest.raises(AssertionError):
         common.check_against_reference(E.EfficientNet(block=NoSkip), reference,
                                        input_size=(2, 3, 32, 32), verbose=False)
@@ -108,19 +114,21 @@ def test_multiply_adds_against_torchvision(variant):
     tv_size = weights.transforms().crop_size[0]
     with torch.device("meta"):
         tv_macs = common.count_macs(meta_model(variant), (1, 3, tv_size, tv_size))
-    assert abs(tv_macs / 1e9 - weights.meta["_ops"]) < 0.01      # torchvision's "GFLOPS", at its size
+    # torchvision's "GFLOPS", at its size
+    assert abs(tv_macs / 1e9 - weights.meta["_ops"]) < 0.01
 
 
 def test_multiply_adds_against_table2():
     gap = {}
-    for variant, (w, d, r, p) in E.OFFICIAL_COEFFICIENTS.items():
+    for variant, (_w, _d, r, _p) in E.OFFICIAL_COEFFICIENTS.items():
         with torch.device("meta"):
             macs = common.count_macs(meta_model(variant), (1, 3, r, r))
         gap[variant] = macs / E.PAPER_NUMBERS["table2"][variant]["flops"] - 1
     # Table 2's "FLOPS" are multiply-adds: all within 5%; B4 and B5 are the two far above
     # (the notebook, section 4, finds the resolutions that would match), the others within 2.5%
     assert all(abs(g) <= 0.05 for g in gap.values())
-    assert sorted(gap, key=gap.get)[-2:] in (["b4", "b5"], ["b5", "b4"]) and min(gap["b4"], gap["b5"]) > 0.03
+    assert sorted(gap, key=gap.get)[-2:] in (["b4", "b5"], ["b5", "b4"])
+    assert min(gap["b4"], gap["b5"]) > 0.03
     assert all(abs(g) <= 0.025 for v, g in gap.items() if v not in ("b4", "b5"))
 
 
@@ -143,14 +151,17 @@ def test_compound_scale_from_phi():
     cfg = E.compound_scale(2)
     assert math.isclose(cfg.width, b ** 2) and math.isclose(cfg.depth, a ** 2)
     assert cfg.resolution == round(224 * g ** 2)
-    assert [s.num_layers for s in cfg.stages] == [math.ceil(a ** 2 * s.num_layers) for s in E.B0_CONFIG.stages]
-    assert cfg.stem_channels == E.round_filters(32, b ** 2) and cfg.head_channels == E.round_filters(1280, b ** 2)
+    assert [s.num_layers for s in cfg.stages] == [math.ceil(a ** 2 * s.num_layers)
+                                                  for s in E.B0_CONFIG.stages]
+    assert cfg.stem_channels == E.round_filters(32, b ** 2)
+    assert cfg.head_channels == E.round_filters(1280, b ** 2)
     with pytest.raises(ValueError, match="round twice"):
         E.compound_scale(1, base=cfg)
 
 
 def test_b0_is_table1():
-    assert E.B0_CONFIG.stem_channels == E.TABLE1[0][3] and E.B0_CONFIG.head_channels == E.TABLE1[-1][3]
+    assert E.B0_CONFIG.stem_channels == E.TABLE1[0][3]
+    assert E.B0_CONFIG.head_channels == E.TABLE1[-1][3]
     assert [s.out_channels for s in E.B0_CONFIG.stages] == [row[3] for row in E.TABLE1[1:-1]]
     assert [s.num_layers for s in E.B0_CONFIG.stages] == [row[4] for row in E.TABLE1[1:-1]]
     assert [s.stride for s in E.B0_CONFIG.stages] == [1, 2, 2, 2, 1, 2, 1]
@@ -162,7 +173,8 @@ def test_b0_is_table1():
 def test_mbconv_se_width_is_a_quarter_of_the_input():
     blk = E.MBConv(40, 80, 3, 2, 6)
     se = blk.block[2]
-    assert isinstance(se, SqueezeExcitation) and (se.fc1.in_channels, se.fc1.out_channels) == (240, 10)
+    assert isinstance(se, SqueezeExcitation)
+    assert (se.fc1.in_channels, se.fc1.out_channels) == (240, 10)
     assert isinstance(se.activation, nn.SiLU)
     assert blk.block[0][0].kernel_size == (1, 1)                # a 1x1 expansion
     assert len(E.MBConv(32, 16, 3, 1, 1).block) == 3            # no expansion when t = 1
@@ -177,13 +189,15 @@ def test_se_from_the_expanded_width_is_six_times_wider_in_every_t6_block():
     ratios = set()
     for blk in blocks:
         se = blk.block[-2]
-        expanded_reading = max(1, se.fc1.in_channels // 4)           # a quarter of what it rescales
+        expanded_reading = max(1, se.fc1.in_channels // 4)    # a quarter of what it rescales
         if blk.expand_ratio == 6:
             ratios.add(expanded_reading / se.fc1.out_channels)
     assert ratios == {6.0}
-    se_params = sum(common.count_params(m) for m in model.modules() if isinstance(m, SqueezeExcitation))
+    se_params = sum(common.count_params(m) for m in model.modules()
+                    if isinstance(m, SqueezeExcitation))
     wide = sum(2 * s.fc1.in_channels * max(1, s.fc1.in_channels // 4) + s.fc1.in_channels
-               + max(1, s.fc1.in_channels // 4) for s in model.modules() if isinstance(s, SqueezeExcitation))
+               + max(1, s.fc1.in_channels // 4)
+               for s in model.modules() if isinstance(s, SqueezeExcitation))
     assert wide / se_params > 5
 
 
@@ -260,11 +274,12 @@ def test_stochastic_depth_active_in_train_mode_only_and_only_on_shortcuts():
 
 
 def test_dropout_and_batch_norm_per_variant():
-    for variant, (w, d, r, p) in E.OFFICIAL_COEFFICIENTS.items():
+    for variant, (_w, _d, r, p) in E.OFFICIAL_COEFFICIENTS.items():
         m = meta_model(variant)
         assert m.classifier[0].p == p and m.config.resolution == r
         bn = m.features[0][1]
-        assert (bn.eps, bn.momentum) == ((1e-3, 0.01) if variant in ("b5", "b6", "b7") else (1e-5, 0.1))
+        expected = (1e-3, 0.01) if variant in ("b5", "b6", "b7") else (1e-5, 0.1)
+        assert (bn.eps, bn.momentum) == expected
     assert f"{E.PAPER_NUMBERS['table2']['b4']['top1']}% top-1" in E.efficientnet_b4.__doc__
 
 
@@ -276,7 +291,8 @@ def test_cifar_adaptation():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert model.min_input_size == 8
     with torch.device("meta"):
-        assert common.count_params(model) == common.count_params(common.get_model("efficientnet_b0", num_classes=10))
+        b0 = common.get_model("efficientnet_b0", num_classes=10)
+        assert common.count_params(model) == common.count_params(b0)
 
 
 @pytest.mark.parametrize("name, size", [("efficientnet_b0", 32), ("efficientnet_b0", 57),
@@ -330,8 +346,8 @@ def test_the_exercises_name_the_hurdles():
             h = in_channels * expand_ratio
             self.expand = None if expand_ratio == 1 else nn.Sequential(
                 nn.Conv2d(in_channels, h, 1, bias=False), nn.BatchNorm2d(h), nn.SiLU())
-            self.dw = nn.Sequential(nn.Conv2d(h, h, kernel_size, stride, kernel_size // 2, groups=h,
-                                              bias=False), nn.BatchNorm2d(h), nn.SiLU())
+            self.dw = nn.Sequential(nn.Conv2d(h, h, kernel_size, stride, kernel_size // 2,
+                                              groups=h, bias=False), nn.BatchNorm2d(h), nn.SiLU())
             self.se = SqueezeExcitation(h, max(1, in_channels // 4), activation=nn.SiLU)
             self.project = nn.Sequential(nn.Conv2d(h, out_channels, 1, bias=False),
                                          nn.BatchNorm2d(out_channels))
@@ -349,5 +365,6 @@ def test_the_exercises_name_the_hurdles():
         return new + 8 if new < 0.9 * v else new
 
     assert diagnose("efficientnet.round_filters", as_block(mine_round)).status == "passed"
-    report = diagnose("efficientnet.round_filters", as_block(lambda f, w: 4 * math.ceil(int(f * w) / 4)))
+    report = diagnose("efficientnet.round_filters",
+                      as_block(lambda f, w: 4 * math.ceil(int(f * w) / 4)))
     assert report.status == "failed" and report.known_bugs == ["multiples of 4"]

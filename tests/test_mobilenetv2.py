@@ -16,7 +16,8 @@ WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)           # the widths of the official
 
 def params_without_bn(model):
     return common.count_params(model) - sum(p.numel() for m in model.modules()
-                                            if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+                                            if isinstance(m, nn.BatchNorm2d)
+                                            for p in m.parameters())
 
 
 def test_registry_names():
@@ -51,9 +52,10 @@ def test_parameters_against_table4_and_its_discrepancy():
     with torch.device("meta"):
         p10 = common.count_params(common.get_model("mobilenet_v2"))
         p14 = common.count_params(common.get_model("mobilenet_v2", width_mult=1.4))
-    assert abs(p10 / M.PAPER_NUMBERS["table4"][1.0]["params"] - 1) <= 0.035     # "3.4M": see notebook sec. 4
+    # "3.4M": see notebook sec. 4
+    assert abs(p10 / M.PAPER_NUMBERS["table4"][1.0]["params"] - 1) <= 0.035
     assert p10 == torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["num_params"]
-    assert p14 / M.PAPER_NUMBERS["table4"][1.4]["params"] < 0.9               # the paper's 6.9M is not built
+    assert p14 / M.PAPER_NUMBERS["table4"][1.4]["params"] < 0.9    # the paper's 6.9M: not built
 
 
 # Every width at 224, and every input size at width 1.0 (the notebook checks all 22 entries).
@@ -68,15 +70,16 @@ def test_official_checkpoints_reproduced(key):
         model = common.get_model("mobilenet_v2", width_mult=width, num_classes=1001)
         macs = common.count_macs(model, (1, 3, size, size))
     assert int(macs / 1e6) == macs_m                    # README: truncated to whole millions
-    assert round(params_without_bn(model) / 1e6, 2) == params_m   # README: without any BN parameter
+    assert round(params_without_bn(model) / 1e6, 2) == params_m   # README: no BN parameter
     folded = params_without_bn(model) + sum(m.num_features for m in model.modules()
                                             if isinstance(m, nn.BatchNorm2d))
-    assert round(folded / 1e6, 2) != params_m           # not "BN folded" (one bias per channel kept)
+    assert round(folded / 1e6, 2) != params_m      # not "BN folded" (a bias per channel kept)
 
 
 def test_weight_shares_by_kind_of_layer():
-    """Notebook sec. 4: 1x1 convolutions do almost all the multiply-adds but hold only a majority of
-    the weights (the classifier holds most of the rest); depthwise ones a few percent of both."""
+    """Notebook sec. 4: 1x1 convolutions do almost all the multiply-adds but hold only a
+    majority of the weights (the classifier holds most of the rest); depthwise ones a few
+    percent of both."""
     model = common.get_model("mobilenet_v2")
     weights = {"pointwise": 0, "depthwise": 0, "full": 0, "linear": 0}
     for m in model.modules():
@@ -94,7 +97,8 @@ def test_weight_shares_by_kind_of_layer():
 
 
 def test_torchvision_ships_weights_for_width_1_only():
-    """Notebook hurdle 5: torchvision has no width-0.5 weights; the check there is on the layout."""
+    """Notebook hurdle 5: torchvision has no width-0.5 weights; the check there is on the
+    layout."""
     with torch.device("meta"):
         width_1 = common.count_params(torchvision.models.mobilenet_v2())
     assert all(w.meta["num_params"] == width_1 for w in torchvision.models.MobileNet_V2_Weights)
@@ -114,7 +118,8 @@ def test_inverted_residual_structure(cin, cout, stride, t):
     assert blk.use_res_connect == (stride == 1 and cin == cout)
     assert (len(blk.conv) == 4) == (t != 1)             # the expansion exists only when t != 1
     dw = blk.conv[-3][0]
-    assert dw.groups == dw.in_channels == dw.out_channels == round(cin * t) and dw.stride == (stride, stride)
+    assert dw.groups == dw.in_channels == dw.out_channels == round(cin * t)
+    assert dw.stride == (stride, stride)
     assert isinstance(blk.conv[-1], nn.BatchNorm2d)     # linear bottleneck: no activation after
     assert all(isinstance(u[2], nn.ReLU6) for u in blk.conv[:-2])
     with torch.no_grad():
@@ -154,14 +159,16 @@ def test_last_layer_is_not_narrowed(width, last):
 def test_cifar_adaptation():
     model = common.get_model("cifar_mobilenet_v2").eval()
     assert model.features[0][0].stride == (1, 1) and model.features[2].stride == 1
-    assert [r for r in M.CIFAR_INVERTED_RESIDUAL_SETTING if r not in M.INVERTED_RESIDUAL_SETTING] == [[6, 24, 2, 1]]
+    assert [r for r in M.CIFAR_INVERTED_RESIDUAL_SETTING
+            if r not in M.INVERTED_RESIDUAL_SETTING] == [[6, 24, 2, 1]]
     with torch.no_grad():
         assert model.features(torch.randn(2, 3, 32, 32)).shape == (2, 1280, 4, 4)
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert model.min_input_size == 8
 
 
-@pytest.mark.parametrize("name, size", [("mobilenet_v2", 32), ("mobilenet_v2", 57), ("cifar_mobilenet_v2", 8)])
+@pytest.mark.parametrize("name, size",
+                         [("mobilenet_v2", 32), ("mobilenet_v2", 57), ("cifar_mobilenet_v2", 8)])
 def test_any_input_size_and_num_classes(name, size):
     model = common.get_model(name, num_classes=7).eval()
     with torch.no_grad():
@@ -184,7 +191,7 @@ def test_one_image_in_train_mode_that_would_leave_a_1x1_map_is_a_clear_error():
     with pytest.raises(ValueError, match="model.eval"):
         model(torch.randn(1, 3, 32, 32))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)     # two images are fine
-    assert "74.7% top-1" in M.mobilenet_v2.__doc__                 # the docstring reads PAPER_NUMBERS
+    assert "74.7% top-1" in M.mobilenet_v2.__doc__         # the docstring reads PAPER_NUMBERS
 
 
 @pytest.mark.parametrize("kwargs", [{"num_classes": 0}, {"width_mult": 0},

@@ -1,4 +1,5 @@
-"""Fast unit tests of the ResNets saved from notebooks/02_resnet.ipynb (common/models/resnet.py)."""
+"""Fast unit tests of the ResNets saved from notebooks/02_resnet.ipynb
+(common/models/resnet.py)."""
 import pytest
 import torch
 import torchvision
@@ -50,7 +51,8 @@ def test_cifar_params_match_table6_and_plain_twins(name):
     with torch.device("meta"):
         n = common.count_params(common.get_model(name))
         plain = name.replace("resnet", "plain")
-        plain = common.count_params(common.get_model(plain)) if plain in common.list_models() else n
+        plain = (common.count_params(common.get_model(plain)) if plain in common.list_models()
+                 else n)
     assert abs(n / R.PAPER_NUMBERS[name]["params"] - 1) <= 0.02
     assert plain == n                       # option A: "exactly the same ... number of parameters"
 
@@ -68,7 +70,8 @@ def test_v15_costs_more_only_in_the_first_1x1_convs():
     with torch.device("meta"):
         v1 = common.count_macs(common.get_model("resnet50", stride_in_1x1=True))
         v15 = common.count_macs(common.get_model("resnet50"))
-    per_conv = 256 * 128 * (56 * 56 - 28 * 28)   # the same for layer3 (512->256 at 28 vs 14) and layer4
+    # the same for layer3 (512->256 at 28 vs 14) and layer4
+    per_conv = 256 * 128 * (56 * 56 - 28 * 28)
     assert v15 - v1 == 3 * per_conv
 
 
@@ -165,7 +168,7 @@ def test_a_block_with_only_the_four_positional_arguments_plugs_in():
 
 
 def test_a_subclass_overriding_forward_gets_zero_init_and_loads_strictly():
-    class Scaled(R.Bottleneck):                       # SE-Net's pattern: a step before the addition
+    class Scaled(R.Bottleneck):                  # SE-Net's pattern: a step before the addition
         def forward(self, x):
             identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.bn1(self.conv1(x)))

@@ -224,7 +224,8 @@ def test_table13_parameters_stage_by_stage():
         net = common.get_model("seresnet50", se_bias=False)
         base = common.count_params(common.get_model("resnet50"))
     per_stage = {name: sum(p.numel() for k, p in net.named_parameters()
-                           if k.startswith(name + ".") and ".se." in k) for name in net.stage_names}
+                           if k.startswith(name + ".") and ".se." in k)
+                 for name in net.stage_names}
     ours = {"none": base, "all": base + sum(per_stage.values()),
             **{name: base + per_stage[name] for name in ("layer1", "layer2", "layer3")}}
     assert set(ours) == set(S.ABLATIONS["Table 13"])
@@ -276,13 +277,13 @@ def test_cifar_se_parameters_grow_less_than_the_ratio_of_r():
         plain = common.count_params(common.get_model("cifar_resnet20"))
         small = {r: common.get_model("cifar_seresnet20", reduction=r) for r in (lo, hi)}
         big = {r: common.get_model("seresnet50", reduction=r) for r in (lo, hi)}
-    for r, net in small.items():
+    for net in small.values():
         assert se_parts(net)[0] == common.count_params(net) - plain
     total = {r: se_parts(net)[0] for r, net in small.items()}
     weights = {r: se_parts(net)[1] for r, net in small.items()}
     expected = {r: sum(n * (2 * c * max(1, round(c / r + 1e-9)) + max(1, round(c / r + 1e-9)) + c)
                        for n, c in zip((3, 3, 3), (16, 32, 64))) for r in (lo, hi)}
-    assert total == expected                                           # Eqn. 5 + biases, rounded widths
+    assert total == expected                                 # Eqn. 5 + biases, rounded widths
     assert total[lo] / total[hi] < weights[lo] / weights[hi] < hi / lo
     assert se_parts(big[lo])[1] / se_parts(big[hi])[1] == hi / lo
 
@@ -372,6 +373,7 @@ def test_a_learners_se_bottleneck_built_on_the_course_blocks_passes():
     assert diagnose("senet.SEBottleneck", mine).status == "passed"
     def v1(inplanes, planes, stride=1):
         return S.SEBottleneck(inplanes, planes, stride,
-                              R.make_shortcut("B", inplanes, planes * 4, stride), stride_in_1x1=True)
+                              R.make_shortcut("B", inplanes, planes * 4,
+                                              stride), stride_in_1x1=True)
     report = diagnose("senet.SEBottleneck", v1)
     assert report.status == "failed" and report.stage == "outputs"

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 import torch
 
 import common
+from common import plots
 from common import train as ctrain
+from common.train import loop
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_a_failed_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ctrain.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         ctrain.save_checkpoint({"format": ctrain.FORMAT, "epoch": 2}, path)
     assert path.read_bytes() == good
@@ -156,7 +159,8 @@ def test_a_checkpoint_of_another_recipe_or_model_is_refused(small, tmp_path):
     common.fit(tiny_model(), small, recipe, run_dir=tmp_path, stop_after_epochs=1,
                progress=False, verbose=False)
     other = common.Recipe(epochs=2, batch_size=64, lr=0.1)
-    with pytest.raises(ctrain.CheckpointError, match=r"different run.*lr: checkpoint 0.05, now 0.1"):
+    with pytest.raises(ctrain.CheckpointError,
+                       match=r"different run.*lr: checkpoint 0.05, now 0.1"):
         common.fit(tiny_model(), small, other, run_dir=tmp_path, resume=True, progress=False,
                    verbose=False)
     with pytest.raises(ctrain.CheckpointError, match="does not fit this model"):
@@ -178,7 +182,8 @@ def test_schedules_follow_the_recipe():
 
 def test_iterations_convert_to_epochs():
     # ResNet section 4.2: 64k iterations of 128 images over a 45k training set.
-    assert common.Recipe.iterations_to_epochs(64_000, 128, 45_000) == pytest.approx(182.04, abs=0.01)
+    assert common.Recipe.iterations_to_epochs(64_000, 128, 45_000) == pytest.approx(
+        182.04, abs=0.01)
 
 
 def test_smoke_mode_compresses_the_whole_schedule(small):
@@ -250,7 +255,8 @@ def test_run_dir_for_changes_with_the_recipe_and_settings(small):
 def test_get_model_names_the_model_for_the_history(small):
     m = common.get_model("cifar_baseline", widths=(8,), convs_per_stage=1)
     assert m.name == "cifar_baseline" and "name" not in m.state_dict()
-    h = common.fit(m, small, common.Recipe(epochs=1, batch_size=256), progress=False, verbose=False)
+    h = common.fit(m, small, common.Recipe(epochs=1, batch_size=256), progress=False,
+                   verbose=False)
     assert h["model"] == "cifar_baseline"
 
 
@@ -263,7 +269,7 @@ def test_get_model_names_the_model_for_the_history(small):
 ])
 def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
         small, monkeypatch, capsys, native, amp, precision, said):
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: native)
     model = tiny_model()
     h = common.fit(model, small, common.Recipe(epochs=1, batch_size=256, lr=0.05), amp=amp,
                    progress=False)
@@ -275,31 +281,35 @@ def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
 
 def test_a_model_with_large_depthwise_convolutions_trains_in_fp32_on_a_cpu(small, monkeypatch,
                                                                            capsys):
-    """bf16 on a CPU is slower for 5x5 depthwise convolutions (slow_in_cpu_bf16's docstring has
-    the measurement): such a model trains in fp32 and the first line says why; 3x3 ones keep bf16."""
+    """bf16 on a CPU is slower for 5x5 depthwise convolutions (docs/speed.md has the
+    measurement): such a model trains in fp32 and the first line says why; 3x3 ones keep bf16."""
     from torch import nn
 
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
 
     def net(k):
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1),
+                             nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
 
     recipe = common.Recipe(epochs=1, batch_size=256, lr=0.05)
     assert ctrain.slow_in_cpu_bf16(net(5)) == 1 and ctrain.slow_in_cpu_bf16(net(3)) == 0
     h = common.fit(net(5), small, recipe, progress=False)
     first = capsys.readouterr().out.splitlines()[0]
-    assert h["precision"] == "float32" and "1 depthwise convolutions larger than 3x3" in first, first
-    assert common.fit(net(3), small, recipe, progress=False, verbose=False)["precision"] == "bfloat16"
+    assert h["precision"] == "float32" and "1 depthwise convolutions larger than 3x3" in first, \
+        first
+    assert common.fit(net(3), small, recipe, progress=False,
+                      verbose=False)["precision"] == "bfloat16"
     cpu = torch.device("cpu")
-    assert ctrain._amp_dtype(cpu, True, net(5)) is None
-    monkeypatch.setattr(ctrain, "cuda_has_native_bf16", lambda device=None: True)
-    assert ctrain._amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
+    assert ctrain.amp_dtype(cpu, True, net(5)) is None
+    monkeypatch.setattr(ctrain.precision, "cuda_has_native_bf16", lambda device=None: True)
+    assert ctrain.amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
 
 
 def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
     # oneDNN alone also says yes on AVX-512 CPUs without bf16 instructions (emulated, slow).
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx512_bw": True})
+    monkeypatch.setattr(torch.cpu, "get_capabilities",
+                        lambda: {"avx512_f": True, "avx512_bw": True})
     assert ctrain.cpu_has_native_bf16() is False
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
     assert ctrain.cpu_has_native_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -307,7 +317,7 @@ def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
 
 def test_a_run_resumed_in_another_precision_continues_and_says_so(small, tmp_path, monkeypatch,
                                                                   capsys):
-    monkeypatch.setattr(ctrain, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
     recipe = common.Recipe(epochs=2, batch_size=128, lr=0.05)
     common.fit(tiny_model(), small, recipe, run_dir=tmp_path, stop_after_epochs=1,
                progress=False, verbose=False)
@@ -483,7 +493,8 @@ def _wd_model():
 
 
 @pytest.mark.parametrize("exempt, decayed", [
-    ((), {"0.weight", "1.weight", "1.bias", "2.weight", "3.weight", "3.bias", "6.weight", "6.bias"}),
+    ((),
+     {"0.weight", "1.weight", "1.bias", "2.weight", "3.weight", "3.bias", "6.weight", "6.bias"}),
     (("norm",), {"0.weight", "2.weight", "3.weight", "3.bias", "6.weight", "6.bias"}),
     (("norm", "bias", "depthwise"), {"0.weight", "3.weight", "6.weight"}),
 ])
@@ -574,7 +585,7 @@ def test_run_dir_for_keys_of_old_recipes_do_not_change(small):
 # --- quick mode ---------------------------------------------------------------------------------
 
 def test_quick_mode_trains_a_budget_of_images_and_says_so_everywhere(small, monkeypatch, capsys):
-    monkeypatch.setattr(ctrain, "QUICK_IMAGES", 3 * len(small.train))
+    monkeypatch.setattr(loop, "QUICK_IMAGES", 3 * len(small.train))
     recipe = common.Recipe(epochs=100, batch_size=128, lr=0.1, milestones=(50, 75))
     h = common.fit(tiny_model(), small, recipe, quick=True, smoke=False, progress=False)
     assert len(h["epoch"]) == 3 and h["mode"] == "quick" and h["quick"] is True
@@ -613,7 +624,7 @@ def test_plot_histories_in_a_headless_script_saves_a_png(small, tmp_path, capsys
 def test_plot_histories_in_a_script_with_a_display_opens_a_window(small, monkeypatch):
     import matplotlib.pyplot as plt
     shown = []
-    monkeypatch.setattr(ctrain, "_interactive_backend", lambda: True)
+    monkeypatch.setattr(plots, "_interactive_backend", lambda: True)
     monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
     h = common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
                    progress=False, verbose=False)
@@ -665,7 +676,7 @@ def test_adamw_decays_weights_directly_and_exempts_norms_biases_and_layer_scale(
     opt.step()
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert moved == {"conv.weight", "fc.weight"}
-    for n in moved:                                   # decoupled: w * (1 - lr * wd), not via the gradient
+    for n in moved:                         # decoupled: w * (1 - lr * wd), not via the gradient
         torch.testing.assert_close(dict(model.named_parameters())[n], before[n] * (1 - 0.5 * 0.1))
 
 

@@ -1,5 +1,6 @@
-"""Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates, for
-every ImageNet family of the course, ConvNeXt (notebook 08) included, and torchvision's ConvNeXt."""
+"""Tests of common/transfer.py (notebook 09): a new head, freezing, per-part learning rates,
+for every ImageNet family of the course, ConvNeXt (notebook 08) included, and torchvision's
+ConvNeXt."""
 import dataclasses
 import json
 
@@ -11,7 +12,7 @@ from torch import nn
 import common
 from common import train as ctrain
 from common import transfer as T
-from common.train import Recipe, make_optimizer, weight_decay_groups
+from common.train import Recipe, loop, make_optimizer, weight_decay_groups
 
 # family: (model, its head, its last stage, the head's input width)
 FAMILIES = {
@@ -201,7 +202,7 @@ def test_fit_trains_each_part_at_its_scaled_learning_rate(monkeypatch):
             {g["lr_scale"]: g["lr"] for g in o.param_groups}))
         return optimizer
 
-    monkeypatch.setattr(ctrain, "make_optimizer", recording)
+    monkeypatch.setattr(loop, "make_optimizer", recording)
     recipe = Recipe(epochs=1, lr=0.2, schedule="constant", lr_scales=scales, batch_size=128)
     h = common.fit(model, data, recipe, smoke=True, verbose=False, amp=False)
     assert stepped and all(lrs == {s: pytest.approx(0.2 * s) for s in lrs} for lrs in stepped)

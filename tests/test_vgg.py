@@ -13,7 +13,8 @@ IMAGENET = ("vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn
             "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
 CIFAR = ("cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn")
 TORCHVISION = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
-# The paper's tables are read from the saved module (V.TABLE_1, V.WEIGHT_LAYERS, V.TABLE_2), the one
+# The paper's tables are read from the saved module (V.TABLE_1, V.WEIGHT_LAYERS, V.TABLE_2), the
+# one
 # place they are written down.
 PLAIN = ("vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19")
 
@@ -77,7 +78,8 @@ def test_one_by_one_convs_keep_resolution_and_lrn_position():
         assert [m.out_channels for m in ones] == [256, 512, 512]
         assert all(m.padding == (0, 0) for m in ones)
         lrn = common.get_model("vgg11_lrn").features
-        assert [type(m) for m in lrn[:4]] == [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, nn.MaxPool2d]
+        assert [type(m) for m in lrn[:4]] == [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm,
+                                              nn.MaxPool2d]
 
 
 def test_lrn_matches_alexnet_formula():
@@ -147,8 +149,8 @@ def test_init_from_net_a_copies_four_rows_and_leaves_every_other_conv_random():
     V.init_from_net_a(deep, net_a)
     after = [m.weight for m in deep.features if isinstance(m, nn.Conv2d)]
     changed = [i for i, (w0, w1) in enumerate(zip(before, after)) if not torch.equal(w0, w1)]
-    assert changed == [0, 2, 4, 5]                  # stage 1 conv 1, stage 2 conv 1, stage 3 convs 1-2
-    assert len(after) - len(changed) == 9           # "the intermediate layers were initialised randomly"
+    assert changed == [0, 2, 4, 5]            # stage 1 conv 1, stage 2 conv 1, stage 3 convs 1-2
+    assert len(after) - len(changed) == 9     # "the intermediate layers were initialised randomly"
 
 
 def test_naive_init_stalls_deep_net_without_bn_and_he_init_does_not():
@@ -163,7 +165,8 @@ def test_naive_init_stalls_deep_net_without_bn_and_he_init_does_not():
         nn.functional.cross_entropy(model(x), y).backward()
         return model.features[0].weight.grad.norm().item()
 
-    naive_a, naive_d, he_d = first_grad("A", "normal"), first_grad("D", "normal"), first_grad("D", "kaiming")
+    naive_a, naive_d = first_grad("A", "normal"), first_grad("D", "normal")
+    he_d = first_grad("D", "kaiming")
     assert naive_d < 1e-3 * naive_a
     assert naive_d < 1e-6 * he_d
 

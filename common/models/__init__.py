@@ -3,10 +3,18 @@
 import importlib
 import pkgutil
 
-from .registry import check_image_batch, get_model, list_models, register_model
+from .registry import (
+    ModelCard,
+    check_image_batch,
+    get_model,
+    list_models,
+    model_card,
+    register_model,
+)
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name != "registry":
         importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["get_model", "list_models", "register_model", "check_image_batch"]
+__all__ = ["get_model", "list_models", "register_model", "model_card", "ModelCard",
+           "check_image_batch"]

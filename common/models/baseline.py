@@ -51,7 +51,7 @@ class BaselineCNN(nn.Module):
 
 
 # Defined in notebooks/00_toolkit.ipynb, section 2 · A model, block by block
-@register_model("cifar_baseline")
+@register_model("cifar_baseline", head="fc")
 def cifar_baseline(num_classes: int = 10, **kwargs) -> BaselineCNN:
     """The course's baseline CNN for 32x32 images (about 0.29M parameters)."""
     return BaselineCNN(num_classes=num_classes, **kwargs)

@@ -9,9 +9,8 @@ ConvNet for the 2020s. CVPR 2022. arXiv:2201.03545 (https://arxiv.org/abs/2201.0
 The `#@save convnext` cells of notebooks/08_convnext.ipynb, in order; the comment above each item
 names the section of the notebook that explains it.
 """
-import math
 from functools import partial
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -193,7 +192,8 @@ def _convnext(variant: str, stochastic_depth_prob: float | None = None, **kwargs
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
-@register_model("convnext_tiny")
+@register_model("convnext_tiny", head="classifier.2",
+                weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1")
 def convnext_tiny(**kwargs) -> ConvNeXt:
     """ConvNeXt-T (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 9, 3); stochastic depth 0.1
     (Table 5). Table 1: 29M parameters, 4.5 GFLOPs, 82.1% top-1."""
@@ -201,7 +201,8 @@ def convnext_tiny(**kwargs) -> ConvNeXt:
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
-@register_model("convnext_small")
+@register_model("convnext_small", head="classifier.2",
+                weights="ConvNeXt_Small_Weights.IMAGENET1K_V1")
 def convnext_small(**kwargs) -> ConvNeXt:
     """ConvNeXt-S (sec. 3): C = (96, 192, 384, 768), B = (3, 3, 27, 3); stochastic depth 0.4
     (Table 5). Table 1: 50M parameters, 8.7 GFLOPs, 83.1% top-1."""
@@ -209,7 +210,8 @@ def convnext_small(**kwargs) -> ConvNeXt:
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
-@register_model("convnext_base")
+@register_model("convnext_base", head="classifier.2",
+                weights="ConvNeXt_Base_Weights.IMAGENET1K_V1")
 def convnext_base(**kwargs) -> ConvNeXt:
     """ConvNeXt-B (sec. 3): C = (128, 256, 512, 1024), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 89M parameters, 15.4 GFLOPs, 83.8% top-1."""
@@ -217,7 +219,8 @@ def convnext_base(**kwargs) -> ConvNeXt:
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The model, from section 3's configurations
-@register_model("convnext_large")
+@register_model("convnext_large", head="classifier.2",
+                weights="ConvNeXt_Large_Weights.IMAGENET1K_V1")
 def convnext_large(**kwargs) -> ConvNeXt:
     """ConvNeXt-L (sec. 3): C = (192, 384, 768, 1536), B = (3, 3, 27, 3); stochastic depth 0.5
     (Table 5). Table 1: 198M parameters, 34.4 GFLOPs, 84.3% top-1."""
@@ -429,7 +432,7 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 
 
 # Defined in notebooks/08_convnext.ipynb, section 3 › The CIFAR-10 adaptation (our choices)
-@register_model("cifar_convnext")
+@register_model("cifar_convnext", head="classifier.2")
 def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
                    depths: tuple = (3, 3, 9, 3), stochastic_depth_prob: float = 0.1,
                    stem_patch: int = 2, **kwargs) -> ConvNeXt:

@@ -304,7 +304,8 @@ def _with_paper_numbers(constructor):
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet121")
+@register_model("densenet121", head="classifier", weights="DenseNet121_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Table 1, k = 32)."""
@@ -312,7 +313,8 @@ def densenet121(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet161")
+@register_model("densenet161", head="classifier", weights="DenseNet161_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
@@ -320,7 +322,8 @@ def densenet161(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet169")
+@register_model("densenet169", head="classifier", weights="DenseNet169_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Table 1, k = 32)."""
@@ -328,7 +331,8 @@ def densenet169(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet201")
+@register_model("densenet201", head="classifier", weights="DenseNet201_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
 @_with_paper_numbers
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Table 1, k = 32)."""
@@ -336,7 +340,7 @@ def densenet201(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet264")
+@register_model("densenet264", head="classifier")
 @_with_paper_numbers
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-264 (Table 1, k = 32); torchvision has none."""
@@ -344,7 +348,7 @@ def densenet264(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet40_k12")
+@register_model("cifar_densenet40_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet40_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
@@ -352,7 +356,7 @@ def cifar_densenet40_k12(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet100_k12")
+@register_model("cifar_densenet100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k12(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
@@ -360,7 +364,7 @@ def cifar_densenet100_k12(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet100_k24")
+@register_model("cifar_densenet100_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet100_k24(**kwargs) -> DenseNet:
     """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
@@ -368,7 +372,7 @@ def cifar_densenet100_k24(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc100_k12")
+@register_model("cifar_densenet_bc100_k12", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 100, k = 12) of Table 2."""
@@ -376,7 +380,7 @@ def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc250_k24")
+@register_model("cifar_densenet_bc250_k24", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 250, k = 24) of Table 2."""
@@ -384,7 +388,7 @@ def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
 
 
 # Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc190_k40")
+@register_model("cifar_densenet_bc190_k40", head="classifier")
 @_with_paper_numbers
 def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
     """DenseNet-BC (L = 190, k = 40) of Table 2."""

@@ -365,49 +365,57 @@ TF_BATCH_NORM = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b0")
+@register_model("efficientnet_b0", head="classifier.1",
+                weights="EfficientNet_B0_Weights.IMAGENET1K_V1")
 def efficientnet_b0(**kwargs) -> EfficientNet:
     return _efficientnet("b0", **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b1")
+@register_model("efficientnet_b1", head="classifier.1",
+                weights="EfficientNet_B1_Weights.IMAGENET1K_V2")
 def efficientnet_b1(**kwargs) -> EfficientNet:
     return _efficientnet("b1", **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b2")
+@register_model("efficientnet_b2", head="classifier.1",
+                weights="EfficientNet_B2_Weights.IMAGENET1K_V1")
 def efficientnet_b2(**kwargs) -> EfficientNet:
     return _efficientnet("b2", **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b3")
+@register_model("efficientnet_b3", head="classifier.1",
+                weights="EfficientNet_B3_Weights.IMAGENET1K_V1")
 def efficientnet_b3(**kwargs) -> EfficientNet:
     return _efficientnet("b3", **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b4")
+@register_model("efficientnet_b4", head="classifier.1",
+                weights="EfficientNet_B4_Weights.IMAGENET1K_V1")
 def efficientnet_b4(**kwargs) -> EfficientNet:
     return _efficientnet("b4", **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b5")
+@register_model("efficientnet_b5", head="classifier.1",
+                weights="EfficientNet_B5_Weights.IMAGENET1K_V1")
 def efficientnet_b5(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b5", norm_layer=norm_layer, **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b6")
+@register_model("efficientnet_b6", head="classifier.1",
+                weights="EfficientNet_B6_Weights.IMAGENET1K_V1")
 def efficientnet_b6(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b6", norm_layer=norm_layer, **kwargs)
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("efficientnet_b7")
+@register_model("efficientnet_b7", head="classifier.1",
+                weights="EfficientNet_B7_Weights.IMAGENET1K_V1")
 def efficientnet_b7(*, norm_layer: Callable[..., nn.Module] = TF_BATCH_NORM, **kwargs) -> EfficientNet:
     return _efficientnet("b7", norm_layer=norm_layer, **kwargs)
 
@@ -429,7 +437,7 @@ _document(efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, ef
 
 
 # Defined in notebooks/06_efficientnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_efficientnet_b0")
+@register_model("cifar_efficientnet_b0", head="classifier.1")
 def cifar_efficientnet_b0(*, num_classes: int = 10, width_mult: float = 1.0, depth_mult: float = 1.0,
                           **kwargs) -> EfficientNet:
     """EfficientNet-B0 for 32x32 inputs (CIFAR_TABLE1: stride 1 in the stem and in stage 3, as

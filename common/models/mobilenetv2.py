@@ -214,7 +214,7 @@ class MobileNetV2(nn.Module):
 
 
 # Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
-@register_model("mobilenet_v2")
+@register_model("mobilenet_v2", head="classifier.1", weights="MobileNet_V2_Weights.IMAGENET1K_V2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
@@ -227,7 +227,7 @@ mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; 
 
 
 # Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
-@register_model("cifar_mobilenet_v2")
+@register_model("cifar_mobilenet_v2", head="classifier.1")
 def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwargs) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs: stride 1 in the stem and in the 24-channel row
     (CIFAR_INVERTED_RESIDUAL_SETTING; the adaptation of kuangliu/pytorch-cifar), so the last

@@ -1,61 +1,111 @@
-"""A model registry in torchvision's style: ``register_model``, ``get_model``, ``list_models``.
+"""A model registry in torchvision's style: ``register_model``, ``get_model``, ``list_models``, and
+a model card for each model: the facts about it that other code needs, declared where the model
+is registered instead of guessed from its structure.
 
 Model files in this folder (written in the notebooks, saved here by ``python -m common.save``)
-decorate their public constructors with ``@register_model("name")``. Re-running a notebook cell
-re-registers the name, so ``get_model`` then builds the version the learner just edited.
+decorate their public constructors with ``@register_model("name", head=..., weights=...)``.
+Re-running a notebook cell re-registers the name, so ``get_model`` then builds the version the
+learner just edited.
 """
 from __future__ import annotations
 
-import ast
 import difflib
 import fnmatch
 import inspect
 import numbers
 import re
-import textwrap
+from dataclasses import dataclass
 from typing import Callable
 
 import torch.nn as nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the course declares about a registered model (``model_card(name)``).
+
+    name (str): the registry name, ``get_model``'s first argument
+    constructor (callable): the function ``get_model`` calls with its keywords
+    head (str): the classifier's module name, an ``nn.Linear`` (``"fc"``); read by
+        ``common.transfer.head_name`` (default None: not declared, found from the structure)
+    weights (str): the official ImageNet weights: torchvision's
+        ``"ResNet50_Weights.IMAGENET1K_V2"`` or timm's ``"timm:seresnet50.a1_in1k"``; read by
+        ``common.weights`` (default None: none)
+    rename (callable or str): maps a key of those weights' old checkpoints to our module names
+        (DenseNet's ``norm.1`` -> ``norm1``), or the name of such a function where the
+        constructor is defined, so a notebook may define it in a later cell (default None)
+    """
+    name: str
+    constructor: Callable[..., nn.Module]
+    head: str | None = None
+    weights: str | None = None
+    rename: Callable[[str], str] | str | None = None
+
+    def renaming(self) -> Callable[[str], str] | None:
+        """The ``rename`` function, a name looked up where the constructor was defined."""
+        if isinstance(self.rename, str):
+            found = self.constructor.__globals__.get(self.rename)
+            if not callable(found):
+                raise ValueError(f"The model card of {self.name!r} names the renaming "
+                                 f"{self.rename!r}, which {self.constructor.__module__} does not "
+                                 "define: define it, or fix the name in @register_model.")
+            return found
+        return self.rename
 
 
-def register_model(name: str | None = None):
-    """Decorator: register a model constructor under ``name`` (default: the function's name)."""
+_CARDS: dict[str, ModelCard] = {}
+
+
+def register_model(name: str | None = None, *, head: str | None = None,
+                   weights: str | None = None, rename: Callable[[str], str] | str | None = None):
+    """Decorator: register a model constructor under ``name`` (default: the function's name),
+    with its model card (``ModelCard`` says what ``head``, ``weights`` and ``rename`` mean)."""
+    if weights is not None and not (weights.startswith("timm:") or re.fullmatch(r"\w+\.\w+",
+                                                                                 weights)):
+        raise ValueError(f"weights={weights!r}: give torchvision's 'Enum.MEMBER' (e.g. "
+                         "'ResNet50_Weights.IMAGENET1K_V2') or 'timm:<model>.<tag>'.")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name or fn.__name__] = fn
+        key = name or fn.__name__
+        _CARDS[key] = ModelCard(key, fn, head=head, weights=weights, rename=rename)
         return fn
 
     return wrap
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style pattern, e.g. ``list_models("cifar_*")``."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
-
-
-def get_model(name: str, /, **kwargs) -> nn.Module:
-    """Build a registered model, e.g. ``get_model("resnet50", num_classes=1000)``. A keyword the
-    model does not take is refused with the list of those it does take."""
-    if not isinstance(name, str) or name not in _MODELS:
-        close = difflib.get_close_matches(str(name), _MODELS, n=3)
+def model_card(name: str) -> ModelCard:
+    """The card of the registered model ``name`` (an error suggests close names)."""
+    if not isinstance(name, str) or name not in _CARDS:
+        close = difflib.get_close_matches(str(name), _CARDS, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Unknown model name {name!r}.{hint} Available models: {', '.join(list_models())}."
         )
+    return _CARDS[name]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, e.g. ``list_models("cifar_*")``."""
+    return sorted(n for n in _CARDS if fnmatch.fnmatch(n, pattern))
+
+
+def get_model(name: str, /, **kwargs) -> nn.Module:
+    """Build a registered model, e.g. ``get_model("resnet50", num_classes=1000)``. A keyword the
+    model does not take is refused with the list of those it takes."""
+    card = model_card(name)
     n = kwargs.get("num_classes", 1)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
         raise ValueError(f"num_classes must be a positive whole number, the number of classes in "
                          f"your data (e.g. num_classes=data.num_classes); got {n!r}.")
     try:
-        model = _MODELS[name](**kwargs)
+        model = card.constructor(**kwargs)
     except TypeError as err:
-        bad = _keyword_in_error(err, kwargs)
-        if bad is None:
+        m = _BINDING_ERROR.search(str(err))
+        if not (m and m.group(2) in kwargs):
             raise
-        raise TypeError(_keyword_help(name, bad)) from err
-    model.name = name          # how common.fit labels the run (a plain attribute: not in state_dict)
+        raise TypeError(_keyword_help(card, m.group(2), m.group(1).startswith("multiple"))
+                        ) from err
+    model.name = name    # fit's label for the run, and how its card is found (not in state_dict)
     return model
 
 
@@ -63,94 +113,55 @@ _BINDING_ERROR = re.compile(r"(unexpected keyword argument|multiple values for (
                             r"argument) '(\w+)'")
 
 
-def _keyword_in_error(err: TypeError, kwargs: dict) -> str | None:
-    """The caller's keyword that a call in the constructor chain refused, if that is the error."""
-    m = _BINDING_ERROR.search(str(err))
-    return m.group(2) if m and m.group(2) in kwargs else None
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-def _keyword_help(name: str, bad: str) -> str:
-    chain = accepted_keywords(_MODELS[name])
-    if chain is None:
-        return (f"get_model({name!r}) does not take the keyword {bad!r}; see "
-                f"help({_MODELS[name].__module__}.{_MODELS[name].__qualname__}).")
-    accepted, fixed = chain
-    if bad in fixed:
+def _builds(fn: Callable) -> type | None:
+    """The model class ``fn`` passes its ``**kwargs`` on to, as its return annotation says."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    return sig.return_annotation if passes_on and inspect.isclass(sig.return_annotation) else None
+
+
+def constructor_keywords(fn: Callable) -> list[str]:
+    """The keywords a constructor's signature names and, when it passes ``**kwargs`` on, those of
+    the functions it calls by name (``seresnet50`` -> ``_seresnet``) and of the model class it
+    returns (its return annotation): a plain listing, read from signatures only, which may
+    include keywords the constructor sets itself (``help(fn)`` says more)."""
+    names, todo, seen = [], [fn], set()
+    while todo:
+        f = todo.pop(0)
+        if id(f) in seen or len(seen) > 8:
+            continue
+        seen.add(id(f))
+        try:
+            params = inspect.signature(f).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names += [p.name for p in params if p.kind in _KEYWORD_KINDS and p.name not in names]
+        if inspect.isfunction(f) and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            scope = f.__globals__
+            todo += [scope[n] for n in f.__code__.co_names if inspect.isfunction(scope.get(n))]
+            todo += [c for c in (_builds(f),) if c is not None]
+    return names
+
+
+def _keyword_help(card: ModelCard, bad: str, sets_itself: bool) -> str:
+    name, fn, cls = card.name, card.constructor, _builds(card.constructor)
+    if sets_itself:
         msg = (f"get_model({name!r}) does not take {bad!r}: {name} sets it itself. Choose the "
                f"model by name instead (list_models() shows them all).")
     else:
-        close = difflib.get_close_matches(bad, accepted, n=3)
-        near_fixed = difflib.get_close_matches(bad, fixed, n=1)
+        close = difflib.get_close_matches(bad, constructor_keywords(fn), n=3)
         msg = f"get_model({name!r}) does not take the keyword {bad!r}." + (
-            f" Did you mean {', '.join(map(repr, close))}?" if close else
-            f" ({name} sets {near_fixed[0]!r} itself.)" if near_fixed else "")
-    return msg + f" {name} takes: {', '.join(sorted(accepted)) or 'no keywords'}."
-
-
-def accepted_keywords(fn: Callable, _fixed: frozenset = frozenset(), _depth: int = 0
-                      ) -> tuple[set[str], set[str]] | None:
-    """``(accepted, fixed)``: the keywords a constructor takes, following ``**kwargs`` down the
-    calls it is passed to (``resnet18(**kwargs)`` -> ``_resnet(18, **kwargs)`` ->
-    ``ResNet(block, layers, **kwargs)``), and those the chain sets itself (positionally or by
-    keyword) so that the caller cannot. None where the chain cannot be read from the source."""
-    try:
-        target = fn.__init__ if inspect.isclass(fn) else fn
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = {p.name for p in params if p.kind in kinds} - _fixed
-    fixed = set(_fixed)
-    varkw = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
-    if varkw is None:
-        return accepted, fixed
-    if _depth > 8:
-        return None
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    found = False
-    for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and any(
-                k.arg is None and isinstance(k.value, ast.Name) and k.value.id == varkw
-                for k in call.keywords)):
-            continue
-        callee = _resolve(call.func, target)
-        if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
-            return None
-        try:
-            positional = [p.name for p in inspect.signature(callee).parameters.values()
-                          if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        inspect.Parameter.POSITIONAL_ONLY)]
-        except (TypeError, ValueError):
-            return None
-        here = {k.arg for k in call.keywords if k.arg} | set(positional[:len(call.args)])
-        sub = accepted_keywords(callee, frozenset(here), _depth + 1)
-        if sub is None:
-            return None
-        accepted |= sub[0]                  # this level's own parameters stay accepted even if it
-        fixed |= sub[1]                     # passes them on explicitly (residual=residual)
-        found = True
-    return (accepted, fixed - accepted) if found else None
-
-
-def _resolve(node: ast.expr, fn: Callable):
-    """The object a call's ``func`` names (``Name`` or ``module.attr``) in ``fn``'s globals."""
-    names = []
-    while isinstance(node, ast.Attribute):
-        names.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None                                      # super().__init__(**kwargs) and the like
-    scope = dict(getattr(fn, "__globals__", {}))
-    if getattr(fn, "__closure__", None):
-        scope.update(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
-    obj = scope.get(node.id, getattr(__builtins__, node.id, None) if not isinstance(
-        __builtins__, dict) else __builtins__.get(node.id))
-    for attr in reversed(names):
-        obj = getattr(obj, attr, None)
-    return obj if callable(obj) else None
+            f" Did you mean {', '.join(map(repr, close))}?" if close else "")
+    whose = (f"its own and those of the {cls.__name__} it builds, some of which it may set "
+             "itself" if cls is not None else "its signature's")
+    return (msg + f" {name} takes: {', '.join(sorted(constructor_keywords(fn))) or 'no keywords'}"
+            f" ({whose}; see help({fn.__module__}.{fn.__qualname__})).")
 
 
 def check_image_batch(x, channels: int = 3, min_size: int = 1, training: bool = False,
@@ -181,6 +192,6 @@ def check_image_batch(x, channels: int = 3, min_size: int = 1, training: bool = 
         side = final_map_size or (lambda n: 1 if n <= min_size else 2)
         if side(x.shape[-2]) * side(x.shape[-1]) == 1:
             raise ValueError(
-                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode ends on a 1x1 map, and batch "
-                "norm cannot normalise a single value per channel. Train on batches of 2 or more, "
-                "or on larger images; to predict one image, call model.eval() first.")
+                f"One {x.shape[-2]}x{x.shape[-1]} image in train mode ends on a 1x1 map, and "
+                "batch norm cannot normalise a single value per channel. Train on batches of 2 or "
+                "more, or on larger images; to predict one image, call model.eval() first.")

@@ -424,7 +424,7 @@ def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("resnet18")
+@register_model("resnet18", head="fc", weights="ResNet18_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (Table 1)."""
@@ -432,7 +432,7 @@ def resnet18(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("resnet34")
+@register_model("resnet34", head="fc", weights="ResNet34_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (Table 1)."""
@@ -440,7 +440,7 @@ def resnet34(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("resnet50")
+@register_model("resnet50", head="fc", weights="ResNet50_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (Table 1); v1.5 unless stride_in_1x1=True."""
@@ -448,7 +448,7 @@ def resnet50(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("resnet101")
+@register_model("resnet101", head="fc", weights="ResNet101_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (Table 1); v1.5 unless stride_in_1x1=True."""
@@ -456,7 +456,7 @@ def resnet101(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("resnet152")
+@register_model("resnet152", head="fc", weights="ResNet152_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (Table 1); v1.5 unless stride_in_1x1=True."""
@@ -464,7 +464,7 @@ def resnet152(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet20")
+@register_model("cifar_resnet20", head="fc")
 @_with_paper_numbers
 def cifar_resnet20(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-20 (sec. 4.2, n = 3)."""
@@ -472,7 +472,7 @@ def cifar_resnet20(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet32")
+@register_model("cifar_resnet32", head="fc")
 @_with_paper_numbers
 def cifar_resnet32(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-32 (sec. 4.2, n = 5)."""
@@ -480,7 +480,7 @@ def cifar_resnet32(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet44")
+@register_model("cifar_resnet44", head="fc")
 @_with_paper_numbers
 def cifar_resnet44(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-44 (sec. 4.2, n = 7)."""
@@ -488,7 +488,7 @@ def cifar_resnet44(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet56")
+@register_model("cifar_resnet56", head="fc")
 @_with_paper_numbers
 def cifar_resnet56(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-56 (sec. 4.2, n = 9)."""
@@ -496,7 +496,7 @@ def cifar_resnet56(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet110")
+@register_model("cifar_resnet110", head="fc")
 @_with_paper_numbers
 def cifar_resnet110(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-110 (sec. 4.2, n = 18)."""
@@ -504,7 +504,7 @@ def cifar_resnet110(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_resnet1202")
+@register_model("cifar_resnet1202", head="fc")
 @_with_paper_numbers
 def cifar_resnet1202(**kwargs) -> ResNet:
     """CIFAR-10 ResNet-1202 (sec. 4.2, n = 200; "Exploring over 1000 layers")."""
@@ -512,35 +512,35 @@ def cifar_resnet1202(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_plain20")
+@register_model("cifar_plain20", head="fc")
 def cifar_plain20(**kwargs) -> ResNet:
     """CIFAR-10 plain-20: ResNet-20 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(20, residual=False, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_plain32")
+@register_model("cifar_plain32", head="fc")
 def cifar_plain32(**kwargs) -> ResNet:
     """CIFAR-10 plain-32: ResNet-32 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(32, residual=False, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_plain44")
+@register_model("cifar_plain44", head="fc")
 def cifar_plain44(**kwargs) -> ResNet:
     """CIFAR-10 plain-44: ResNet-44 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(44, residual=False, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_plain56")
+@register_model("cifar_plain56", head="fc")
 def cifar_plain56(**kwargs) -> ResNet:
     """CIFAR-10 plain-56: ResNet-56 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(56, residual=False, **kwargs)
 
 
 # Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_plain110")
+@register_model("cifar_plain110", head="fc")
 def cifar_plain110(**kwargs) -> ResNet:
     """CIFAR-10 plain-110: ResNet-110 without shortcuts (sec. 4.2; Fig. 6: error above 60%)."""
     return _cifar_resnet(110, residual=False, **kwargs)

@@ -222,7 +222,7 @@ def _cifar_seresnet(depth: int, *, reduction: float = 16, divisor: int = 1, **kw
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("seresnet50")
+@register_model("seresnet50", head="fc", weights="timm:seresnet50.a1_in1k")
 @_paper_numbers_in_docstring
 def seresnet50(**kwargs) -> ResNet:
     """SE-ResNet-50 (Table 1, middle): v1.5 and timm's seresnet50 unless stride_in_1x1=True (v1,
@@ -231,7 +231,7 @@ def seresnet50(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("seresnet101")
+@register_model("seresnet101", head="fc")
 @_paper_numbers_in_docstring
 def seresnet101(**kwargs) -> ResNet:
     """SE-ResNet-101: v1.5 and timm's seresnet101 unless stride_in_1x1=True (v1, the paper's).
@@ -240,7 +240,7 @@ def seresnet101(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("seresnet152")
+@register_model("seresnet152", head="fc")
 @_paper_numbers_in_docstring
 def seresnet152(**kwargs) -> ResNet:
     """SE-ResNet-152: v1.5 and timm's seresnet152 unless stride_in_1x1=True (v1, the paper's).
@@ -249,7 +249,7 @@ def seresnet152(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("seresnext50_32x4d")
+@register_model("seresnext50_32x4d", head="fc", weights="timm:seresnext50_32x4d.racm_in1k")
 @_paper_numbers_in_docstring
 def seresnext50_32x4d(**kwargs) -> ResNet:
     """SE-ResNeXt-50 (32x4d) (Table 1, right): timm's seresnext50_32x4d, the stride in the
@@ -258,7 +258,7 @@ def seresnext50_32x4d(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("resnext50_32x4d")
+@register_model("resnext50_32x4d", head="fc", weights="ResNeXt50_32X4D_Weights.IMAGENET1K_V2")
 def resnext50_32x4d(**kwargs) -> ResNet:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, arXiv:1611.05431), the baseline of SE-ResNeXt-50:
     torchvision's resnext50_32x4d. Input: images of at least 32x32 pixels."""
@@ -266,7 +266,7 @@ def resnext50_32x4d(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_seresnet20")
+@register_model("cifar_seresnet20", head="fc")
 def cifar_seresnet20(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-20: notebook 02's ResNet-20 with SE blocks, r = 16, reduced widths
     1, 2, 4 (divisor 1). Input: images of at least 4x4 pixels."""
@@ -274,7 +274,7 @@ def cifar_seresnet20(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_seresnet56")
+@register_model("cifar_seresnet56", head="fc")
 def cifar_seresnet56(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-56: notebook 02's ResNet-56 with SE blocks, r = 16 (divisor 1).
     Input: images of at least 4x4 pixels."""
@@ -282,7 +282,7 @@ def cifar_seresnet56(**kwargs) -> ResNet:
 
 
 # Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_seresnet110")
+@register_model("cifar_seresnet110", head="fc")
 @_paper_numbers_in_docstring
 def cifar_seresnet110(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-110: notebook 02's ResNet-110 with SE blocks, r = 16 (divisor 1).

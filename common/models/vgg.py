@@ -266,7 +266,7 @@ def _with_paper_numbers(config: str):
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11")
+@register_model("vgg11", head="classifier.6", weights="VGG11_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("A")
 def vgg11(**kwargs) -> VGG:
     """VGG-11: configuration A. Keywords: see ``VGG``."""
@@ -274,7 +274,7 @@ def vgg11(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_bn")
+@register_model("vgg11_bn", head="classifier.6", weights="VGG11_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("A")
 def vgg11_bn(**kwargs) -> VGG:
     """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -282,7 +282,7 @@ def vgg11_bn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_lrn")
+@register_model("vgg11_lrn", head="classifier.6")
 @_with_paper_numbers("A-LRN")
 def vgg11_lrn(**kwargs) -> VGG:
     """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
@@ -290,7 +290,7 @@ def vgg11_lrn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_lrn_bn")
+@register_model("vgg11_lrn_bn", head="classifier.6")
 @_with_paper_numbers("A-LRN")
 def vgg11_lrn_bn(**kwargs) -> VGG:
     """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -298,7 +298,7 @@ def vgg11_lrn_bn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg13")
+@register_model("vgg13", head="classifier.6", weights="VGG13_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("B")
 def vgg13(**kwargs) -> VGG:
     """VGG-13: configuration B. Keywords: see ``VGG``."""
@@ -306,7 +306,7 @@ def vgg13(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg13_bn")
+@register_model("vgg13_bn", head="classifier.6", weights="VGG13_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("B")
 def vgg13_bn(**kwargs) -> VGG:
     """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -314,7 +314,7 @@ def vgg13_bn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_c")
+@register_model("vgg16_c", head="classifier.6")
 @_with_paper_numbers("C")
 def vgg16_c(**kwargs) -> VGG:
     """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
@@ -322,7 +322,7 @@ def vgg16_c(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_c_bn")
+@register_model("vgg16_c_bn", head="classifier.6")
 @_with_paper_numbers("C")
 def vgg16_c_bn(**kwargs) -> VGG:
     """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -330,7 +330,7 @@ def vgg16_c_bn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16")
+@register_model("vgg16", head="classifier.6", weights="VGG16_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("D")
 def vgg16(**kwargs) -> VGG:
     """VGG-16: configuration D. Keywords: see ``VGG``."""
@@ -338,7 +338,7 @@ def vgg16(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_bn")
+@register_model("vgg16_bn", head="classifier.6", weights="VGG16_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("D")
 def vgg16_bn(**kwargs) -> VGG:
     """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -346,7 +346,7 @@ def vgg16_bn(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg19")
+@register_model("vgg19", head="classifier.6", weights="VGG19_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("E")
 def vgg19(**kwargs) -> VGG:
     """VGG-19: configuration E. Keywords: see ``VGG``."""
@@ -354,7 +354,7 @@ def vgg19(**kwargs) -> VGG:
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg19_bn")
+@register_model("vgg19_bn", head="classifier.6", weights="VGG19_BN_Weights.IMAGENET1K_V1")
 @_with_paper_numbers("E")
 def vgg19_bn(**kwargs) -> VGG:
     """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
@@ -400,28 +400,28 @@ class CifarVGG(nn.Module):
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg11_bn")
+@register_model("cifar_vgg11_bn", head="classifier")
 def cifar_vgg11_bn(**kwargs) -> CifarVGG:
     """Column A of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg13_bn")
+@register_model("cifar_vgg13_bn", head="classifier")
 def cifar_vgg13_bn(**kwargs) -> CifarVGG:
     """Column B of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg16_bn")
+@register_model("cifar_vgg16_bn", head="classifier")
 def cifar_vgg16_bn(**kwargs) -> CifarVGG:
     """Column D of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
 
 
 # Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg19_bn")
+@register_model("cifar_vgg19_bn", head="classifier")
 def cifar_vgg19_bn(**kwargs) -> CifarVGG:
     """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
