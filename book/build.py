@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -184,8 +183,8 @@ def execute(path: Path, mode: str, is_offline: bool, root: Path) -> tuple[object
 
 
 def with_outputs(nb, executed):
-    """The current notebook (its prose as it is now) with the outputs of an executed copy whose code
-    cells are the same."""
+    """The current notebook (its prose as it is now) with the outputs of an executed copy whose
+    code cells are the same."""
     ours = [c for c in nb.cells if c.cell_type == "code"]
     theirs = [c for c in executed.cells if c.cell_type == "code"]
     assert [c.source for c in ours] == [c.source for c in theirs], "cache key collision"
@@ -215,9 +214,12 @@ def executed_notebooks(paths: list[Path], mode: str, is_offline: bool, out: Path
                   f"{record['seconds']:.0f} s)", flush=True)
             continue
         print(f"{path.name}: executing in {mode} mode ...", flush=True)
+        # Every exception is caught on purpose: whatever stops this notebook (a cell's error, a
+        # dead kernel, a cell timeout, a kernel that does not start) is reported with the others
+        # at the end, and the next notebook still runs.
         try:
             executed, seconds, where = execute(path, mode, is_offline, root)
-        except Exception as err:                            # a cell failed: report it, go on
+        except Exception as err:                            # noqa: BLE001 (reported, go on)
             failed.append(f"{path.name}: {type(err).__name__}: {str(err)[-3000:]}")
             print(f"{path.name}: FAILED ({type(err).__name__})", flush=True)
             continue
@@ -230,7 +232,8 @@ def executed_notebooks(paths: list[Path], mode: str, is_offline: bool, out: Path
         results[path] = (executed, record)
         print(f"{path.name}: executed in {seconds:.0f} s", flush=True)
     if failed:
-        raise SystemExit("Some notebooks failed to run, so no site was built:\n" + "\n".join(failed)
+        raise SystemExit("Some notebooks failed to run, so no site was built:\n"
+                         + "\n".join(failed)
                          + "\nRun the notebook in JupyterLab in the same mode to see the cell.")
     return results
 
@@ -244,28 +247,29 @@ def _write_atomic(path: Path, text: str) -> None:
 # 2 · Stage -------------------------------------------------------------------------------------
 def machine_text(m: dict) -> str:
     gpu = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
-    return (f"{m['cpu']}, {m['cores']} cores ({m['threads']} threads), {gpu}, torch {m['torch']}, "
-            f"Python {m['python']}")
+    return (f"{m['cpu']}, {m['cores']} cores ({m['threads']} threads), {gpu}, "
+            f"torch {m['torch']}, Python {m['python']}")
 
 
 def label(record: dict, download: str | None, notes: str | None) -> str:
-    """The note at the top of a notebook's page: which mode and machine produced its outputs, and
-    that they are not the paper's numbers."""
+    """The note at the top of a notebook's page: which mode and machine produced its outputs,
+    and that they are not the paper's numbers."""
     data = ("offline: on the digits set (scikit-learn's 1,797 handwritten digits, standing in "
             "for CIFAR-10) and without pretrained weights" if record["offline"] else
             "with downloads allowed (each training output names its data set)")
     lines = [f"> **Outputs of one run in {MODE_LINES[record['mode']]}, {data}. "
              f"Machine: {machine_text(record['machine'])}; {record['seconds']:.0f} s in all, on "
-             f"{record['finished'][:10]}. **{record['mode'].capitalize()}-mode numbers are not the "
-             f"paper's**: those come from full-length training on CIFAR-10 or ImageNet (full mode, "
-             f"on a GPU)."]
+             f"{record['finished'][:10]}. **{record['mode'].capitalize()}-mode numbers are not "
+             f"the paper's**: those come from full-length training on CIFAR-10 or ImageNet "
+             f"(full mode, on a GPU)."]
     links = []
     if download:
         links.append(f"[Download this notebook with these outputs](path:{download})")
     if notes:
         links.append(f"reading notes on the paper: [{notes.split('/')[-1]}]({notes})")
     if links:
-        lines.append(">\n> " + " · ".join(links[:1] + [l[0].upper() + l[1:] for l in links[1:]]))
+        rest = [link[0].upper() + link[1:] for link in links[1:]]
+        lines.append(">\n> " + " · ".join(links[:1] + rest))
     return "\n".join(lines)
 
 

@@ -120,7 +120,8 @@ def test_the_notebook_page_shows_its_outputs_and_says_what_produced_them(site):
     head = text[:text.index('id="outputs"')]
     assert "smoke mode" in head and "not the paper" in head and record["machine"]["cpu"] in head
     assert "../paper_notes/resnet.html" in parsed.links           # the notes it names
-    assert any(link.startswith("https://colab.research.google.com/github/") for link in parsed.links)
+    assert any(link.startswith("https://colab.research.google.com/github/")
+               for link in parsed.links)
     assert re.search(r"<table.*?ResNet-20.*?</table>", text, re.S)  # the Markdown table
     assert "printed text" in text
     assert "3/3" in text and "HBox(" not in text and "widget-view" not in text  # the bar, as text

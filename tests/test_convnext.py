@@ -90,7 +90,8 @@ def test_roadmap_multiply_adds_round_to_table_10_whose_last_rows_are_shifted_up_
     assert len(names) == 13 and bn_to_ln == 11
     assert len(C.FIGURE_2_GFLOPS) == len(C.ROADMAP) and C.FIGURE_2_GFLOPS[bn_to_ln] == 4.2
     bn_to_ln_200 = [row[0] for row in C.ROADMAP_200].index("BN -> LN")
-    assert C.ROADMAP_200[bn_to_ln_200][2] == C.ROADMAP_200[bn_to_ln_200 - 1][2]     # Table 11: no jump
+    # Table 11: no jump
+    assert C.ROADMAP_200[bn_to_ln_200][2] == C.ROADMAP_200[bn_to_ln_200 - 1][2]
 
 
 def test_roadmap_ends_are_resnet50_and_convnext_tiny(reference):

@@ -226,9 +226,10 @@ def test_requirements_never_pin_torch():
 
 def test_ruff_finds_nothing():
     """The rules pyproject.toml's [tool.ruff] sets (pycodestyle at 99 columns, pyflakes, bugbear,
-    blind except, import order) hold for common/, the tests and conftest.py."""
+    blind except, import order) hold for common/, the tests, conftest.py, book/ and tools/."""
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "common", "tests",
-                           "conftest.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "conftest.py", "book", "tools"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "No module named ruff" not in done.stderr, "pip install -r requirements.txt (ruff)"
     assert done.returncode == 0, done.stdout + done.stderr
 

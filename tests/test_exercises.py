@@ -10,8 +10,8 @@ import torchvision
 from torch import nn
 
 from common import exercises as E
-from common.exercises import registry as C         # the registry: its private table
 from common.exercises import Case, Mutant, check, diagnose, list_exercises
+from common.exercises import registry as C  # the registry: its private table
 from common.exercises.efficientnet import as_block
 
 NAMES = list_exercises()
@@ -230,7 +230,8 @@ def test_the_v1_bottleneck_is_named():
             super().__init__(cin, planes, stride)
             self.reduce[0].stride, self.spatial[0].stride = (stride, stride), (1, 1)
 
-    assert diagnose("resnet.Bottleneck", V1).known_bugs == ["the stride in the first 1x1 conv (v1)"]
+    assert (diagnose("resnet.Bottleneck", V1).known_bugs
+            == ["the stride in the first 1x1 conv (v1)"])
 
 
 def learner_stage(padding=None, bn_after_relu=False):
@@ -423,7 +424,8 @@ def test_an_se_block_written_with_linear_layers_passes_and_one_with_a_bug_does_n
     class LinearSE(nn.Module):
         def __init__(self, channels, reduced, gate=torch.sigmoid):
             super().__init__()
-            self.fc1, self.fc2, self.gate = nn.Linear(channels, reduced), nn.Linear(reduced, channels), gate
+            self.fc1, self.fc2, self.gate = (nn.Linear(channels, reduced),
+                                             nn.Linear(reduced, channels), gate)
 
         def forward(self, x):
             s = self.gate(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
@@ -435,7 +437,7 @@ def test_an_se_block_written_with_linear_layers_passes_and_one_with_a_bug_does_n
     assert report.status == "failed"
 
 
-# --------------------------------------------------------------------------- issue 22: learners' blocks
+# ---------------------------------------------------------------------- issue 22: learners' blocks
 # Each block below is written as a learner would write it (from the statement, not by editing
 # the reference); each must pass (with its note when it is an accepted variant) or fail with the
 # cause named.
@@ -559,7 +561,7 @@ class LearnerDenseLayer(nn.Module):
         out = self.conv1(F.relu(self.norm1(x)))
         out = self.conv2(F.relu(self.norm2(out)))
         if self.dropout:
-            out = F.dropout(out, self.dropout)             # sec. 4.2's 0.2; training=True by default
+            out = F.dropout(out, self.dropout)      # sec. 4.2's 0.2; training=True by default
         return torch.cat([x, out], 1) if self.concat else out
 
 
@@ -757,7 +759,8 @@ def test_the_stride_in_the_last_1x1_conv_is_named_not_blamed_on_dropout():
             self.spatial[0].stride, self.restore[0].stride = (1, 1), (stride, stride)
 
     _expect(diagnose("resnet.Bottleneck", StrideInConv3), "train",
-            known="the stride in the last 1x1 conv", says=("same outputs as the stride in the 3x3",),
+            known="the stride in the last 1x1 conv",
+            says=("same outputs as the stride in the 3x3",),
             never=("dropout",))
     _expect(diagnose("mobilenetv2.InvertedResidual",
                      lambda *a: LearnerInvertedResidual(*a, stride_in_projection=True)),
@@ -770,10 +773,12 @@ def test_the_stride_in_the_last_1x1_conv_is_named_not_blamed_on_dropout():
 
 def test_a_moved_se_block_is_named_by_its_position_and_width():
     assert diagnose("senet.SEBottleneck", LearnerSEBottleneck).status == "passed"
-    _expect(diagnose("senet.SEBottleneck", lambda *a: LearnerSEBottleneck(*a, bug="se after conv2")),
+    _expect(diagnose("senet.SEBottleneck",
+                     lambda *a: LearnerSEBottleneck(*a, bug="se after conv2")),
             "parameters", hint="se-position", says=("on 64 channels", "on 256 channels"),
             never=("kernel size differs",))
-    _expect(diagnose("efficientnet.MBConv", lambda *a: LearnerMBConv(*a, bug="se after projection")),
+    _expect(diagnose("efficientnet.MBConv",
+                     lambda *a: LearnerMBConv(*a, bug="se after projection")),
             "parameters", hint="se-position", says=("Your SE block sits after",),
             never=("kernel size differs",))
 
@@ -933,7 +938,7 @@ class LearnerCNBlock(nn.Module):
     def forward(self, x):
         out = self.down(self.act(self.up(self.ln(self.dw(x).permute(0, 2, 3, 1)))))
         if self.gamma is not None and self.gamma.dim() == 1:
-            out = self.gamma * out                           # channels-last, like the official code
+            out = self.gamma * out                   # channels-last, like the official code
         out = out.permute(0, 3, 1, 2)
         if self.gamma is not None and self.gamma.dim() > 1:
             out = self.gamma * out
@@ -1039,7 +1044,8 @@ def test_gelus_tanh_form_passes_with_a_note():
     (dict(kernel=3), None, "kernel-size", "yours 3x3, the reference's 7x7"),
     (dict(expansion=2), None, "layer-width", "4 x dim wide"),
     (dict(dw_bias=False), None, "conv-bias", "have no bias where the reference's have one"),
-    (dict(scale=None), "no layer scale", "missing-layer", "Layer Scale [74] of initial value 1e-6"),
+    (dict(scale=None), "no layer scale", "missing-layer",
+     "Layer Scale [74] of initial value 1e-6"),
 ], ids=["groups", "3x3", "expansion 2", "depthwise bias", "layer scale"])
 def test_a_cnblock_with_a_wrong_layer_gets_its_own_hint_not_the_se_one(bug, known, hint, says):
     report = diagnose("convnext.CNBlock", lambda dim: LearnerCNBlock(dim, **bug))
@@ -1093,8 +1099,10 @@ def test_near_misses_of_the_cnblock_name_its_own_causes_not_the_hard_sigmoid():
 
 
 def test_a_layer_norm_over_the_wrong_axes_is_named():
-    report = diagnose("convnext.CNBlock", lambda dim: ChannelsFirstWithNormModule(dim, axes=(2, 3)))
-    _expect(report, "outputs", known="LayerNorm over the height and width", never=("hard sigmoid",))
+    report = diagnose("convnext.CNBlock",
+                      lambda dim: ChannelsFirstWithNormModule(dim, axes=(2, 3)))
+    _expect(report, "outputs", known="LayerNorm over the height and width",
+            never=("hard sigmoid",))
 
 
 def test_a_7x7_conv_with_padding_2_is_named_as_padding_not_the_shortcut():

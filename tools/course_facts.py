@@ -7,7 +7,8 @@ tokens that carry facts:
 
 - numbers with a decimal point or a thousands separator, percentages, ratios like ``3.86 G``;
 - arXiv identifiers, URLs, commit hashes (7-40 hex digits with a letter and a digit);
-- citations: ``sec. 3.4``, ``section 4.2``, ``Table 6``, ``Fig. 2``, ``Eqn. (1)``, ``appendix A.1``;
+- citations: ``sec. 3.4``, ``section 4.2``, ``Table 6``, ``Fig. 2``, ``Eqn. (1)``,
+  ``appendix A.1``;
 - quotations: text between double quotes of 20 characters or more (the paper's exact words);
 
 and looks for each in the whole course as it stands in the working tree (notebooks, paper notes,

@@ -91,8 +91,16 @@ known bugs' runs, cached per exercise), ``stages`` (``Stage`` and one function p
 ``check``). Each module's docstring says how to add a stage or a hint.
 """
 from common.exercises.hints import TAG_HINTS
-from common.exercises.registry import (Accepted, Case, Exercise, Mutant, exercise, get_exercise,
-                                       list_exercises, register)
+from common.exercises.registry import (
+    Accepted,
+    Case,
+    Exercise,
+    Mutant,
+    exercise,
+    get_exercise,
+    list_exercises,
+    register,
+)
 from common.exercises.report import Report, check, diagnose
 from common.exercises.stages import Stage
 

@@ -23,8 +23,7 @@ from torch.nn import functional as F
 from common.exercises import Accepted, Case, Mutant, exercise
 from common.models import convnext as C
 
-
-# --------------------------------------------------------------------------- the block's known bugs
+# -------------------------------------------------------------------------- the block's known bugs
 
 def _branch(block, x, act=None, norm=None, back=(0, 3, 1, 2)):
     """The reference block's branch with one piece swapped (``block.block[0..6]``)."""
@@ -111,10 +110,12 @@ def _norm_first(block, x):
         Mutant("LayerNorm over the whole sample",
                "Your LayerNorm normalises over (H, W, C) (or the whole map), like "
                "nn.GroupNorm(1, C). ConvNeXt's LayerNorm normalises the C values of each pixel: "
-               "nn.LayerNorm(C) on the channels-last (N, H, W, C) map.", forward=_norm_over_sample),
+               "nn.LayerNorm(C) on the channels-last (N, H, W, C) map.",
+               forward=_norm_over_sample),
         Mutant("layer scale after the addition",
-               "Layer scale multiplies the sum x + branch(x), so it also scales the identity path. "
-               "It belongs on the branch only: out = x + gamma * branch(x) (sec. 3.1; CaiT).",
+               "Layer scale multiplies the sum x + branch(x), so it also scales the identity "
+               "path. It belongs on the branch only: out = x + gamma * branch(x) "
+               "(sec. 3.1; CaiT).",
                forward=_scale_after_addition),
         Mutant("map transposed by the second permute",
                "The permute back to channels-first swaps H and W: use permute(0, 3, 1, 2) after "
@@ -161,7 +162,7 @@ def cn_block(dim):
     return C.CNBlock(dim, layer_scale=1e-6, stochastic_depth_prob=0.0)
 
 
-# --------------------------------------------------------------------------- the downsampling layer
+# -------------------------------------------------------------------------- the downsampling layer
 
 def _downsample(in_channels, out_channels):
     return nn.Sequential(C.LayerNorm2d(in_channels, eps=1e-6),
@@ -221,8 +222,9 @@ def _resnet_style(in_channels, out_channels):
                "width W. Permute to (N, H, W, C) first and back afterwards (LayerNorm2d).",
                forward=_norm_over_width),
         Mutant("3x3 convolution with stride 2",
-               "The downsampling convolution is ResNet's 3x3 with stride 2. ConvNeXt's is 2x2 with "
-               "stride 2, non-overlapping like Swin's patch merging (sec. 2.6).", build=_resnet_style),
+               "The downsampling convolution is ResNet's 3x3 with stride 2. ConvNeXt's is 2x2 "
+               "with stride 2, non-overlapping like Swin's patch merging (sec. 2.6).",
+               build=_resnet_style),
         Mutant("map transposed by the permute back",
                "Your permute back to channels-first swaps H and W: permute(0, 3, 2, 1) gives "
                "(N, C, W, H); permute(0, 3, 1, 2) undoes permute(0, 2, 3, 1). On square maps the "

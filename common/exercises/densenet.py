@@ -15,7 +15,6 @@ from torch import nn
 from common.exercises import Case, Mutant, exercise
 from common.models import densenet
 
-
 # --------------------------------------------------------------------------- the dense layer
 
 def _four_times_the_input(in_channels, growth_rate):

@@ -169,7 +169,7 @@ def hint_text(key: str, fmt: dict, ex: Optional[Exercise] = None) -> str:
 def layer_table(cand: list, ref: list) -> tuple[str, list]:
     """Yours and the reference's layers side by side, aligned by kind of layer; and the
     (yours, reference) pairs that differ."""
-    kinds = lambda layers: [l.kind for l in layers]                    # noqa: E731
+    kinds = lambda layers: [layer.kind for layer in layers]            # noqa: E731
     sm = difflib.SequenceMatcher(a=kinds(cand), b=kinds(ref), autojunk=False)
     rows, pairs = [], []
     for _, i1, i2, j1, j2 in sm.get_opcodes():
@@ -214,8 +214,8 @@ def param_hints(cand: list, ref: list, pairs: list) -> list:
         hints.append(("width-x4", {}))
     hints += _conv_bias(convs) + _kernel_size(convs) + _layer_width(plain)
     hints += _missing_or_extra(cand, ref) + unused_hints(cand, ref)
-    shared = [f"{l.name} {l.calls} times" for l in cand if l.calls > 1]
-    if shared and all(l.calls <= 1 for l in ref):
+    shared = [f"{layer.name} {layer.calls} times" for layer in cand if layer.calls > 1]
+    if shared and all(layer.calls <= 1 for layer in ref):
         hints.append(("shared-layer", {"names": ", ".join(shared)}))
     return hints
 
@@ -236,7 +236,7 @@ def _groups(grouped: list) -> list:
 
 
 def _width_x4(cand: list, ref: list, pairs: list, whole: bool) -> bool:
-    total_c, total_r = sum(l.n_params for l in cand), sum(l.n_params for l in ref)
+    total_c, total_r = sum(layer.n_params for layer in cand), sum(layer.n_params for layer in ref)
     ratios = [la.n_params / lb.n_params for la, lb in pairs if lb.n_params]
     return any(r in (4, 16, 1 / 4, 1 / 16) for r in ratios) or (whole and total_r > 0 and any(
         math.isclose(total_c / total_r, f, rel_tol=0.1) for f in (4, 1 / 4)))
@@ -286,7 +286,8 @@ def _missing_or_extra(cand: list, ref: list) -> list:
                 missing.append(layer.desc)
         return [("missing-layer", {"names": "; ".join(missing)})]
     if all(rc.get(s, 0) <= n for s, n in cc.items()) and len(cand) > len(ref):
-        extra = [l.desc for l in cand if l.calls and cc[l.signature] > rc.get(l.signature, 0)]
+        extra = [layer.desc for layer in cand
+                 if layer.calls and cc[layer.signature] > rc.get(layer.signature, 0)]
         return [("extra-layer", {"names": "; ".join(extra)})] if extra else []
     return []
 
@@ -299,22 +300,23 @@ def _regrouped(cand: list, ref: list) -> list:
     if flat(cand) != flat(ref) or _counts(cand) == _counts(ref):
         return []
     rc, cc = _counts(ref), _counts(cand)
-    yours = [l.desc for l in cand if cc[l.signature] > rc.get(l.signature, 0)]
-    theirs = [l.desc for l in ref if rc[l.signature] > cc.get(l.signature, 0)]
+    yours = [layer.desc for layer in cand if cc[layer.signature] > rc.get(layer.signature, 0)]
+    theirs = [layer.desc for layer in ref if rc[layer.signature] > cc.get(layer.signature, 0)]
     return [("regrouped", {"yours": "; ".join(yours), "ref": "; ".join(theirs)})]
 
 
 def unused_hints(cand: list, ref: list, outs=None, k: int = 0) -> list:
     """Layers forward never calls (and, when ``outs`` can tell, that no gradient reaches: a
     layer used through its weights, F.batch_norm(x, bn.running_mean, ...), is used)."""
-    unused = [l for l in cand if l.calls == 0]
+    unused = [layer for layer in cand if layer.calls == 0]
     if unused and outs is not None and outs.maps:
         mapping, found = outs.maps[k][1], outs.grads(k)[1]
-        unused = [l for l in unused if all(grad_close(found.get(mapping.get(key)), None)
-                                           for key in l.keys if key in mapping)]
-    unused = [l.name for l in unused]
+        unused = [layer for layer in unused
+                  if all(grad_close(found.get(mapping.get(key)), None)
+                         for key in layer.keys if key in mapping)]
+    unused = [layer.name for layer in unused]
     return [("unused-layer", {"names": ", ".join(unused)})] if unused and all(
-        l.calls for l in ref) else []
+        layer.calls for layer in ref) else []
 
 
 # --------------------------------------------------------------------------- SE blocks
@@ -323,11 +325,11 @@ def _se(layers: list) -> Optional[tuple]:
     """The SE block, found by structure: (how many other layers forward uses before it, the
     layer just before it, its width, its reduced width), or None. Its first FC on a pooled
     input is where it starts (``Layer.pooled_fc``)."""
-    used = [l for l in layers if l.calls]
-    k = next((j for j, l in enumerate(used) if l.pooled_fc), None)
+    used = [layer for layer in layers if layer.calls]
+    k = next((j for j, layer in enumerate(used) if layer.pooled_fc), None)
     if k is None or not used[k].width:
         return None
-    before = [l for l in used[:k] if not l.pooled_fc]
+    before = [layer for layer in used[:k] if not layer.pooled_fc]
     width, reduced = used[k].width
     return len(before), (before[-1].name if before else "the input"), width, reduced
 
@@ -442,8 +444,9 @@ def late_strides(cand: list, ref: list) -> list:
     """Your 1x1 convolutions with a stride, when you have more of them than the reference
     (a stride moved from the 3x3 into a later 1x1 conv)."""
     def strided(layers):
-        return [l.name for l in layers if isinstance(l.module, nn.modules.conv._ConvNd)
-                and all(k == 1 for k in l.module.kernel_size) and any(s != 1 for s in
-                                                                       l.module.stride)]
+        return [layer.name for layer in layers
+                if isinstance(layer.module, nn.modules.conv._ConvNd)
+                and all(k == 1 for k in layer.module.kernel_size)
+                and any(s != 1 for s in layer.module.stride)]
     yours = strided(cand)
     return yours if len(yours) > len(strided(ref)) else []

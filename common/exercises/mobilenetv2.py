@@ -9,7 +9,6 @@ from torch import nn
 from common.exercises import Case, Mutant, exercise
 from common.models import mobilenetv2 as M
 
-
 # --------------------------------------------------------------------------- known bugs
 
 class _ShortcutWhenChannelsMatch(M.InvertedResidual):
@@ -21,7 +20,7 @@ class _ShortcutWhenChannelsMatch(M.InvertedResidual):
 class _ShortcutWhenStride1(M.InvertedResidual):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.use_res_connect = self.stride == 1                                    # channels ignored
+        self.use_res_connect = self.stride == 1                                # channels ignored
 
 
 class _NoShortcut(M.InvertedResidual):

@@ -122,8 +122,8 @@ def register(ex: Exercise) -> Exercise:
         try:
             sig.bind(*case.args, **case.kwargs)
         except TypeError as err:
-            raise ValueError(f"Exercise {ex.name!r}, case {case.label!r}: its arguments do not fit "
-                             f"the reference's signature {ex.signature}: {err}.") from None
+            raise ValueError(f"Exercise {ex.name!r}, case {case.label!r}: its arguments do not "
+                             f"fit the reference's signature {ex.signature}: {err}.") from None
     titles = [m.title for m in (*ex.mutants, *ex.accepted)]
     if len(set(titles)) != len(titles):
         raise ValueError(f"Exercise {ex.name!r}: two known bugs (or accepted variants) have the "

@@ -63,7 +63,7 @@ def passed_lines(c: Comparison) -> list:
         d = f"max |diff| {R.max_diff(c.outs[i].eval[k], c.refs[i].run.out):.1e} (eval)"
         if c.train_compared(i):
             d += f", {R.max_diff(c.outs[i].train(k)[0], c.refs[i].out_train):.1e} (train)"
-        pc = sum(l.n_params for l in c.runs[i].layers)
+        pc = sum(layer.n_params for layer in c.runs[i].layers)
         lines.append(f"  ok  {case.label:<{w}}  output {tuple(c.runs[i].out.shape)}, "
                      f"{pc:,} parameters, {d}")
     how = sorted({c.outs[i].maps[c.chosen[i]][0] for i in range(n)})

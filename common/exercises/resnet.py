@@ -10,7 +10,6 @@ from torch import nn
 from common.exercises import Accepted, Case, Mutant, exercise
 from common.models import resnet
 
-
 # --------------------------------------------------------------------------- shared pieces
 
 def _basic_branch(b, x):

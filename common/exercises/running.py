@@ -334,7 +334,8 @@ def _built(factory: Callable, case: Case, r: Run) -> Optional[nn.Module]:
 
 
 def run(factory: Callable, case: Case, model: Optional[nn.Module] = None) -> Run:
-    """Build (unless given) and run one block in eval mode, recording which modules forward uses."""
+    """Build (unless given) and run one block in eval mode, recording which modules forward
+    uses."""
     r = Run()
     if model is None and (model := _built(factory, case, r)) is None:
         return r

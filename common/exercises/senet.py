@@ -7,9 +7,9 @@ The references are the course's saved blocks (``common.models.senet``, built on
 import torch
 
 from common.exercises import Case, Mutant, exercise, get_exercise
-from common.exercises.resnet import _bottleneck_branch as _branch, _shortcut   # notebook 02's
+from common.exercises.resnet import _bottleneck_branch as _branch  # notebook 02's
+from common.exercises.resnet import _shortcut  # notebook 02's
 from common.models import resnet, senet
-
 
 # --------------------------------------------------------------------------- the SE block
 
@@ -96,9 +96,9 @@ def _weights_only(se, x):
                "sigmoid, one independent weight in (0, 1) per channel (sec. 3.2, Eqn. 3).",
                forward=_softmax_gate),
         Mutant("ReLU as the gate",
-               "Your excitation ends in a ReLU, not a sigmoid: its weights are unbounded and often "
-               "exactly zero. Table 12 tried it: worse than no SE block at all. Eqn. 3 ends in "
-               "sigma, the sigmoid.",
+               "Your excitation ends in a ReLU, not a sigmoid: its weights are unbounded and "
+               "often exactly zero. Table 12 tried it: worse than no SE block at all. Eqn. 3 "
+               "ends in sigma, the sigmoid.",
                forward=_relu_gate),
         Mutant("a hard sigmoid as the gate",
                "Your gate is a hard sigmoid (F.hardsigmoid: relu6(x + 3) / 6, piecewise linear), "
@@ -235,9 +235,9 @@ SE_PLACEMENT = ("Squeeze and excitation \"both act before summation with the ide
                "norm undoes part of the scaling. " + SE_PLACEMENT,
                forward=_se_before_last_bn),
         Mutant("a ReLU before the SE block",
-               "Your residual branch passes a ReLU before the SE block and the addition, so it can "
-               "never be negative. As in notebook 02, the branch ends with the last batch norm; "
-               "the ReLU comes after the addition.",
+               "Your residual branch passes a ReLU before the SE block and the addition, so it "
+               "can never be negative. As in notebook 02, the branch ends with the last batch "
+               "norm; the ReLU comes after the addition.",
                forward=_relu_before_se),
         Mutant("the SE block is never applied",
                "Your block has an SE block but forward never uses it: this is the plain "

@@ -188,7 +188,7 @@ def parameters(c: Comparison) -> None:
     i = bad[0]
     cand, ref = runs[i].layers, refs[i].run.layers
     table, pairs = H.layer_table(cand, ref)
-    pc, pr = sum(l.n_params for l in cand), sum(l.n_params for l in ref)
+    pc, pr = sum(layer.n_params for layer in cand), sum(layer.n_params for layer in ref)
     ratio = f" ({pc / pr:.2f}x)" if pr else ""
     raise Failure(Stage.PARAMETERS, f"the parameters differ in {len(bad)} of {n} cases",
                   f"Case {c.cases[i].label!r}, {c.ex.call(c.cases[i], c.who)}: yours has "

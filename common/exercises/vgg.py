@@ -185,8 +185,8 @@ _SMALL = 1 / 8      # every width divided by 8: the same layers, 64x fewer weigh
         # such as those of the paper's inputs, mean-subtracted 0-255 pixels.
         Case("configuration A-LRN at 1/8 width, inputs at pixel scale (std 50)",
              (vgg.scale_config("A-LRN", _SMALL),), (2, 3, 32, 32), scale=50.0, tags=("lrn",)),
-        Case("configuration D at 1/8 width, with batch norm", (vgg.scale_config("D", _SMALL), True),
-             (2, 3, 32, 32), tags=("batch_norm",)),
+        Case("configuration D at 1/8 width, with batch norm",
+             (vgg.scale_config("D", _SMALL), True), (2, 3, 32, 32), tags=("batch_norm",)),
     ],
     hints={"lrn": "Right everywhere except in configuration A-LRN: look at your LRN layer (its "
                   "place, after the first ReLU, and its constants k=2, n=5, alpha=1e-4, "
