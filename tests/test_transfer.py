@@ -70,8 +70,8 @@ def test_the_head_is_found_and_replaced_with_the_right_widths(family):
 
 def test_convnext_layout_is_re_headed_too():
     """torchvision's ConvNeXt: the layout of the course's (classifier = LayerNorm2d, Flatten,
-    Linear), found with no ConvNeXt case in common/transfer.py's code (its docstrings name it
-    only as an example)."""
+    Linear), found with no ConvNeXt case in common/transfer.py's code (only its module docstring
+    and head_name's error message name ConvNeXt, among the families it knows)."""
     with torch.device("meta"):
         model = torchvision.models.convnext_tiny()
     assert T.head_name(model) == "classifier.2"
