@@ -224,14 +224,16 @@ def reset_classifier(model: nn.Module, num_classes: int) -> nn.Module:
 
 def _auxiliary_heads(model: nn.Module, head: str, width: int) -> list[str]:
     return [n for n, m in model.named_modules()
-            if n != head and isinstance(m, (nn.Linear, NoHead)) and m.out_features == width
+            if n != head and (isinstance(m, NoHead) or isinstance(m, nn.Linear)
+                              and m.out_features == width)
             and any(piece.lower().startswith("aux") for piece in n.split(".")[:-1])]
 
 
 def _put_head(model: nn.Module, name: str, num_classes: int) -> None:
     old = model.get_submodule(name)
     bias = old.bias is not None if isinstance(old, nn.Linear) else old.bias_was
-    like = next(model.parameters(), torch.empty(0))
+    like = old.weight if isinstance(old, nn.Linear) else next(model.parameters(),
+                                                             torch.empty(0))
     if num_classes == 0:
         new = NoHead(old.in_features, bias=bias)
     else:
@@ -254,7 +256,10 @@ class _HoldInEval:
     def __call__(self, model: nn.Module, args) -> None:
         if model.training:
             for name in self.names:
-                model.get_submodule(name).train(False)
+                try:
+                    model.get_submodule(name).train(False)
+                except AttributeError:        # a module replaced since by one of other names
+                    continue
 
 
 def _within(name: str, part: str) -> bool:

@@ -365,6 +365,8 @@ def test_replace_head_takes_numpy_integers_and_re_heads_auxiliary_heads():
         googlenet = torchvision.models.googlenet(init_weights=False)
     T.replace_head(inception, 7)
     assert inception.fc.out_features == inception.AuxLogits.fc.out_features == 7
+    T.replace_head(T.replace_head(inception, 0), 3)       # features only, then a head again
+    assert inception.fc.out_features == inception.AuxLogits.fc.out_features == 3
     T.replace_head(googlenet, 7)
     assert {googlenet.get_submodule(n).out_features for n in ("fc", "aux1.fc2", "aux2.fc2")} \
         == {7}
