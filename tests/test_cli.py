@@ -317,3 +317,20 @@ def test_freeze_before_the_model_and_spaces_between_parts(tmp_path, capsys):
     trainable = {n.split(".weight")[0].split(".bias")[0]
                  for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"fc", "features.4.0", "features.4.1"}
+
+
+def test_an_image_that_fails_to_decode_while_training_is_one_line_and_leaves_nothing(tmp_path,
+                                                                                     capsys):
+    """A file that starts like a JPEG (so the first check passes it) but is not one: the error
+    comes from the first batch, as one line, and the command.json just written is removed."""
+    from _train_helpers import write_folder
+
+    root = write_folder(tmp_path / "images")
+    (root / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    run = tmp_path / "run"
+    err = error_line(capsys, ["cifar_baseline", "--model-kwargs", '{"widths": [8]}', "--data",
+                              f"imagefolder:{root}", "--image-size", "16", "--epochs", "1",
+                              "--batch-size", "4", "--workers", "0", "--no-amp",
+                              "--run-dir", str(run)])
+    assert "broken.jpg cannot be read as an image" in err, err
+    assert not (run / cli.SETTINGS).exists() and not (run / ctrain.CHECKPOINT).exists()
