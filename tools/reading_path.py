@@ -14,9 +14,9 @@ minute for code; outputs and figures are not counted, so the estimate is a lower
 relative size. A subsection headed "... (try it first)" (a write-it-yourself offer before a
 block) is on the first path, but not counted in the minutes before the first working block: a
 learner skips it or spends that time writing code. The *first working block* is the first code
-cell that defines a subclass of ``nn.Module`` (or of a block already defined), or a function that builds an ``nn.Sequential``
-(VGG's stage), and is not a write-it-yourself skeleton (a cell that raises
-``NotImplementedError``), reported with its class name and the minutes of
+cell that defines a subclass of ``nn.Module`` (or of a block already defined), or a function
+that builds an ``nn.Sequential`` (VGG's stage), and is not a write-it-yourself skeleton (a cell
+that raises ``NotImplementedError``), reported with its class name and the minutes of
 first-path reading before it.
 
     python tools/reading_path.py notebooks/02_resnet.ipynb      # one notebook
