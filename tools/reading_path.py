@@ -6,7 +6,8 @@ The first path is what a learner reads on a first pass: every cell except
   deeper", "Reference", or "(skip on a first read)", down to the next heading of its level or
   higher;
 - what a markdown cell folds away in ``<details>`` ... ``</details>`` (hints, long tables);
-- the code of cells folded in JupyterLab (cell metadata ``jupyter.source_hidden``).
+- the code of cells folded in JupyterLab (cell metadata ``jupyter.source_hidden``);
+- the set-up cell (``common/colab.py``'s ``SETUP_CELL``, the same in every notebook: read once).
 
 Reading time is estimated at the rates the learner's read of 2026-12-06 used
 (``../shared/reviews/student-read-2026-12-06.md``): 180 words a minute for prose, 12 lines a
@@ -39,6 +40,7 @@ CODE_LINES_PER_MINUTE = 12
 OFF_PATH = re.compile(r"going deeper|^reference\b|reference:|skip on a first read", re.I)
 HEADING = re.compile(r"^(#{1,3}) (.*)$", re.M)
 CLASS = re.compile(r"^class (\w+)\(([^)]*)\)", re.M)
+SETUP_FIRST_LINE = "# Set-up. On Colab: fetch the course"
 TRY_FIRST = re.compile(r"try it first", re.I)
 SEQUENTIAL = re.compile(r"^def (\w+)\(.*?\bnn\.Sequential\(", re.M | re.S)
 
@@ -87,6 +89,7 @@ def measure(nb: dict) -> dict:
             n = code_lines(src)
             all_code += n
             hidden = cell.get("metadata", {}).get("jupyter", {}).get("source_hidden", False)
+            hidden = hidden or src.startswith(SETUP_FIRST_LINE)
             if on_path and not hidden:
                 path_code += n
                 try_code += n if trying else 0
