@@ -89,8 +89,8 @@ NOTEBOOK_START = time.perf_counter()
 # contain all the necessary information, while an expansion layer acts merely as an
 # implementation detail". So the shortcut joins the thin ends (also "considerably more memory
 # efficient": section 2 charts it), and wide-thin-wide becomes thin-wide-thin: "inverted".
-# Section 3.4 reads it as **capacity** (the bottleneck's width) apart from **expressiveness**
-# (the expansion).
+# Section 3.4 reads the design as separating **capacity** (the bottlenecks' width) from
+# **expressiveness** (the expansions).
 
 # %% jupyter={"source_hidden": true}
 from matplotlib.patches import Rectangle
@@ -201,7 +201,7 @@ print({n: f"{r:.1%}" for n, r in recoverable.items()})
 # **Why.** A standard $k\times k$ convolution from $d_i$ to $d_j$ channels costs
 # $h_i w_i d_i d_j k^2$ multiply-adds. The separable version filters each channel on its own
 # (`groups=d_i`: $h_i w_i d_i k^2$), then mixes channels with a 1×1 convolution
-# ($h_i w_i d_i d_j$). MobileNetV1 stacked this unit; MobileNetV2 ends every block with it.
+# ($h_i w_i d_i d_j$). MobileNetV1 stacked this unit; MobileNetV2 keeps it as the middle and end of every block.
 
 # %% jupyter={"source_hidden": true}
 #@save mobilenetv2
@@ -265,8 +265,7 @@ print(f"depthwise separable, same shape:  {macs_sep / 1e6:6.2f}M multiply-adds, 
 # Every layer is a convolution, batch norm and, except for the projections, ReLU6: one small
 # `nn.Sequential` (folded below, with its check) with the module names of torchvision's
 # `Conv2dNormActivation` (`0`, `1`, `2`), so that torchvision's weights load into ours with
-# `strict=True`. **Why ReLU6**,
-# $\min(\max(x, 0), 6)$: a bounded activation has a known range, which 8-bit or 16-bit
+# `strict=True`. **Why ReLU6**, $\min(\max(x, 0), 6)$: a bounded activation has a known range, which 8-bit or 16-bit
 # fixed-point arithmetic can represent without overflow (sec. 4, citing MobileNetV1).
 
 # %% jupyter={"source_hidden": true}
@@ -304,11 +303,9 @@ print("ConvNormActivation: shapes OK; outputs within ReLU6's [0, 6]")
 # ### Write it yourself first: the inverted residual block
 #
 # **Try it first** (optional): write the block from the paper, run the check, then read ours
-# below. `common.exercises.check` compares yours with ours on five cases (stride 1 and 2, equal
-# and changing channels, the first block with $t = 1$): the output shape, the parameters layer by
-# layer, the outputs (our weights copied into yours, random batch-norm statistics), the gradients
-# (a detached shortcut cuts them), a run in bfloat16; it names the classic bug your block behaves
-# like. Your own attribute names are fine. Until you write it, the check says "not done yet".
+# below. `common.exercises.check` compares yours with ours on five cases, layer by layer and
+# output by output, and names the classic bug your block behaves like (unfold for the details).
+# Until you write it, the check says "not done yet".
 #
 # <details><summary><b>What the check does, in full</b> (click to unfold)</summary>
 #
@@ -375,8 +372,8 @@ check("mobilenetv2.InvertedResidual", MyInvertedResidual)
 #
 # **Why the shortcut joins the thin ends: memory.** Only thin tensors pass between blocks; the
 # wide one exists inside a block, and since the inside works channel by channel (depthwise
-# filter, ReLU6), section 5 computes it a slice of channels at a time, never whole ("considerably
-# more memory efficient", sec. 3.3; PyTorch does hold it whole). A shortcut between the expanded
+# filter, ReLU6), section 5 shows it can be computed a slice of channels at a time, never whole
+# ("considerably more memory efficient", sec. 3.3; PyTorch does hold it whole). A shortcut between the expanded
 # ends, as in ResNet, would keep a wide tensor alive until the next addition. The folded cells
 # count both for each block at 224×224, from shapes only, and chart them:
 
