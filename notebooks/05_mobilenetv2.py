@@ -265,7 +265,8 @@ print(f"depthwise separable, same shape:  {macs_sep / 1e6:6.2f}M multiply-adds, 
 # Every layer is a convolution, batch norm and, except for the projections, ReLU6: one small
 # `nn.Sequential` (folded below, with its check) with the module names of torchvision's
 # `Conv2dNormActivation` (`0`, `1`, `2`), so that torchvision's weights load into ours with
-# `strict=True`. **Why ReLU6**, $\min(\max(x, 0), 6)$: a bounded activation has a known range, which 8-bit or 16-bit
+# `strict=True`. ("TF code" in the rows: the official TensorFlow implementation, the paper's
+# ref. [4].) **Why ReLU6**, $\min(\max(x, 0), 6)$: a bounded activation has a known range, which 8-bit or 16-bit
 # fixed-point arithmetic can represent without overflow (sec. 4, citing MobileNetV1).
 
 # %% jupyter={"source_hidden": true}
@@ -360,6 +361,8 @@ check("mobilenetv2.InvertedResidual", MyInvertedResidual)
 
 # %% [markdown]
 # ### The inverted residual block (Table 1, Figure 3b)
+#
+# The paper's details for the block ("Egg": an Easter egg, a detail easy to miss):
 #
 # | Detail | Value | Where |
 # |---|---|---|
@@ -600,8 +603,8 @@ print("_make_divisible: multiples of 8, never below 90% of the target, equal to 
 # One class turns a table into modules, in torchvision's layout: `features` (stem, 17 blocks,
 # last 1×1 convolution) and `classifier` (dropout, a linear layer: Table 2's final "conv2d 1×1"
 # on a 1×1 map). Global average pooling between them takes any input size (Table 2's "avgpool
-# 7x7" is the 224×224 case) down to `min_input_size`, the product of the strides; `forward` says
-# so clearly below it. `stem_stride`, `input_channel` and `last_channel` are ours, for the CIFAR
+# 7x7" is the 224×224 case) down to `min_input_size`, the product of the strides; `forward`
+# rejects smaller inputs with a clear error. `stem_stride`, `input_channel` and `last_channel` are ours, for the CIFAR
 # adaptation and section 6's small networks.
 
 # %%
@@ -758,7 +761,7 @@ common.summary(common.get_model("mobilenet_v2"), (1, 3, 224, 224), depth=1)
 # The paper's numbers are written **once**, as data: every check below, the constructors'
 # docstrings and the unit tests read them from `PAPER_NUMBERS`. Beside them, another source: the
 # table of the official checkpoints (the TF code's README), which "Going deeper · the official
-# checkpoints, counted" reproduces entry by entry; and two ways to count parameters that it
+# TensorFlow code" reproduces entry by entry; and two ways to count parameters that it
 # needs (the hurdles use them too).
 
 # %%
@@ -779,7 +782,7 @@ PAPER_NUMBERS = {
 #: Another source: the official TF-Slim checkpoints, tensorflow/models,
 #: research/slim/nets/mobilenet/README.md. (width, input size) -> (MACs in millions, parameters
 #: in millions, top-1 %), for 1001 classes. How it counts is worked out in notebook 05, "Going
-#: deeper · the official checkpoints, counted".
+#: deeper · the official TensorFlow code".
 TF_SLIM_CHECKPOINTS = {
     (1.4, 224): (582, 6.06, 75.0), (1.3, 224): (509, 5.34, 74.4),
     (1.0, 224): (300, 3.47, 71.8), (1.0, 192): (221, 3.47, 70.7), (1.0, 160): (154, 3.47, 68.8),
@@ -820,7 +823,7 @@ print(mobilenet_v2.__doc__)
 # `common.count_macs` counts the multiply-adds of the convolutions and the linear layer, on
 # models built on the meta device. The multiply-adds agree within 1%. The parameters: width 1.0
 # comes out a little above "3.4M" (within 3.5%: the official count, 3.47M, leaves out batch
-# norm's parameters, and "3.4M" is it truncated); width 1.4 **far below** "6.9M".
+# norm's parameters, and "3.4M" is that truncated); width 1.4 **far below** "6.9M".
 
 # %%
 with torch.device("meta"):
@@ -912,9 +915,8 @@ common.table([(kind, k["layers"], f"{k['macs'] / total_macs:.1%}", f"{k['params'
 # %% [markdown]
 # ## 4 · Check against torchvision
 #
-# torchvision's `mobilenet_v2` takes any `width_mult`. For six widths (the TF checkpoints' 0.35,
-# 0.5, 0.75, 1.0, 1.3 and 1.4) we build torchvision's model with random weights **and random
-# batch-norm statistics** (`common.random_reference`: at default initialisation a BN is the
+# For six widths (the TF checkpoints' 0.35, 0.5, 0.75, 1.0, 1.3 and 1.4) we build torchvision's
+# `mobilenet_v2` with random weights **and random batch-norm statistics** (`common.random_reference`: at default initialisation a BN is the
 # identity in eval mode, and a misplaced BN would go unseen), load its `state_dict()` into ours
 # with `strict=True` (every name and shape must match) and assert equal outputs
 # (`common.check_against_reference`).
@@ -1178,12 +1180,11 @@ for v, h in fig6.items():
 #
 # ### 6.2 Multiply-adds are not latency
 #
-# The paper counts multiply-adds (and reports phone latency in Table 4). But a model's time
-# depends on the **bytes** it moves as well as on its arithmetic. The folded cells time inference
-# per image of MobileNetV2, ResNet-18 and ResNet-50 (notebook 02) on the machine at hand, at batch
-# 1 and a large batch (full mode: 224×224, batches 1 and 64, the median of ten; smoke mode: 32×32,
-# batches 1 and 4, three: it only shows the cell runs), against their multiply-adds. Compare
-# models within one run, never across machines.
+# The paper counts multiply-adds (and reports phone latency in Table 4), but time depends on the
+# **bytes** a model moves as well as on its arithmetic. The folded cells time inference per image
+# of MobileNetV2, ResNet-18 and ResNet-50 (notebook 02) here, at batch 1 and a large batch (full
+# mode: 224×224, batches 1 and 64, median of ten; smoke mode: 32×32, batches 1 and 4, three),
+# against their multiply-adds. Compare models within one run, never across machines.
 
 # %% jupyter={"source_hidden": true}
 from common.bench import machine                # "CPU model, threads" or the GPU's name
@@ -1237,7 +1238,9 @@ ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel(f"multiply-adds per image ({size}x{size}), millions")
 ax.set_ylabel("ms per image")
-ax.set_title(f"Latency against multiply-adds\n{machine(device)}", fontsize=9)
+ax.set_title(f"Latency against multiply-adds\n{machine(device)}"
+             + ("\nsmoke mode: tiny inputs and batches, only shows the cell runs" if common.SMOKE else ""),
+             fontsize=9)
 ax.legend()
 ax.grid(alpha=0.3, which="both")
 for axis in (ax.xaxis, ax.yaxis):                 # labels at 1, 2, 5 x 10^k only: no collisions
@@ -1513,8 +1516,8 @@ for size_ in (224, 256):
 # 6. **Memory (section 5, Table 3).** Do section 2's tensor-size count for ResNet-50 (notebook
 #    02): the largest tensor held between blocks and inside them, at 224×224 and 96×96. Why does
 #    the inverted residual need so little?
-# 7. **Figure 6 with seeds.** Re-run section 6.1 with three seeds per variant (12 runs); plot
-#    mean and spread. Are the gaps larger than the spread?
+# 7. **Figure 6 with seeds.** Re-run section 6.1 with three seeds per variant (12 runs of its
+#    small network); plot mean and spread. Are the gaps larger than the spread?
 # 8. **Write it yourself: the inverted residual block**, checked by `common.exercises.check`:
 #    the [Try it first cells](#write-it-yourself-first-the-inverted-residual-block) of section 2.
 

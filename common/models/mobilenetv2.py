@@ -218,7 +218,7 @@ PAPER_NUMBERS = {
 #: Another source: the official TF-Slim checkpoints, tensorflow/models,
 #: research/slim/nets/mobilenet/README.md. (width, input size) -> (MACs in millions, parameters
 #: in millions, top-1 %), for 1001 classes. How it counts is worked out in notebook 05, "Going
-#: deeper · the official checkpoints, counted".
+#: deeper · the official TensorFlow code".
 TF_SLIM_CHECKPOINTS = {
     (1.4, 224): (582, 6.06, 75.0), (1.3, 224): (509, 5.34, 74.4),
     (1.0, 224): (300, 3.47, 71.8), (1.0, 192): (221, 3.47, 70.7), (1.0, 160): (154, 3.47, 68.8),
