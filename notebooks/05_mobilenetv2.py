@@ -42,8 +42,8 @@
 # - quick mode (offline digits): 1,151 s; `cifar_mobilenet_v2` learns (99.0% test accuracy), so do Figure 6's variants (best validation accuracy 0.92-0.98);
 # - full mode: needs a GPU (not measured; section 6.2 shows why a CPU is slow).
 #
-# **Reading time:** about 40 minutes on the first path; "Going deeper", "Reference", "(skip on a
-# first read)" and folded cells can wait.
+# **Reading time:** about 43 minutes on the first path (`tools/reading_path.py`; outputs not
+# counted); "Going deeper", "Reference", "(skip on a first read)" and folded cells can wait.
 
 # %%
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
