@@ -93,8 +93,8 @@ NOTEBOOK_START = time.perf_counter()
 #    (SE-ResNet-50: note the `fc, [16, 256]` rows), Table 2 (the main result); then the ablations
 #    (Tables 10-16, Figure 5) and Figures 6-7.
 # 3. **Section 1**, the introduction.
-# 4. **The body**: sections 3 (the block), 4 (its cost, Eqn. 5), 5.1 (the recipes), 6 (the
-#    ablations) and 7 (what squeeze and excitation do).
+# 4. **The body**: sections 3 (the block), 4 (its cost), 5.1 (recipes), 6 (ablations) and 7
+#    (what squeeze and excitation do).
 #
 # **The key idea in plain words.** A convolution mixes all its input channels, but each output
 # value sees only a small window: "each unit of the transformation output $U$ is unable to exploit
@@ -132,8 +132,8 @@ common.block_diagram(["global average pool → z: 1×1×C", "FC: C → C/r, ReLU
 # Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
 # reduced_channels)`: squeeze each channel to its mean over height and width (Eqn. 2), excite with
 # an FC to `reduced_channels`, a ReLU, an FC back to `channels` and a sigmoid (Eqn. 3), and scale
-# each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the official models
-# and timm, which write them as 1×1 convolutions (`nn.Conv2d(..., kernel_size=1)` on the pooled
+# each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the authors'
+# official (Caffe) models and timm, which write them as 1×1 convolutions (`nn.Conv2d(..., kernel_size=1)` on the pooled
 # `(N, C, 1, 1)` map); `nn.Linear` on the `(N, C)` means is fine too: it holds the same numbers in
 # another shape, `(out, in)` instead of `(out, in, 1, 1)`, and the checker reshapes our weights
 # when it copies them into yours. `check` says "not done yet" until you fill it in.
@@ -290,8 +290,9 @@ assert eqn5 / base_macs < 0.0026 < (eqn5 + squeeze_and_scale) / base_macs       
 
 # %% [markdown]
 # Nearly free in arithmetic, not in parameters: $C_s^2$ grows fourfold per stage (section 3
-# counts it stage by stage). In time it costs more than its arithmetic (the row "Cost in time";
-# *Going deeper · the cost, counted every way*).
+# counts it stage by stage; what dropping the last stage costs: the egg "top-1 or top-5?"). In
+# time it costs more than its arithmetic (the row "Cost in time"; *Going deeper · the cost,
+# counted every way*).
 #
 # ### Write it yourself: the SE bottleneck (try it first)
 #
@@ -306,7 +307,7 @@ assert eqn5 / base_macs < 0.0026 < (eqn5 + squeeze_and_scale) / base_macs       
 class MySEBottleneck(nn.Module):
     def __init__(self, inplanes, planes, stride=1):
         super().__init__()
-        # The bottleneck of notebook 02 (exercise 8 there), and an SE block: how many channels
+        # The bottleneck of notebook 02 (its write-it-yourself), and an SE block: how many channels
         # does it recalibrate, and to how many does it reduce them (Table 1: fc, [16, 256])?
         raise NotImplementedError("write __init__")
 
@@ -339,11 +340,12 @@ check("senet.SEBottleneck", MySEBottleneck)
 # **Why before the addition.** The shortcut carries $x$ unchanged and the branch adds $F(x)$
 # (notebook 02). With the branch as its input $U$ (sec. 3.3), SE rescales only what the block
 # *adds*: the identity path is never scaled, and with every weight at 1 the block is notebook
-# 02's again ("an SE block reduces to the identity operator", sec. 7.2). Of the other places
-# (drawn below), only SE-POST, which scales the sum, shortcut included, does worse (Table 14; the
-# paper gives no reason): the gains are "fairly robust to their location, provided that they are
-# applied prior to branch aggregation" (sec. 6.5). Only the standard place matches the published
-# weights (hurdles 1 and 5).
+# 02's again (sec. 7.2: "At the point at which all activations take the value one, an SE block
+# reduces to the identity operator"). Of the other places (drawn below), only SE-POST, which
+# scales the sum (after its ReLU), shortcut included, does worse (Table 14; the paper gives no
+# reason): the gains are "fairly robust to their location, provided that they are applied prior
+# to branch aggregation" (sec. 6.5). Only the standard place computes what the published weights
+# were trained for (hurdles 1 and 5).
 
 # %% jupyter={"source_hidden": true}
 branch = "1×1, 3×3, 1×1 convs, BN"
@@ -777,10 +779,10 @@ assert round(100 * without_last / base_params) == 4                # "~4%"
 # ### Multiply-adds against Table 2
 #
 # `common.count_macs` counts the multiply-adds of convolutions and FCs. The nets of Table 2, each
-# as the paper built it (the ResNets v1: `counted_as` in `PAPER_NUMBERS`), within 0.5%: the
-# baselines already differ from the paper by up to 0.2% (as in notebook 02; code folded). The SE increments
-# against Table 2's, Tables 10, 13 and 15, and v1 against v1.5: *Going deeper · the cost, counted
-# every way*.
+# as the paper built it (the ResNets v1: `counted_as` in `PAPER_NUMBERS`, the paper's numbers kept
+# as data in section 2's plumbing), within 0.5%: the baselines already differ from the paper by up
+# to 0.2% (as in notebook 02; code folded). The SE increments against Table 2's, Tables 10, 13 and
+# 15, and v1 against v1.5: *Going deeper · the cost, counted every way*.
 
 # %% jupyter={"source_hidden": true}
 TABLE2 = {name: p for name, p in PAPER_NUMBERS.items() if "gflops" in p}
@@ -874,19 +876,22 @@ else:
 # | CIFAR-10/100 | flips, 4-pixel zero padding and random 32×32 crops, mean/std normalisation; "the setting of the training hyperparameters ... match those suggested by the original papers" | sec. 5.1, "Additional datasets" (TPAMI only) |
 # | Weight decay | not stated in either version | (for CIFAR we keep notebook 02's 0.0001) |
 #
-# So we train SE-ResNets with **notebook 02's recipe**, He et al. 2015's section 4.2 (batch 128,
-# lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k, weight decay 0.0001, momentum 0.9;
-# ResNet-110 warms up at 0.01 for 400 iterations), beside the same ResNets without SE, whose runs
-# from notebook 02 are reused (same recipe, same run folder: `common.run_dir_for`). Smoke mode
-# runs a couple of epochs. The ImageNet and ablation recipes are rows of the reference table.
+# Section 5.1 says the CIFAR "training hyperparameters (e.g. minibatch size, initial learning
+# rate, weight decay) match those suggested by the original papers". So we train SE-ResNets with
+# **notebook 02's recipe**, He et al. 2015's section 4.2 (batch 128, lr 0.1 divided by 10 at 32k
+# and 48k iterations, stop at 64k, weight decay 0.0001, momentum 0.9; ResNet-110 warms up at 0.01
+# for 400 iterations), on notebook 02's 45k/5k split, beside the same ResNets without SE, whose
+# runs from notebook 02 are reused (same recipe, same run folder: `common.run_dir_for`). The recipe
+# is notebook 02's `common.Recipe` (code folded; its table shows each value and its source). Smoke
+# mode runs a couple of epochs. The recipes this notebook does not run are rows of the reference
+# table: "ImageNet recipe", "Ablation recipe", and the eggs on the released models and their
+# augmentation.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
-# %%
+# %% jupyter={"source_hidden": true}
 import dataclasses
-
-data = common.load_data("cifar10")
 
 
 def iters_to_epochs(iterations: int) -> float:       # He et al. 2015, sec. 4.2: batch 128, 45k images
@@ -907,6 +912,7 @@ recipe110.table()
 
 
 # %%
+data = common.load_data("cifar10")            # 45k to train, 5k to validate (notebook 02's split)
 DEPTHS = (20,) if common.SMOKE else (20, 56, 110)     # smoke: the 20-layer pair only
 models, histories = {}, {}
 for depth in DEPTHS:
@@ -926,8 +932,9 @@ display(fig)
 # (notebook 02) for the plain ResNets. Table 4's baseline is a *pre-activation* ResNet-110 (the
 # reference row "Egg: the CIFAR baselines are pre-activation nets"), where notebook 02 builds the
 # original post-activation ResNet, the one the SE blocks of Figure 3 go into: our comparison is SE
-# against no SE under one recipe, the paper's numbers are there for orientation, not as a target. Under the tests (offline digits, a couple of epochs) the numbers
-# say the pipeline works, nothing about CIFAR-10. The table's code is folded.
+# against no SE under one recipe, the paper's numbers are there for orientation, not as a target.
+# Under the tests (offline digits, a couple of epochs) the numbers say the pipeline works, nothing
+# about CIFAR-10. The table's code is folded.
 
 # %% jupyter={"source_hidden": true}
 from common.models import resnet
@@ -1091,9 +1098,9 @@ print("on a 5x16 map with 16 channels ->",
       caught(bad, lambda: SEModule(16, rd_channels=4), (2, 16, 5, 16)))
 
 # %% [markdown]
-# **3. Softmax instead of sigmoid.** A softmax over the channels makes them compete: the weights
-# sum to 1, so on average each channel is multiplied by $1/C$. Section 3.2 asks for a
-# "non-mutually-exclusive" gate, "rather than enforcing a one-hot activation". The weights load
+# **3. Softmax instead of sigmoid.** "Attention" suggests a softmax, but a softmax over the
+# channels makes them compete: the weights sum to 1, so on average each channel is multiplied by
+# $1/C$. Section 3.2 asks for a "non-mutually-exclusive" gate, "rather than enforcing a one-hot activation". The weights load
 # and the shapes fit; the outputs, and the mean weight, give it away.
 
 # %%
