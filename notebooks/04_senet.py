@@ -506,7 +506,7 @@ for block, parent, last_bn in (
 #
 # An SE-ResNet is notebook 02's `ResNet` with SE blocks: the same blocks per stage
 # (`IMAGENET_CONFIGS`, `CIFAR_DEPTHS`, imported), stem and head. Our `layer1` ... `layer4` are the
-# paper's `conv2_x` ... `conv5_x` (Table 1), its stages 2 to 5 (sec. 6.4). `_seresnet(depth)`:
+# paper's `conv2_x` ... `conv5_x` (Table 1), its stages 2 to 5 (secs. 6.4, 7.2). `_seresnet(depth)`:
 # v1.5 by default, as timm's, so that timm's weights load; the paper's v1 with
 # `stride_in_1x1=True`; SE-ResNeXt-50 "32×4d" with `groups=32, width_per_group=4` (notebook 02's
 # ResNeXt bottleneck: 32 groups of 4 channels in the first stage).
@@ -912,6 +912,10 @@ recipe110.table()
 
 
 # %%
+import io
+
+import IPython.display
+
 data = common.load_data("cifar10")            # 45k to train, 5k to validate (notebook 02's split)
 DEPTHS = (20,) if common.SMOKE else (20, 56, 110)     # smoke: the 20-layer pair only
 models, histories = {}, {}
@@ -923,9 +927,9 @@ for depth in DEPTHS:
         "04_senet", f"cifar_seresnet{depth}", rec, data)
 fig = common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc"), show=False)
 if common.SMOKE:                                      # a couple of epochs on a small subset
-    fig.suptitle(fig.get_suptitle() + "\nthese curves are noise: they only show that training runs",
-                 fontsize="small")
-display(fig)
+    fig.suptitle(fig.get_suptitle() + "\nsmoke mode: these curves are noise", fontsize="small")
+fig.savefig(png := io.BytesIO(), format="png", dpi=90)
+display(IPython.display.Image(png.getvalue()))
 
 # %% [markdown]
 # The test set, used once, beside the paper: Table 4 for SE-ResNet-110, He et al. 2015's Table 6
