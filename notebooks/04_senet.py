@@ -132,11 +132,11 @@ common.block_diagram(["global average pool → z: 1×1×C", "FC: C → C/r, ReLU
 # Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
 # reduced_channels)`: squeeze each channel to its mean over height and width (Eqn. 2), excite with
 # an FC to `reduced_channels`, a ReLU, an FC back to `channels` and a sigmoid (Eqn. 3), and scale
-# each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the authors'
-# official (Caffe) models and timm, which write them as 1×1 convolutions (`nn.Conv2d(..., kernel_size=1)` on the pooled
-# `(N, C, 1, 1)` map); `nn.Linear` on the `(N, C)` means is fine too: it holds the same numbers in
-# another shape, `(out, in)` instead of `(out, in, 1, 1)`, and the checker reshapes our weights
-# when it copies them into yours. `check` says "not done yet" until you fill it in.
+# each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the authors' official
+# (Caffe) models and timm, which write them as 1×1 convolutions (`nn.Conv2d(..., kernel_size=1)` on
+# the pooled `(N, C, 1, 1)` map); `nn.Linear` on the `(N, C)` means is fine too: it holds the same
+# numbers in another shape, `(out, in)` instead of `(out, in, 1, 1)`, and the checker reshapes our
+# weights when it copies them into yours. `check` says "not done yet" until you fill it in.
 
 # %%
 from common.exercises import check
@@ -506,8 +506,8 @@ for block, parent, last_bn in (
 #
 # An SE-ResNet is notebook 02's `ResNet` with SE blocks: the same blocks per stage
 # (`IMAGENET_CONFIGS`, `CIFAR_DEPTHS`, imported), stem and head. Our `layer1` ... `layer4` are the
-# paper's `conv2_x` ... `conv5_x` (Table 1), its stages 2 to 5 (secs. 6.4, 7.2). `_seresnet(depth)`:
-# v1.5 by default, as timm's, so that timm's weights load; the paper's v1 with
+# paper's `conv2_x` ... `conv5_x` (Table 1), its stages 2 to 5 (secs. 6.4, 7.2).
+# `_seresnet(depth)`: v1.5 by default, as timm's, so that timm's weights load; the paper's v1 with
 # `stride_in_1x1=True`; SE-ResNeXt-50 "32×4d" with `groups=32, width_per_group=4` (notebook 02's
 # ResNeXt bottleneck: 32 groups of 4 channels in the first stage).
 
@@ -927,7 +927,8 @@ for depth in DEPTHS:
         "04_senet", f"cifar_seresnet{depth}", rec, data)
 fig = common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc"), show=False)
 if common.SMOKE:                                      # a couple of epochs on a small subset
-    fig.suptitle(fig.get_suptitle() + "\nsmoke mode: these curves are noise", fontsize="small")
+    fig.suptitle(fig.get_suptitle() + "\nthese curves are noise: they only show that training runs",
+                 fontsize="small")
 fig.savefig(png := io.BytesIO(), format="png", dpi=90)
 display(IPython.display.Image(png.getvalue()))
 
@@ -1102,10 +1103,10 @@ print("on a 5x16 map with 16 channels ->",
       caught(bad, lambda: SEModule(16, rd_channels=4), (2, 16, 5, 16)))
 
 # %% [markdown]
-# **3. Softmax instead of sigmoid.** "Attention" suggests a softmax, but a softmax over the
-# channels makes them compete: the weights sum to 1, so on average each channel is multiplied by
-# $1/C$. Section 3.2 asks for a "non-mutually-exclusive" gate, "rather than enforcing a one-hot activation". The weights load
-# and the shapes fit; the outputs, and the mean weight, give it away.
+# **3. Softmax instead of sigmoid.** "Attention" suggests a softmax, but a softmax over the channels
+# makes them compete: the weights sum to 1, so on average each channel is multiplied by $1/C$.
+# Section 3.2 asks for a "non-mutually-exclusive" gate, "rather than enforcing a one-hot
+# activation". The weights load and the shapes fit; the outputs, and the mean weight, give it away.
 
 # %%
 softmax_se = SqueezeExcitation(256, 16, gate=lambda: nn.Softmax(dim=1))
@@ -1214,8 +1215,8 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 #
 # Offered *before* the solutions, in section 2:
 #
-# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#Write-it-yourself:-the-SE-block-(try-it-first)).
-# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#Write-it-yourself:-the-SE-bottleneck-(try-it-first)).
+# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#write-it-yourself-the-se-block-try-it-first).
+# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#write-it-yourself-the-se-bottleneck-try-it-first).
 #
 # <details><summary>What <code>check</code> compares (click to unfold)</summary>
 #
@@ -1244,13 +1245,13 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 #
 # ## Going deeper · the cost, counted every way
 #
-# **Why the SE block costs more time than arithmetic.** Section 4 times it (the reference row
-# "Cost in time"): 190 ms against 209 ms for a training pass on 8 GPUs, more than its share of
-# the multiply-adds, and puts it down to global pooling and small inner products being little
-# optimised in GPU libraries. Our explanation, not the paper's: both the squeeze and the scale
-# read a whole feature map to do very little arithmetic with each element, so their time is set
-# by memory traffic (they are *memory-bound*), not by their multiply-adds. Per element of the
-# maps $U$ that SE-ResNet-50's SE blocks see:
+# **Why the SE block costs more time than arithmetic.** Section 4 times it (the reference row "Cost
+# in time"): 190 ms against 209 ms for a training pass on 8 GPUs, more than its share of the
+# multiply-adds; both versions point to how global pooling and small inner-product operations are
+# optimised in GPU libraries (the row quotes each). Our explanation, not the paper's: both the
+# squeeze and the scale read a whole feature map to do very little arithmetic with each element, so
+# their time is set by memory traffic (they are *memory-bound*), not by their multiply-adds. Per
+# element of the maps $U$ that SE-ResNet-50's SE blocks see:
 
 # %%
 elements = squeeze_and_scale // 2                   # elements of U, summed over the 16 SE blocks
@@ -1515,9 +1516,9 @@ common.table([(name, PROBES[name], f"{torch.stack([s[labels == c].mean(0) for c 
 # ([hujie-frank/SENet](https://github.com/hujie-frank/SENet): prototxt files and README, with the
 # commit that added each README line), timm 1.0 (`timm/models/resnet.py`,
 # `timm/layers/squeeze_excite.py`), or "not stated: we chose X because Y". Rows marked **Egg** are
-# the details easy to miss. Each block of section 2 repeats its rows. The paper's *numbers*
-# (Tables 2, 4, 10-14) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS` (section 2's
-# plumbing); this table holds the hyperparameters and details.
+# the details easy to miss. Each row is repeated, or pointed to, where its block is built. The
+# paper's *numbers* (Tables 2, 4, 10-14) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS`
+# (section 2's plumbing); this table holds the hyperparameters and details.
 #
 # | Detail | Value | Where |
 # |---|---|---|
