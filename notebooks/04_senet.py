@@ -38,8 +38,8 @@
 # on a 2-core AMD EPYC (Zen 4), one thread, shared, offline digits set (details below).
 # Full mode (a GPU): ten 182-epoch CIFAR-10 runs, not measured: count hours on a Colab T4.
 #
-# **Reading:** the first path (sections 1-8) is about 40 minutes; "Going deeper" and the
-# reference table are for later.
+# **Reading:** the first path (sections 1-8) is about 45 minutes with its outputs; "Going deeper"
+# and the reference table are for later.
 #
 # <details><summary>Run time in detail</summary>
 #
