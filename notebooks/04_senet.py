@@ -122,9 +122,7 @@ common.block_diagram(["global average pool → z: 1×1×C", "FC: C → C/r, ReLU
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# The SE block, SE versions of notebook 02's blocks, the SE-ResNets. Cells that start with
-# `#@save senet` are also written to `common/models/senet.py` (`python -m common.save`); the ResNet
-# parts are imported from notebook 02's `common/models/resnet.py`.
+# The SE block, SE versions of notebook 02's blocks, the SE-ResNets.
 
 # %% [markdown]
 # ### Write it yourself: the SE block (try it first)
@@ -555,6 +553,10 @@ print(f"SE-ResNet-50: {sum(len(s) for s in se50.stages())} SE bottlenecks, reduc
 
 # %% [markdown]
 # ### Plumbing (skip on a first read): the paper's numbers, the constructors, the registry
+#
+# Cells that start with `#@save senet` (above and here) are also written to
+# `common/models/senet.py` (`python -m common.save`); the ResNet parts are imported from notebook
+# 02's `common/models/resnet.py`.
 #
 # **The paper's numbers, as data.** The numbers we check against are kept once, as data: the
 # constructors' docstrings below are written from them, and section 3's paper / ours / ratio
