@@ -97,7 +97,7 @@ NOTEBOOK_START = time.perf_counter()
 # (Table 3): "the representation depth is beneficial for the classification accuracy" (sec. 5).
 #
 # **Why small filters.** Two stacked 3×3 convs see a 5×5 window of the input, three see 7×7
-# (sec. 2.3): as far as one large filter, with a ReLU after every layer instead of one, and
+# (section 2.3): as far as one large filter, with a ReLU after every layer instead of one, and
 # fewer weights (the first block counts them).
 #
 # **Misreadings to avoid.**
@@ -181,9 +181,10 @@ check("vgg.stage", my_vgg_stage)
 # | Non-linearity | ReLU after every hidden layer | sec. 2.1 |
 #
 # **Why 3×3, counted.** Each stride-1 k×k conv widens what an output pixel sees by k − 1. With
-# C channels in and out, three 3×3 layers (seeing 7×7) have $27C^2$ weights, one 7×7 layer
-# $49C^2$, "81% more" (sec. 2.3). The (folded) cell counts real layers, and the two-layer case,
-# which the paper does not count, the same way.
+# C channels in and out, two 3×3 layers see 5×5 with $2 \cdot 3^2 C^2 = 18C^2$ weights where
+# one 5×5 layer has $25C^2$, and one ReLU more; three see 7×7 with $27C^2$ against $49C^2$, "81%
+# more" (sec. 2.3, which counts this case only). The (folded) cell counts the weights of real
+# layers:
 
 # %% jupyter={"source_hidden": true}
 def receptive_field(kernels) -> int:
@@ -211,9 +212,11 @@ common.table(rows, header=("stack", "sees", f"weights at C = {C}", "ReLUs",
                            "one conv that sees as far", "more weights in it"))
 
 # %% [markdown]
-# **The code.** `stage` chains the convs of one row and ends with the max-pool; `conv_layer`
-# turns one entry into a conv (padding `k // 2`: 1 for 3×3, 0 for 1×1) and its ReLU. Both
-# return *lists*: the builder splices the five stages into one flat `nn.Sequential`, which gives
+# **The code.** `stage` chains the convs of one row and ends with the max-pool: "Max-pooling is
+# performed over a 2×2 pixel window, with stride 2" (sec. 2.1). `conv_layer` turns one entry
+# into a conv and its ReLU, with padding `k // 2` (1 for 3×3, 0 for 1×1): "the spatial padding of
+# conv. layer input is such that the spatial resolution is preserved" (sec. 2.1). Both return
+# *lists*: the builder splices the five stages into one flat `nn.Sequential`, which gives
 # torchvision's names (`features.0.weight`...); nested stages would rename every weight (hurdle 1).
 
 # %% jupyter={"source_hidden": true}
@@ -265,6 +268,7 @@ def conv_layer(in_channels: int, spec: str, batch_norm: bool = False) -> tuple:
         return [conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)], out_channels
     return [conv, nn.ReLU(inplace=True)], out_channels      # "all hidden layers ... ReLU" (sec. 2.1)
 
+
 # %%
 x = torch.randn(2, 3, 32, 32)
 layers, c = conv_layer(3, "conv3-64")
@@ -312,10 +316,10 @@ print("a fresh batch norm in eval mode returns its input")
 # | LRN | only in A-LRN, after the first conv; "the parameters for the LRN layer are those of (Krizhevsky et al., 2012)": $k=2, n=5, \alpha=10^{-4}, \beta=0.75$ | sec. 2.1; constants: AlexNet paper, sec. 3.3 |
 # | LRN after or before the ReLU | after (AlexNet applies it "after applying the ReLU nonlinearity") | not stated in VGG: we follow AlexNet sec. 3.3 |
 #
-# A-LRN is net A with Local Response Normalisation after the first conv. The paper found that it
-# "does not improve on the model A" (sec. 4.1) and left it out of the deeper nets; we build it
-# because Table 1 lists it. AlexNet's $k = 2$, $n = 5$, $\alpha = 10^{-4}$, $\beta = 0.75$ go
-# into
+# A-LRN is net A with Local Response Normalisation after the first conv, with "the parameters
+# ... of (Krizhevsky et al., 2012)" (sec. 2.1). The paper found that it "does not improve on the
+# model A" (sec. 4.1) and left it out of the deeper nets; we build it because Table 1 lists it.
+# AlexNet's $k = 2$, $n = 5$, $\alpha = 10^{-4}$, $\beta = 0.75$ go into
 #
 # $$b^i = a^i \Big/ \Big(k + \alpha \sum_{j=\max(0,\, i-n/2)}^{\min(N-1,\, i+n/2)} (a^j)^2\Big)^{\beta}.$$
 #
@@ -359,12 +363,12 @@ print("stage: LRN after the first ReLU in A-LRN")
 #
 # **The convolutional part from a column of Table 1** (Table 1; sec. 2.1). Write
 # `my_vgg_features(config, batch_norm=False)` for a column given as a list of stages, such as
-# `TABLE_1["A-LRN"]` (next block): the stages one after the other, starting from 3 (RGB)
-# channels, as ONE flat `nn.Sequential`, so that its indices are torchvision's (`features.0` is
-# the first conv) and torchvision's weights load into it. An `"LRN"` entry is AlexNet's local
-# response normalisation: "the parameters for the LRN layer are those of (Krizhevsky et al.,
-# 2012)" (sec. 2.1), k = 2, n = 5, α = 10⁻⁴, β = 0.75 (AlexNet, sec. 3.3), after the ReLU of
-# the conv before it (the LRN block above has the formula).
+# `TABLE_1["A-LRN"]`: the stages one after the other, starting from 3 (RGB) channels, as ONE
+# flat `nn.Sequential`, so that its indices are torchvision's (`features.0` is the first conv)
+# and torchvision's weights load into it. An `"LRN"` entry is AlexNet's local response
+# normalisation: "the parameters for the LRN layer are those of (Krizhevsky et al., 2012)"
+# (sec. 2.1), k = 2, n = 5, α = 10⁻⁴, β = 0.75 (AlexNet, sec. 3.3), after the ReLU of the conv
+# before it. (`TABLE_1` is the next block's data; the LRN block above has the formula.)
 
 # %%
 def my_vgg_features(config, batch_norm=False):
@@ -498,6 +502,7 @@ for name in TABLE_1:
             assert make_features(name)(torch.randn(1, 3, 32, 32)).shape == (1, 512, 1, 1)
 print(f"configuration {name} with batch norm, output of each max-pool at 224x224: {shapes}")
 print("make_features: every configuration maps 224x224 -> 512x7x7 (A-LRN and C: 32x32 -> 1x1 too)")
+
 # %% [markdown]
 # ### Initialisation: fan-in, fan-out, and the scale of the signal
 #
@@ -581,10 +586,11 @@ common.table(rows, header=("init", f"std of a {C}→{C} 3×3 conv", "fan-in n", 
 # | Dropout | 0.5, on the first two FC layers | sec. 3.1 |
 # | **Egg: torchvision's avgpool** | `AdaptiveAvgPool2d((7, 7))` before the classifier: the identity at 224×224, but at other sizes it *resamples* the feature map to 7×7 so the FC layers fit. The paper instead slides the FC layers over the map (dense evaluation) | not in the paper: torchvision |
 #
-# The soft-max is *not* in the model: `nn.CrossEntropyLoss` applies it. We keep torchvision's
-# `AdaptiveAvgPool2d((7, 7))`, the identity at the paper's 224×224 (the map is already 7×7), so
-# that state dicts and outputs match torchvision's at any size. `forward` first checks the input:
-# a wrong shape gets a clear message instead of a cryptic matmul error.
+# After the stages, "three Fully-Connected (FC) layers: the first two have 4096 channels each,
+# the third performs 1000-way ILSVRC classification" (sec. 2.1). The soft-max is *not* in the
+# model: `nn.CrossEntropyLoss` applies it. torchvision's `AdaptiveAvgPool2d((7, 7))` is the
+# identity at 224×224; we keep it so that outputs match torchvision's at any size. `forward`
+# first checks the input: a wrong shape gets a clear message, not a cryptic matmul error.
 
 # %% jupyter={"source_hidden": true}
 #@save vgg
@@ -1034,14 +1040,13 @@ del vgg16_model, fc6
 
 # %% [markdown]
 # **Table 2** rounds to whole millions (`TABLE_2`, section 2's plumbing), so we allow half a
-# million either way: a relative tolerance of 0.5/133 to 0.5/144 per row. The models are built
-# on `meta`. A-LRN shares A's count (LRN has no parameters), which Table 2 says by listing
-# "A, A-LRN" together. The batch-norm twins add 4 numbers per channel (2 of them learnable); the
-# paper has no BN, so that column shows ours only. The paper states no FLOPs: we count
-# multiply-adds at 224×224 (`common.count_macs`: the convs and FC layers). The folded cell checks
-# them against torchvision's documented `_ops` for the four nets it ships (multiply-adds in G, to
-# 3-4 digits), and our parameter counts against its `num_params`, exactly; both sit in the
-# `meta` dictionary torchvision attaches to its weights (another use of the word "meta").
+# million either way: a relative tolerance of 0.5/133 to 0.5/144 per row. A-LRN shares A's count
+# (LRN has no parameters; Table 2 lists "A, A-LRN" together). The batch-norm twins add 4 numbers
+# per channel (2 of them learnable). The paper states no FLOPs: we count multiply-adds at
+# 224×224 (`common.count_macs`), and the folded cell checks them against torchvision's
+# documented `_ops` (in G, to 3-4 digits) and our parameter counts against its `num_params`,
+# exactly; both sit in the `meta` dictionary torchvision attaches to its weights (another use of
+# the word "meta").
 
 # %%
 NAME_OF = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16",
@@ -1092,12 +1097,11 @@ assert macs["B"] < macs["C"] < macs["D"]
 # ## 4 · Check against torchvision
 #
 # For each of torchvision's eight VGGs: build it with random weights, load its `state_dict()`
-# into ours with `strict=True` (every name and shape must match), and assert equal outputs in
-# eval mode (`common.check_against_reference`). That check first gives the reference's batch
-# norms random affine parameters and running statistics, on a copy: a default batch norm
-# (weight 1, bias 0, mean 0, variance 1) is the identity in eval mode (section 2 showed it), so
-# without that step a BN after the ReLU, or one never applied, would pass. The `_bn` nets below
-# are checked that way.
+# into ours with `strict=True`, and assert equal outputs in eval mode
+# (`common.check_against_reference`). That check first gives the reference's batch norms random
+# affine parameters and running statistics, on a copy: a default batch norm is the identity in
+# eval mode (section 2 showed it), so without that step a BN after the ReLU, or one never
+# applied, would pass.
 #
 # <details><summary><b>How the cell stays fast on a CPU</b> (click to unfold)</summary>
 #
@@ -1180,10 +1184,9 @@ else:
 #
 # The paper trains on ImageNet only (its recipe: the reference table, and "Going deeper · The
 # recipes"). Our CIFAR-10 recipe, each value's source in `CIFAR_RECIPE.table()`: the paper's
-# momentum and weight decay (sec. 3.1); lr 0.1 divided by 10 after epochs 150 and 250 of 350,
-# batch 128, padded crops and flips, from kuangliu/pytorch-cifar. Steps of 10× are the paper's
-# kind of schedule; 0.1, not the paper's 10⁻², because our nets have batch norm. Beside the
-# result: **92.64%** for "VGG16" from the README of
+# momentum and weight decay (sec. 3.1); lr 0.1 (not 10⁻²: our nets have batch norm) divided by
+# 10 after epochs 150 and 250 of 350, batch 128, padded crops and flips, from
+# kuangliu/pytorch-cifar. Beside the result: **92.64%** for "VGG16" from the README of
 # [kuangliu/pytorch-cifar](https://github.com/kuangliu/pytorch-cifar) (a GitHub repository, not a
 # peer-reviewed paper), which does not say which recipe produced it: a rough reference point.
 #
@@ -1193,9 +1196,9 @@ else:
 # out of the 50k; `val_fraction=0` trains on all), the history and a checkpoint.
 # `common.train_run` seeds, builds the registered model, names its run folder after the model,
 # recipe and data, and calls `fit(..., resume=True)`: re-running the cell resumes or reloads the
-# run; editing a hyperparameter starts a new one. Smoke mode (the tests) trains `cifar_vgg11_bn`
-# at a quarter of the channels for two epochs on the offline stand-in (handwritten digits);
-# quick mode, `cifar_vgg16_bn` at a quarter of the channels on a subset; full mode, the recipe.
+# run; editing a hyperparameter starts a new one. Smoke mode (the tests) trains a quarter-width
+# `cifar_vgg11_bn` for two epochs on the offline stand-in (handwritten digits); quick mode, a
+# quarter-width `cifar_vgg16_bn` on a subset.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -1238,7 +1241,7 @@ display(fig)
 # the tests it is a digits number after two epochs of a narrow net: it says the pipeline runs,
 # nothing about CIFAR-10.
 
-# %%
+# %% jupyter={"source_hidden": true}
 test = common.evaluate(cifar_model, data, "test")
 reference = REFERENCE_ACC.get(MODEL) if WIDTH == 1.0 else None
 print(f"{MODEL}: test accuracy {test['acc']:.2%} on {data.description}")
@@ -1259,11 +1262,10 @@ assert 0 <= test["acc"] <= 1 and math.isfinite(test["loss"])
 # accuracy at 10%, chance on 10 classes.
 #
 # **Why.** Each conv + ReLU multiplies the signal's standard deviation by about
-# $\sigma\sqrt{n/2}$, far below 1 for $\sigma = 0.01$ (section 2, "Initialisation"). Eight
-# convs (A) shrink it a lot, thirteen (D) far more, until the output no longer depends on the
-# input and no gradient reaches the first layers. He init makes the factor 1; batch norm
-# rescales every layer's output instead. The nets are narrow (a quarter of the channels, 16 to
-# 128, seconds to run), so their fan-in is smaller and $\sigma = 0.01$ shrinks the signal even
+# $\sigma\sqrt{n/2}$, far below 1 for $\sigma = 0.01$ (section 2, "Initialisation"): eight convs
+# (A) shrink it a lot, thirteen (D) far more, until the output no longer depends on the input and
+# no gradient reaches the first layers. The nets here are narrow (a quarter of the channels, 16
+# to 128, seconds to run), so their fan-in is smaller and $\sigma = 0.01$ shrinks the signal even
 # faster than at the paper's width. `NAIVE_STD` is the naive $\sigma$ (exercise 4 changes it).
 #
 # **Part 1**, no training: `signal_at_init` (later notebooks reuse it) pushes one batch through
@@ -1358,13 +1360,11 @@ common.table([(label, f"{s['logits']:.2e}", f"{s['grad']:.2e}",
 # %% [markdown]
 # **Part 2**, training: the five nets, and the paper's own procedure: A trained first (with He
 # init, in case the naive init stalls even A at this width), then D with its first four convs
-# (our reading of which four: section 2) and its classifier copied from the trained A
-# (`init_from_net_a`), its other nine convs random $\mathcal{N}(0, \sigma^2)$, $\sigma$ =
-# `NAIVE_STD`. The recipe takes the paper's learning rate, momentum and weight decay; the batch
-# size (32) and the length (20 epochs, two drops) are ours, for a small data set. Under the
-# tests `common.fit` runs two epochs of 512 images: enough to see a net whose output ignores its
-# input sit at $\ln 10$. Quick mode (`IMAGENET5_QUICK=1`) trains each net long enough to see
-# which ones learn.
+# (our reading of which four: section 2) and its classifier copied from it (`init_from_net_a`),
+# its other nine convs random $\mathcal{N}(0, \sigma^2)$. The paper's learning rate, momentum
+# and weight decay; our batch size (32) and length (20 epochs, two drops), for a small data set.
+# Under the tests: two epochs of 512 images, enough to see a net that ignores its input sit at
+# $\ln 10$. Quick mode (`IMAGENET5_QUICK=1`) trains each long enough to see which ones learn.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -1522,7 +1522,7 @@ del reference, bad
 # [the features](#write-it-yourself-first-the-features).
 
 # %% [markdown]
-# ## Going deeper · Dense evaluation: the FC layers as convolutions (sec. 3.2)
+# ## Going deeper · Dense evaluation: the FC layers as convolutions (section 3.2)
 #
 # | Detail | Value | Where |
 # |---|---|---|
