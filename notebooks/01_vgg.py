@@ -97,8 +97,9 @@ NOTEBOOK_START = time.perf_counter()
 # (Table 3): "the representation depth is beneficial for the classification accuracy" (sec. 5).
 #
 # **Why small filters.** Two stacked 3×3 convs see a 5×5 window of the input, three see 7×7
-# (section 2.3): as far as one large filter, with a ReLU after every layer instead of one, and
-# fewer weights (the first block counts them).
+# (section 2.3): as far as one large filter, with a ReLU after every layer instead of one
+# ("makes the decision function more discriminative") and fewer weights (the first block counts
+# them).
 #
 # **Misreadings to avoid.**
 # - *The stack computes what the large filter computes.* No: it has ReLUs in between, and its
@@ -1500,14 +1501,16 @@ del reference, bad
 #
 # 1. **Depth on CIFAR-10.** Train `cifar_vgg11_bn` to `cifar_vgg19_bn` with `CIFAR_RECIPE`. Does
 #    the error fall with depth, and saturate at 19, as in Table 3 on ImageNet?
-# 2. **LRN.** Train `CifarVGG("A-LRN")` beside `CifarVGG("A")`, with and without BN. The paper
-#    found that LRN "does not improve" net A (Table 3: 29.7% vs 29.6% top-1). One seed per
-#    variant resolves a 0.1-point gap only if your measured $\sigma$ is below 0.035 points
-#    ($d \ge \sqrt{8}\,\sigma$): report the difference with its standard error.
-# 3. **1×1 vs 3×3.** `CifarVGG("C")` beside `CifarVGG("D")`: same depth, C's three extra layers
-#    are 1×1. Table 3 has C between B and D. And C's multiply-adds?
-# 4. **The variance.** Re-run section 6 with `NAIVE_STD = 0.1` (the paper's "10⁻² variance",
-#    read literally). What do the signal plot and the factors look like? Which nets learn?
+# 2. **LRN.** Train `CifarVGG("A-LRN")` beside `CifarVGG("A")` (both with and without BN). The
+#    paper found that LRN "does not improve" net A (Table 3: 29.7% vs 29.6% top-1). One seed
+#    per variant resolves a 0.1-point gap only if your measured $\sigma$ is below 0.035 points
+#    ($d \ge \sqrt{8}\,\sigma$): to show "no effect", report the difference with its standard
+#    error over several seeds.
+# 3. **1×1 vs 3×3.** Train `CifarVGG("C")` beside `CifarVGG("D")`: same depth, C's three extra
+#    layers are 1×1. Table 3 has C between B and D. And C's multiply-adds?
+# 4. **The variance.** Re-run the experiment of section 6 with `NAIVE_STD = 0.1` (the paper's
+#    text, "10⁻² variance", read literally) instead of 0.01. What do the signal plot and the
+#    table of factors look like now? Which nets learn?
 # 5. **Glorot.** Add `"D (16), Glorot": ("D", False, "glorot")` to `VARIANTS`. The paper's note
 #    says Glorot's initialisation makes pre-training unnecessary. At this scale?
 # 6. **Where the parameters are.** Replace the ImageNet classifier by global average pooling and
