@@ -34,8 +34,8 @@
 # (`IMAGENET5_SMOKE=1`, the tests) 30 s of cells (docs/speed.md), quick mode
 # (`IMAGENET5_QUICK=1`) 9 min (docs/settings.md); full mode needs a GPU, not measured yet.
 #
-# **Reading:** sections 1-8, about 40 minutes; then "Going deeper" and the reference table.
-# Folded cells (click to unfold) hold plumbing.
+# **Reading:** sections 1-8, about 45 minutes; then "Going deeper" and the reference table.
+# Folded cells hold code to run, not to read first (set-up, helpers, plots): click to unfold.
 
 # %% jupyter={"source_hidden": true}
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
@@ -51,6 +51,7 @@ import common.colab
 common.colab.keep_on_drive(KEEP_ON_DRIVE)
 
 # %% jupyter={"source_hidden": true}
+import io
 import math
 import time
 
@@ -58,11 +59,22 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 import torchvision
+from IPython.display import Image, display
 from torch import nn
 
 print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
       f"device {common.pick_device()}, smoke mode {common.SMOKE}, offline {common.OFFLINE}")
 NOTEBOOK_START = time.perf_counter()
+
+
+def show_curves(fig) -> None:
+    """Show training curves (a figure of common.plot_histories(..., show=False)); in smoke mode
+    its title says that they are noise: two epochs of a few hundred images."""
+    if common.SMOKE:
+        fig.suptitle(f"{fig.get_suptitle()}\nsmoke mode: these curves are noise", fontsize="small")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90, bbox_inches="tight")
+    display(Image(data=png.getvalue()))
 
 # %% [markdown]
 # ## 1 · Reading the paper
@@ -1231,11 +1243,8 @@ CIFAR_RECIPE.table()
 
 # %%
 cifar_model, history = common.train_run("01_vgg", MODEL, CIFAR_RECIPE, data, width=WIDTH)
-fig = common.plot_histories({MODEL: history}, metrics=("train_loss", "val_loss", "val_acc"),
-                            show=False)
-if common.SMOKE:                                    # two epochs of a few hundred digits
-    fig.suptitle(f"{fig.get_suptitle()}\nsmoke mode: these curves are noise", fontsize="small")
-display(fig)
+show_curves(common.plot_histories({MODEL: history}, metrics=("train_loss", "val_loss", "val_acc"),
+                                  show=False))
 
 # %% [markdown]
 # The final number, on the test split (used once, at the end), beside the reference. Under
@@ -1399,10 +1408,7 @@ torch.set_flush_denormal(False)
 torch.set_num_threads(THREADS)
 
 # %% jupyter={"source_hidden": true}
-fig = common.plot_histories(runs, metrics=("train_loss", "val_acc"), show=False)
-if common.SMOKE:                                    # two epochs of 512 images
-    fig.suptitle(f"{fig.get_suptitle()}\nsmoke mode: these curves are noise", fontsize="small")
-display(fig)
+show_curves(common.plot_histories(runs, metrics=("train_loss", "val_acc"), show=False))
 LN10 = math.log(10)
 common.table([(label, f"{h['train_loss'][0]:.4f}", f"{h['train_loss'][-1]:.4f}",
                "yes" if all(abs(v - LN10) < 0.01 for v in h["train_loss"]) else "no",
