@@ -133,15 +133,16 @@ common.block_diagrams(
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# Each block: what the paper says (its rows of the Easter-egg table, complete at the end), why,
-# the code, a check. Cells starting `#@save vgg` also go to `common/models/vgg.py`, for later
+# Each block: what the paper says (its rows of the Easter-egg table: every detail an
+# implementation depends on, the easily missed ones marked "Egg"; complete at the end), why, the
+# code, a check. Cells starting `#@save vgg` also go to `common/models/vgg.py`, for later
 # notebooks. Module names follow torchvision's, so that its weights load into ours with a
 # *strict load* (every parameter's name and shape must match, section 4).
 #
 # ### Write it yourself first: a stage
 #
-# Optional: write the first block before reading ours; `check` compares them (until you fill
-# in the skeleton it says "not done yet"). **A stage from a row of Table 1** (sec. 2.1). Write
+# Optional: write the block before reading ours; `check` compares them (it says "not done yet"
+# until you do). **A stage from a row of Table 1** (sec. 2.1). Write
 # `my_vgg_stage(in_channels, row, batch_norm=False)`, returning an `nn.Module` for one stage
 # such as `["conv3-256", "conv3-256", "conv1-256"]`: each `conv<k>-<c>` a k×k convolution to c
 # channels, stride 1, with the padding that keeps the resolution, followed by a ReLU (with
@@ -226,11 +227,9 @@ common.table(rows, header=("stack", "sees", f"weights at C = {C}", "ReLUs",
 
 # %% [markdown]
 # **The code.** `stage` chains the convs of one row and ends with the max-pool: "Max-pooling is
-# performed over a 2×2 pixel window, with stride 2" (sec. 2.1). `conv_layer` turns one entry
-# into a conv and its ReLU, with padding `k // 2` (1 for 3×3, 0 for 1×1): "the spatial padding of
-# conv. layer input is such that the spatial resolution is preserved" (sec. 2.1). Both return
-# *lists*: the builder splices the five stages into one flat `nn.Sequential`, which gives
-# torchvision's names (`features.0.weight`...); nested stages would rename every weight (hurdle 1).
+# performed over a 2×2 pixel window, with stride 2" (sec. 2.1). It returns a *list*: the builder
+# splices the five stages into one flat `nn.Sequential`, which gives torchvision's names
+# (`features.0.weight`...); nested stages would rename every weight (hurdle 1).
 
 # %% jupyter={"source_hidden": true}
 #@save vgg
@@ -257,6 +256,11 @@ def stage(in_channels: int, specs: Sequence[str], batch_norm: bool = False) -> t
     layers.append(nn.MaxPool2d(kernel_size=2, stride=2))     # sec. 2.1
     return layers, in_channels
 
+
+# %% [markdown]
+# `conv_layer` turns one entry of a row (parsed by `parse_conv`, folded) into a conv and its ReLU,
+# with padding `k // 2` (1 for 3×3, 0 for 1×1): "the spatial padding of conv. layer input is such
+# that the spatial resolution is preserved" (sec. 2.1).
 
 # %% jupyter={"source_hidden": true}
 #@save vgg
@@ -1204,9 +1208,9 @@ else:
 # peer-reviewed paper), which does not say which recipe produced it: a rough reference point.
 #
 # **The trainer.** `common.fit(model, data, recipe)` is the course's training loop (notebook 00
-# writes its heart by hand): the recipe's optimizer and schedule, cross-entropy, bf16 where the
-# hardware computes it natively, and after every epoch the validation numbers (on 5k images held
-# out of the 50k; `val_fraction=0` trains on all), the history and a checkpoint.
+# writes its heart by hand): the recipe's optimizer and schedule, cross-entropy, bfloat16 where
+# the hardware computes it natively, and after every epoch the validation numbers (on 5k images
+# held out of the 50k; `val_fraction=0` trains on all), the history and a checkpoint.
 # `common.train_run` seeds, builds the registered model, names its run folder after the model,
 # recipe and data, and calls `fit(..., resume=True)`: re-running the cell resumes or reloads the
 # run; editing a hyperparameter starts a new one. Smoke mode (the tests) trains a quarter-width
