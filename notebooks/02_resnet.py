@@ -347,8 +347,8 @@ print(f"BasicBlock: {tuple(x.shape)} -> {tuple(down(x).shape)} with stride 2; th
 # | Shortcut options | A: zero-padded identity (no parameters); B: 1×1 projection when dimensions increase, identity otherwise | sec. 3.3 |
 # | Option C | all shortcuts are projections; compared with A and B in Table 3 (ResNet-34) | sec. 4.1 |
 #
-# Drawn below. As in torchvision, a BN follows option B's 1×1 conv (BN after every convolution,
-# sec. 3.4): `downsample = Sequential(conv1x1, BatchNorm2d)`, hence the names `downsample.0/1`.
+# Drawn below. Option B's projection is "done by 1×1 convolutions" (sec. 3.3); as in
+# torchvision, a BN follows the 1×1 conv (BN after every convolution, sec. 3.4): `downsample = Sequential(conv1x1, BatchNorm2d)`, hence the names `downsample.0/1`.
 #
 # **Why.** An identity shortcut costs nothing, and with option A the residual nets have exactly
 # the parameters of their plain twins: a fair comparison. In Table 3 (ResNet-34) B is slightly
@@ -1217,11 +1217,12 @@ print(f"The bottleneck at work: ResNet-50 is {r50['depth'] - r34['depth']} layer
 # by a bottleneck (sec. 4.1: "We replace each 2-layer block in the 34-layer net with this
 # 3-layer bottleneck block"), for about the same multiply-adds.
 #
-# Table 6 gives the CIFAR-10 nets' parameters to two significant digits: "1.7M" stands for
+# Table 6 lists the CIFAR-10 nets' parameters to two significant digits: "1.7M" stands for
 # anything from 1.65M to 1.75M, ±3% rounding. We assert a tighter 2%, and it still holds for all
-# six depths (ResNet-1202 too: on the meta device its 200 blocks per stage cost nothing). With
-# option A the residual nets have "exactly the same depth, width, and number of parameters as
-# the plain counterparts" (sec. 4.2): that we assert exactly (code folded).
+# six depths (ResNet-1202 too: on the meta device its 200 blocks per stage cost nothing).
+# Section 4.2 also promises that with option A the residual nets have "exactly the same depth,
+# width, and number of parameters as the plain counterparts": that we assert exactly (code
+# folded).
 
 # %% jupyter={"source_hidden": true}
 CIFAR = [n for n, p in PAPER_NUMBERS.items() if "params" in p]     # cifar_resnet20 ... 1202
@@ -1299,8 +1300,13 @@ common.classify_photo(common.get_model("resnet50"), weights)   # strict load int
 #
 # The paper chose the stopping point, 64k iterations, on a 45k/5k train/val split, and trained
 # the nets whose errors it reports on the whole training set, evaluated on the test set (sec.
-# 4.2). `"45k/5k"` is the protocol for comparing variants, with the test set used once at the
-# end; `"50k"` is the paper's for Table 6 (`load_data(..., val_fraction=0)`).
+# 4.2). So there are two protocols, and `PROTOCOL` below picks one for every training cell of
+# this notebook:
+# - `"45k/5k"` (the default): train on 45k images, watch the 5k validation split. This is the
+#   protocol for choosing: comparing variants, deciding when to stop. The test set is used
+#   once, at the end.
+# - `"50k"`: the paper's protocol for Table 6: train on all 50k, with no validation split
+#   (`load_data(..., val_fraction=0)`; `fit` then says it runs without validation).
 #
 # `common.fit` counts epochs, so we convert: epochs = iterations × 128 / training images,
 # with the training-set size of the protocol: 64k iterations are about 182 epochs of 45k
