@@ -72,20 +72,16 @@ NOTEBOOK_START = time.perf_counter()
 # %% [markdown]
 # ## 1 · Reading the paper
 #
-# Read it in this order; `paper_notes/resnet.md` takes the same steps and says what to look for
-# at each one:
-#
-# 1. **The abstract.**
-# 2. **The end of section 4.2**, "Exploring Over 1000 layers": the paper has no conclusion
-#    section, and this paragraph is the nearest thing to one.
-# 3. **The figures and tables**: Figure 1 (the problem), Figures 2 and 5 (the two blocks),
-#    Table 1 (the five ImageNet nets: the real specification), Figure 3 (VGG-19, plain-34,
-#    ResNet-34), Table 2 and Figure 4 (plain vs residual on ImageNet), Table 3 (shortcut options
-#    A/B/C, deeper nets), Table 6 and Figure 6 (CIFAR-10), Figure 7 (layer responses).
-# 4. **Section 1**, the introduction.
-# 5. **The body**: section 3 (3.1 the idea, 3.2 the shortcut equations, 3.3 the architectures
-#    and options A/B, 3.4 the ImageNet recipe), then section 4 (4.1 ImageNet, with option C;
-#    4.2 CIFAR-10, with the recipe we reproduce below).
+# Read it in this order (`paper_notes/resnet.md` takes the same steps, with what to look for at
+# each):
+# 1. **the abstract**;
+# 2. **the end of section 4.2**, "Exploring Over 1000 layers" (the paper has no conclusion
+#    section, and this paragraph is the nearest thing to one);
+# 3. **the figures and tables**: Figure 1 (the problem), Figures 2 and 5 (the blocks), Table 1
+#    (the real specification), then the results: Tables 2, 3 and 6, Figures 4 and 6;
+# 4. **section 1**, the introduction;
+# 5. **the body**: section 3 (the idea, the shortcuts, the architectures, the ImageNet recipe),
+#    then section 4 (4.1 ImageNet, 4.2 CIFAR-10, whose recipe we reproduce).
 #
 # **The problem.** Figure 1 tells the whole story: a 56-layer *plain* network (convolutions and
 # batch norms, no shortcuts) has higher **training** error than a 20-layer one. That is not
@@ -95,9 +91,8 @@ NOTEBOOK_START = time.perf_counter()
 # **It is not vanishing gradients**, the usual explanation: "We argue that this optimization
 # difficulty is unlikely to be caused by vanishing gradients" (sec. 4.1). The plain nets have
 # batch norm, "which ensures forward propagated signals to have non-zero variances", and "the
-# backward propagated gradients exhibit healthy norms". The paper conjectures instead that "the
-# deep plain nets may have exponentially low convergence rates" (sec. 4.1); training 3× longer
-# did not remove the problem (footnote 3).
+# backward propagated gradients exhibit healthy norms". The paper conjectures "exponentially low
+# convergence rates" instead; training 3× longer did not help (footnote 3).
 #
 # **The key idea in plain words.** A deeper net that copies a shallower one and sets its extra
 # layers to the identity would never train worse; plain nets evidently find the identity hard
@@ -122,21 +117,28 @@ common.block_diagrams(
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# One block at a time: try writing it yourself (optional), then what the paper says, why, the
-# code, a check. Module names follow torchvision's (`conv1`, `bn1`, ..., `downsample`, `fc`), so
-# that its weights load into ours *strictly* (`load_state_dict(..., strict=True)`: every name
-# and shape must match, none missing, none left over).
+# One block at a time: try writing it yourself (optional), then what the paper says (rows of
+# the *Easter-egg table*, the complete list of details with where the paper states each, at the
+# end), why, the code, a check. Module names follow torchvision's (`conv1`, `bn1`, ...,
+# `downsample`, `fc`), so that its weights load into ours *strictly*
+# (`load_state_dict(..., strict=True)`: every name and shape must match, none missing, none left
+# over).
 #
 # ### The basic block (Figure 2; Figure 5, left)
 #
 # <a id="try-basic-block"></a>**Try it first** (optional: the solution follows). Write
-# `MyBasicBlock(in_channels, out_channels, stride=1)`: two 3×3 convolutions, each followed by
-# batch norm, a ReLU between them, the shortcut added, and "the second nonlinearity after the
-# addition" (sec. 3.2). Where the shape changes, the shortcut is option A: the identity,
-# "performed with a stride of 2", "with extra zero entries padded for increasing dimensions"
-# (sec. 3.3), no parameters. Ours appends the zero channels after the input's; padding them on
-# both sides (a permutation of the channels) passes too, with a note. Until you fill in the
-# skeleton (folded: unfold it to write in it), its check says "not done yet".
+# `MyBasicBlock(in_channels, out_channels, stride=1)` in the folded skeleton below and run the
+# `check` after it, which says "not done yet" until you do.
+#
+# <details><summary>The task (click to unfold)</summary>
+#
+# Two 3×3 convolutions, each followed by batch norm, a ReLU between them, the shortcut added,
+# and "the second nonlinearity after the addition" (sec. 3.2). Where the shape changes, the
+# shortcut is option A: the identity, "performed with a stride of 2", "with extra zero entries
+# padded for increasing dimensions" (sec. 3.3), no parameters. Ours appends the zero channels
+# after the input's; padding them on both sides (a permutation of the channels) passes too,
+# with a note.
+# </details>
 #
 # <details><summary>What <code>check</code> compares (click to unfold)</summary>
 #
@@ -182,7 +184,7 @@ class MyBasicBlock(nn.Module):
 check("resnet.BasicBlock", MyBasicBlock)
 
 # %% [markdown]
-# **What the paper says** (rows of the reference table at the end):
+# **What the paper says:**
 #
 # | Detail | Value | Where |
 # |---|---|---|
@@ -237,8 +239,9 @@ common.check_against_reference(yours, reference, (2, 3, 64, 64),
 # here). Cells that start with `#@save resnet` also go to `common/models/resnet.py` (`python -m
 # common.save`), which later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no
 # bias. `BasicBlock` is `MyBlock` plus `norm_layer` and `residual=False`, which drops the
-# shortcut and the addition: the *plain* block of the paper's baselines. A variant overrides `forward`: SE-Net (notebook 04) rescales `out` just before
-# `out = out + identity`. The check sets the last batch norm's γ to 0, so $\mathcal{F}(x) = 0$.
+# shortcut and the addition: the *plain* block of the paper's baselines. A variant overrides
+# `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`. The check
+# sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -348,7 +351,8 @@ print(f"BasicBlock: {tuple(x.shape)} -> {tuple(down(x).shape)} with stride 2; th
 # | Option C | all shortcuts are projections; compared with A and B in Table 3 (ResNet-34) | sec. 4.1 |
 #
 # Drawn below. Option B's projection is "done by 1×1 convolutions" (sec. 3.3); as in
-# torchvision, a BN follows the 1×1 conv (BN after every convolution, sec. 3.4): `downsample = Sequential(conv1x1, BatchNorm2d)`, hence the names `downsample.0/1`.
+# torchvision, a BN follows the 1×1 conv (BN after every convolution, sec. 3.4):
+# `downsample = Sequential(conv1x1, BatchNorm2d)`, hence the names `downsample.0/1`.
 #
 # **Why.** An identity shortcut costs nothing, and with option A the residual nets have exactly
 # the parameters of their plain twins: a fair comparison. In Table 3 (ResNet-34) B is slightly
@@ -448,11 +452,17 @@ print(f"option B: {sum(p.numel() for p in b.parameters())} parameters")
 # ### The bottleneck block (Figure 5, right)
 #
 # <a id="try-bottleneck"></a>**Try it first** (optional). Write
-# `MyBottleneck(in_channels, planes, stride=1)`: 1×1 convolution down to `planes` channels, 3×3
-# at that width, 1×1 up to `4 * planes`, each followed by batch norm (ReLU after the first two),
-# the shortcut added, then a ReLU. The stride goes in the 3×3 convolution, as in torchvision
-# ("v1.5", explained below). Where the shape changes, the shortcut is a projection (option B):
-# a 1×1 convolution with the block's stride, then batch norm. The skeleton is folded below.
+# `MyBottleneck(in_channels, planes, stride=1)` in the folded skeleton below, then `check` it.
+#
+# <details><summary>The task (click to unfold)</summary>
+#
+# A 1×1 convolution down to `planes` channels, a 3×3 convolution at that width, a 1×1
+# convolution up to `4 * planes`, each followed by batch norm (ReLU after the first two), the
+# shortcut added, then a ReLU. Put the stride in the 3×3 convolution, as torchvision does (the
+# layout called "v1.5", explained below). Where the shape changes, the shortcut is a projection
+# (option B): a 1×1 convolution with the block's stride, followed by batch norm; elsewhere the
+# identity.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 class MyBottleneck(nn.Module):
@@ -559,7 +569,7 @@ plt.show()
 # **The code.** `Bottleneck` (folded) names its layers as torchvision does: `conv1` (1×1, down
 # to `planes`), `conv2` (3×3), `conv3` (1×1, up to `planes * expansion`, `expansion = 4`), each
 # with its batch norm `bn1`..`bn3`; its `forward` reads like `MyBlock`'s. Keywords:
-# `stride_in_1x1`, `residual`, `norm_layer`, and two of ResNeXt's (see the plumbing).
+# `stride_in_1x1`, `residual`, `norm_layer`, `groups` and `base_width` (see the plumbing).
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -957,8 +967,8 @@ assert nx.conv2.groups == 32 and nx.conv2.out_channels == 32 * 4 * 128 // 64
 
 # %% [markdown]
 # **The paper's numbers, as data.** The numbers we check against are kept once, as data, the
-# way torchvision keeps facts about its weights in a dictionary it calls `meta` (a word that
-# means something else in section 3: PyTorch's `meta` device). The docstrings of the
+# way torchvision keeps facts about its weights in a dictionary it calls `meta` (not to be
+# confused with PyTorch's `meta` device, on which sections 2 and 3 count). The docstrings of the
 # constructors below are written from them, and section 3's paper / ours / ratio checks, the
 # exercises and `tests/test_resnet.py` read them. Table 1's "FLOPs" are multiply-adds (sec. 3.3:
 # "3.6 billion FLOPs (multiply-adds)"). Which variant each count describes is our reading, not a
@@ -1291,7 +1301,8 @@ common.classify_photo(common.get_model("resnet50"), weights)   # strict load int
 # The recipe is the paper's (the reference table's CIFAR-10 rows give each value and its
 # place; the recipe's `sources` cite them again): mini-batch 128, learning rate 0.1 divided by
 # 10 at 32k and 48k iterations, stop at 64k, weight decay 0.0001, momentum 0.9, 4-pixel padding,
-# random 32×32 crops and flips.
+# random 32×32 crops and flips. (The table also has the paper's ImageNet recipe, sec. 3.4, which
+# this notebook does not run.)
 #
 # **Which protocol:** `PROTOCOL = "45k/5k"` below, the default, trains on 45k images and
 # watches a 5k validation split; `"50k"` trains on all 50k, as the paper did for Table 6.
@@ -1376,7 +1387,7 @@ recipe110 = dataclasses.replace(
 recipe110.table()
 
 # %% [markdown]
-# The schedule in epochs, drawn (the same numbers as the table above):
+# The schedule in epochs, drawn (the iterations-to-epochs table above, as a picture):
 
 # %% jupyter={"source_hidden": true}
 epochs = torch.linspace(0, recipe.epochs, 2000)
@@ -1677,7 +1688,8 @@ else:
 #    deeper · v1 and v1.5") show up in the time? (NVIDIA reports about 5% fewer images per
 #    second for v1.5.)
 #    </details>
-# 6. **Layer responses (Figure 7)** of the trained plain-20 and ResNet-20 (no training).
+# 6. **Layer responses (Figure 7)** of the trained plain-20 and ResNet-20 (no training; the
+#    reference table's row *Layer responses*).
 #    <details><summary>details</summary>
 #
 #    The paper plots the standard deviation of "the outputs of each 3×3 layer, after BN and
