@@ -1635,15 +1635,19 @@ else:
 #
 # ## 8 · Exercises
 #
-# **Write it yourself** (checked at once by `common.exercises.check`; each is offered before its
-# solution, in section 2):
+# ### Write it yourself
+#
+# Checked at once by `common.exercises.check`; each is offered before its solution, in section 2:
 #
 # - **The basic block with an option-A shortcut** (Figure 2; Figure 5, left; section 3.3):
-#   [Try it first, in "The basic block"](#try-basic-block).
+#   [Try it first, in "The basic block"](#try-basic-block). Ours appends the zero channels after
+#   the input's; padding them on both sides passes too.
 # - **The v1.5 bottleneck with a projection shortcut** (Figure 5, right; Table 1; Eqn. 2):
 #   [Try it first, in "The bottleneck block"](#try-bottleneck).
 #
-# **Change, re-run, look.** Costs in quick mode on the header's machine: a ResNet-20 run about
+# ### Change, re-run, look
+#
+# Costs in quick mode on the header's machine: a ResNet-20 run about
 # as long as section 5's (131 s), a 56-layer run about what section 6 spent on each (889 s for
 # three), a 110-layer run about twice the multiply-adds of a 56-layer one (section 3). A gap of a
 # few tenths of a point between two variants means nothing until you know the spread of a few
