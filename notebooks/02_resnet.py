@@ -356,7 +356,7 @@ print(f"BasicBlock: {tuple(x.shape)} -> {tuple(down(x).shape)} with stride 2; th
 #
 # **Why.** An identity shortcut costs nothing, and with option A the residual nets have exactly
 # the parameters of their plain twins: a fair comparison. In Table 3 (ResNet-34) B is slightly
-# better than A, C marginally better than B, "but the small differences among A/B/C indicate
+# better than A, C marginally better than B, but "the small differences among A/B/C indicate
 # that projection shortcuts are not essential for addressing the degradation problem" (sec.
 # 4.1). So the paper keeps identities wherever the shape stays.
 
