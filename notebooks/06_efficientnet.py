@@ -42,7 +42,7 @@
 # offline digits, where `cifar_efficientnet_b0` does not learn (section 5). Full mode: a GPU job,
 # not measured.
 #
-# **First path:** about 40 minutes of reading (`tools/reading_path.py`). Sections headed "Going
+# **First path:** about 44 minutes of reading (`tools/reading_path.py`). Sections headed "Going
 # deeper", "Reference" or "skip on a first read", and folded cells, are for later.
 
 # %%
@@ -81,8 +81,8 @@ NOTEBOOK_START = time.perf_counter()
 #
 # **The key idea in plain words.** A ConvNet can be made bigger in three ways: more layers (depth
 # $d$), more channels (width $w$), larger input images (resolution $r$), usually one at a time
-# (sec. 1). Each alone helps, then saturates: in Figure 3 "the accuracy gain
-# quickly saturate after reaching 80%" (Observation 1). And they interact: a larger image needs
+# (sec. 1). Each alone helps, then saturates: in Figure 3 "the accuracy gain quickly saturate
+# after reaching 80%" (Observation 1). And they interact: a larger image needs
 # more layers to see as far, and more channels for its finer patterns (sec. 3.3, Observation 2).
 # So EfficientNet scales all three together, with one knob $\phi$ (Eqn. 3):
 #
@@ -99,9 +99,9 @@ NOTEBOOK_START = time.perf_counter()
 # sec. 5.2).
 #
 # The baseline, **EfficientNet-B0**, comes from a neural architecture search in the search space
-# of MnasNet (Tan et al. 2019, a search for mobile networks; sec. 4). Its block, **MBConv**, is notebook 05's inverted residual with notebook 04's
-# squeeze-and-excitation and the SiLU activation: section 2 builds it first.
-
+# of MnasNet (Tan et al. 2019, a search for mobile networks; sec. 4). Its block, **MBConv**, is
+# notebook 05's inverted residual with notebook 04's squeeze-and-excitation and the SiLU
+# activation: section 2 builds it first.
 
 # %% jupyter={"source_hidden": true}
 # Figure 2 of the paper, redrawn: each layer a box, its width the channels, its height the
@@ -158,7 +158,6 @@ print(f"alpha * beta^2 * gamma^2 = {ALPHA * BETA ** 2 * GAMMA ** 2:.2f}: each st
 # of top-1 for about 4.5× B0's FLOPS; all three about twice as much. (Table 7's baseline reads
 # 77.3%, Table 2's B0 77.1%; the paper does not say why.)
 
-
 # %% jupyter={"source_hidden": true}
 # Table 7 (sec. 6, "Scaled Models Used in Figure 7"): FLOPS (billions), ImageNet top-1 (%)
 TABLE7 = {"baseline": (0.4, 77.3),        # EfficientNet-B0
@@ -175,7 +174,6 @@ best_single = max(gains[m] for m in ("depth", "width", "resolution"))
 assert best_single < 2 < gains["compound"]
 print(f"compound: {gains['compound']:+.1f} points, {gains['compound'] / best_single:.1f}x the best "
       f"single dimension's {best_single:+.1f}")
-
 
 # %% [markdown]
 # ## 2 · Build it, block by block
@@ -229,7 +227,6 @@ from common.models.senet import SqueezeExcitation
 # the likely cause, and names the bug when yours behaves exactly like a classic one. Your own
 # attribute names and layout are fine.
 # </details>
-
 
 # %%
 from common.exercises import check
@@ -311,10 +308,10 @@ common.block_diagrams(
     title="MBConv: the inverted residual + squeeze-and-excitation (through 40/4 = 10, a quarter "
           "of the INPUT) + SiLU")
 
+
 # %% [markdown]
 # The code, in torchvision's layout: `block.0` expand, `block.1` depthwise, `block.2` SE,
 # `block.3` projection (one less when $t = 1$). `self.stochastic_depth` comes next; the check after.
-
 
 # %%
 #@save efficientnet
@@ -374,7 +371,6 @@ class MBConv(nn.Module):
 # against per-batch ones (`mode="batch"`). A module, not a function, so that `model.eval()` switches
 # it off with dropout and batch norm.
 
-
 # %%
 #@save efficientnet
 class StochasticDepth(nn.Module):
@@ -431,7 +427,6 @@ print(f"StochasticDepth(0.25): identity in eval mode; in train mode {dropped:.1%
 # (block $i$ drops with $0.2\,i/16$), drawn by the module itself: per sample, each sample its own
 # shorter network; per batch, one for all.
 
-
 # %% jupyter={"source_hidden": true}
 torch.manual_seed(0)
 n_blocks, n_samples, p_last = 16, 16, 0.2
@@ -450,9 +445,9 @@ plt.show()
 print(f"expected branches dropped per sample over the {n_blocks} blocks: {sum(schedule):.2f}")
 
 # %% [markdown]
-# **MBConv, checked** (folded): every detail its line comments state, for Table 1's cases, then
-# against torchvision's `MBConv`: its random weights and random batch-norm statistics loaded into
-# ours, equal outputs.
+# **MBConv, checked** (folded): every detail its line comments state, for Table 1's cases; then
+# torchvision's `MBConv` with random weights and random batch-norm statistics, loaded into ours
+# with a *strict* load (every name and shape must match): the outputs must be equal.
 
 # %% jupyter={"source_hidden": true}
 cases = [(16, 16, 3, 1, 6), (16, 24, 3, 2, 6), (24, 40, 5, 2, 6), (80, 112, 5, 1, 6),
@@ -499,7 +494,6 @@ print("equal to torchvision's MBConv in every case (strict load, random batch-no
 # 112×112 followed by one at 56×56 has stride 2, in its first block. (The earlier arXiv text's
 # Table 1 differs in one resolution: the reference table says where.)
 
-
 # %%
 #@save efficientnet
 #: Table 1: EfficientNet-B0, one row per stage; the resolution is the stage's input.
@@ -516,10 +510,10 @@ TABLE1 = [
     (9, "Conv1x1 & Pooling & FC",      7, 1280, 1),
 ]
 
+
 # %% [markdown]
 # The folded builder `config_from_table` reads each row into a `Stage` (torchvision's
 # `MBConvConfig` fields) and the whole into an `EfficientNetConfig`, which the model is built from.
-
 
 # %% jupyter={"source_hidden": true}
 #@save efficientnet
@@ -579,7 +573,6 @@ B0_CONFIG = config_from_table(TABLE1)
 # `r2_k3_s22_e6_i16_o24_se0.25` ("2 repeats, kernel 3, stride 2, expansion 6, 16 in, 24 out, SE
 # ratio 0.25"), decode to our stages.
 
-
 # %% jupyter={"source_hidden": true}
 OFFICIAL_BLOCK_STRINGS = [       # tensorflow/tpu, efficientnet_builder.py, efficientnet()
     "r1_k3_s11_e1_i32_o16_se0.25", "r2_k3_s22_e6_i16_o24_se0.25",
@@ -598,6 +591,7 @@ common.table([(i + 2, f"MBConv{s.expand_ratio}, k{s.kernel}x{s.kernel}", s.strid
                s.out_channels, s.num_layers) for i, s in enumerate(B0_CONFIG.stages)],
              header=("stage", "operator", "stride", "in", "out", "layers"))
 
+
 # %% [markdown]
 # ### The model: EfficientNet from a configuration
 #
@@ -614,7 +608,6 @@ common.table([(i + 2, f"MBConv{s.expand_ratio}, k{s.kernel}x{s.kernel}", s.strid
 # `min_input_size`, and a single image in train mode. `norm_layer` serves B5-B7's batch norm (the
 # reference rows "Batch norm" and "torchvision's batch norm"; hurdle 6), `block` the hurdles. The
 # initialisation is torchvision's ("Going deeper · the depthwise initialisation").
-
 
 # %%
 #@save efficientnet
@@ -694,7 +687,6 @@ class EfficientNet(nn.Module):
 # The shape check (folded): each stage's output at 224×224 is Table 1's next row; the drop
 # probabilities block by block; other input sizes, and one too small.
 
-
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):                                # shapes only: nothing computed
     net = EfficientNet()
@@ -738,7 +730,6 @@ except ValueError as err:
 # code's rule). `as_block` turns it into a block with that many output channels, so the report
 # speaks of output shapes: the second number is your count.
 
-
 # %%
 from common.exercises.efficientnet import as_block
 
@@ -761,6 +752,7 @@ def my_round_filters(filters, width_coefficient):
 # %%
 check("efficientnet.round_filters", as_block(my_round_filters))
 
+
 # %% [markdown]
 # ### Compound scaling: `round_filters`, `round_repeats`, `compound_scale`
 #
@@ -776,7 +768,6 @@ check("efficientnet.round_filters", as_block(my_round_filters))
 # `_make_divisible` does, and layers **up**: a stage of 3 layers scaled by 1.4 gets
 # $\lceil 4.2 \rceil = 5$. Another rounding gives other shapes, which no released weight fits
 # (hurdle 5).
-
 
 # %%
 #@save efficientnet
@@ -797,7 +788,6 @@ def round_repeats(repeats: int, depth: float) -> int:
 # The check (folded): the official code's `round_filters`, written out, agrees for every B0 channel
 # count and widths 0.5 to 2.2.
 
-
 # %% jupyter={"source_hidden": true}
 def official_round_filters(filters, width, divisor=8):    # efficientnet_model.round_filters, verbatim logic
     filters *= width
@@ -817,7 +807,6 @@ print("round_filters = the official code's rule; e.g. width 1.1:",
 # %% [markdown]
 # **The paper's numbers, as data** (folded): `PAPER_NUMBERS` holds them once (α, β, γ; Table 2;
 # the recipe), `OFFICIAL_COEFFICIENTS` the released models' coefficients (the official code's).
-
 
 # %% jupyter={"source_hidden": true}
 #@save efficientnet
@@ -859,11 +848,11 @@ OFFICIAL_COEFFICIENTS = {
     "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5),
 }
 
+
 # %% [markdown]
 # `compound_scale(phi)` is Equation 3; it also takes the released models' rounded coefficients as
 # a tuple (width, depth, resolution[, dropout]). Every channel count goes through `round_filters`
 # (stem and head too), every stage's layers through `round_repeats`.
-
 
 # %%
 #@save efficientnet
@@ -901,7 +890,6 @@ def compound_scale(scale: Union[float, Sequence[float]],
 # %% [markdown]
 # The check (folded): φ = 0 is B0; φ = 1 builds the released B2's stages, at 258 pixels where B2
 # has 260; and B0's stages rounded.
-
 
 # %% jupyter={"source_hidden": true}
 a, b, g = PAPER_NUMBERS["alpha"], PAPER_NUMBERS["beta"], PAPER_NUMBERS["gamma"]
@@ -1042,7 +1030,6 @@ print("dropout, resolution and batch norm per variant as released")
 # B0 by stages: Table 1's shapes; the parameters sit in the last stages and the head (1280 × 1000
 # in the classifier alone), the multiply-adds in the early, high-resolution stages.
 
-
 # %%
 common.summary(common.get_model("efficientnet_b0"), (1, 3, 224, 224), depth=1)
 
@@ -1052,7 +1039,6 @@ common.summary(common.get_model("efficientnet_b0"), (1, 3, 224, 224), depth=1)
 # included. B0's "0.39B FLOPS" is 386M multiply-adds, not twice that. Within 2% for parameters
 # (Table 2 rounds to two digits), 5% for multiply-adds; B4 and B5 are furthest above ("Going deeper
 # · Table 2's multiply-adds").
-
 
 # %% jupyter={"source_hidden": true}
 counts = {}
@@ -1098,7 +1084,6 @@ print("compound_scale(OFFICIAL_COEFFICIENTS[...]) == torchvision's configuration
 # batch-norm statistics** (a default BN is the identity in eval mode, so a misplaced one would go
 # unseen); its `state_dict()` loads into ours with `strict=True` (every name and shape must match),
 # and the outputs must be equal. Smoke mode uses small inputs (B1-B4 at 64×64, B5-B7 at 32×32).
-
 
 # %% jupyter={"source_hidden": true}
 if common.SMOKE:                                      # smoke: small inputs, same weights and check
@@ -1156,14 +1141,12 @@ print(f"stochastic depth: 26 probabilities of B3 equal to torchvision's, from 0 
 # into **our** model, which classifies scikit-learn's flower photo with the weights' own
 # preprocessing (resize 256, centre crop 224, bicubic). Offline (the tests), the cell says so.
 
-
 # %%
 from torchvision.models import EfficientNet_B0_Weights
 
 weights = EfficientNet_B0_Weights.IMAGENET1K_V1
 assert common.count_params(common.get_model("efficientnet_b0")) == weights.meta["num_params"]
 common.classify_photo(common.get_model("efficientnet_b0"), weights)   # strict load into ours, top 5
-
 
 # %% [markdown]
 # ## 5 · Train: the CIFAR-10 adaptation
@@ -1217,7 +1200,6 @@ print("CIFAR adaptation: 32x32 -> 4x4 map; the same parameters as efficientnet_b
 # [0, 150), 0.01 for [150, 250), 0.001 for [250, 350); random crops of the 4-pixel-padded image and
 # flips), so the two compare as architectures (notebook 07). Smoke mode trains the cheaper
 # ImageNet layout, `efficientnet_b0`.
-
 
 # %% jupyter={"source_hidden": true}
 data = common.load_data("cifar10")
@@ -1274,7 +1256,6 @@ display(fig)
 # validation accuracies of 0.87-0.99.)
 # </details>
 
-
 # %%
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
@@ -1305,7 +1286,6 @@ if why:
 # The recipe is section 5's, cut to `SCALING_FRACTION` of its 350 epochs. Smoke mode halves the
 # base's widths (`SCALING_TABLE_SMOKE`) and trains a couple of epochs: the plot only shows that the
 # experiment runs.
-
 
 # %% jupyter={"source_hidden": true}
 SCALING_TABLE = [
@@ -1410,7 +1390,6 @@ assert network(runs[("compound", 2)]) == network(runs[("depth", 2)])   # at 2x: 
 # notebook from the top: this training resumes from its last finished epoch (on Colab, if
 # `KEEP_ON_DRIVE` was on in the set-up cell).
 
-
 # %% jupyter={"source_hidden": true}
 SCALING_FRACTION = 0.1     # of the 350-epoch CIFAR recipe (35 epochs); 1.0 for the whole schedule
 scaling_recipe = dataclasses.replace(
@@ -1467,7 +1446,6 @@ common.table([(m, f, f"{scaling_macs[(m, f)] / 1e6:.2f}", f"{h.best('val_acc')[1
 # not resolve a point or two (exercise 3). Not measured yet (no GPU was lent to the session that
 # wrote this notebook; on its CPU the eight full runs, nine with one shared, take hours).
 
-
 # %% [markdown]
 # ## 7 · Hurdles: the bugs people make, and which check catches them
 #
@@ -1478,7 +1456,6 @@ common.table([(m, f, f"{scaling_macs[(m, f)] / 1e6:.2f}", f"{h.best('val_acc')[1
 # **1. The skip addition missing** (`use_res_connect = False`). The weights are the right ones:
 # the strict load succeeds, only the outputs differ, and `check_against_reference` (section 4)
 # catches it. `kuangliu/pytorch-cifar`'s `EfficientNetB0` had its shortcut wrong for ten months.
-
 
 # %% jupyter={"source_hidden": true}
 reference_b0 = common.random_reference(torchvision.models.efficientnet_b0)
@@ -1498,13 +1475,13 @@ except AssertionError as err:
     assert "unnoticed" not in str(err)
     print("no skip addition: the strict load succeeds (same weights), the outputs differ: caught")
 
+
 # %% [markdown]
 # **2. The SE block reduced from the expanded width.** SE-Net reduces the channels it rescales
 # (notebook 04), so "a quarter of the expanded channels" is a natural reading; the official code's
 # is a quarter of the *input*: 10 for a 40 → 240 block, not 60. The strict load reports every SE
 # weight's shape, and the parameters miss Table 2. `kuangliu/pytorch-cifar` had it in April 2020
 # (`se_planes = max(1, int(planes * se_ratio))`, `planes` the expanded width).
-
 
 # %% jupyter={"source_hidden": true}
 def se_from_expanded(inp, oup, kernel_size, stride, expand_ratio, **kwargs):
@@ -1532,13 +1509,13 @@ print(f"SE reduced from the expanded width: {bad_params / 1e6:.2f}M parameters (
       f"the SE blocks {se_bad / 1e6:.2f}M against {se_good / 1e6:.2f}M ({se_bad / se_good:.1f}x); "
       f"strict load: {diff[0][:110]}")
 
+
 # %% [markdown]
 # **3. Stochastic depth left on in eval mode, or where there is no shortcut.** A drop that ignores
 # `self.training` makes the network random at test time, and the comparison with the reference
 # fails; `F.dropout2d(x, p)` is one (its `training` argument defaults to True), and
 # `kuangliu/pytorch-cifar` shipped it twice in April 2020. Dropping the branch of a block
 # *without* a shortcut zeroes the sample's whole signal. Section 4 checks both.
-
 
 # %% jupyter={"source_hidden": true}
 class DropAlways(StochasticDepth):
@@ -1570,12 +1547,12 @@ with torch.no_grad():
 assert zeroed > 0.1
 print(f"stochastic depth on a block without a shortcut: {zeroed:.0%} of the samples leave it as zeros")
 
+
 # %% [markdown]
 # **4. A 3×3 expansion instead of 1×1.** `aladdinpersson/Machine-Learning-Collection`'s
 # `ML/Pytorch/CNN_architectures/pytorch_efficientnet.py` (read at 2d876db) expands with
 # `CNNBlock(in_channels, hidden_dim, kernel_size=3, ...)`: nine times the expansion weights, which
 # the parameter count against Table 2 catches at once.
-
 
 # %% jupyter={"source_hidden": true}
 def expand_3x3(inp, oup, kernel_size, stride, expand_ratio, **kwargs):
@@ -1593,12 +1570,12 @@ assert bad_params > 1.5 * t2["params"] and bad_macs > 2 * t2["flops"]
 print(f"3x3 expansion: {bad_params / 1e6:.1f}M parameters and {bad_macs / 1e9:.2f}B multiply-adds "
       f"(Table 2: {t2['params'] / 1e6}M, {t2['flops'] / 1e9}B)")
 
+
 # %% [markdown]
 # **5. Rounding that differs from the official one.** The same file builds B1-B7 as φ = 0.5, 1, 2,
 # ..., 6 with exact powers, and rounds its own way (`4 * ceil(int(c * w) / 4)` for the stages,
 # `int(32 * w)` for the stem, `ceil(1280 * w)` for the head): even with the released coefficients,
 # 24 × 1.4 = 33.6 becomes 36, not 32, and torchvision's B4 weights fit nowhere.
-
 
 # %% jupyter={"source_hidden": true}
 def tutorial_config(width: float, depth: float) -> EfficientNetConfig:
@@ -1630,7 +1607,6 @@ print("B4 with the official round_filters: every name and shape of torchvision's
 # `TF_BATCH_NORM`). `momentum=0.99` keeps little more than the last batch. After batches with
 # mean 0 and a last one with mean 5:
 
-
 # %%
 for momentum in (0.99, 0.01):
     bn = nn.BatchNorm2d(1, momentum=momentum).train()
@@ -1646,7 +1622,6 @@ for momentum in (0.99, 0.01):
 # TensorFlow's "SAME" padding ("Going deeper · torchvision's B5-B7"); comparing in train mode;
 # softmax inside the model.
 
-
 # %% [markdown]
 # ## 8 · Exercises
 #
@@ -1656,13 +1631,14 @@ for momentum in (0.99, 0.01):
 # 1. **Figure 8 small.** Section 6 at factors 1.5, 2, 3, 4, 6, 8 (up to 24 runs): where does each
 #    single dimension flatten? Does compound stay ahead?
 # 2. **Figure 4.** The small base widened ($w$ = 1, 1.4, 2, 2.8) at d = 1, 2 and r = 32, 45 (16
-#    runs): does width pay more on the deeper, sharper base?
+#    runs): does width pay more on the deeper, higher-resolution base?
 # 3. **Seeds.** Section 6 with three seeds per model: are the gaps larger than the spread?
 # 4. **Your own grid search** (sec. 4, step 1): α, β, γ under $\alpha\beta^2\gamma^2 \approx 2$
 #    (say α ∈ {1.1, 1.2, 1.3, 1.4}, β the largest that fits with γ = 1.15), one short φ = 1 run
 #    each. Is the best (1.2, 1.1, 1.15)?
 # 5. **Stochastic depth.** `stochastic_depth_prob` 0, 0.2, 0.3 (the earlier text's "drop connect
-#    ratio") and a constant 0.2 (a `block=` ignoring the index): four runs.
+#    ratio") and a constant 0.2 (a `block=` ignoring the index), four runs: which generalises
+#    best? Does the linear schedule matter?
 # 6. **The SE width.** Hurdle 2's network against ours (two runs): is the 6× narrower SE worse?
 # 7. **The recipe.** `paper_recipe` ("Going deeper · the ImageNet recipe") at batch 128, its
 #    learning rate scaled (0.256 × 128/4096), against SGD: two runs, same data and seed.
@@ -1673,7 +1649,6 @@ for momentum in (0.99, 0.01):
 # **Write it yourself:** exercises 9 and 10 are section 2's "try it first" subsections,
 # [9. MBConv](#write-it-yourself-first-mbconv) and
 # [10. `round_filters`](#write-it-yourself-first-round_filters).
-
 
 # %% [markdown]
 # ## Going deeper · B1-B7: rounded coefficients, and what rounding costs
