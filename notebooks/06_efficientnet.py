@@ -141,8 +141,9 @@ ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15            # sec. 4, step 1; PAPER_NUMBERS (
 
 
 def conv_stack_macs(depth, width, resolution):      # `depth` 3x3 convs, `width` channels in and out
-    convs = [nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(depth)]
-    return common.count_macs(nn.Sequential(*convs), (1, width, resolution, resolution))
+    with torch.device("meta"):                       # shapes only: nothing allocated or computed
+        convs = [nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(depth)]
+        return common.count_macs(nn.Sequential(*convs), (1, width, resolution, resolution))
 
 
 base = conv_stack_macs(4, 32, 56)
@@ -178,14 +179,12 @@ print(f"compound: {gains['compound']:+.1f} points, {gains['compound'] / best_sin
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# MBConv and its stochastic depth, Table 1 as data, the model, then compound scaling. Each cell
-# that starts with `#@save efficientnet` is also written to `common/models/efficientnet.py`
-# (`python -m common.save`). Nothing of notebooks 04 and 05 is written again: `ConvNormActivation`
-# (conv, batch norm, activation) and the channel rounding `_make_divisible` are imported from
-# `common.models.mobilenetv2`, `SqueezeExcitation` from `common.models.senet` (the folded cell).
-# Module names follow torchvision's, so that its weights load into our models. Where the paper is
-# silent, the tables cite "the official code": the authors' TensorFlow implementation that the
-# abstract links (`tensorflow/tpu`).
+# MBConv and its stochastic depth, Table 1 as data, the model, then compound scaling. Cells that
+# start with `#@save efficientnet` are also written to `common/models/efficientnet.py`; the parts
+# of notebooks 04 and 05 are imported, not written again (the folded cell: `ConvNormActivation`,
+# `_make_divisible`, `SqueezeExcitation`). Module names follow torchvision's, so that its weights
+# load into ours. "The official code" is the authors' TensorFlow implementation that the abstract
+# links (`tensorflow/tpu`).
 
 # %% jupyter={"source_hidden": true}
 #@save efficientnet
@@ -280,17 +279,18 @@ check("efficientnet.MBConv", MyMBConv)
 
 # %% jupyter={"source_hidden": true}
 c, t, k, size = 40, 6, 5, 28            # Table 1, stage 4's second block: 40 -> 240 -> 40, 5x5, 28x28
-parts = {"1x1 expand": nn.Conv2d(c, t * c, 1, bias=False),
-         f"{k}x{k} depthwise": nn.Conv2d(t * c, t * c, k, padding=k // 2, groups=t * c, bias=False),
-         "SE, 240 -> 10 -> 240": SqueezeExcitation(t * c, c // 4, activation=nn.SiLU),
-         "1x1 project": nn.Conv2d(t * c, c, 1, bias=False)}
-cost = {name: (common.count_macs(m, (1, c if name == "1x1 expand" else t * c, size, size)),
-               common.count_params(m)) for name, m in parts.items()}
+with torch.device("meta"):              # shapes only: nothing allocated or computed
+    parts = {"1x1 expand": nn.Conv2d(c, t * c, 1, bias=False),
+             f"{k}x{k} depthwise": nn.Conv2d(t * c, t * c, k, padding=k // 2, groups=t * c, bias=False),
+             "SE, 240 -> 10 -> 240": SqueezeExcitation(t * c, c // 4, activation=nn.SiLU),
+             "1x1 project": nn.Conv2d(t * c, c, 1, bias=False)}
+    cost = {name: (common.count_macs(m, (1, c if name == "1x1 expand" else t * c, size, size)),
+                   common.count_params(m)) for name, m in parts.items()}
+    full = common.count_macs(nn.Conv2d(t * c, t * c, k, padding=k // 2, bias=False), (1, t * c, size, size))
 macs_all, params_all = (sum(v[i] for v in cost.values()) for i in (0, 1))
 display(common.table([(name, f"{m:,}", f"{m / macs_all:.2%}", f"{p:,}", f"{p / params_all:.0%}")
                       for name, (m, p) in cost.items()],
                      header=("part", "multiply-adds", "share", "parameters", "share")))
-full = common.count_macs(nn.Conv2d(t * c, t * c, k, padding=k // 2, bias=False), (1, t * c, size, size))
 print(f"a full {k}x{k} convolution on the {t * c} channels: {full / 1e6:.0f}M multiply-adds, "
       f"{full / macs_all:.0f}x the whole block's {macs_all / 1e6:.1f}M")
 
