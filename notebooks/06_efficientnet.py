@@ -202,7 +202,7 @@ from common.models.registry import check_image_batch, register_model
 from common.models.senet import SqueezeExcitation
 
 # %% [markdown]
-# ### Write it yourself first: MBConv
+# ### Write it yourself: MBConv (try it first)
 #
 # Optional, and safe: write EfficientNet's block before reading ours, and `check` it.
 #
@@ -720,7 +720,7 @@ except ValueError as err:
     print("one image in train mode:", str(err)[:80], "...")
 
 # %% [markdown]
-# ### Write it yourself first: round_filters
+# ### Write it yourself: round_filters (try it first)
 #
 # Width 1.1 asks for 35.2 channels in B0's stem (section 1 printed it). Try the official rounding
 # first, from notebook 05's channel rounding.
@@ -1647,8 +1647,8 @@ for momentum in (0.99, 0.01):
 #    resize_size=s * 256 // 224)`). Why might a network trained at 224 prefer a larger test image?
 #
 # **Write it yourself:** exercises 9 and 10 are section 2's "try it first" subsections,
-# [9. MBConv](#write-it-yourself-first-mbconv) and
-# [10. `round_filters`](#write-it-yourself-first-round_filters).
+# [9. MBConv](#write-it-yourself-mbconv-try-it-first) and
+# [10. `round_filters`](#write-it-yourself-round_filters-try-it-first).
 
 # %% [markdown]
 # ## Going deeper · B1-B7: rounded coefficients, and what rounding costs
