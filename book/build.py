@@ -397,11 +397,14 @@ def _site_copy(nb):
     return nb
 
 
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
+
+
 def stage(results: dict, stubs: list[Path], src: Path, root: Path) -> None:
     """The site's sources, mirroring the repository's layout so that its relative links work."""
     import nbformat
 
-    files: dict[str, str] = {}
+    files: dict[str, str | bytes] = {}
     for path, (nb, record) in results.items():
         nb = static_widgets(copy.deepcopy(nb))
         files[f"notebooks/{path.name}"] = nbformat.writes(labelled(_site_copy(nb), label(
@@ -413,6 +416,9 @@ def stage(results: dict, stubs: list[Path], src: Path, root: Path) -> None:
     for folder in ("docs", "paper_notes"):
         for md in sorted((root / folder).glob("*.md")):
             files[f"{folder}/{md.name}"] = home_links(md.read_text(), depth=1)
+        for image in sorted((root / folder).rglob("*")):   # figures the pages show, as they are
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                files[image.relative_to(root).as_posix()] = image.read_bytes()
     files["CONTRIBUTING.md"] = home_links((root / "CONTRIBUTING.md").read_text(), depth=0)
     pages = [p for p in files if not p.startswith("downloads/")]
     files["index.md"] = home_page((root / "README.md").read_text(), pages)

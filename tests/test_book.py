@@ -84,6 +84,12 @@ def site(tmp_path_factory):
         shutil.copytree(ROOT / folder, course / folder, ignore=shutil.ignore_patterns("*.py"))
     (course / "common").symlink_to(ROOT / "common", target_is_directory=True)
     nbformat.write(small_notebook(), course / "notebooks" / f"{SMALL}.ipynb")
+    figures = course / "paper_notes" / "figures"          # a figure in the notes, as a page shows
+    figures.mkdir(exist_ok=True)
+    import matplotlib.pyplot as plt
+    plt.imsave(figures / f"{SMALL}.png", [[0.0, 1.0], [1.0, 0.0]])
+    with open(course / "paper_notes" / "vgg.md", "a") as notes:
+        notes.write(f"\n\n![The book's check](figures/{SMALL}.png)\n")
     out = course / "_build"
     run = subprocess.run([sys.executable, str(BUILD), "--root", str(course), "--out", str(out),
                           "--only", SMALL], capture_output=True, text=True, timeout=600,
@@ -161,6 +167,8 @@ def test_every_image_and_internal_link_of_every_page_resolves(site):
                     ids[target] if target in ids else Page(target).ids):
                 broken.append(f"{p.relative_to(html)}: anchor {href}")
     assert not broken, "\n".join(broken)
+    notes = parsed[html / "paper_notes" / "vgg.html"]
+    assert any(SMALL in src for src in notes.images), notes.images     # the notes' figure shown
 
 
 def test_a_prose_change_keeps_the_cached_outputs_a_code_or_common_change_does_not():
