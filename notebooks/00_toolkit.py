@@ -664,3 +664,4 @@ print("files:", sorted(p.name for p in command_dir.iterdir()))
 mode = "smoke" if common.SMOKE else "quick" if common.QUICK else "full"
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")
+print(common.mode_report())

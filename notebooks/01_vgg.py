@@ -1235,11 +1235,10 @@ CIFAR_RECIPE = common.Recipe(
              "augment": "kuangliu main.py: RandomCrop(32, padding=4), RandomHorizontalFlip",
              "batch_size": "kuangliu main.py: 128 in every version (paper: 256, ImageNet)",
              "nesterov": "kuangliu main.py: plain momentum"})
-MODEL, WIDTH = "cifar_vgg16_bn", 1.0
-if common.SMOKE:                          # the tests: a shallower, narrower net, seconds on a CPU
-    MODEL, WIDTH = "cifar_vgg11_bn", 0.25
-elif common.QUICK:                        # quick mode: a quarter of the channels, minutes on a CPU
-    WIDTH = 0.25
+MODEL = common.by_mode("cifar_vgg16_bn", smoke="cifar_vgg11_bn", what="model trained",
+                       why="the tests: a shallower net, seconds on a CPU")
+WIDTH = common.by_mode(1.0, quick=0.25, what="width (fraction of the paper's channels)",
+                       why="a quarter of the channels: minutes on a CPU instead of an hour")
 # kuangliu/pytorch-cifar README, "VGG16", since 24 Jan 2017: recipe not stated (Going deeper)
 REFERENCE_ACC = {"cifar_vgg16_bn": 0.9264}
 CIFAR_RECIPE.table()
@@ -1816,3 +1815,4 @@ del features, ours_net
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
+print(common.mode_report())

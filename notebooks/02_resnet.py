@@ -1417,9 +1417,9 @@ plt.show()
 # %%
 resnet20, history20 = common.train_run("02_resnet", "cifar_resnet20", recipe, data)
 histories = {"ResNet-20": history20}
-if common.SMOKE or common.QUICK:
-    print("Smoke or quick mode: skipping the ResNet-110 run (recipe110 above); it runs in full mode.")
-else:
+if common.by_mode("trained", quick="left out", what="the ResNet-110 run (recipe110 above)",
+                  why="it runs in full mode only: 4.5 times ResNet-20's cost per image on a "
+                      "CPU, and near chance after quick mode's 300 steps") == "trained":
     resnet110, histories["ResNet-110"] = common.train_run("02_resnet", "cifar_resnet110",
                                                           recipe110, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc") if data.val
@@ -1467,7 +1467,8 @@ fig6_recipe = recipe if FIG6_FRACTION == 1 else dataclasses.replace(
     milestones=tuple(m * FIG6_FRACTION for m in recipe.milestones),
     sources={**recipe.sources, "epochs": f"sec. 4.2 schedule x {FIG6_FRACTION}",
              "milestones": "sec. 4.2 drops, at the same fractions of training"})
-depths = (20,) if common.SMOKE else (20, 56)        # smoke: only the light pair, same recipe
+depths = common.by_mode((20, 56), smoke=(20,), what="Figure 6's depths",
+                       why="the tests: only the light pair, same recipe")
 fig6 = {}
 for kind in ("plain", "resnet"):
     for depth in depths:
@@ -1874,3 +1875,4 @@ assert all(seeds_needed(gap, 2 * paper_std) > 1 for gap in gaps.values())
 mode = "smoke" if common.SMOKE else "quick" if common.QUICK else "full"
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")
+print(common.mode_report())

@@ -39,7 +39,9 @@
 #
 # **Run time** (2-core AMD EPYC, Zen 4, one thread, shared; more in `docs/settings.md`):
 # - smoke mode (the tests): well under a minute;
-# - quick mode (offline digits): 1,151 s; `cifar_mobilenet_v2` learns (99.0% test accuracy), so do Figure 6's variants (best validation accuracy 0.92-0.98);
+# - quick mode (offline digits): 1,151 s before issue 32 (now with the latency cell at batch 8 and three
+#   repetitions and fit's faster engine: about 8 minutes predicted on a quiet 2-core CPU, not yet
+#   measured; `tools/notebook_times.py` measures it); `cifar_mobilenet_v2` learns (99.0% test accuracy), so do Figure 6's variants (best validation accuracy 0.92-0.98);
 # - full mode: needs a GPU (not measured; section 6.2 shows why a CPU is slow).
 #
 # **Reading time:** about 43 minutes on the first path (`tools/reading_path.py`; outputs not
@@ -993,7 +995,9 @@ cifar_recipe.table()
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
 
 # %%
-MODEL, WIDTH = ("mobilenet_v2", 0.35) if common.SMOKE else ("cifar_mobilenet_v2", 1.0)  # smoke: lighter
+MODEL, WIDTH = common.by_mode(("cifar_mobilenet_v2", 1.0), smoke=("mobilenet_v2", 0.35),
+                              what="model and width trained",
+                              why="the tests: the ImageNet layout at width 0.35, seconds on a CPU")
 cifar_model, cifar_history = common.train_run("05_mobilenetv2", MODEL, cifar_recipe, data,
                                               width_mult=WIDTH)
 fig = common.plot_histories({f"{MODEL} (width {WIDTH})": cifar_history},
@@ -1182,9 +1186,10 @@ for v, h in fig6.items():
 #
 # The paper counts multiply-adds (and reports phone latency in Table 4), but time depends on the
 # **bytes** a model moves as well as on its arithmetic. The folded cells time inference per image
-# of MobileNetV2, ResNet-18 and ResNet-50 (notebook 02) here, at batch 1 and a large batch (full
-# mode: 224×224, batches 1 and 64, median of ten; smoke mode: 32×32, batches 1 and 4, three),
-# against their multiply-adds. Compare models within one run, never across machines.
+# of MobileNetV2, ResNet-18 and ResNet-50 (notebook 02) here, at batch 1 and a larger batch (full
+# mode: 224×224, batches 1 and 64, median of ten; quick mode: batches 1 and 8, median of three;
+# smoke mode: 32×32, batches 1 and 4, three; the cell prints what its mode changed), against their
+# multiply-adds. Compare models within one run, never across machines.
 
 # %% jupyter={"source_hidden": true}
 from common.bench import machine                # "CPU model, threads" or the GPU's name
@@ -1210,7 +1215,12 @@ def seconds_per_image(model: nn.Module, batch: int, size: int, reps: int) -> flo
 
 
 # %% jupyter={"source_hidden": true}
-size, batches, reps = (32, (1, 4), 3) if common.SMOKE else (224, (1, 64), 10)   # smoke: tiny
+size = common.by_mode(224, smoke=32, what="latency: input size", why="the tests: tiny inputs")
+batches = common.by_mode((1, 64), quick=(1, 8), smoke=(1, 4), what="latency: batch sizes",
+                         why="three ImageNet models at batch 64 cost minutes on a CPU; batch 8 "
+                             "still shows that multiply-adds are not latency")
+reps = common.by_mode(10, quick=3, what="latency: repetitions (the median is kept)",
+                      why="each repetition is a forward pass of every model at every batch")
 device = common.pick_device()
 latency, macs = {}, {}
 for name in ("mobilenet_v2", "resnet18", "resnet50"):
@@ -1796,3 +1806,4 @@ paper_recipe.table()
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
+print(common.mode_report())
