@@ -79,7 +79,9 @@ def test_a_prediction_counts_a_run_resumed_later_in_the_notebook_once():
     assert total == 100 + 8 * 3 + 4 * 7
 
 
-def test_docs_without_markers_get_a_clear_error(tmp_path):
+def test_docs_without_markers_get_a_clear_error_and_the_course_docs_have_them(tmp_path):
+    text = nt.DOCS.read_text()
+    assert text.index(nt.START) < text.index(nt.HEADER) < text.index(nt.END)
     docs = tmp_path / "settings.md"
     docs.write_text("no table here\n")
     with pytest.raises(SystemExit, match="markers"):
