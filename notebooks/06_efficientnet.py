@@ -1292,7 +1292,7 @@ if why:
 # size in one step).
 
 # %% jupyter={"source_hidden": true}
-INIT_BATCH = common.by_mode(128, smoke=8, what="initialisation check: batch",
+INIT_BATCH = common.by_mode(128, smoke=2, what="initialisation check: batch",
                             why="the tests: a few images, the same effect")
 x0, y0 = next(data.batches("train", INIT_BATCH))
 
