@@ -21,8 +21,9 @@ takes more than ``--budget`` seconds (default 600: issue 32's ten minutes).
 ``--probe N`` predicts instead of measuring, for a shared machine or a first look: every
 ``fit`` call trains at most N epochs and records what the whole call would have done (planned
 epochs, the seconds of its epochs); a notebook's predicted time is its measured time plus, per
-run, the epochs left times the mean of its epochs after the first (a run resumed later in the
-same notebook is counted once). Predictions are labelled as such and never go into the docs.
+run, the epochs left times the mean of its epochs after the first (with ``--probe 1``, the
+first, warm-up included: an upper bound; a run resumed later in the same notebook is counted
+once). Predictions are labelled as such and never go into the docs.
 """
 from __future__ import annotations
 
