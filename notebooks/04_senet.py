@@ -182,13 +182,12 @@ check("senet.SqueezeExcitation", MySqueezeExcitation)
 # ablations" of the reference table.
 #
 # **Why.** The squeeze is a *global* average because that is what a convolution cannot see. The
-# excitation must be "flexible" (able to learn "a non-linear interaction between channels") and
-# "non-mutually-exclusive", and section 3.2 meets both with "a simple gating mechanism with a
-# sigmoid activation"; that the ReLU between the two layers is what makes it non-linear is our
-# reading. The paper's reason for the bottleneck of $C/r$ units is "to limit model complexity and
-# aid generalisation" (sec. 3.2). Our FCs are 1×1 convolutions on the pooled map
-# named `fc1`, `fc2`, as timm's, so that timm's weights load; the width and the activation are
-# arguments for EfficientNet (notebook 06), which reduces from the block's *input* channels.
+# excitation must be "flexible", learning "a non-linear interaction between channels" (the ReLU
+# between its two layers, in our reading), and "non-mutually-exclusive" (the sigmoid); its
+# bottleneck of $C/r$ units is there "to limit model complexity and aid generalisation" (sec.
+# 3.2). Our FCs are 1×1 convolutions named `fc1`, `fc2`, as timm's, so that timm's weights load;
+# width and activation are arguments, for EfficientNet (notebook 06, which reduces from the
+# block's *input* channels).
 
 # %%
 #@save senet
