@@ -127,7 +127,7 @@ common.block_diagram(["global average pool → z: 1×1×C", "FC: C → C/r, ReLU
 # %% [markdown]
 # ### Write it yourself: the SE block (try it first)
 #
-# Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
+# <a id="try-se-block"></a>Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
 # reduced_channels)`: squeeze each channel to its mean over height and width (Eqn. 2), excite with
 # an FC to `reduced_channels`, a ReLU, an FC back to `channels` and a sigmoid (Eqn. 3), and scale
 # each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the authors' official
@@ -297,7 +297,7 @@ assert eqn5 / base_macs < 0.0026 < (eqn5 + squeeze_and_scale) / base_macs       
 #
 # ### Write it yourself: the SE bottleneck (try it first)
 #
-# Optional, before the next subsection: `MySEBottleneck(inplanes, planes, stride=1)`, notebook
+# <a id="try-se-bottleneck"></a>Optional, before the next subsection: `MySEBottleneck(inplanes, planes, stride=1)`, notebook
 # 02's v1.5 bottleneck (1×1 to `planes`, 3×3 with the stride, 1×1 to `4 * planes`, each followed
 # by batch norm, ReLU after the first two; a projection shortcut, 1×1 conv with the stride and
 # batch norm, where the shape changes) with an SE block of reduction ratio 16 in its place. (v1.5
@@ -1225,8 +1225,8 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 #
 # Offered *before* the solutions, in section 2:
 #
-# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#write-it-yourself-the-se-block-try-it-first).
-# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#write-it-yourself-the-se-bottleneck-try-it-first).
+# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#try-se-block).
+# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#try-se-bottleneck).
 #
 # <details><summary>What <code>check</code> compares (click to unfold)</summary>
 #
