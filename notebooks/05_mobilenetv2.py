@@ -1548,9 +1548,8 @@ for size_ in (224, 256):
 # ### The official checkpoints, counted
 #
 # Width 1.0 comes out a little above "3.4M", and width 1.4 **far below** "6.9M" (section 3). Is
-# our model wrong? The official TF code's README lists, for each of its 22 checkpoints (widths
-# 0.35, 0.5, 0.75 and 1.0 at five input sizes, 1.3 and 1.4 at 224 only: the table below), the
-# multiply-adds and the parameters (`TF_SLIM_CHECKPOINTS`). Two counting conventions explain
+# our model wrong? The official TF code's README lists, for each of its 22 checkpoints (6 widths,
+# 5 input sizes), the multiply-adds and the parameters (`TF_SLIM_CHECKPOINTS`). Two counting conventions explain
 # every one of its entries *exactly*, with our model and 1001 classes (TF's ImageNet has a
 # "background" class):
 #
@@ -1560,7 +1559,8 @@ for size_ in (224, 256):
 #   one bias per channel, and the convolution weights plus those biases miss every README entry;
 #   the cell counts that too.)
 #
-# Check all 22:
+# Check all 22 (not every width at every size: widths 0.35, 0.5, 0.75 and 1.0 at five input sizes,
+# 1.3 and 1.4 at 224 only; the table below lists them):
 
 # %%
 rows = []
@@ -1581,8 +1581,8 @@ common.table(rows, header=("width", "input", "README MACs (M)", "ours (M)",
 # %% [markdown]
 # So our model *is* the official one, to the last multiply-add of every checkpoint. What the
 # paper's parameter counts are is another matter. For width 1.0 the official count, 3.47M, leaves
-# out batch norm's parameters, and "3.4M" is, we infer, that count truncated (the paper does not
-# say how it counts); ours with BN and 1000 classes is slightly higher: hence the 3.5% tolerance
+# out batch norm's parameters (above) and is, we infer (the paper does not say how it counts),
+# "3.4M" truncated; ours with BN and 1000 classes is slightly higher: hence the 3.5% tolerance
 # above. For width 1.4, neither the official 6.06M nor ours comes near "6.9M". The width-0.35 end
 # of the family, "1.7M", matches (the README: 1.66M); the smallest model's 7M multiply-adds (sec. 4
 # writes "from 7 multiply adds") does
