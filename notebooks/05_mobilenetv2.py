@@ -383,11 +383,10 @@ check("mobilenetv2.InvertedResidual", MyInvertedResidual)
 # filter, ReLU6), section 5 shows it can be computed a slice of channels at a time, never whole
 # ("considerably more memory efficient", sec. 3.3; PyTorch does hold it whole). A shortcut between the expanded
 # ends, as in ResNet, would keep a wide tensor alive until the next addition. The folded cells
-# count both for each block at 224×224, from shapes only, and chart them. Read the printed ratio
-# with block 1 in mind: it has $t = 1$ (no expansion) and takes the stem's output, the largest
-# thin tensor; from block 2 on, the wide tensor is 6× the thin one entering its block (the cell
-# asserts it), so the largest wide tensor against the largest thin one, which belong to
-# different blocks, comes out below 6×.
+# count both for each block at 224×224, from shapes only, and chart them. Block 1 ($t = 1$) does
+# not expand and takes the stem's output, the largest thin tensor; from block 2 on, the wide
+# tensor is 6× the thin one entering its block (asserted), so the printed ratio, which compares
+# tensors of different blocks, is below 6×.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):                     # shapes only; ours, built below, is the same
@@ -523,7 +522,8 @@ print(f"block 15: {macs / 1e6:.2f}M multiply-adds = h w d' t (d' + k^2 + d''), s
 # stride $s$. (Section 4's "19 residual bottleneck layers" against these 17: the reference
 # table's Easter egg.) The CIFAR-10 adaptation sets the stem's and the 24-channel row's strides to
 # 1, so that 32×32 images end on a 4×4 map, not 1×1. It is not the paper's (no CIFAR experiment)
-# but the usual one, from `kuangliu/pytorch-cifar` (`models/mobilenetv2.py`; "Going deeper" has
+# but the usual one, from `kuangliu/pytorch-cifar`, a GitHub repository of CIFAR-10 models
+# (`models/mobilenetv2.py`; "Going deeper" has
 # its history, and where that file departs from the paper otherwise).
 
 # %%
@@ -973,8 +973,7 @@ common.classify_photo(common.get_model("mobilenet_v2"), weights)   # strict load
 # code, and shows why "RMSProp" names two different optimisers in TensorFlow and PyTorch.
 #
 # **CIFAR-10.** The paper has none: we use the recipe under which our CIFAR adaptation was
-# reported (`kuangliu/pytorch-cifar`, a GitHub repository of CIFAR-10 models, 2018: MobileNetV2
-# 94.43%; the commit, and how we read it: *Going deeper · where the CIFAR adaptation and its
+# reported (`kuangliu/pytorch-cifar`, 2018: MobileNetV2 94.43%; the commit, and how we read it: *Going deeper · where the CIFAR adaptation and its
 # recipe come from*): SGD,
 # momentum 0.9, weight decay 5e-4, batch 128, learning rate 0.1, 0.01 from epoch 150, 0.001 from
 # 250 to 350; random crops of the 4-pixel-padded image, horizontal flips (the folded cell's
