@@ -123,12 +123,17 @@ common.block_diagrams(
 # `downsample`, `fc`), so that its weights load into ours *strictly*
 # (`load_state_dict(..., strict=True)`: every name and shape must match, none missing, none left
 # over).
+
+# %% [markdown]
+# <a id="try-basic-block"></a>
 #
-# ### The basic block (Figure 2; Figure 5, left)
+# ### Write it yourself: the basic block (try it first)
 #
-# <a id="try-basic-block"></a>**Try it first** (optional: the solution follows). Write
-# `MyBasicBlock(in_channels, out_channels, stride=1)` in the folded skeleton below and run the
-# `check` after it, which says "not done yet" until you do.
+# Optional: the solution follows in the next subsection. Write
+# `MyBasicBlock(in_channels, out_channels, stride=1)` in the skeleton below and run the `check`
+# after it, which says "not done yet" until you do. (Table 1 names the stages conv2_x ...
+# conv5_x, and conv3_1 is the first block of conv3_x; torchvision calls the stages `layer1` ...
+# `layer4`: "The whole net" below draws both.)
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -153,7 +158,7 @@ common.block_diagrams(
 # classic one. Your own attribute names and layout are fine.
 # </details>
 
-# %% jupyter={"source_hidden": true}
+# %%
 class MyBasicBlock(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
@@ -184,6 +189,8 @@ class MyBasicBlock(nn.Module):
 check("resnet.BasicBlock", MyBasicBlock)
 
 # %% [markdown]
+# ### The basic block (Figure 2; Figure 5, left)
+#
 # **What the paper says:**
 #
 # | Detail | Value | Where |
@@ -198,10 +205,12 @@ check("resnet.BasicBlock", MyBasicBlock)
 # subtracts the mean anyway.
 #
 # **The code, bare**, with torchvision's four arguments: `downsample` is the shortcut module of
-# a block that changes the shape (the next subsection), None for the identity.
+# a block that changes the shape (the next subsection), None for the identity. With
+# `downsample=ShortcutA(inplanes, planes, stride)` where the shape changes, `BareBlock` is the
+# exercise's `MyBasicBlock`.
 
 # %%
-class MyBlock(nn.Module):
+class BareBlock(nn.Module):
     expansion = 1                                              # outputs planes * 1 channels
 
     def __init__(self, inplanes, planes, stride, downsample):
@@ -219,9 +228,10 @@ class MyBlock(nn.Module):
 
 
 # %% [markdown]
-# **The check.** Put your block in place of each of the eight blocks of a torchvision ResNet-18
-# (keeping its shortcut modules): it must compute exactly what another ResNet-18 computes, once
-# that one's weights are loaded into it strictly (`common.check_against_reference`, which first
+# **The check.** Put `BareBlock` in place of each of the eight blocks of a torchvision ResNet-18
+# (keeping its shortcut modules; its stages `layer1`..`layer4` are Table 1's conv2_x..conv5_x):
+# it must compute exactly what another ResNet-18 computes, once that one's weights are loaded
+# into it strictly (`common.check_against_reference`, which first
 # gives every batch norm random statistics: section 4 says why).
 
 # %%
@@ -229,7 +239,7 @@ reference = torchvision.models.resnet18()                     # random weights
 yours = torchvision.models.resnet18()                         # its blocks replaced below
 for stage in (yours.layer1, yours.layer2, yours.layer3, yours.layer4):
     for i, old in enumerate(stage):
-        stage[i] = MyBlock(old.conv1.in_channels, old.conv1.out_channels, old.stride,
+        stage[i] = BareBlock(old.conv1.in_channels, old.conv1.out_channels, old.stride,
                            old.downsample)
 common.check_against_reference(yours, reference, (2, 3, 64, 64),
                                label="torchvision's ResNet-18 with your blocks");
@@ -238,7 +248,7 @@ common.check_against_reference(yours, reference, (2, 3, 64, 64),
 # **The saved version** (folded, as are all saved cells that only add options to an idea shown
 # here). Cells that start with `#@save resnet` also go to `common/models/resnet.py` (`python -m
 # common.save`), which later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no
-# bias. `BasicBlock` is `MyBlock` plus `norm_layer` and `residual=False`, which drops the
+# bias. `BasicBlock` is `BareBlock` plus `norm_layer` and `residual=False`, which drops the
 # shortcut and the addition: the *plain* block of the paper's baselines. A variant overrides
 # `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`. The check
 # sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
@@ -568,7 +578,7 @@ plt.show()
 # %% [markdown]
 # **The code.** `Bottleneck` (folded) names its layers as torchvision does: `conv1` (1×1, down
 # to `planes`), `conv2` (3×3), `conv3` (1×1, up to `planes * expansion`, `expansion = 4`), each
-# with its batch norm `bn1`..`bn3`; its `forward` reads like `MyBlock`'s. Keywords:
+# with its batch norm `bn1`..`bn3`; its `forward` reads like `BareBlock`'s. Keywords:
 # `stride_in_1x1`, `residual`, `norm_layer`, `groups` and `base_width` (see the plumbing).
 
 # %% jupyter={"source_hidden": true}
@@ -742,7 +752,7 @@ CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 # match torchvision), the **stages** `layer1`..`layerN` (every one after the first halves the
 # resolution in its first block), and a **head**: global average pooling to 1×1 whatever the
 # input size, one linear layer, logits out (softmax lives in the loss). Your block plugs in as
-# `ResNet(MyBlock, layers)`: the *block interface* is a class attribute `expansion` and a
+# `ResNet(BareBlock, layers)`: the *block interface* is a class attribute `expansion` and a
 # constructor taking `(inplanes, planes, stride, downsample)`.
 #
 # Initialisation: section 3.4 initialises "as in [13]", He et al.'s *Delving deep into
@@ -929,14 +939,15 @@ assert common.output_shapes(cifar, (2, 3, 32, 32), names=["layer1", "layer2", "l
 print("any input size -> (1, 1000); CIFAR ResNet-20: 16x32x32, 32x16x16, 64x8x8")
 
 # %% [markdown]
-# Your `MyBlock` in our `ResNet`: the CIFAR ResNet-20 built from it computes what the one built
-# from the saved `BasicBlock` computes (with option-B shortcuts, which have weights to load).
+# The bare block in our `ResNet`: the CIFAR ResNet-20 built from `BareBlock` computes what the
+# one built from the saved `BasicBlock` computes (with option-B shortcuts, which have weights to
+# load).
 
 # %%
 common.check_against_reference(
-    ResNet(MyBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
+    ResNet(BareBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
     ResNet(BasicBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
-    (2, 3, 32, 32), label="ResNet(MyBlock, [3, 3, 3]) == ResNet(BasicBlock, [3, 3, 3])");
+    (2, 3, 32, 32), label="ResNet(BareBlock, [3, 3, 3]) == ResNet(BasicBlock, [3, 3, 3])");
 
 # %% [markdown]
 # ### Plumbing (skip on a first read): input sizes, ResNeXt's options, the paper's numbers, the constructors
