@@ -132,9 +132,8 @@ common.block_diagrams(
 #
 # Optional: the solution follows in the next subsection. Write
 # `MyBasicBlock(in_channels, out_channels, stride=1)` in the skeleton below and run the `check`
-# after it, which says "not done yet" until you do. (Table 1 names the stages conv2_x ...
-# conv5_x, and conv3_1 is the first block of conv3_x; torchvision calls the stages `layer1` ...
-# `layer4`: "The whole net" below draws both.)
+# after it, which says "not done yet" until you do. (Table 1's stages conv2_x ... conv5_x are
+# torchvision's `layer1` ... `layer4`; conv3_1 is conv3_x's first block.)
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -246,13 +245,17 @@ common.check_against_reference(yours, reference, (2, 3, 64, 64),
                                label="torchvision's ResNet-18 with your blocks");
 
 # %% [markdown]
-# **The saved version** (folded, as are all saved cells that only add options to an idea shown
-# here). Cells that start with `#@save resnet` also go to `common/models/resnet.py` (`python -m
-# common.save`), which later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no
-# bias. `BasicBlock` is `BareBlock` plus `norm_layer` and `residual=False`, which drops the
-# shortcut and the addition: the *plain* block of the paper's baselines. A variant overrides
-# `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`. The check
-# sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
+# **The saved version** (folded): `BasicBlock` is `BareBlock` plus `norm_layer` and
+# `residual=False`, which drops the shortcut and the addition: the *plain* block of the paper's
+# baselines. The check sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
+#
+# <details><summary>More on the saved cells (click to unfold)</summary>
+#
+# Saved cells are folded wherever they only add options to an idea shown here. Cells that start
+# with `#@save resnet` also go to `common/models/resnet.py` (`python -m common.save`), which
+# later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no bias. A variant
+# overrides `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -763,7 +766,9 @@ CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 # `ResNet(BareBlock, layers)`: the *block interface* is a class attribute `expansion` and a
 # constructor taking `(inplanes, planes, stride, downsample)`.
 #
-# Initialisation: section 3.4 initialises "as in [13]", He et al.'s *Delving deep into
+# <details><summary>Initialisation: fan-in or fan-out? (click to unfold)</summary>
+#
+# Section 3.4 initialises "as in [13]", He et al.'s *Delving deep into
 # rectifiers*: weights with standard deviation $\sqrt{2/n}$. $n$ can be a convolution's
 # *fan-in*, the inputs each output sums (in channels × 3 × 3; notebook 01's signal factor
 # $\sigma\sqrt{n/2}$ uses it), or its *fan-out*, the outputs each input feeds (out channels × 3 ×
@@ -771,6 +776,7 @@ CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 # of `kaiming_normal_`: fan-in "preserves the magnitude of the variance of the weights in the
 # forward pass", fan-out "preserves the magnitudes in the backwards pass". The paper does not
 # say which; we follow torchvision.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -1187,9 +1193,8 @@ print(cifar_resnet110.__doc__)
 # %% [markdown]
 # ## 3 · Inspect: parameters and multiply-adds against the paper
 #
-# Two names from the plumbing in section 2 (skipped on a first read): `common.get_model(name)`
-# builds a registered model by name, and `PAPER_NUMBERS` holds the paper's numbers as data
-# (`PAPER_NUMBERS["resnet50"]["macs"]` is Table 1's entry for ResNet-50).
+# From section 2's plumbing (skipped on a first read): `common.get_model(name)` builds a model
+# by name; `PAPER_NUMBERS` holds the paper's numbers as data.
 #
 # A summary of ResNet-50, grouped by stage and block: the output shapes are Table 1's column
 # "output size", and the stage that holds most of the parameters is `layer4` (= `conv5_x`).
@@ -1256,13 +1261,17 @@ print(f"The bottleneck at work: ResNet-50 is {r50['depth'] - r34['depth']} layer
 # by a bottleneck (sec. 4.1: "We replace each 2-layer block in the 34-layer net with this
 # 3-layer bottleneck block"), for about the same multiply-adds.
 #
+# Next, Table 6's CIFAR-10 parameter counts, within 2% (code folded). Section 4.2 also promises
+# that with option A the residual nets have "exactly the same depth, width, and number of
+# parameters as the plain counterparts": that we assert exactly.
+#
+# <details><summary>Why 2% is tight enough (click to unfold)</summary>
+#
 # Table 6 lists the CIFAR-10 nets' parameters rounded to the last digit printed ("0.27M",
 # "1.7M", "19.4M"): "1.7M" stands for anything from 1.65M to 1.75M, ±3% rounding. We assert a
 # tighter 2%, and it still holds for all six depths (ResNet-1202 too: on the meta device its
 # 200 blocks per stage cost nothing).
-# Section 4.2 also promises that with option A the residual nets have "exactly the same depth,
-# width, and number of parameters as the plain counterparts": that we assert exactly (code
-# folded).
+# </details>
 
 # %% jupyter={"source_hidden": true}
 CIFAR = [n for n, p in PAPER_NUMBERS.items() if "params" in p]     # cifar_resnet20 ... 1202
@@ -1405,8 +1414,11 @@ recipe = common.Recipe(
 print(f"protocol {PROTOCOL}: {data.description}")
 
 # %% [markdown]
+# ### ResNet-110's warm-up, and the schedule drawn (skip on a first read)
+#
 # ResNet-110 warms up first (the reference table's row *ResNet-110 warm-up*); the table below
-# is its recipe, the same as ResNet-20's but for the three warm-up fields:
+# is its recipe, the same as ResNet-20's but for the three warm-up fields. It runs in full mode
+# only.
 
 # %% jupyter={"source_hidden": true}
 # ResNet-110: "0.01 to warm up the training until the training error is below 80% (about 400
@@ -1436,7 +1448,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Training.** `common.train_run` seeds, builds the model, names a run folder for this model,
+# ### The training run
+#
+# `common.train_run` seeds, builds the model, names a run folder for this model,
 # recipe and data, and calls `fit(..., resume=True)` there: re-running the cell resumes (or
 # reloads) its run; editing a hyperparameter starts a fresh one. ResNet-20 took 131 s in quick
 # mode on the header's machine (about 40,000 training images seen; with CIFAR-10 on disk, a
