@@ -1261,16 +1261,17 @@ print(f"The bottleneck at work: ResNet-50 is {r50['depth'] - r34['depth']} layer
 # by a bottleneck (sec. 4.1: "We replace each 2-layer block in the 34-layer net with this
 # 3-layer bottleneck block"), for about the same multiply-adds.
 #
-# Next, Table 6's CIFAR-10 parameter counts, within 2% (code folded). Section 4.2 also promises
-# that with option A the residual nets have "exactly the same depth, width, and number of
-# parameters as the plain counterparts": that we assert exactly.
+# Next (code folded), Table 6's CIFAR-10 parameter counts, within 2%, and the plain nets' counts,
+# equal to the ResNets' (sec. 4.2).
 #
-# <details><summary>Why 2% is tight enough (click to unfold)</summary>
+# <details><summary>Why 2%, and why equal (click to unfold)</summary>
 #
 # Table 6 lists the CIFAR-10 nets' parameters rounded to the last digit printed ("0.27M",
 # "1.7M", "19.4M"): "1.7M" stands for anything from 1.65M to 1.75M, ±3% rounding. We assert a
 # tighter 2%, and it still holds for all six depths (ResNet-1202 too: on the meta device its
-# 200 blocks per stage cost nothing).
+# 200 blocks per stage cost nothing). Section 4.2 also promises that with option A the residual
+# nets have "exactly the same depth, width, and number of parameters as the plain
+# counterparts": that we assert exactly.
 # </details>
 
 # %% jupyter={"source_hidden": true}
