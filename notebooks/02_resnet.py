@@ -242,7 +242,7 @@ for stage in (yours.layer1, yours.layer2, yours.layer3, yours.layer4):
         stage[i] = BareBlock(old.conv1.in_channels, old.conv1.out_channels, old.stride,
                            old.downsample)
 common.check_against_reference(yours, reference, (2, 3, 64, 64),
-                               label="torchvision's ResNet-18 with your blocks");
+                               label="torchvision's ResNet-18 with BareBlock");
 
 # %% [markdown]
 # **The saved version** (folded): `BasicBlock` is `BareBlock` plus `norm_layer` and
