@@ -26,30 +26,26 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/08_convnext.ipynb)
 #
 # **What you will build**
-# - **the roadmap as code**: Figure 2's walk from ResNet-50 to ConvNeXt-T, one change per step,
-#   each with the paper's reason and the notebook of this course its idea comes from; every step
-#   re-buildable with `get_model("convnext_roadmap", step=k)`, its multiply-adds beside Table 10's
-#   GFLOPs. Step 0 *is* notebook 02's `resnet50`; the last step *is* `convnext_tiny`;
+# - **the roadmap**: notebook 02's ResNet-50 turned into ConvNeXt-T one change at a time (Figure 2),
+#   each step with the paper's reason, the notebook of this course its idea comes from, and its
+#   multiply-adds beside Table 10's GFLOPs (`get_model("convnext_roadmap", step=k)`);
 # - the ConvNeXt block (7×7 depthwise, LayerNorm, inverted bottleneck, one GELU, **layer scale**,
-#   **stochastic depth**), the downsampling layer with its LayerNorm *before* the 2×2 convolution,
-#   and ConvNeXt-T/S/B/L from section 3's configurations written once as data;
-# - checks: torchvision's `state_dict` loaded with `strict=True`, outputs equal after the
-#   reference's LayerNorms **and layer-scale values** are randomised (at the default 1e-6 a wrong
-#   block passes any float tolerance: a hurdle shows it), parameters equal to torchvision's;
-# - `cifar_convnext`, a CIFAR-10 adaptation trained with AdamW, warm-up and cosine; and one of the
-#   paper's experiments small: the depthwise kernel size 3 / 7 / 11 (section 2.5);
+#   **stochastic depth**), the downsampling layer, and ConvNeXt-T/S/B/L from section 3's
+#   configurations as data;
+# - checks: torchvision's weights loaded strictly, equal outputs once the reference's LayerNorms
+#   **and layer-scale values** are randomised (at the default 1e-6 a wrong block passes any float
+#   tolerance: a hurdle shows it);
+# - `cifar_convnext` trained on CIFAR-10 with AdamW, warm-up and cosine, and the depthwise kernel
+#   size 3 / 7 / 11 (section 2.5) re-run small;
 # - going deeper: **Table 10's "BN → LN" row read as a slip** (our reading): the counts, Figure 2
 #   and Table 11 say the bottom of its GFLOPs column is shifted up by one row (Swin-T counted with
-#   timm's model); and the ResNet-200 regime's roadmap (Table 11) reproduced as a second check of
-#   the readings.
+#   timm's model); and Table 11, the roadmap in the ResNet-200 regime, reproduced.
 #
-# **Where this notebook sits.** It comes after 06 (EfficientNet) and before 07 (the comparison):
-# it is the capstone that reuses the ideas of 02-06, so it reads best once they are known;
-# notebook 07 says why ConvNeXt is not one of its rows.
-#
-# **Prerequisites:** notebooks 00 (the toolkit), 02 (ResNet: the bottleneck, the starting point),
-# 05 (MobileNetV2: depthwise convolutions, the inverted bottleneck) and 06 (EfficientNet:
-# stochastic depth, larger depthwise kernels). Background: what batch norm computes.
+# **Where this notebook sits.** After 06 (EfficientNet), before 07 (the comparison, which says why
+# ConvNeXt is not one of its rows): the capstone reuses the ideas of 02-06. **Prerequisites:**
+# notebooks 00 (the toolkit), 02 (ResNet: the bottleneck), 05 (MobileNetV2: depthwise
+# convolutions, the inverted bottleneck) and 06 (EfficientNet: stochastic depth, larger depthwise
+# kernels). Background: what batch norm and LayerNorm compute.
 #
 # **Run time** (quiet 2-core Intel Xeon with AVX512-BF16 and AMX, torch 2.14.1, no GPU; measured
 # before cells were added, to be re-measured; the last cell prints yours):
@@ -95,39 +91,37 @@ NOTEBOOK_START = time.perf_counter()
 # ## 1 · Reading the paper
 #
 # Read it in this order (`paper_notes/convnext.md` takes the same steps, with what to look for at
-# each):
-# 1. **the abstract**, then the **closing remarks of section 2** and **section 6** (conclusions);
+# each): 1. **the abstract**, the **closing remarks of section 2** and **section 6** (conclusions);
 # 2. **the figures and tables**: **Figure 2** (the roadmap: every step's accuracy, hatched where
-#    the change was not kept), **Table 10** (appendix C: Figure 2 as numbers, GFLOPs per step, mean
-#    ± std over 3 seeds), **Figure 3** (the block as it becomes an inverted bottleneck and the
-#    depthwise conv moves up), **Figure 4** (ResNet, Swin and ConvNeXt blocks side by side),
-#    **Table 1** (ConvNeXt-T/S/B/L against Swin and others), **Table 5** (the training settings),
-#    Table 9 (ResNet-50, ConvNeXt-T and Swin-T layer by layer);
-# 3. **section 1**, the introduction (why the question is asked in 2022);
-# 4. **the body**: section 2 (2.1 the training recipe; 2.2 macro design: stage ratio, patchify
-#    stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels; 2.6 micro design: GELU,
-#    fewer activations and norms, LN, separate downsampling layers), section 3 (the variants and
-#    settings). Sections 4 and 5 (detection and segmentation, related work) can wait.
+# the change was not kept), **Table 10** (appendix C: Figure 2 as numbers, GFLOPs per step, mean ±
+# std over 3 seeds), **Figure 3** (the block as it becomes an inverted bottleneck and the depthwise
+# conv moves up), **Figure 4** (ResNet, Swin and ConvNeXt blocks side by side), **Table 1**
+# (ConvNeXt-T/S/B/L against Swin and others), **Table 5** (the training settings), Table 9
+# (ResNet-50, ConvNeXt-T and Swin-T layer by layer); 3. **section 1**, the introduction (why the
+# question is asked in 2022); 4. **the body**: section 2 (2.1 the training recipe; 2.2 macro
+# design: stage ratio, patchify stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels;
+# 2.6 micro design: GELU, fewer activations and norms, LN, separate downsampling layers), section 3
+# (the variants and settings). Sections 4 and 5 (detection and segmentation, related work) can
+# wait.
 #
 # **The problem.** Vision Transformers "quickly superseded ConvNets as the state-of-the-art image
 # classification model" (abstract), and the difference was "usually attributed to the superior
 # scaling behavior of Transformers, with multi-head self-attention being the key component" (sec.
-# 1). But a Swin Transformer (Liu et al. 2021: attention within local windows, and stages of
+# 1). But a Swin Transformer (Liu et al. 2021: attention within local windows, in stages of
 # falling resolution like a ConvNet's) differs from a ResNet in much more than attention: its
-# training recipe, its stages, its stem, its block. Which of those differences matter?
+# training recipe, its stages, its stem, its block. Which differences matter?
 #
-# **The key idea in plain words.** Start from ResNet-50 and move it towards Swin-T one change at a
-# time, never adding attention, and train every step with the same recipe. The changes: a 2021
-# recipe (AdamW, 300 epochs, heavy augmentation); Swin's 1:1:3:1 stage depths; a 4×4 "patchify"
-# stem; depthwise convolutions and a wider network; an inverted bottleneck whose depthwise
-# convolution moves to the top and grows to 7×7; and a Transformer block's micro design: GELU, a
-# single activation and a single normalisation per block, LayerNorm instead of batch norm, and
-# downsampling in separate layers. Together they give ConvNeXt-T, 82.0% on ImageNet against
-# Swin-T's 81.3% at the same 4.5 GFLOPs.
+# **The key idea in plain words.** Move ResNet-50 towards Swin-T one change at a time, never adding
+# attention, and train every step with the same recipe: a 2021 recipe (AdamW, 300 epochs, heavy
+# augmentation); Swin's 1:1:3:1 stage depths; a 4×4 "patchify" stem; depthwise convolutions and a
+# wider network; an inverted bottleneck whose depthwise convolution moves to the top and grows to
+# 7×7; a Transformer block's micro design (GELU, one activation and one normalisation per block,
+# LayerNorm instead of batch norm, downsampling in separate layers). Together they give ConvNeXt-T,
+# 82.0% on ImageNet against Swin-T's 81.3% at the same 4.5 GFLOPs.
 #
 # **Two misreadings, corrected.** ConvNeXt is not a new kind of layer: "these designs are not
 # novel even in the ConvNet literature — they have all been researched separately, but not
-# collectively, over the last decade" (sec. 2, closing remarks), and most of them are built in
+# collectively, over the last decade" (sec. 2, closing remarks); most of them are built in
 # notebooks 02-06. And the first gain is no architecture at all: the recipe alone already gains
 # 2.7 points (sec. 2.1), "implying that a significant portion of the performance difference
 # between traditional ConvNets and vision Transformers may be due to the training techniques".
@@ -394,16 +388,14 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 
 
 # %% [markdown]
-# Where section 2 leaves a detail of an intermediate step open, the choice is ours and said in
-# `RoadmapNet`'s docstring; section 3's counts test those choices. Two things in `ROADMAP` are ours
-# too. The "idea from" column is our map of the course, not a claim about where the authors took
-# each idea. And the networks have no stochastic depth (`convnext_roadmap(step=12)` is
-# `convnext_tiny` with rate 0): they are built to be counted, our choice; the paper trained every
-# step with the same recipe (sec. 2.1), Table 5's without EMA (appendix A.1), so stochastic depth
-# included. Step 0 is `resnet50` as notebook 02 saved it (torchvision's layout, "v1.5": a
-# downsampling bottleneck strides in its 3×3 convolution). The recipe (sec. 2.1) is step 0's
-# change and modifies no layer, so Table 10's "ResNet-50 (PyTorch)" and "ResNet-50 (enhanced
-# recipe)" are one network.
+# Ours, not the paper's: the readings of details section 2 leaves open (`RoadmapNet`'s docstring;
+# section 3's counts test them); the "idea from" column, our map of the course, not a claim about
+# where the authors took each idea; and no stochastic depth in these networks
+# (`convnext_roadmap(step=12)` is `convnext_tiny` with rate 0), our choice for counting: the paper
+# trained every step with the same recipe (sec. 2.1), Table 5's without EMA (appendix A.1), so
+# stochastic depth included. Step 0 is `resnet50` as notebook 02 saved it (torchvision's "v1.5",
+# whose downsampling bottleneck strides in its 3×3 convolution); the recipe modifies no layer, so
+# Table 10's "ResNet-50 (PyTorch)" and "ResNet-50 (enhanced recipe)" are one network.
 #
 # **Each step, and why** (section 2's reasons; the chart below has Table 10's numbers and the
 # notebook where each idea was built):
@@ -411,31 +403,29 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 # 0. *A modern recipe* (sec. 2.1): no layer changes (section 5 has the recipe).
 # 1. *Stage ratio* (sec. 2.2): ResNet's distribution of blocks over its stages "was largely
 #    empirical"; Swin-T's ratio is 1:1:3:1, hence (3, 3, 9, 3) blocks for ResNet-50's (3, 4, 6, 3).
-# 2. *Patchify stem* (sec. 2.2): ResNet's stem (7×7 conv with stride 2, then max pooling) and a 4×4
-#    convolution with stride 4 on non-overlapping patches (ViT's and Swin's "patchify" layer) both
-#    downsample 4×; the simpler one does as well.
+# 2. *Patchify stem* (sec. 2.2): a 4×4 convolution with stride 4 on non-overlapping patches (ViT's
+#    and Swin's "patchify" layer) downsamples 4× as ResNet's 7×7 convolution and max pooling do,
+#    and does as well.
 # 3. *Depthwise convolution* (sec. 2.3; ResNeXt's grouped convolution at one channel per group):
-#    it mixes information across space only, like self-attention's weighted sum, and leaves the
-#    mixing of channels to the 1×1 layers. It "effectively reduces the network FLOPs and, as
-#    expected, the accuracy".
-# 4. *Width 64 → 96* (sec. 2.3): ResNeXt's "use more groups, expand width": Swin-T's width, to
-#    compensate for the lost capacity.
-# 5. *Inverted bottleneck* (sec. 2.4): a Transformer's MLP block is "four times wider than the input
+#    it mixes across space only, like self-attention's weighted sum, and leaves the mixing of
+#    channels to the 1×1 layers. It "effectively reduces the network FLOPs and, as expected, the
+#    accuracy".
+# 4. *Width 64 → 96* (sec. 2.3): ResNeXt's "use more groups, expand width", to Swin-T's width.
+# 5. *Inverted bottleneck* (sec. 2.4): a Transformer's MLP is "four times wider than the input
 #    dimension" inside (here 4× the block's output width; MobileNetV2, notebook 05, expands its
 #    input 6×). FLOPs fall: a downsampling block's 1×1 shortcut now joins the narrow ends (below).
-# 6. *Move the depthwise conv up* (sec. 2.5): a Transformer's attention (MSA, multi-head
-#    self-attention) comes before its MLP, so "the complex/inefficient modules (MSA, large-kernel
-#    conv) will have fewer channels, while the efficient, dense 1×1 layers will do the heavy
-#    lifting" (below). On its own it costs accuracy.
+# 6. *Move the depthwise conv up* (sec. 2.5): as attention (MSA, multi-head self-attention) comes
+#    before a Transformer's MLP, so "the complex/inefficient modules (MSA, large-kernel conv) will
+#    have fewer channels, while the efficient, dense 1×1 layers will do the heavy lifting" (below).
+#    On its own it costs accuracy.
 # 7. *Kernel 3 → 7* (sec. 2.5): Swin's attention window is at least 7×7; the gain saturates at 7×7
 #    (section 6 re-runs this small).
 # 8. *ReLU → GELU* (sec. 2.6): the activation of BERT, GPT-2 and ViTs; accuracy unchanged.
 # 9. *Fewer activations* (sec. 2.6): a Transformer block has "only one activation function present
-#    in the MLP block"; so one GELU, between the two 1×1 layers.
-# 10. *Fewer norms* (sec. 2.6): Transformer blocks have fewer too; one is left, before the 1×1
-#     layers.
-# 11. *BN → LN* (sec. 2.6): LayerNorm, as in Transformers. In the original ResNet it does worse;
-#     here, after every other change, slightly better.
+#    in the MLP block": one GELU, between the two 1×1 layers.
+# 10. *Fewer norms* (sec. 2.6): one, before the 1×1 layers.
+# 11. *BN → LN* (sec. 2.6): LayerNorm, as in Transformers: worse in the original ResNet, slightly
+#     better here.
 # 12. *Separate downsampling* (sec. 2.6): as in Swin, a 2×2 convolution with stride 2 between
 #     stages; training diverged until LayerNorms were added "wherever spatial resolution is
 #     changed". That is ConvNeXt-T.
@@ -457,14 +447,12 @@ ax.set_title("Figure 2 as Table 10 prints it: the network after each change, its
 plt.show()
 
 # %% [markdown]
-# **Two of those whys, computed.** A convolution's multiply-adds per output pixel are its weights
-# (kernel × kernel × input channels per group × output channels). Step 5: the shortcut projection
-# of a downsampling block maps its input channels to its output channels, the wide ends of a
-# bottleneck but the narrow ends of an inverted bottleneck. Steps 6 and 7: the depthwise
-# convolution on the block's own width instead of the inverted bottleneck's wide middle, so that
-# the 1×1 layers carry the cost and a 7×7 kernel stays cheap.
+# **Two of those whys, computed** (the code is folded). A convolution's multiply-adds per output
+# pixel are its weights. Step 5: a downsampling block's shortcut projection joins the wide ends of
+# a bottleneck, but the narrow ends of an inverted one. Steps 6 and 7: the depthwise convolution on
+# the block's own width, not on the inverted bottleneck's wide middle.
 
-# %%
+# %% jupyter={"source_hidden": true}
 def macs_per_pixel(*convs: nn.Conv2d) -> int:
     """Multiply-adds per output pixel of convolutions: their weights."""
     return sum(c.weight.numel() for c in convs)
@@ -499,9 +487,9 @@ common.table([(name, ch, f"{dw:,}", f"{pw:,}", f"{dw / (dw + pw):.0%}") for name
                      "1x1 layers", "depthwise share"))
 
 # %% [markdown]
-# A 7×7 depthwise convolution moved up costs a small share of its block (the two 1×1 layers do the
-# heavy lifting); left in the wide middle it would cost four times as much. The network's totals,
-# Table 10's and ours, are in section 3.
+# Moved up, a 7×7 depthwise convolution costs a small share of its block (the two 1×1 layers do
+# the heavy lifting); in the wide middle it would cost four times as much. Section 3 counts whole
+# networks against Table 10.
 #
 # ### The ConvNeXt block (Figure 4, right)
 #
@@ -568,24 +556,22 @@ check("convnext.CNBlock", MyCNBlock)
 # | activation | GELU, one per block, between the two 1×1 layers | sec. 2.6 |
 # | normalisation | one LayerNorm per block, before the 1×1 layers; eps 1e-6 | sec. 2.6 ("one LayerNorm as our choice of normalization in each residual block"); eps: not in the paper, the official code's `LayerNorm(dim, eps=1e-6)` |
 #
-# **Why.** Each piece is a roadmap step above: the depthwise convolution first, on the block's own
-# width, so that 7×7 is cheap; one norm and one activation, as in a Transformer's MLP; a hidden
-# layer 4× wider than the block. Two pieces are new. **Layer scale** (sec. 3.1, from CaiT, Touvron
-# et al. 2021): the branch is multiplied by γ, one learnable number per channel starting at 1e-6,
-# so each block starts as nearly the identity (the check prints how nearly). **Stochastic depth**
-# (Huang et al. 2016, notebook 06), in the per-sample form the official code takes from timm (the
-# PyTorch Image Models library, version 0.3.2 in the official `INSTALL.md`): in train mode each
+# **Why.** Each piece is a roadmap step above. Two are new. **Layer scale** (sec. 3.1, from CaiT,
+# Touvron et al. 2021): the branch is multiplied by γ, one learnable number per channel starting at
+# 1e-6, so each block starts as nearly the identity (the check prints how nearly). **Stochastic
+# depth** (Huang et al. 2016, notebook 06), in the per-sample form the official code takes from
+# timm (the PyTorch Image Models library, 0.3.2 in the official `INSTALL.md`): in train mode each
 # sample's branch is dropped with probability p and the kept ones are divided by 1 − p; in eval
 # mode it is the identity. (Huang et al. drop a block for a whole mini-batch and scale it at test
 # time instead; the reference table has the sources.)
 #
-# **The code.** As in the official code, the two 1×1 layers are `nn.Linear` on a channels-last
-# (N, H, W, C) map, between two permutes, so the block's LayerNorm is a plain `nn.LayerNorm(C)`:
-# over the C values of each pixel. We keep torchvision's module names (`block.0` the depthwise
-# conv, `block.2` the LayerNorm, `block.3` and `block.5` the 1×1 layers, `layer_scale`), so its
-# weights load with `strict=True`.
+# **The code.** As in the official code, the 1×1 layers are `nn.Linear` on a channels-last
+# (N, H, W, C) map, between two permutes (`Permute`, folded), so the block's LayerNorm is a plain
+# `nn.LayerNorm(C)`: over the C values of each pixel. torchvision's module names (`block.0` the
+# depthwise conv, `block.2` the LayerNorm, `block.3` and `block.5` the 1×1 layers, `layer_scale`)
+# let its weights load with `strict=True`.
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save convnext
 class Permute(nn.Module):
     """``x.permute(*dims)`` as a module, to sit inside an ``nn.Sequential``."""
@@ -598,6 +584,8 @@ class Permute(nn.Module):
         return x.permute(*self.dims)
 
 
+# %%
+#@save convnext
 class CNBlock(nn.Module):
     """The ConvNeXt block (Figure 4; sec. 2.3-2.6): 7x7 depthwise conv, LayerNorm, 1x1 to
     ``expansion`` x dim channels, GELU, 1x1 back to dim; times layer scale; stochastic depth;
@@ -694,21 +682,20 @@ check("convnext.Downsample", MyDownsample)
 # | LayerNorm's axis | the C values of each pixel (a mean and variance per position) | not in the paper's text: the first author in ConvNeXt issue #19 (2022-01-17), "we followed vision Transformers' implementations in that we only normalize in the C dimension", and #95 ("we do per spatial location normalization"); the official code |
 #
 # **Why.** ResNet downsamples inside a block (a 3×3 convolution with stride 2, and a 1×1 with
-# stride 2 on the shortcut); Swin has a separate layer between stages, and so has ConvNeXt
-# (roadmap step 12): a 2×2 convolution with stride 2 on non-overlapping patches, like the stem.
-# Training with it diverged until LayerNorms were added where the resolution changes, one of them
-# before each downsampling convolution. And LayerNorm rather than batch norm: it normalises each
-# pixel's C values on their own, so an image's output does not depend on the other images of its
-# batch, as a batch norm's does in training (the second cell below shows it).
+# stride 2 on the shortcut); Swin, and ConvNeXt from roadmap step 12, between stages: a 2×2
+# convolution with stride 2 on non-overlapping patches. Training diverged until LayerNorms were
+# added where the resolution changes, one before each such convolution. LayerNorm, not batch norm:
+# it normalises each pixel's C values on their own, so an image's output does not depend on the
+# other images of its batch, as a batch norm's does in training (the cell below shows it).
 #
-# **The code.** `nn.LayerNorm(C)` normalises over the **last** dimension. Here the map is
-# (N, C, H, W), so `nn.LayerNorm(C)` applied to it directly would normalise over W (and fail
-# unless W == C). `LayerNorm2d` permutes to channels-last, normalises and permutes back, as
-# torchvision's `LayerNorm2d` does; the official code has a second implementation for this case,
-# `LayerNorm(data_format="channels_first")`, which computes the mean and variance over dimension 1
-# (the same numbers: the check). We use torchvision's class name to make the correspondence plain;
-# what lets its weights load is that our modules sit at the same paths with the same `weight` and
-# `bias` (a class name plays no part in `load_state_dict`). The stem and the head use it too.
+# **The code.** `nn.LayerNorm(C)` normalises over the **last** dimension; applied to an
+# (N, C, H, W) map it would normalise over W (and fail unless W == C). `LayerNorm2d` permutes to
+# channels-last, normalises and permutes back, as torchvision's `LayerNorm2d` does; the official
+# code's second LayerNorm, `LayerNorm(data_format="channels_first")`, takes the mean and variance
+# over dimension 1 instead (the same numbers: the folded check). torchvision's class name makes
+# the correspondence plain; its weights load because our modules sit at the same paths with the
+# same `weight` and `bias` (a class name plays no part in `load_state_dict`). The stem and the head
+# use it too.
 
 # %%
 #@save convnext
@@ -723,7 +710,7 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)                           # back to (N, C, H, W)
 
 
-# %%
+# %% jupyter={"source_hidden": true}
 ln = LayerNorm2d(4)
 with torch.no_grad():
     ln.weight.uniform_(0.5, 1.5), ln.bias.uniform_(-0.5, 0.5)
@@ -758,14 +745,14 @@ for name, norm in (("LayerNorm2d", LayerNorm2d(8)), ("BatchNorm2d, train mode", 
 # | stem | 4×4 conv, stride 4, then LayerNorm | sec. 2.2 ("patchify"); the LN: sec. 2.6 ("one after the stem") |
 #
 # Section 3: "The variants only differ in the number of channels C, and the number of blocks B in
-# each stage". Written once as data below; a builder turns a row into a network: the patchify stem
-# (4×4 conv, stride 4, sec. 2.2) with its LayerNorm, four stages of blocks, a **downsampling layer**
-# between stages (LayerNorm *then* 2×2 conv, stride 2, sec. 2.6: "adding normalization layers
-# wherever spatial resolution is changed can help stablize training"), global average pooling,
-# and the head: LayerNorm, then Linear. Stochastic-depth rates grow linearly over all blocks, from 0
-# at the first to `stochastic_depth_prob` at the last (the official code's
-# `torch.linspace(0, drop_path_rate, sum(depths))`; torchvision's `p * i / (n - 1)` is the same).
-# Module names are torchvision's: `features` alternates stem, stage, downsampling layer, stage, ...
+# each stage": written once as data below. `ConvNeXt` (folded) turns a row into a network: the
+# patchify stem with its LayerNorm, four stages of blocks, a **downsampling layer** between stages
+# (LayerNorm *then* 2×2 conv, stride 2, sec. 2.6: "adding normalization layers wherever spatial
+# resolution is changed can help stablize training"), global average pooling, and the head:
+# LayerNorm, then Linear. Stochastic-depth rates grow linearly over all blocks, from 0 at the first
+# to `stochastic_depth_prob` at the last (the official code's `torch.linspace(0, drop_path_rate,
+# sum(depths))`; torchvision's `p * i / (n - 1)` is the same). Module names are torchvision's:
+# `features` alternates stem, stage, downsampling layer, stage, ...
 
 # %%
 #@save convnext
@@ -782,7 +769,7 @@ CONVNEXT_CONFIGS: dict[str, dict] = {
 }
 
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save convnext
 class ConvNeXt(nn.Module):
     """ConvNeXt (sec. 2 and 3) built from one configuration. torchvision's module names
@@ -872,7 +859,7 @@ print(f"drop rates, block 1 to 18: {rates[0]:.3f} ... {rates[-1]:.3f}; "
 #
 # Stochastic depth 0.1 (ConvNeXt-T's, Table 5) and layer scale 1e-6 are kept.
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save convnext
 @register_model("cifar_convnext", head="classifier.2")
 def cifar_convnext(num_classes: int = 10, dims: tuple = (32, 64, 128, 256),
@@ -992,8 +979,8 @@ def empty(build):
 # Table 10's "GFLOPs" are multiply-adds too: its ResNet-50 row, 4.09, is ResNet-50's 4.09 × 10⁹
 # multiply-adds. Table 10 prints two decimals, so a count that reproduces a row must round to it:
 # we assert every count within half a unit of the last printed digit (0.005 G, about 0.1% of these
-# numbers), which is what "reproduces the table" means, not merely "within 1%". Every step is
-# built on the meta device (shapes only) and run once first.
+# numbers), which is what "reproduces the table" means, not merely "within 1%". The two cells
+# (folded) build every step on the meta device, run it once and count it.
 #
 # **Two rows do not fit.** "BN → LN" replaces every batch norm by a LayerNorm and changes no
 # convolution, yet Table 10's GFLOPs jump from 4.15 to 4.46 there; no count of convolutions and
@@ -1003,10 +990,9 @@ def empty(build):
 # of Table 10's column is shifted up by one row. So the check compares those two steps with the
 # values the evidence supports (the step before's 4.15 at BN → LN, the value printed one row up at
 # ConvNeXt-T), and names Table 10's printed value beside them. Parameters are ours only: Table 10
-# gives none (Table 9 gives 25.6M for ResNet-50 and 28.6M for ConvNeXt-T, both compared further
-# down).
+# gives none (Table 9 gives 25.6M for ResNet-50 and 28.6M for ConvNeXt-T, both compared below).
 
-# %%
+# %% jupyter={"source_hidden": true}
 with torch.device("meta"):                     # shapes only; counted in the next cell
     steps = [convnext_roadmap(step=k) for k in range(len(ROADMAP))]
     x = torch.randn(2, 3, 224, 224)
@@ -1018,7 +1004,7 @@ assert isinstance(steps[9].layer1[0].act1, nn.Identity) and isinstance(steps[8].
 assert steps[7].layer1[0].conv1.kernel_size == (7, 7) and steps[6].layer1[0].conv1.groups == 96
 print("every step builds and runs:", ", ".join(f"{k}: {type(n).__name__}" for k, n in enumerate(steps)))
 
-# %%
+# %% jupyter={"source_hidden": true}
 with torch.device("meta"):                   # the networks built above, counted
     roadmap_counts = [(common.count_macs(net), common.count_params(net)) for net in steps]
 printed = [gflops for _, _, gflops, _, _ in ROADMAP]             # Table 10's GFLOPs column
@@ -1074,18 +1060,17 @@ common.summary(empty(convnext_tiny), depth=2)
 # ## 4 · Check against torchvision
 #
 # `common.check_against_reference` loads torchvision's `state_dict` into ours with `strict=True`
-# and compares outputs in eval mode. First it gives a copy of the reference random values in every
+# and compares outputs in eval mode, after giving a copy of the reference random values in every
 # normalisation layer **and in every parameter that starts at a constant**: LayerNorm's weight 1
-# and bias 0, torchvision's zero-initialised biases, and above all **layer scale**, 1e-6 at
-# initialisation. At 1e-6 every block is `x + 1e-6 * branch(x)`, so the outputs barely depend on
-# what the branch computes, and a block with ReLU for GELU, a LayerNorm over the wrong axis or a
-# wrongly permuted map would pass any float tolerance (section 7 shows it). ConvNeXt-T is checked
-# against torchvision's own default initialisation (layer scale 1e-6, LayerNorms 1 and 0), so the
-# check's randomisation is what exposes the block; S, B and L against `common.random_reference`
-# (every tensor random, built fast). Ours is built on the meta device and materialised empty
-# before the load. At 224×224 in quick and full mode; in smoke mode at 32×32 (the smallest input,
-# the last map 1×1) and only T, to stay within the tests' time (the tests check S, B and L's
-# names, shapes and parameter counts on the meta device).
+# and bias 0, zero-initialised biases, and above all **layer scale**. At 1e-6 every block is
+# `x + 1e-6 * branch(x)`, so the outputs barely depend on the branch, and a block with ReLU for
+# GELU, a LayerNorm over the wrong axis or a wrongly permuted map would pass any float tolerance
+# (section 7 shows it). ConvNeXt-T is checked against torchvision's own default initialisation
+# (layer scale 1e-6, LayerNorms 1 and 0), so the check's randomisation is what exposes the block;
+# S, B and L against `common.random_reference` (every tensor random, built fast). At 224×224 in
+# quick and full mode; in smoke mode at 32×32 (the smallest input, the last map 1×1) and only T,
+# to stay within the tests' time (the tests check S, B and L's names, shapes and parameter counts
+# on the meta device).
 
 # %%
 def empty_ours(name: str) -> nn.Module:
@@ -1165,12 +1150,15 @@ paper_recipe.table()
 # 1.25e-4 (where the rule comes from: "Going deeper · the learning rate at batch 128").
 # Stochastic depth 0.1 is in the model (`cifar_convnext`).
 #
+# <details><summary>Smoke, quick and full mode (click to unfold)</summary>
+#
 # In smoke mode (the tests, a 2-core CPU) the model keeps ConvNeXt-T's 4×4 patchify stem
 # (`stem_patch=4`: maps of 8, 4, 2 and 1 pixels), half the widths and a third of the blocks
 # (`SMOKE_KWARGS`), so that this cell and section 6 fit the tests' time; quick and full mode
 # train `cifar_convnext` as registered. Quick mode on the header's machine (30 epochs of 1,348
 # digits images): 108 s, best validation accuracy 0.913, test 92.3% (chance 10%); while other jobs
 # shared the machine (load average 4 to 11), 1,737 s. Full mode: 300 epochs of CIFAR-10.
+# </details>
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -1226,10 +1214,15 @@ if why:
 # the whole map and mostly zero padding: CIFAR-10 cannot show what a large kernel buys on
 # ImageNet's 56×56 maps. What the cell does show at any size is the cost side: parameters and
 # multiply-adds grow slowly with the kernel, because the depthwise convolution is a small part of
-# the block (section 2 computed its share). In smoke mode it trains 3 and 7 only, with section 5's
-# lighter smoke model, on 64 training images. Quick mode on the header's machine: 309 s for the
-# three runs, best validation 0.913, 0.913 and 0.920, one seed, which does not rank them. Full
-# mode: 30 epochs of CIFAR-10 for each run.
+# the block (section 2 computed its share).
+#
+# <details><summary>Smoke, quick and full mode (click to unfold)</summary>
+#
+# In smoke mode it trains 3 and 7 only, with section 5's lighter smoke model, on 64 training
+# images. Quick mode on the header's machine: 309 s for the three runs, best validation 0.913,
+# 0.913 and 0.920, one seed, which does not rank them. Full mode: 30 epochs of CIFAR-10 for each
+# run.
+# </details>
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -1320,9 +1313,9 @@ else:
 # whole (C, H, W) sample (what `nn.GroupNorm(1, C)` computes): the parameters have the same shapes,
 # so the strict load succeeds. Inside the block the slip hides behind layer scale like hurdle 1; in
 # the downsampling layers (no layer scale) even a plain compare catches it. Below: the block's norm
-# computing over (H, W, C) instead of C.
+# computing over (H, W, C) instead of C (the code is folded, as in hurdle 3).
 
-# %%
+# %% jupyter={"source_hidden": true}
 class SampleNorm(nn.LayerNorm):
     """The bug: normalises over (H, W, C) of a channels-last map, not over C alone."""
 
@@ -1355,7 +1348,7 @@ else:
 # square map comes back transposed: the shapes match, the strict load succeeds, and layer scale
 # hides it from a plain compare. The check catches it.
 
-# %%
+# %% jupyter={"source_hidden": true}
 def no_permute_block(dim, layer_scale, p, **kwargs):
     blk = CNBlock(dim, layer_scale, p, **kwargs)
     blk.block[1] = nn.Identity()                                              # the bug
