@@ -19,40 +19,27 @@
 # Zhuang Liu, Hanzi Mao, Chao-Yuan Wu, Christoph Feichtenhofer, Trevor Darrell, Saining Xie.
 # *A ConvNet for the 2020s.* CVPR 2022. [arXiv:2201.03545](https://arxiv.org/abs/2201.03545)
 #
-# Section, table and figure numbers below follow the paper's arXiv version 2 (2 March 2022), whose
-# appendix C tabulates Figure 2 step by step (Table 10). "The official code" is
-# `facebookresearch/ConvNeXt` at commit `048efce` (2022-07-23), read file by file.
+# Section, table and figure numbers follow the paper's arXiv version 2 (2 March 2022). "The
+# official code" is `facebookresearch/ConvNeXt` at commit `048efce` (2022-07-23).
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/08_convnext.ipynb)
 #
 # **What you will build**
 # - **the roadmap**: notebook 02's ResNet-50 turned into ConvNeXt-T one change at a time (Figure 2),
-#   each step with the paper's reason, the notebook of this course its idea comes from, and its
-#   multiply-adds beside Table 10's GFLOPs (`get_model("convnext_roadmap", step=k)`);
+#   each step with the paper's reason and its multiply-adds beside Table 10's GFLOPs;
 # - the ConvNeXt block (7×7 depthwise, LayerNorm, inverted bottleneck, one GELU, **layer scale**,
-#   **stochastic depth**), the downsampling layer, and ConvNeXt-T/S/B/L from section 3's
-#   configurations as data;
-# - checks: torchvision's weights loaded strictly, equal outputs once the reference's LayerNorms
-#   **and layer-scale values** are randomised (at the default 1e-6 a wrong block passes any float
-#   tolerance: a hurdle shows it);
-# - `cifar_convnext` trained on CIFAR-10 with AdamW, warm-up and cosine, and the depthwise kernel
-#   size 3 / 7 / 11 (section 2.5) re-run small;
-# - going deeper: **Table 10's "BN → LN" row read as a slip** (our reading): the counts, Figure 2
-#   and Table 11 say the bottom of its GFLOPs column is shifted up by one row (Swin-T counted with
-#   timm's model); and Table 11, the roadmap in the ResNet-200 regime, reproduced.
+#   **stochastic depth**), the downsampling layer, ConvNeXt-T/S/B/L, checked against torchvision;
+# - `cifar_convnext` trained on CIFAR-10 with AdamW, and the depthwise kernel size 3 / 7 / 11
+#   (section 2.5) re-run small;
+# - going deeper: **Table 10's "BN → LN" row read as a slip** (our reading), and Table 11.
 #
-# **Where this notebook sits.** After 06 (EfficientNet), before 07 (the comparison, which says why
-# ConvNeXt is not one of its rows): the capstone reuses the ideas of 02-06. **Prerequisites:**
-# notebooks 00 (the toolkit), 02 (ResNet: the bottleneck), 05 (MobileNetV2: depthwise
-# convolutions, the inverted bottleneck) and 06 (EfficientNet: stochastic depth, larger depthwise
-# kernels). Background: what batch norm and LayerNorm compute.
+# **Prerequisites:** notebooks 02 (ResNet: the bottleneck), 05 (MobileNetV2: depthwise
+# convolutions, the inverted bottleneck) and 06 (EfficientNet: stochastic depth); 07 comes after
+# and says why ConvNeXt is not one of its rows. Background: what batch norm computes.
 #
-# **Run time** (quiet 2-core Intel Xeon with AVX512-BF16 and AMX, torch 2.14.1, no GPU; measured
-# before cells were added, to be re-measured; the last cell prints yours):
-# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): 12 s under pytest;
-# - quick mode (`IMAGENET5_QUICK=1`, on the offline digits set): 429 s (sections 5 and 6 give each
-#   training's share);
-# - full mode, on a GPU: not measured (no GPU was lent to the session that wrote this notebook).
+# **Run time** (2-core Intel Xeon CPU; `docs/settings.md` has the details; the last cell prints yours):
+# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): @@SMOKE@@; quick mode (`IMAGENET5_QUICK=1`): 429 s
+#   on a quiet machine (sections 5 and 6 give each training's share); full mode: not measured.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
 # read)" and folded cells): about @@MINUTES@@ minutes (`tools/reading_path.py`, outputs not counted).
@@ -91,33 +78,39 @@ NOTEBOOK_START = time.perf_counter()
 # ## 1 · Reading the paper
 #
 # Read it in this order (`paper_notes/convnext.md` takes the same steps, with what to look for at
-# each): 1. **the abstract**, the **closing remarks of section 2** and **section 6** (conclusions);
-# 2. **the figures and tables**: **Figure 2** (the roadmap: every step's accuracy, hatched where
-# the change was not kept), **Table 10** (appendix C: Figure 2 as numbers, GFLOPs per step, mean ±
-# std over 3 seeds), **Figure 3** (the block as it becomes an inverted bottleneck and the depthwise
-# conv moves up), **Figure 4** (ResNet, Swin and ConvNeXt blocks side by side), **Table 1**
-# (ConvNeXt-T/S/B/L against Swin and others), **Table 5** (the training settings), Table 9
-# (ResNet-50, ConvNeXt-T and Swin-T layer by layer); 3. **section 1**, the introduction (why the
-# question is asked in 2022); 4. **the body**: section 2 (2.1 the training recipe; 2.2 macro
-# design: stage ratio, patchify stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels;
-# 2.6 micro design: GELU, fewer activations and norms, LN, separate downsampling layers), section 3
-# (the variants and settings). Sections 4 and 5 (detection and segmentation, related work) can
-# wait.
+# each):
+# 1. **the abstract**, the **closing remarks of section 2** and **section 6** (conclusions);
+# 2. **Figure 2** (the roadmap, hatched where a change was not kept), **Table 10** (appendix C:
+#    Figure 2 as numbers), **Figures 3 and 4** (the blocks), **Tables 1 and 5** (the variants, the
+#    training settings);
+# 3. **section 1** (why the question is asked in 2022), then **sections 2 and 3** (the roadmap
+#    step by step; the variants). Sections 4 and 5 can wait.
+#
+# <details><summary>What each figure and table holds (click to unfold)</summary>
+#
+# **Figure 2** (the roadmap: every step's accuracy, hatched where the change was not kept),
+# **Table 10** (appendix C: Figure 2 as numbers, GFLOPs per step, mean ± std over 3 seeds),
+# **Figure 3** (the block as it becomes an inverted bottleneck and the depthwise conv moves up),
+# **Figure 4** (ResNet, Swin and ConvNeXt blocks side by side), **Table 1** (ConvNeXt-T/S/B/L
+# against Swin and others), **Table 5** (the training settings), Table 9 (ResNet-50, ConvNeXt-T
+# and Swin-T layer by layer). Section 2: 2.1 the training recipe; 2.2 macro design: stage ratio,
+# patchify stem; 2.3 ResNeXt-ify; 2.4 inverted bottleneck; 2.5 large kernels; 2.6 micro design:
+# GELU, fewer activations and norms, LN, separate downsampling layers. Section 3: the variants and
+# settings. Sections 4 and 5: detection and segmentation, related work.
+# </details>
 #
 # **The problem.** Vision Transformers "quickly superseded ConvNets as the state-of-the-art image
-# classification model" (abstract), and the difference was "usually attributed to the superior
-# scaling behavior of Transformers, with multi-head self-attention being the key component" (sec.
-# 1). But a Swin Transformer (Liu et al. 2021: attention within local windows, in stages of
-# falling resolution like a ConvNet's) differs from a ResNet in much more than attention: its
-# training recipe, its stages, its stem, its block. Which differences matter?
+# classification model" (abstract), a gap "usually attributed to the superior scaling behavior of
+# Transformers, with multi-head self-attention being the key component" (sec. 1). But a Swin
+# Transformer (Liu et al. 2021: attention within local windows, in stages of falling resolution
+# like a ConvNet's) differs from a ResNet in much more than attention: its recipe, stages, stem and
+# block. Which differences matter?
 #
 # **The key idea in plain words.** Move ResNet-50 towards Swin-T one change at a time, never adding
-# attention, and train every step with the same recipe: a 2021 recipe (AdamW, 300 epochs, heavy
-# augmentation); Swin's 1:1:3:1 stage depths; a 4×4 "patchify" stem; depthwise convolutions and a
-# wider network; an inverted bottleneck whose depthwise convolution moves to the top and grows to
-# 7×7; a Transformer block's micro design (GELU, one activation and one normalisation per block,
-# LayerNorm instead of batch norm, downsampling in separate layers). Together they give ConvNeXt-T,
-# 82.0% on ImageNet against Swin-T's 81.3% at the same 4.5 GFLOPs.
+# attention, and train every step with the same 2021 recipe (AdamW, 300 epochs, heavy
+# augmentation): Swin's stage depths, a "patchify" stem, depthwise convolutions, an inverted
+# bottleneck with a 7×7 kernel, a Transformer block's micro design (the roadmap below lists them).
+# Together they give ConvNeXt-T, 82.0% on ImageNet against Swin-T's 81.3% at the same 4.5 GFLOPs.
 #
 # **Two misreadings, corrected.** ConvNeXt is not a new kind of layer: "these designs are not
 # novel even in the ConvNet literature — they have all been researched separately, but not
@@ -142,13 +135,10 @@ common.block_diagrams(
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# First the roadmap: notebook 02's ResNet-50 turned into ConvNeXt-T one change at a time, with the
-# paper's reason for each. Then ConvNeXt's own pieces, each as: try writing it yourself (optional),
-# what the paper says (rows of the *Easter-egg table*, the complete list of details with where each
-# is stated, at the end of the notebook), why, the code, a check. Earlier notebooks' saved code is
-# imported, not rewritten: 02's `ResNet` and `Bottleneck`, 06's `StochasticDepth`. Cells that start
-# with `#@save convnext` also go to `common/models/convnext.py` (`python -m common.save`); the
-# folded ones add options or bookkeeping to what the text shows.
+# First the roadmap, with the paper's reason for each change; then ConvNeXt's own pieces, each
+# as: try writing it yourself (optional), what the paper says (rows of the *Easter-egg table*,
+# the complete list of details with where each is stated, at the end), why, the code, a check.
+# Notebook 02's `ResNet` and `Bottleneck` and 06's `StochasticDepth` are imported, not rewritten.
 
 # %% jupyter={"source_hidden": true}
 #@save convnext
@@ -388,6 +378,8 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 
 
 # %% [markdown]
+# <details><summary>What in the roadmap is ours, not the paper's (click to unfold)</summary>
+#
 # Ours, not the paper's: the readings of details section 2 leaves open (`RoadmapNet`'s docstring;
 # section 3's counts test them); the "idea from" column, our map of the course, not a claim about
 # where the authors took each idea; and no stochastic depth in these networks
@@ -396,6 +388,7 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 # stochastic depth included. Step 0 is `resnet50` as notebook 02 saved it (torchvision's "v1.5",
 # whose downsampling bottleneck strides in its 3×3 convolution); the recipe modifies no layer, so
 # Table 10's "ResNet-50 (PyTorch)" and "ResNet-50 (enhanced recipe)" are one network.
+# </details>
 #
 # **Each step, and why** (section 2's reasons; the chart below has Table 10's numbers and the
 # notebook where each idea was built):
@@ -491,11 +484,10 @@ common.table([(name, ch, f"{dw:,}", f"{pw:,}", f"{dw / (dw + pw):.0%}") for name
 # the heavy lifting); in the wide middle it would cost four times as much. Section 3 counts whole
 # networks against Table 10.
 #
-# ### The ConvNeXt block (Figure 4, right)
+# ### Write it yourself: the ConvNeXt block (try it first)
 #
-# <a id="try-cnblock"></a>**Try it first** (optional: the solution follows). Write `MyCNBlock(dim)`
-# in the folded skeleton below and run the `check` after it, which says "not done yet" until you
-# do.
+# Optional: the solution follows. Write `MyCNBlock(dim)` in the folded skeleton below and run the
+# `check` after it, which says "not done yet" until you do.
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -546,6 +538,8 @@ class MyCNBlock(nn.Module):
 check("convnext.CNBlock", MyCNBlock)
 
 # %% [markdown]
+# ### The ConvNeXt block (Figure 4, right)
+#
 # **What the paper says** (the reference table adds the LayerNorm's axis, the 1×1 layers written
 # as `nn.Linear`, layer scale's origin, stochastic depth's rates and form):
 #
@@ -639,10 +633,10 @@ with torch.no_grad():
 print("CNBlock:", tuple(x.shape), "->", tuple(blk(x).shape))
 
 # %% [markdown]
-# ### The downsampling layer, and LayerNorm on a channels-first map (sec. 2.6)
+# ### Write it yourself: the downsampling layer (try it first)
 #
-# <a id="try-downsample"></a>**Try it first** (optional). Write `MyDownsample(in_channels,
-# out_channels)` in the folded skeleton below, then `check` it (it compares as for the block).
+# Optional. Write `MyDownsample(in_channels, out_channels)` in the folded skeleton below, then
+# `check` it (it compares as for the block).
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -673,6 +667,8 @@ class MyDownsample(nn.Module):
 check("convnext.Downsample", MyDownsample)
 
 # %% [markdown]
+# ### The downsampling layer, and LayerNorm on a channels-first map (sec. 2.6)
+#
 # **What the paper says** (the reference table adds the head's norm):
 #
 # | Detail | Value | Where |
@@ -894,6 +890,8 @@ print(f"cifar_convnext: {common.count_params(cifar) / 1e6:.2f}M parameters, "
 # and torchvision's weights (`common.get_model(name)` builds any model of the course by name).
 # **`empty(build)`** builds a model on PyTorch's `meta` device (tensors with shapes but no memory
 # and no values), then gives it uninitialised memory: for models whose weights are loaded next.
+# **Saved code**: cells that start with `#@save convnext` also go to `common/models/convnext.py`
+# (`python -m common.save`); the folded ones add options or bookkeeping to what the text shows.
 
 # %%
 #@save convnext
@@ -982,6 +980,12 @@ def empty(build):
 # numbers), which is what "reproduces the table" means, not merely "within 1%". The two cells
 # (folded) build every step on the meta device, run it once and count it.
 #
+# **Two rows do not fit**, BN → LN and ConvNeXt-T: the check compares them with the values the
+# evidence supports and prints Table 10's beside them (why, in short, below; the evidence in
+# "Going deeper · Table 10's BN → LN row").
+#
+# <details><summary>Why two rows are checked against other values (click to unfold)</summary>
+#
 # **Two rows do not fit.** "BN → LN" replaces every batch norm by a LayerNorm and changes no
 # convolution, yet Table 10's GFLOPs jump from 4.15 to 4.46 there; no count of convolutions and
 # matrix products can move at a change of norms, and ours does not. And ConvNeXt-T's count rounds
@@ -991,6 +995,7 @@ def empty(build):
 # values the evidence supports (the step before's 4.15 at BN → LN, the value printed one row up at
 # ConvNeXt-T), and names Table 10's printed value beside them. Parameters are ours only: Table 10
 # gives none (Table 9 gives 25.6M for ResNet-50 and 28.6M for ConvNeXt-T, both compared below).
+# </details>
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):                     # shapes only; counted in the next cell
@@ -1115,13 +1120,13 @@ common.classify_photo(empty_ours("convnext_tiny"), torchvision.models.ConvNeXt_T
 #
 # ### The paper's ImageNet recipe (section 3.1, Table 5)
 #
-# As a `common.Recipe`, each value with its source (the reference table has the rest). What the
-# course's trainer does not reproduce: Mixup and CutMix (images and their labels mixed in pairs),
-# RandAugment and Random Erasing (ours: random crops and flips), the EMA of the weights (an
-# exponential moving average of them, evaluated in their place), and the cosine's floor of 1e-6
-# (ours ends at 0).
+# As a `common.Recipe`, each value with its source (the cell is folded; its table shows every
+# value; the reference table has the rest). What the course's trainer does not reproduce: Mixup
+# and CutMix (images and their labels mixed in pairs), RandAugment and Random Erasing (ours:
+# random crops and flips), the EMA of the weights (an exponential moving average of them,
+# evaluated in their place), and the cosine's floor of 1e-6 (ours ends at 0).
 
-# %%
+# %% jupyter={"source_hidden": true}
 paper_recipe = common.Recipe(
     epochs=300, batch_size=4096, optimizer="adamw", lr=4e-3, adam_betas=(0.9, 0.999),
     adam_eps=1e-8, weight_decay=0.05, schedule="cosine", warmup_epochs=20, warmup_factor=0.0,
@@ -1382,9 +1387,10 @@ else:
 # %% [markdown]
 # **4. Stochastic depth active in eval mode.** A drop-path that ignores `self.training` makes the
 # trained network random at test time. With torchvision's rates (0.1 for T, growing linearly), the
-# same image gives two different answers, and the check against the reference fails.
+# same image gives two different answers, and the check against the reference fails (the code is
+# folded).
 
-# %%
+# %% jupyter={"source_hidden": true}
 class DropAlways(StochasticDepth):
     def forward(self, x):                                                     # the bug: no self.training
         keep = torch.empty(x.shape[0], 1, 1, 1).bernoulli_(1 - self.p)
@@ -1440,10 +1446,11 @@ print(f"LN after the downsampling conv: the strict load fails: {diff[0][:150]}")
 # Checked at once by `common.exercises.check`; each is offered before its solution, in section 2,
 # with what the checker compares:
 #
-# - **The ConvNeXt block** (Figure 4; sec. 2.3-2.6, 3.1): [Try it first, in "The ConvNeXt
-#   block"](#try-cnblock). GELU's tanh form passes too, with a note.
-# - **The downsampling layer** (sec. 2.6): [Try it first, in "The downsampling
-#   layer"](#try-downsample).
+# - **The ConvNeXt block** (Figure 4; sec. 2.3-2.6, 3.1): [Write it yourself: the ConvNeXt
+#   block](#write-it-yourself-the-convnext-block-try-it-first). GELU's tanh form passes too, with
+#   a note.
+# - **The downsampling layer** (sec. 2.6): [Write it yourself: the downsampling
+#   layer](#write-it-yourself-the-downsampling-layer-try-it-first).
 #
 # ### Change, re-run, look
 #
