@@ -407,12 +407,12 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 # 5. *Inverted bottleneck* (sec. 2.4): a Transformer's MLP is "four times wider than the input
 #    dimension" inside (here 4× the block's output width; MobileNetV2, notebook 05, expands its
 #    input 6×). FLOPs fall: a downsampling block's 1×1 shortcut now joins the narrow ends (below).
-# 6. *Move the depthwise conv up* (sec. 2.5): as attention (MSA, multi-head self-attention) comes
-#    before a Transformer's MLP, so "the complex/inefficient modules (MSA, large-kernel conv) will
-#    have fewer channels, while the efficient, dense 1×1 layers will do the heavy lifting" (below).
-#    On its own it costs accuracy.
+# 6. *Move the depthwise conv up* (sec. 2.5, "Moving up depthwise conv layer"): as attention
+#    (MSA, multi-head self-attention) comes before a Transformer's MLP, so "the complex/inefficient
+#    modules (MSA, large-kernel conv) will have fewer channels, while the efficient, dense 1×1
+#    layers will do the heavy lifting" (below). On its own it costs accuracy.
 # 7. *Kernel 3 → 7* (sec. 2.5): Swin's attention window is at least 7×7; the gain saturates at 7×7
-#    (section 6 re-runs this small).
+#    (this notebook's section 6 re-runs this small).
 # 8. *ReLU → GELU* (sec. 2.6): the activation of BERT, GPT-2 and ViTs; accuracy unchanged.
 # 9. *Fewer activations* (sec. 2.6): a Transformer block has "only one activation function present
 #    in the MLP block": one GELU, between the two 1×1 layers.
@@ -1786,8 +1786,8 @@ print("kernel study, best validation accuracy: " + ", ".join(
 #
 # Every detail the implementation depends on, its value, and where it comes from. This table is
 # the one place in the course for each of these values and its source (the tables of section 2
-# repeat its rows where each block is built); `paper_notes/convnext.md` explains the harder ones. "Table 5" is the
-# paper's ImageNet-1K training settings; "the official code" is `facebookresearch/ConvNeXt` at
+# repeat its rows where each block is built); `paper_notes/convnext.md` explains the harder ones.
+# "Table 5" is the paper's ImageNet-1K training settings; "the official code" is `facebookresearch/ConvNeXt` at
 # `048efce`: `models/convnext.py` (the model), `main.py` (the arguments' defaults),
 # `optim_factory.py` (weight-decay groups), `utils.py` (the schedules), `TRAINING.md` (the
 # commands per model).
