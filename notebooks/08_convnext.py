@@ -37,12 +37,14 @@
 # convolutions, the inverted bottleneck) and 06 (EfficientNet: stochastic depth); 07 comes after
 # and says why ConvNeXt is not one of its rows. Background: what batch norm computes.
 #
-# **Run time** (2-core Intel Xeon CPU; `docs/settings.md` has the details; the last cell prints yours):
-# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): @@SMOKE@@; quick mode (`IMAGENET5_QUICK=1`): 429 s
-#   on a quiet machine (sections 5 and 6 give each training's share); full mode: not measured.
+# **Run time** (2-core Intel Xeon CPU, no GPU; the last cell prints yours):
+# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 95 s under pytest, shared with other jobs;
+# - quick mode (`IMAGENET5_QUICK=1`): 429 s on a quiet machine, before the "Going deeper" counts
+#   were added (sections 5 and 6 give each training's share; `docs/settings.md` has the details);
+# - full mode: not measured.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
-# read)" and folded cells): about @@MINUTES@@ minutes (`tools/reading_path.py`, outputs not counted).
+# read)" and folded cells): about 43 minutes (`tools/reading_path.py`, outputs not counted).
 
 # %% jupyter={"source_hidden": true}
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
