@@ -35,7 +35,7 @@
 #
 # **Prerequisites:** notebooks 02 (ResNet: the bottleneck), 05 (MobileNetV2: depthwise
 # convolutions, the inverted bottleneck) and 06 (EfficientNet: stochastic depth); 07 comes after
-# and says why ConvNeXt is not one of its rows. Background: what batch norm computes.
+# and says why ConvNeXt is not one of its rows. Background: what batch norm and LayerNorm compute.
 #
 # **Run time** (2-core Intel Xeon CPU, no GPU; the last cell prints yours):
 # - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 95 s under pytest, shared with other jobs;
@@ -44,7 +44,7 @@
 # - full mode: not measured.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
-# read)" and folded cells): about 43 minutes (`tools/reading_path.py`, outputs not counted).
+# read)" and folded cells): about 42 minutes (`tools/reading_path.py`, outputs not counted).
 
 # %% jupyter={"source_hidden": true}
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
@@ -167,7 +167,8 @@ from common.models.resnet import Bottleneck, ResNet, resnet50
 #
 # One recipe for every step ("We will use this fixed training recipe with the same
 # hyperparameters throughout", sec. 2.1), so the steps compare architectures, at FLOPs "roughly
-# controlled" (sec. 2).
+# controlled" (sec. 2). (EMA: an exponential moving average of the weights, evaluated in their
+# place; section 5 has the recipe.)
 #
 # **The code** (folded). `RoadmapBlock` is notebook 02's bottleneck with each change of the
 # roadmap as a keyword; `RoadmapNet` stacks it as ResNet does, behind a patchify stem; `ROADMAP`
@@ -415,7 +416,8 @@ def convnext_roadmap(step: int = len(ROADMAP) - 1, num_classes: int = 1000) -> n
 #    layers will do the heavy lifting" (below). On its own it costs accuracy.
 # 7. *Kernel 3 → 7* (sec. 2.5): Swin's attention window is at least 7×7; the gain saturates at 7×7
 #    (this notebook's section 6 re-runs this small).
-# 8. *ReLU → GELU* (sec. 2.6): the activation of BERT, GPT-2 and ViTs; accuracy unchanged.
+# 8. *ReLU → GELU* (sec. 2.6): the activation of BERT, GPT-2 and ViTs (x times the probability
+#    that a standard normal variable is below x: a smooth ReLU); accuracy unchanged.
 # 9. *Fewer activations* (sec. 2.6): a Transformer block has "only one activation function present
 #    in the MLP block": one GELU, between the two 1×1 layers.
 # 10. *Fewer norms* (sec. 2.6): one, before the 1×1 layers.
@@ -565,7 +567,8 @@ check("convnext.CNBlock", MyCNBlock)
 # (N, H, W, C) map, between two permutes (`Permute`, folded), so the block's LayerNorm is a plain
 # `nn.LayerNorm(C)`: over the C values of each pixel. torchvision's module names (`block.0` the
 # depthwise conv, `block.2` the LayerNorm, `block.3` and `block.5` the 1×1 layers, `layer_scale`)
-# let its weights load with `strict=True`.
+# let its weights load with `strict=True` (every name and shape must match, none missing, none
+# left over).
 
 # %% jupyter={"source_hidden": true}
 #@save convnext
@@ -1040,9 +1043,11 @@ common.table([(k, name, f"{params / 1e6:.2f}M", f"{top1:.2f}", source)
 #
 # Table 1 rounds parameters to 1M and FLOPs to 0.1 G: up to 2% for ConvNeXt-T's 29M, 1.1% for its
 # 4.5 G. We assert 2.5% against the paper, and **exact** equality of parameters against torchvision
-# (its weights' `meta`). All four built on the meta device: no memory, no arithmetic.
+# (the `meta` dictionary of its weights: their metadata, not the meta device). All four are built
+# on the meta device: no memory, no arithmetic (the code is folded; the tables show paper, ours and
+# their ratio).
 
-# %%
+# %% jupyter={"source_hidden": true}
 counts = {}
 with torch.device("meta"):
     for variant in ("tiny", "small", "base", "large", "xlarge"):
