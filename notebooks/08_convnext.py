@@ -433,7 +433,7 @@ fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
 y = list(range(len(ROADMAP)))[::-1]                          # step 0 at the top, as in Figure 2
 ax.barh(y, [top1 - 78 for _, _, _, top1, _ in ROADMAP], left=78, color="C0", alpha=0.7)
 for yk, (_, _, gflops, top1, source) in zip(y, ROADMAP):
-    where = source.split(" ")[0]
+    where = source.split(" ")[0].rstrip(":")                 # "05/06:" -> "05/06"
     ax.text(top1 + 0.05, yk, f"{top1:.2f}%, {gflops:.2f} GFLOPs, "
             + ("new here" if where == "new" else f"from notebook {where}"), va="center", fontsize=8)
 ax.set_yticks(y, labels, fontsize=8)
@@ -737,7 +737,7 @@ for name, norm in (("LayerNorm2d", LayerNorm2d(8)), ("BatchNorm2d, train mode", 
 # ### The model, from section 3's configurations
 #
 # **What the paper says** (the reference table adds the head, the weight initialisation and the
-# drop-path rate of each block):
+# stochastic-depth rate of each block):
 #
 # | Detail | Value | Where |
 # |---|---|---|
@@ -1192,7 +1192,8 @@ cifar_model, cifar_history = common.train_run("08_convnext", "cifar_convnext", c
 fig = common.plot_histories({"cifar_convnext": cifar_history}, metrics=("train_loss", "val_loss", "val_acc"),
                             show=False)
 if common.SMOKE:                                     # a couple of epochs: nothing to read in them
-    fig.suptitle(fig.get_suptitle() + "\nsmoke mode: these curves are noise", fontsize="small")
+    fig.suptitle(fig.get_suptitle() + "\nthese curves are noise: they only show that training runs",
+                 fontsize="small")
 display(fig)
 
 # %% [markdown]
