@@ -38,7 +38,8 @@
 # and says why ConvNeXt is not one of its rows. Background: what batch norm and LayerNorm compute.
 #
 # **Run time** (2-core Intel Xeon CPU, no GPU; the last cell prints yours):
-# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 95 s under pytest, shared with other jobs;
+# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 45 s of CPU time under pytest (1.5 to 2.5
+#   minutes on the clock while other jobs shared the machine);
 # - quick mode (`IMAGENET5_QUICK=1`): 429 s on a quiet machine, before the "Going deeper" counts
 #   were added (sections 5 and 6 give each training's share; `docs/settings.md` has the details);
 # - full mode: not measured.
