@@ -545,8 +545,9 @@ check("convnext.CNBlock", MyCNBlock)
 # %% [markdown]
 # ### The ConvNeXt block (Figure 4, right)
 #
-# **What the paper says** (the reference table adds the LayerNorm's axis, the 1×1 layers written
-# as `nn.Linear`, layer scale's origin, stochastic depth's rates and form):
+# **What the paper says** (the reference table adds the expansion's convention, the LayerNorm's
+# axis, the 1×1 layers written as `nn.Linear`, layer scale's origin, stochastic depth's rates and
+# form):
 #
 # | Detail | Value | Where |
 # |---|---|---|
