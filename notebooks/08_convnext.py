@@ -80,14 +80,13 @@ NOTEBOOK_START = time.perf_counter()
 # %% [markdown]
 # ## 1 · Reading the paper
 #
-# Read it in this order (`paper_notes/convnext.md` takes the same steps, with what to look for at
-# each):
+# Read it in this order (`paper_notes/convnext.md` says what to look for at each step):
 # 1. **the abstract**, the **closing remarks of section 2** and **section 6** (conclusions);
 # 2. **Figure 2** (the roadmap, hatched where a change was not kept), **Table 10** (appendix C:
 #    Figure 2 as numbers), **Figures 3 and 4** (the blocks), **Tables 1 and 5** (the variants, the
 #    training settings);
-# 3. **section 1** (why the question is asked in 2022), then **sections 2 and 3** (the roadmap
-#    step by step; the variants). Sections 4 and 5 can wait.
+# 3. **section 1** (why the question is asked in 2022), then **sections 2 and 3** (the roadmap;
+#    the variants). Sections 4 and 5 can wait.
 #
 # <details><summary>What each figure and table holds (click to unfold)</summary>
 #
@@ -106,8 +105,8 @@ NOTEBOOK_START = time.perf_counter()
 # classification model" (abstract), a gap "usually attributed to the superior scaling behavior of
 # Transformers, with multi-head self-attention being the key component" (sec. 1). But a Swin
 # Transformer (Liu et al. 2021: attention within local windows, in stages of falling resolution
-# like a ConvNet's) differs from a ResNet in much more than attention: its recipe, stages, stem and
-# block. Which differences matter?
+# like a ConvNet's) differs from a ResNet in its recipe, stages, stem and block too. Which
+# differences matter?
 #
 # **The key idea in plain words.** Move ResNet-50 towards Swin-T one change at a time, never adding
 # attention, and train every step with the same 2021 recipe (AdamW, 300 epochs, heavy
@@ -171,10 +170,9 @@ from common.models.resnet import Bottleneck, ResNet, resnet50
 # controlled" (sec. 2). (EMA: an exponential moving average of the weights, evaluated in their
 # place; section 5 has the recipe.)
 #
-# **The code** (folded). `RoadmapBlock` is notebook 02's bottleneck with each change of the
-# roadmap as a keyword; `RoadmapNet` stacks it as ResNet does, behind a patchify stem; `ROADMAP`
-# holds each step as one change, with Table 10's GFLOPs and top-1 and the notebook of this course
-# where the idea was built; `convnext_roadmap(step=k)` builds the network after k changes.
+# **The code** (folded). `RoadmapBlock` is notebook 02's bottleneck with each change as a keyword;
+# `RoadmapNet` stacks it behind a patchify stem; `ROADMAP` holds the steps with Table 10's GFLOPs
+# and top-1; `convnext_roadmap(step=k)` builds the network after k changes.
 
 # %% jupyter={"source_hidden": true}
 #@save convnext
