@@ -92,11 +92,11 @@ NOTEBOOK_START = time.perf_counter()
 # And every layer gets the loss's gradient through short paths (*implicit deep supervision*,
 # sec. 5).
 #
-# **Three misreadings.** "Every layer connects to every other": only *inside* a dense block,
-# where all maps have one size (sec. 3, "Pooling layers"). "Dense means many parameters": the
-# layers are narrow; DenseNets need about a third of a ResNet's parameters for the same
-# accuracy (sec. 5, Figure 4). "The channels explode": they grow by $k$ per layer, linearly;
-# what grows quadratically is the memory of a naive implementation (measured below).
+# **Three misreadings.** "Every layer connects to every other": only *inside* a dense block, where
+# all maps have one size (sec. 3, "Pooling layers"). "Dense means many parameters": the layers are
+# narrow; the most compact DenseNets need about a third of a ResNet's parameters for the same
+# accuracy (sec. 5, Figure 4). "The channels explode": they grow by $k$ per layer, linearly; what
+# grows quadratically is the memory of a naive implementation (measured below).
 
 # %%
 common.block_diagrams(
@@ -104,7 +104,7 @@ common.block_diagrams(
          output_label="same channels", title="pre-activation ResNet (Eqn. 1)"),
     dict(layers=["BN, ReLU, 1x1 conv, 4k", "BN, ReLU, 3x3 conv, k"], merge="concat",
          output_label="k0 + k channels", input_label="x (k0 channels)",
-         title="dense layer, DenseNet-B (Eqn. 2)"),
+         title="dense layer with its 1x1 bottleneck (Eqn. 2)"),
     title="Sum vs concatenation: a dense layer appends k new maps to its input")
 
 # %% [markdown]
@@ -177,8 +177,8 @@ check("densenet.DenseLayer", MyDenseLayer)
 # **Why: the growth rate.** Each layer reads everything its block has made so far, the
 # network's "collective knowledge", and adds $k$ maps of its own: "The growth rate regulates how
 # much new information each layer contributes to the global state" (sec. 3, "Growth rate"). So
-# layer $\ell$ reads $k_0 + k(\ell - 1)$ maps and writes $k$. DenseNet-121's first block
-# (Table 1), each bar coloured by who wrote the maps:
+# layer $\ell$ reads $k_0 + k(\ell - 1)$ maps ($k_0$ enter the block) and writes $k$.
+# DenseNet-121's first block (Table 1), each bar coloured by who wrote the maps:
 
 # %%
 k0, k, n = 64, 32, 6                       # DenseNet-121's first block (Table 1)
@@ -205,9 +205,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **The code** (torchvision's names, so that its weights load into ours). The layer gets the
-# *list* of earlier maps; the block keeps it. `bottleneck=True` (DenseNet-B) puts the 1×1 conv
-# first; `drop_rate` (sec. 4.2) and `memory_efficient` (below) are off by default. `#@save
+# **The code** (torchvision's names, so that its weights load into ours). The layer gets the *list*
+# of earlier maps; the block keeps it. `bottleneck=True` puts the 1×1 conv first (the paper's
+# DenseNet-B); `drop_rate` (sec. 4.2) and `memory_efficient` (below) are off by default. `#@save
 # densenet` cells are also written to `common/models/densenet.py` (its imports: folded).
 
 # %% jupyter={"source_hidden": true}
@@ -300,8 +300,8 @@ print(f"DenseLayer: {k0 + 2 * k} input maps -> {layer.conv1.out_channels} (1x1) 
 # | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
 #
 # **Why the bottleneck.** A late layer reads many maps, $c$, but writes only $k$: a 3×3 conv
-# costs $9ck$ multiply-adds per pixel (one per weight). The 1×1 conv brings $c$ down to $4k$ at
-# $4kc$, and the 3×3 conv works on a fixed $4k$: $4k$ per input map instead of $9k$. Counted
+# costs $9ck$ multiply-adds per pixel (one per weight). The 1×1 conv brings $c$ down to $4k$
+# for $4kc$, and the 3×3 conv works on a fixed $4k$: $4k$ per input map instead of $9k$. Counted
 # on DenseNet-121's third block, built on the `meta` device (shapes, no data):
 
 # %%
@@ -383,7 +383,7 @@ check("densenet.Transition", MyTransition)
 # | Detail | Value | Where |
 # |---|---|---|
 # | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
-# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (strict loading needs only names, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
 #
 # **Why.** "The concatenation operation used in Eq. (2) is not viable when the size of
 # feature-maps changes" (sec. 3, "Pooling layers"), yet a network must shrink its maps: so it is
@@ -559,9 +559,9 @@ class DenseNet(nn.Module):
 
 # %% [markdown]
 # Two builders (folded): `_imagenet_densenet(depth)` reads Table 1; `cifar_densenet(depth,
-# growth_rate, bottleneck, compression)` turns a depth $L$ into three blocks of $n$ layers ($L = 3n + 4$, or
-# $6n + 4$ with bottlenecks) with a stem of 16 channels, or $2k$ for DenseNet-BC (sec. 3), for
-# any depth and growth rate (the growth-rate experiment).
+# growth_rate, bottleneck, compression)` turns a depth $L$ into three blocks of $n$ layers ($L = 3n
+# + 4$, or $6n + 4$ with bottlenecks) with a stem of 16 channels, or $2k$ for DenseNet-BC (sec. 3),
+# for any depth and growth rate (the growth-rate experiment).
 
 # %% jupyter={"source_hidden": true}
 #@save densenet
@@ -685,9 +685,9 @@ def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
 
 # %% [markdown]
 # **Memory against depth** (code folded): DenseNet-BC with $k = 12$ on 32×32 images, from
-# $L = 40$ to 250, with and without the option (bytes kept per image, batches of 2). The naive count curves
-# upwards (quadratic in depth); the memory-efficient one stays close to a straight line, and
-# the saving grows with depth.
+# $L = 40$ to 250, with and without the option (bytes kept per image, batches of 2). The naive
+# count curves upwards (quadratic in depth); the memory-efficient one stays close to a straight
+# line, and the saving grows with depth.
 
 # %% jupyter={"source_hidden": true}
 depths = (40, 100, 160, 250)
@@ -1004,13 +1004,13 @@ assert all(round(cifar_params[n] / 1e6, 1) == round(row.params / 1e6, 1) for n, 
 # %% [markdown]
 # ### ImageNet parameters and multiply-adds, against the text and torchvision (skip on a first read)
 #
-# Table 1 lists neither, and the paper's FLOPs are only plotted (Figure 3, right). The text gives one number, "a DenseNet-201 with 20M
-# parameters" (sec. 4.4), which we check to its two digits. Then torchvision's documented
-# counts (the `meta` dictionary of its weights, not the `meta` device: `num_params` and `_ops`,
-# multiply-adds in billions) as a second source: the parameters must be equal, the
-# multiply-adds within 1% (torchvision rounds to three decimals, and `common.count_macs` counts
-# only convolutions and the linear layer, leaving out batch norm and pooling, as papers do).
-# DenseNet-264 has no torchvision twin: its counts stand alone.
+# Table 1 lists neither, and the paper's FLOPs are only plotted (Figure 3, right). The text gives
+# one number, "a DenseNet-201 with 20M parameters" (sec. 4.4), which we check to its two digits.
+# Then torchvision's documented counts (the `meta` dictionary of its weights, not the `meta`
+# device: `num_params` and `_ops`, multiply-adds in billions) as a second source: the parameters
+# must be equal, the multiply-adds within 1% (torchvision rounds to three decimals, and
+# `common.count_macs` counts only convolutions and the linear layer, leaving out batch norm and
+# pooling, as papers do). DenseNet-264 has no torchvision twin: its counts stand alone.
 
 # %%
 from torchvision.models import (DenseNet121_Weights, DenseNet161_Weights, DenseNet169_Weights,
@@ -1077,9 +1077,10 @@ common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_c
 #
 # PyTorch's `SGD` has no dampening by default, as the recipe asks. The data, the dropout: their
 # rows in the reference table. C10+ (augmented) means no dropout, and we keep the paper's 45k/5k
-# split, so that the curves show a validation error (its final run trains on all 50k). Smoke mode (the tests) runs two epochs on a
-# few hundred images, too slow still for DenseNet-BC-100 on a CPU (the folded cell prints its
-# multiply-adds beside ResNet-20's): it trains the same family at $L = 22$.
+# validation split, so that the curves show a validation error (its final run trains on all 50k).
+# Smoke mode (the tests) runs two epochs on a few hundred images, too slow still for
+# DenseNet-BC-100 on a CPU (the folded cell prints its multiply-adds beside ResNet-20's): it trains
+# the same family at $L = 22$.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):
@@ -1387,7 +1388,7 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 #    $\lfloor\theta m\rfloor$ output maps.
 
 # %% [markdown]
-# ## Going deeper · the paper's tables, counted: layer counts, the authors' CIFAR stem, the 73M-parameter DenseNet-264
+# ## Going deeper · the paper's tables, counted: layer counts, the CIFAR stem, the 73M DenseNet-264
 #
 # **Depths and names.** The depths of Table 2 fit the three-block layout ($L = 3n + 4$, or
 # $6n + 4$ with bottlenecks), and Table 1's names count their layers: the stem conv, two convs
@@ -1449,7 +1450,7 @@ common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G")
 # authors' code, their README ("Models in the original paper") and torchvision: the notebook
 # builds it from `TABLE1` and checks it against torchvision (section 4).
 #
-# ## Going deeper · memory_efficient: same gradients, batch-norm statistics, the memory of DenseNet-121
+# ## Going deeper · memory_efficient in detail: gradients, batch-norm statistics, GPU peak
 #
 # **Same outputs and same gradients.** One training step (train mode: batch statistics) of a
 # plain and a memory-efficient DenseNet with the same weights: equal outputs, equal gradients
@@ -1554,7 +1555,7 @@ else:
 # | Growth rate $k$ | each $H_\ell$ outputs $k$ maps; layer $\ell$ of a block sees $k_0 + k(\ell - 1)$ | sec. 3 "Growth rate" |
 # | Bottleneck (DenseNet-B) | BN-ReLU-Conv(1×1)-BN-ReLU-Conv(3×3); "each 1×1 convolution produce[s] 4k feature-maps" | sec. 3 "Bottleneck layers" |
 # | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
-# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (strict loading needs only names, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
 # | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
 # | CIFAR/SVHN network | three dense blocks with equal numbers of layers, at 32×32, 16×16, 8×8; 3×3 convs zero-padded by one pixel | sec. 3 "Implementation Details" |
 # | CIFAR stem | one conv with 16 output channels, "or twice the growth rate for DenseNet-BC"; no pooling. The text gives no kernel size: the 3×3 is the authors' code (`SpatialConvolution(3, nChannels, 3,3, 1,1, 1,1)`) | sec. 3 "Implementation Details"; kernel: `models/densenet.lua` |
@@ -1576,7 +1577,7 @@ else:
 # | Table 3 | ImageNet top-1 and top-5 error, single-crop and 10-crop: `TABLE3` (section 2, plumbing) | Table 3 |
 # | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2; Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
 # | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)". Its abstract gives neither $k$ nor the blocks; our inference: Table 1's blocks with $k = 48$ (72.7M, counted in Going deeper · the paper's tables, counted; the authors' README lists a "DenseNet-cosine-264 (k=48)"), not Table 1's $k = 32$ (33.3M) | Pleiss et al. 2017, abstract; our count |
-# | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 2, the memory-efficient dense layer), as the authors' own memory-efficient Lua layer already did (`DenseConnectLayer.lua` saves `running_mean`/`running_var` before its re-forward and copies them back) | measured in Going deeper · torchvision's memory_efficient; authors' repository |
+# | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 2, the memory-efficient dense layer), as the authors' own memory-efficient Lua layer already did (`DenseConnectLayer.lua` saves `running_mean`/`running_var` before its re-forward and copies them back) | measured in Going deeper · memory_efficient in detail; authors' repository |
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
