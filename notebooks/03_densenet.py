@@ -1190,7 +1190,7 @@ params, accs = zip(*growth.values())
 ax.plot([p / 1e6 for p in params], [100 * a for a in accs], "o-")
 for k, (p, a) in growth.items():
     ax.annotate(f"k = {k}", (p / 1e6, 100 * a), textcoords="offset points", xytext=(5, -12))
-ax.set_title(f"ours: DenseNet-BC (L={MAIN_DEPTH}), {data.description}"
+ax.set_title(f"ours: DenseNet-BC (L={MAIN_DEPTH})\n{data.description}"
              + ("\nsmoke mode: these points are noise" if common.SMOKE else ""), fontsize=9)
 plain_rows = {n: r for n, r in TABLE2.items() if not r.bottleneck}
 ax_paper.plot([r.params / 1e6 for r in plain_rows.values()],
@@ -1201,6 +1201,8 @@ for r in plain_rows.values():
 ax_paper.set_title("the paper: Table 2, DenseNet without bottleneck, C10+", fontsize=9)
 for a in (ax, ax_paper):
     a.set_xscale("log")
+    a.margins(x=0.35, y=0.15)                          # room for the labels
+    a.xaxis.set_minor_formatter(plt.NullFormatter())   # no colliding minor tick labels
     a.set_xlabel("parameters (millions)")
     a.set_ylabel("test accuracy (%)")
     a.grid(alpha=0.3)
