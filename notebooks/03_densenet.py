@@ -32,7 +32,7 @@
 #
 # **Run time.** Smoke mode (the tests): well under a minute on a 2-core CPU (docs/speed.md).
 # Quick mode: well over half an hour on a 2-core CPU (details below). Full mode: a GPU, not
-# measured. **First path:** about 44 minutes of reading (`tools/reading_path.py`).
+# measured. **First path:** about 43 minutes of reading (`tools/reading_path.py`).
 #
 # <details><summary>Quick mode, measured</summary>
 #
@@ -167,6 +167,9 @@ class MyDenseLayer(nn.Module):
 check("densenet.DenseLayer", MyDenseLayer)
 
 # %% [markdown]
+# **What the paper says**: rows of the complete Easter-egg table at the end (each detail, its
+# value, where it is stated; an **Egg** is a detail the text leaves out or sources disagree on).
+#
 # | Detail | Value | Where |
 # |---|---|---|
 # | Dense connectivity | $x_\ell = H_\ell([x_0, \ldots, x_{\ell-1}])$, concatenation along the channels, inside a block | Eqn. (2), sec. 3 "Dense connectivity", Fig. 1 |
@@ -470,13 +473,12 @@ print(f"DenseBlock: {tuple(x.shape)} -> {tuple(y.shape)}; layer inputs "
 # | Head | global average pooling, then a softmax classifier | sec. 3 "Implementation Details", Table 1 |
 # | **Egg: the final BN-ReLU** | the last dense block's output goes through BN and ReLU before the pooling: not in the text, and not implied by Table 1 either (its caption's BN-ReLU-Conv covers the "conv" rows; the classification row has no conv). Our reading: the pre-activation design leaves the last block's output un-normalised, so something must. Present in the authors' code (`addTransition(..., last)`) and torchvision (`norm5`, then `F.relu`) | authors' code; torchvision |
 #
-# Table 1's blocks, the CIFAR rows (network, stem, depth $L$), weight init, DenseNet-161: in the
-# reference table. **Why a configuration.** Every DenseNet of the paper is the same blocks in other
-# numbers: a row of Table 1 is $k$ and the layers of four dense blocks. So the table is data
-# (`TABLE1`), and one class builds any row: a **stem** `conv0` (ImageNet: 7×7 conv with stride
-# 2, BN, ReLU, 3×3 max pool; CIFAR: one 3×3 conv), **dense blocks** with **transitions**
-# between them, and a **head**: `norm5`, ReLU, global average pooling (any input size), a linear
-# `classifier` that returns logits (the softmax is in the loss).
+# More rows (Table 1's blocks, the CIFAR nets, depth $L$, init): the reference table. **Why a
+# configuration.** Every DenseNet of the paper is the same blocks in other numbers: a row of
+# Table 1 is $k$ and the layers of four dense blocks. So the table is data (`TABLE1`), and one
+# class builds any row: a **stem** `conv0` (ImageNet: 7×7 conv with stride 2, BN, ReLU, 3×3 max
+# pool; CIFAR: one 3×3 conv), **dense blocks** with **transitions** between them, and a **head**:
+# `norm5`, ReLU, global average pooling (any input size), a linear `classifier` returning logits.
 
 # %%
 #@save densenet
@@ -558,10 +560,9 @@ class DenseNet(nn.Module):
 
 
 # %% [markdown]
-# Two builders (folded): `_imagenet_densenet(depth)` reads Table 1; `cifar_densenet(depth,
-# growth_rate, bottleneck, compression)` turns a depth $L$ into three blocks of $n$ layers ($L = 3n
-# + 4$, or $6n + 4$ with bottlenecks) with a stem of 16 channels, or $2k$ for DenseNet-BC (sec. 3),
-# for any depth and growth rate (the growth-rate experiment).
+# Two builders (folded): `_imagenet_densenet(depth)` reads Table 1; `cifar_densenet` turns a
+# depth $L$ into three blocks of $n$ layers ($L = 3n + 4$, or $6n + 4$ with bottlenecks), with a
+# stem of 16 channels, or $2k$ for DenseNet-BC (sec. 3), for any $L$ and $k$.
 
 # %% jupyter={"source_hidden": true}
 #@save densenet
@@ -645,11 +646,9 @@ def _running_stats_kept(bn: nn.BatchNorm2d):
 
 
 # %% [markdown]
-# **The memory, measured.** `bytes_saved_for_backward` (folded) runs one forward pass and adds
-# up the tensors kept for the backward pass: those autograd saves (a
-# `torch.autograd.graph.saved_tensors_hooks` pack hook sees each one; shared storage counted
-# once, weights left out), plus the inputs a checkpointed layer keeps to recompute from. (On a
-# GPU: the peak of `torch.cuda.max_memory_allocated()`, Going deeper.)
+# **The memory, measured.** `bytes_saved_for_backward` (folded; its docstring says how) adds up
+# the bytes one forward pass keeps for the backward pass. (On a GPU: the peak of
+# `torch.cuda.max_memory_allocated()`, in Going deeper.)
 
 # %% jupyter={"source_hidden": true}
 #@save densenet
@@ -956,10 +955,8 @@ except ValueError as err:
 common.summary(common.get_model("densenet121"), (1, 3, 224, 224), depth=2)
 
 # %% [markdown]
-# **The channels through the whole network** (the code is folded): the channels entering every
-# dense layer and leaving every transition of DenseNet-121, read from the model's layers and
-# checked against a forward pass on the `meta` device. Inside a block the count climbs by
-# $k = 32$ per layer; each transition halves it ($\theta = 0.5$).
+# **The channels through DenseNet-121** (code folded), read from its layers and checked against
+# a forward pass on the `meta` device: $+k = 32$ per layer, halved by each transition.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):
@@ -1043,8 +1040,8 @@ common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") f
 # For DenseNet-121, 161, 169 and 201: torchvision's model with random weights **and random
 # batch-norm statistics** (`common.random_reference`: a default BN is the identity in eval mode,
 # and a misplaced one would go unseen), its `state_dict()` loaded into ours with `strict=True`
-# (a *strict load*: every name and shape must match), and equal outputs asserted. Smoke mode
-# (the tests) uses 64×64 inputs instead of 224×224: the head pools globally.
+# (a *strict load*: every name and shape must match), equal outputs asserted. Smoke mode: 64×64
+# inputs instead of 224×224.
 
 # %%
 size = 64 if common.SMOKE else 224                    # smoke: a smaller input, same check
@@ -1069,7 +1066,8 @@ common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_c
 # %% [markdown]
 # ## 5 · Train on CIFAR-10 with the paper's recipe (section 4.2)
 #
-# DenseNet-BC (L=100, k=12), the smallest network of Table 2 (`TABLE2["cifar_densenet_bc100_k12"]`).
+# DenseNet-BC (L=100, k=12), the smallest network of Table 2
+# (`TABLE2["cifar_densenet_bc100_k12"]`).
 #
 # | Detail | Value | Where |
 # |---|---|---|
@@ -1078,9 +1076,9 @@ common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_c
 # PyTorch's `SGD` has no dampening by default, as the recipe asks. The data, the dropout: their
 # rows in the reference table. C10+ (augmented) means no dropout, and we keep the paper's 45k/5k
 # validation split, so that the curves show a validation error (its final run trains on all 50k).
-# Smoke mode (the tests) runs two epochs on a few hundred images, too slow still for
-# DenseNet-BC-100 on a CPU (the folded cell prints its multiply-adds beside ResNet-20's): it trains
-# the same family at $L = 22$.
+# Smoke mode (the tests) runs two epochs on a few hundred images; even that is too slow for
+# DenseNet-BC-100 on a CPU (the folded cell prints its multiply-adds beside ResNet-20's), so it
+# trains the same family at $L = 22$.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):
@@ -1161,10 +1159,9 @@ assert worse == ["c10"], worse                          # k = 24 is worse on C10
 print(f"k = 12 -> 24: parameters x {k24.params / k12.params:.1f}; error worse on {worse} only")
 
 # %% [markdown]
-# We re-run it at one depth: DenseNet-BC (L=100) with $k$ = 6, 12 and 24 (12 is section 5's
-# run, reused), the section 4.2 recipe, test accuracy against parameters, beside the paper's
-# points. `GROWTH_FRACTION = 0.25` runs a quarter of the schedule, drops at the same fractions.
-# Smoke mode: depth 22, only $k$ = 6 and 12, to keep the tests fast.
+# We re-run it with DenseNet-BC (L=100), $k$ = 6, 12 (section 5's run) and 24, the same recipe,
+# beside the paper's points. `GROWTH_FRACTION = 0.25` runs a quarter of the schedule. Smoke mode:
+# depth 22, $k$ = 6 and 12 only.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
@@ -1225,14 +1222,14 @@ common.table([(name, f"{row.growth_rate}", f"{row.params / 1e6:.1f}M", f"{row.c1
 # %% [markdown]
 # ## 7 · Hurdles: the bugs people make, and which check catches them
 #
-# Each bug is written and run (unfold a cell for its code) and caught by a check above.
+# Each bug is written and run, and caught by a check above (unfold a folded cell to read how).
 #
 # **1. A bottleneck of 4× the *input* channels instead of $4k$.** "Each 1×1 convolution
 # produce[s] $4k$ feature-maps" (sec. 3). With `4 * in_channels` the 1×1 conv *widens* the
 # input fourfold. Everything runs and trains; the strict load fails on the shapes, and the
 # parameter count against torchvision's (section 3) is off by more than a factor of ten:
 
-# %% jupyter={"source_hidden": true}
+# %%
 class WideBottleneckLayer(DenseLayer):
     def __init__(self, in_channels, growth_rate, **kwargs):
         super().__init__(in_channels, growth_rate, **kwargs)
@@ -1241,6 +1238,7 @@ class WideBottleneckLayer(DenseLayer):
         self.conv2 = nn.Conv2d(4 * in_channels, growth_rate, 3, padding=1, bias=False)
 
 
+# %% jupyter={"source_hidden": true}
 from common.inspection import state_dict_differences
 
 
@@ -1349,17 +1347,19 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
       "ours pools globally")
 
 # %% [markdown]
-# **More to watch for**: the CIFAR stem (16 channels, $2k$ for DenseNet-BC: sec. 3; the
-# authors' code uses $2k$ for all: Going deeper); dropout only without augmentation (sec. 4.2);
-# a recomputed batch norm counting a batch twice (Going deeper); old torchvision checkpoint keys
-# (`denselayer1.norm.1.weight`: plumbing); DenseNet-264, whose layers count 265 (Going deeper).
+# <details><summary>More to watch for</summary>
+#
+# The CIFAR stem (16 channels, $2k$ for DenseNet-BC: sec. 3; the authors' code uses $2k$ for all:
+# Going deeper); dropout only without augmentation (sec. 4.2); a recomputed batch norm counting a
+# batch twice (Going deeper); old torchvision checkpoint keys (`denselayer1.norm.1.weight`:
+# plumbing); DenseNet-264, whose layers count 265 (Going deeper).
+# </details>
 #
 # ## 8 · Exercises
 #
 # 1. **Dropout on C10.** Train `cifar_densenet40_k12(drop_rate=0.2)` without augmentation
 #    (`dataclasses.replace(recipe, augment=False)`), with it, and without dropout. Against
-#    Table 2's C10 and C10+ columns (`TABLE2["cifar_densenet40_k12"]`): which matters more here,
-#    dropout or augmentation?
+#    Table 2's C10 and C10+ (`TABLE2["cifar_densenet40_k12"]`): which matters more?
 # 2. **B and C separately.** Count parameters and multiply-adds of DenseNet-B
 #    (`cifar_densenet(100, 12, compression=1.0)`) and DenseNet-C (`cifar_densenet(40, 12,
 #    bottleneck=False, compression=0.5)`) against DenseNet and DenseNet-BC of the same depth:
@@ -1367,18 +1367,17 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 # 3. **Where does the memory go?** Extend `bytes_saved_for_backward` to report the bytes per
 #    module type (BatchNorm2d, ReLU, Conv2d, cat). Which stores most in the naive net, and what
 #    does `memory_efficient=True` remove?
-# 4. **The cost of recomputing.** Time a training step of DenseNet-121 (batch 32 on a GPU, or 4
-#    on a CPU) with and without `memory_efficient=True`, in one run: what does the memory saved
-#    in section 2 cost in time?
+# 4. **The cost of recomputing.** Time a training step of DenseNet-121 (batch 32 on a GPU, 4 on
+#    a CPU) with and without `memory_efficient=True`, in one run: what does the saving cost?
 # 5. **Feature reuse (Figure 5).** After training DenseNet (L=40, k=12), compute for each
 #    layer's first conv the mean absolute weight on each earlier layer's $k$ input channels, and
 #    draw Figure 5's heat map. Are early features really used late?
 # 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (notebook 02) with its recipe:
 #    its parameters and test error beside DenseNet-BC-100's. Which uses its parameters better?
 #
-# **Cost in quick mode**: 2, 3 and 4 train nothing; 1, 5 and 6 train three, one and one runs,
-# none larger than section 5's (its time: the header). For 1 and 6, run two seeds of each
-# (`seed=` of `common.train_run`): believe a gap only if it exceeds their spread.
+# **Cost in quick mode**: 2-4 train nothing; 1, 5 and 6 train three, one and one runs, none
+# larger than section 5's (header). For 1 and 6, run two seeds each (`seed=` of
+# `common.train_run`): believe a gap only if it exceeds their spread.
 #
 # ### Write it yourself
 #
