@@ -118,9 +118,10 @@ def random_reference(build, seed: int = 0, reuse: dict | None = None) -> nn.Modu
 
 
 # Range of the random values given to a parameter that starts at a constant
-# (``constant_parameters``): a non-zero constant is a scale (layer scale starts at 1e-6:
-# ConvNeXt, CaiT), drawn in [0.5, 1.5] with its sign; a zero constant is a shift (a bias
-# initialised to 0), drawn in [-0.5, 0.5].
+# (``constant_parameters``): a non-zero constant is a scale (layer scale starts at 1e-6 in
+# ConvNeXt; in CaiT at 1e-5 for its 24-layer models and 1e-6 for its 36- and 48-layer ones,
+# facebookresearch/deit@0176669, cait_models.py), drawn in [0.5, 1.5] with its sign; a zero
+# constant is a shift (a bias initialised to 0), drawn in [-0.5, 0.5].
 _CONSTANT_SCALE, _CONSTANT_SHIFT = (0.5, 1.5), (-0.5, 0.5)
 
 

@@ -36,8 +36,11 @@ def pretrained_weights(model_name: str):
     """torchvision's ImageNet weights for the registered model ``model_name``, as its model card
     declares them (``ResNet50_Weights.IMAGENET1K_V2`` for ``resnet50``...); for a name the course
     does not register, torchvision's default for that name. Nothing is downloaded here. A
-    ValueError for a model without torchvision weights (the CIFAR adaptations, VGG's A-LRN and C
-    variants; SE-Net's are timm's: ``load_official_weights`` takes those)."""
+    ValueError, whose message lists the models that have them, for a model whose card declares
+    no torchvision weights: none at all (``[n for n in list_models() if not
+    model_card(n).weights]``: the CIFAR adaptations, VGG's A-LRN and C variants, DenseNet-264,
+    SE-ResNet-101 and -152, ConvNeXt's roadmap model), or timm's (SE-ResNet-50 and
+    SE-ResNeXt-50: ``load_official_weights`` takes those)."""
     import torchvision  # optional here: heavy to import, and only weights need it
 
     card = _card(model_name)
@@ -61,10 +64,12 @@ def pretrained_weights(model_name: str):
 
 def pretrained_rename(model_name: str):
     """The key renaming the official checkpoint of ``model_name`` needs before a strict load into
-    our model, as its model card declares it (None: none). DenseNet's checkpoints predate
-    module names with digits: ``denselayer1.norm.1.weight`` is ``denselayer1.norm1.weight`` now
-    (torchvision's own ``densenet.py`` renames them the same way while loading; notebook 03
-    writes the renaming and saves it into ``common.models.densenet``)."""
+    our model, as its model card declares it (None: none). DenseNet's checkpoints were saved
+    when a module name could hold a dot: ``denselayer1.norm.1.weight`` comes from a module named
+    ``norm.1``, which PyTorch no longer allows, and is ``denselayer1.norm1.weight`` now
+    (torchvision's own ``densenet.py`` renames them the same way while loading, "'.'s are no
+    longer allowed in module names"; notebook 03 writes the renaming and saves it into
+    ``common.models.densenet``)."""
     card = _card(model_name)
     return card.renaming() if card is not None else None
 
@@ -136,7 +141,7 @@ def classify_photo(model: nn.Module, weights, photo: torch.Tensor | None = None,
                    rename=None, offline: bool | None = None, show: bool = True):
     """Official weights in *our* model, on a real photo: ``load_official_weights(model, weights,
     rename)`` (torchvision's ``weights``, a ``WeightsEnum`` member such as
-    ``ResNet50_Weights.IMAGENET1K_V1``, loaded with ``strict=True``), then ``photo`` (default
+    ``ResNet50_Weights.IMAGENET1K_V2``, loaded with ``strict=True``), then ``photo`` (default
     ``sample_photo()``) classified with the weights' own preprocessing (``weights.transforms()``).
     Shows the photo (``show``), prints the ``top`` classes and returns them as
     ``[(probability, category), ...]``. Offline (``common.OFFLINE``) or when the download fails

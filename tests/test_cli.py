@@ -237,3 +237,100 @@ def test_adamw_from_the_command_line():
     with pytest.raises(cli.CommandError, match="--adam-betas"):
         recipe("--adam-betas", "0.9;0.95")
 
+
+
+# --- transfer flags and the run folder: bad input blocks nothing (issue 31) -------------------
+
+@pytest.mark.parametrize("flags, says", [
+    (["--lr-scales", "layer9=0.1"], "'layer9'"),                       # no such part
+    (["--lr-scales", "avgpool=0.1"], "'avgpool'"),                     # a part without parameters
+    (["--freeze", "avgpool"], "'avgpool' holds no parameters"),
+    (["--freeze", "fc,avgpool"], "'avgpool' holds no parameters"),
+    (["--lr-scales", "fc=inf"], "finite"),
+    (["--lr-scales", "fc=nan"], "lr_scales"),
+    (["--freeze", "fc", "--lr-scales", "features.0=0.1"], "--lr-scales names features.0, which "
+                                                          "--freeze leaves frozen"),
+])
+def test_bad_transfer_flags_are_one_line_and_the_corrected_command_runs(flags, says, capsys,
+                                                                        tmp_path):
+    run = tmp_path / "run"
+    err = error_line(capsys, [*TINY, "--epochs", "1", "--run-dir", str(run), *flags])
+    assert says in err, err
+    assert not run.exists()                     # nothing written, command.json included
+    assert cli.main([*TINY, "--epochs", "1", "--run-dir", str(run)]) == 0
+
+
+def test_an_image_folder_with_a_file_that_is_not_an_image_is_one_line(tmp_path, capsys):
+    from _train_helpers import write_folder
+
+    root = write_folder(tmp_path / "images")
+    (root / "train" / "a" / "x.jpg").write_text("not an image")
+    run = tmp_path / "run"
+    err = error_line(capsys, ["cifar_baseline", "--model-kwargs", '{"widths": [8]}', "--data",
+                              f"imagefolder:{root}", "--image-size", "16", "--epochs", "1",
+                              "--batch-size", "4", "--workers", "0", "--no-amp",
+                              "--run-dir", str(run)])
+    assert "x.jpg" in err and "not an image" in err, err
+    assert not run.exists()
+
+
+def test_a_run_folder_that_is_a_file_or_lies_under_one_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("a file")
+    for run, says in ((afile, "is a file"), (afile / "run", "lies under the file")):
+        err = error_line(capsys, [*TINY, "--epochs", "1", "--run-dir", str(run)])
+        assert says in err and str(afile) in err, err
+    assert afile.read_text() == "a file"
+
+
+def test_the_settings_of_a_run_that_never_finished_an_epoch_block_nothing(tmp_path, capsys):
+    """A folder holding only command.json (a run stopped before its first checkpoint) is
+    started afresh, with or without --resume, whatever its settings, and it says so."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / cli.SETTINGS).write_text(json.dumps({"MODEL": "cifar_baseline", "--lr": 9.0}))
+    assert cli.main([*TINY, "--epochs", "1", "--run-dir", str(run)]) == 0
+    assert "never finished an epoch" in capsys.readouterr().out
+    assert json.loads((run / cli.SETTINGS).read_text())["--epochs"] == 1
+    (run / ctrain.CHECKPOINT).unlink()
+    (run / ctrain.HISTORY).unlink()
+    assert cli.main([*TINY, "--epochs", "1", "--lr", "0.02", "--run-dir", str(run),
+                     "--resume"]) == 0
+    assert json.loads((run / cli.SETTINGS).read_text())["--lr"] == 0.02
+    # with a checkpoint, other settings are still refused
+    err = error_line(capsys, [*TINY, "--epochs", "1", "--run-dir", str(run), "--resume"])
+    assert "--lr 0.02 then, 0.05 now" in err
+
+
+def test_freeze_without_pretrained_warns_in_one_line(tmp_path, capsys):
+    assert cli.main([*TINY, "--epochs", "1", "--run-dir", str(tmp_path / "r"), "--freeze"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning" in err and "random" in err, err
+
+
+def test_freeze_before_the_model_and_spaces_between_parts(tmp_path, capsys):
+    model, _ = cli.train(["--freeze", *TINY, "--epochs", "1", "--run-dir", str(tmp_path / "a")])
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight",
+                                                                           "fc.bias"]
+    model, _ = cli.train([*TINY, "--epochs", "1", "--run-dir", str(tmp_path / "b"),
+                          "--freeze", "fc, features.4", "--lr-scales", "features.4 = 0.5"])
+    trainable = {n.split(".weight")[0].split(".bias")[0]
+                 for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc", "features.4.0", "features.4.1"}
+
+
+def test_an_image_that_fails_to_decode_while_training_is_one_line_and_leaves_nothing(tmp_path,
+                                                                                     capsys):
+    """A file that starts like a JPEG (so the first check passes it) but is not one: the error
+    comes from the first batch, as one line, and the command.json just written is removed."""
+    from _train_helpers import write_folder
+
+    root = write_folder(tmp_path / "images")
+    (root / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    run = tmp_path / "run"
+    err = error_line(capsys, ["cifar_baseline", "--model-kwargs", '{"widths": [8]}', "--data",
+                              f"imagefolder:{root}", "--image-size", "16", "--epochs", "1",
+                              "--batch-size", "4", "--workers", "0", "--no-amp",
+                              "--run-dir", str(run)])
+    assert "broken.jpg cannot be read as an image" in err, err
+    assert not (run / cli.SETTINGS).exists() and not (run / ctrain.CHECKPOINT).exists()

@@ -701,3 +701,56 @@ def test_adamw_with_warmup_and_cosine_trains_and_resumes_exactly(small, tmp_path
     assert recipe.lr_factor(0) == 0 and recipe.lr_factor(0.25) == pytest.approx(0.5)
     ha, _ = straight_and_resumed(small, tmp_path, recipe)
     assert ha["train_loss"][-1] < ha["train_loss"][0]
+
+
+# --- learning rates per part: each group's own lr, exact resume, old checkpoints (issue 31) ----
+
+@pytest.fixture
+def one_thread():
+    """Five tiny fits: on a busy 2-core machine two threads mostly wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _scaled_recipe():
+    return common.Recipe(epochs=2, batch_size=64, lr=0.1, schedule="cosine",
+                         lr_scales=(("features.0", 0.25), ("features.2", 0.5)))
+
+
+def test_lr_scales_resume_exactly_old_checkpoints_too_and_each_group_reads_its_rate(
+        small, tmp_path, monkeypatch, one_thread):
+    """Each group's lr is its own rate (recipe lr x scale x schedule), a stopped run resumes to
+    the straight run's weights, and so does a checkpoint written before issue 31, whose scaled
+    groups kept the recipe's lr and an "lr_scale" key that step hooks multiplied it by."""
+    seen = []
+    make = loop.make_optimizer
+
+    def recording(model, recipe):                   # each step's group rates, after the step
+        optimizer = make(model, recipe)
+        optimizer.register_step_post_hook(lambda o, a, k: seen.append(
+            sorted(g["lr"] for g in o.param_groups)))
+        return optimizer
+
+    monkeypatch.setattr(loop, "make_optimizer", recording)
+    recipe = _scaled_recipe()
+    kw = dict(progress=False, verbose=False, amp=False)
+    common.seed_everything(0)
+    a = tiny_model()
+    ha = common.fit(a, small, recipe, **kw)
+    lr = ha["lr"][-1]                               # the schedule's rate at the last step
+    assert seen[-1] == pytest.approx([0.25 * lr, 0.5 * lr, lr])
+    common.seed_everything(0)
+    common.fit(tiny_model(), small, recipe, run_dir=tmp_path / "new", stop_after_epochs=1, **kw)
+    state = ctrain.load_checkpoint(tmp_path / "new" / ctrain.CHECKPOINT)
+    groups = state["optimizer"]["param_groups"]      # weight_decay_groups' order: by scale
+    for group, scale in zip(groups, (1.0, 0.5, 0.25), strict=True):
+        group["lr"], group["lr_scale"] = group["lr"] / scale, scale     # the old layout
+    ctrain.save_checkpoint(state, tmp_path / "old" / ctrain.CHECKPOINT)
+    for folder in ("new", "old"):
+        torch.manual_seed(123)
+        c = tiny_model()
+        common.fit(c, small, recipe, run_dir=tmp_path / folder, resume=True, **kw)
+        for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+            assert torch.equal(va, vc), (folder, k)

@@ -70,8 +70,8 @@ def test_the_head_is_found_and_replaced_with_the_right_widths(family):
 
 def test_convnext_layout_is_re_headed_too():
     """torchvision's ConvNeXt: the layout of the course's (classifier = LayerNorm2d, Flatten,
-    Linear), found with no ConvNeXt case in common/transfer.py's code (its docstrings name it
-    only as an example)."""
+    Linear), found with no ConvNeXt case in common/transfer.py's code (only its module docstring
+    and head_name's error message name ConvNeXt, among the families it knows)."""
     with torch.device("meta"):
         model = torchvision.models.convnext_tiny()
     assert T.head_name(model) == "classifier.2"
@@ -164,8 +164,9 @@ def test_clear_errors_for_unknown_parts_and_models():
         squeezenet = torchvision.models.squeezenet1_0()
     with pytest.raises(ValueError, match=r"Cannot re-head SqueezeNet.*Conv2d 'classifier.1'"):
         T.replace_head(squeezenet, 3)
-    with pytest.raises(ValueError, match="num_classes"):
-        T.replace_head(model, 0)
+    for bad in (-1, 5.0, True):                    # 0 is timm's "no head" (features)
+        with pytest.raises(ValueError, match="num_classes"):
+            T.replace_head(model, bad)
     with pytest.raises(ValueError, match="no parameters under.*Its parts: conv1"):
         make_optimizer(model, Recipe(epochs=1, lr_scales={"layer9": 0.1}))
     T.freeze(model, trainable=[])
@@ -193,13 +194,15 @@ def test_fit_trains_each_part_at_its_scaled_learning_rate(monkeypatch):
     model = common.get_model("cifar_baseline", widths=(8, 16), convs_per_stage=1)
     scales = T.lr_scales_by_depth(model, 0.5)
     assert scales == tuple((n, 0.5 ** (len(T.parts(model)) - 1 - i))
-                           for i, n in enumerate(T.parts(model)))
+                           for i, n in enumerate(T.parts(model)))   # one part per stage here
+    names = {id(p): n for n, p in model.named_parameters()}
     stepped = []                  # each step's lr per group, as the optimizer's step sees them
 
     def recording(m, r):
         optimizer = make_optimizer(m, r)
         optimizer.register_step_pre_hook(lambda o, args, kwargs: stepped.append(
-            {g["lr_scale"]: g["lr"] for g in o.param_groups}))
+            {ctrain.lr_scale_of(names[id(g["params"][0])], scales): g["lr"]
+             for g in o.param_groups}))
         return optimizer
 
     monkeypatch.setattr(loop, "make_optimizer", recording)
@@ -207,7 +210,7 @@ def test_fit_trains_each_part_at_its_scaled_learning_rate(monkeypatch):
     h = common.fit(model, data, recipe, smoke=True, verbose=False, amp=False)
     assert stepped and all(lrs == {s: pytest.approx(0.2 * s) for s in lrs} for lrs in stepped)
     assert len(stepped[0]) == len(set(dict(scales).values())) and h["recipe"]["lr_scales"]
-    assert h["lr"][-1] == 0.2                # the recipe's lr, as fit set it, after every step
+    assert h["lr"][-1] == 0.2                # the schedule's rate for scale 1, as fit set it
 
 
 def test_class_subset_relabels_caps_and_keeps_the_statistics():
@@ -289,3 +292,177 @@ def test_command_line_freeze_trains_only_the_named_parts(tmp_path, capsys):
     assert "no part named 'layer9'" in capsys.readouterr().err
     assert cli.main([*tiny[:-1], str(tmp_path / "p"), "--pretrained"]) == 2
     assert "no ImageNet weights for 'cifar_baseline'" in capsys.readouterr().err
+
+
+# --- transfer's sharp edges (issue 31) ----------------------------------------------------------
+
+def test_frozen_batch_norms_stay_frozen_through_the_sync_batch_norm_conversion():
+    """fit(sync_bn=True) converts after the user's freeze. On a CPU without a process group
+    SyncBatchNorm falls back to batch_norm, so the mechanism shows: train-mode forwards must
+    leave the frozen running statistics as they were."""
+    model = T.replace_head(_real("resnet18"), 3)
+    T.freeze(model, trainable=("layer4", "fc"))
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert isinstance(model.bn1, nn.SyncBatchNorm)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()(torch.randn(4, 3, 32, 32))
+    assert not model.bn1.training and model.layer4[0].bn1.training
+    assert T.frozen_state_changes(model, before) == []
+    assert not torch.equal(before["layer4.0.bn1.running_mean"], model.layer4[0].bn1.running_mean)
+
+
+@pytest.mark.parametrize("name, head", [("efficientnet_b0", "classifier.1"),   # stochastic depth
+                                        ("vgg11_bn", "classifier.6")])          # dropout
+def test_a_linear_probe_sees_fixed_features(name, head):
+    """Everything outside the trainable parts runs as in eval mode: stochastic depth and dropout
+    of the frozen parts are off, so the head sees the same features at every pass."""
+    model = T.replace_head(_real(name), 3)
+    seen = []
+    model.get_submodule(head).register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        model.train()(x), model(x)
+        assert not torch.equal(seen[0], seen[1])     # without freeze: random layers at work
+        T.freeze(model)
+        model.train()(x), model(x)
+        assert torch.equal(seen[2], seen[3])
+        model.eval()(x)
+        assert torch.equal(seen[2], seen[4])         # the features of eval mode
+        T.unfreeze(model)
+        assert all(m.training is False for m in model.modules())   # as eval() left them
+        model.train()(x), model(x)
+        assert not torch.equal(seen[5], seen[6])
+
+
+def test_a_trainable_part_keeps_its_dropout():
+    model = T.replace_head(_meta("vgg11_bn"), 3)
+    T.freeze(model, trainable=("classifier",))           # fc6, fc7 and their dropout learn
+    model.train()
+    model(torch.empty(2, 3, 32, 32, device="meta"))
+    assert model.classifier[2].training and not model.features[0].training
+
+
+def test_everything_includes_top_level_parameters():
+    """ViT's class token is a parameter of the model itself, under no child module."""
+    with torch.device("meta"):
+        vit = torchvision.models.vit_b_16()
+    assert T.parts(vit)[0] == "class_token"
+    T.freeze(vit, trainable=T.parts(vit))
+    assert all(p.requires_grad for p in vit.parameters())
+    T.freeze(vit, trainable=("class_token", "heads"))
+    assert [n for n, p in vit.named_parameters() if p.requires_grad] == [
+        "class_token", "heads.head.weight", "heads.head.bias"]
+    assert T.trainable_parts(vit)["class_token"] == "trainable"
+    assert dict(T.lr_scales_by_depth(vit, 0.5))["class_token"] == 0.5 ** (len(T.parts(vit)) - 1)
+
+
+def test_replace_head_takes_numpy_integers_and_re_heads_auxiliary_heads():
+    np = pytest.importorskip("numpy")
+    model = T.replace_head(_meta("resnet18"), np.int64(5))
+    assert model.fc.out_features == 5 and type(model.fc.out_features) is int
+    with torch.device("meta"):
+        inception = torchvision.models.inception_v3(init_weights=False)
+        googlenet = torchvision.models.googlenet(init_weights=False)
+    T.replace_head(inception, 7)
+    assert inception.fc.out_features == inception.AuxLogits.fc.out_features == 7
+    T.replace_head(T.replace_head(inception, 0), 3)       # features only, then a head again
+    assert inception.fc.out_features == inception.AuxLogits.fc.out_features == 3
+    T.replace_head(googlenet, 7)
+    assert {googlenet.get_submodule(n).out_features for n in ("fc", "aux1.fc2", "aux2.fc2")} \
+        == {7}
+    assert googlenet.aux1.fc1.out_features == 1024                 # not a head: kept
+
+
+def test_features_without_a_head_and_timm_s_names():
+    """timm's num_classes=0 (an identity head: the model returns its features), get_classifier
+    and reset_classifier, as functions."""
+    model = T.replace_head(_meta("resnet50"), 0)
+    assert model(torch.empty(2, 3, 64, 64, device="meta")).shape == (2, 2048)
+    assert "fc" not in T.parts(model)
+    assert T.reset_classifier(model, 4) is model
+    assert T.get_classifier(model) is model.fc and model.fc.out_features == 4
+    assert model(torch.empty(2, 3, 64, 64, device="meta")).shape == (2, 4)
+
+
+def test_freeze_names_what_trains_by_keyword_only():
+    model = _meta("resnet18")
+    with pytest.raises(TypeError, match=r"trainable=\('layer4', 'fc'\).*timm"):
+        T.freeze(model, ("layer4", "fc"))
+    assert not any(p.requires_grad is False for p in model.parameters())    # nothing done
+
+
+def test_clear_errors_for_bad_arguments():
+    model = _meta("resnet18")
+    with pytest.raises(TypeError, match="trainable.*part names.*123"):
+        T.freeze(model, trainable=123)
+    with pytest.raises(ValueError, match="'avgpool' holds no parameters"):
+        T.freeze(model, trainable=("avgpool", "fc"))
+    with pytest.raises(ValueError, match="is itself an nn.Linear"):
+        T.replace_head(nn.Linear(4, 3), 2)
+    with torch.device("meta"):
+        squeezenet = torchvision.models.squeezenet1_0()
+    with pytest.raises(ValueError, match=r"freeze\(model\) trains the head.*trainable="):
+        T.freeze(squeezenet)
+    with pytest.raises(ValueError, match="factor"):
+        T.lr_scales_by_depth(model, True)
+
+
+@pytest.mark.parametrize("name, stages", [
+    ("resnet50", 6), ("seresnet50", 6), ("vgg16_bn", 6), ("densenet121", 6),
+    ("mobilenet_v2", 10), ("efficientnet_b0", 10), ("convnext_tiny", 6),
+    ("cifar_resnet20", 5), ("cifar_mobilenet_v2", 10), ("cifar_densenet40_k12", 5),
+    ("cifar_vgg16_bn", 6), ("cifar_baseline", 4), ("cifar_convnext", 6),
+])
+def test_depth_follows_the_stages_of_each_family(name, stages):
+    """lr_scales_by_depth halves the rate per stage (the model card's grouping), not per part:
+    MobileNetV2's features hold its blocks one by one, VGG's single layers."""
+    model = _meta(name)
+    groups = T.stages(model)
+    assert len(groups) == stages and [p for g in groups for p in g] == T.parts(model)
+    scales = dict(T.lr_scales_by_depth(model, 0.5))
+    assert set(scales) == set(T.parts(model))
+    assert min(scales.values()) == 0.5 ** (stages - 1)
+    assert all(scales[p] == 0.5 ** (stages - 1 - i) for i, g in enumerate(groups) for p in g)
+
+
+def test_stages_of_mobilenet_v2_are_the_rows_of_table_2():
+    groups = T.stages(_meta("mobilenet_v2"))
+    assert [len(g) for g in groups] == [1, 1, 2, 3, 4, 3, 3, 1, 1, 1]
+    assert groups[3] == ["features.4", "features.5", "features.6"]
+    convnext = T.stages(_meta("convnext_tiny"))
+    assert convnext[1:3] == [["features.1"], ["features.2", "features.3"]]  # downsampling first
+    assert T.stages(_meta("resnet18"))[0] == ["conv1", "bn1"]
+    names = T.lr_scales_by_depth(_meta("resnet18"), 0.1, names=[("conv1", "bn1"), "layer4"])
+    assert names == (("conv1", 0.1), ("bn1", 0.1), ("layer4", 1.0))
+
+
+def test_each_group_carries_its_own_learning_rate():
+    """The effective rate is each group's lr: what a plain torch optimizer applies, what timm's
+    schedulers scale once, what an lr logger reads."""
+    model = common.get_model("cifar_baseline", widths=(8, 16), convs_per_stage=1)
+    recipe = Recipe(epochs=1, lr=0.2, momentum=0.0, weight_decay=0.0,
+                    lr_scales=(("features.0", 0.25), ("fc", 1.0)))
+    lrs = {tuple(id(p) for p in g["params"]): g["lr"] for g in make_optimizer(
+        model, recipe).param_groups}
+    first = next(model.features.parameters())
+    assert next(lr for ids, lr in lrs.items() if id(first) in ids) == pytest.approx(0.05)
+    plain = torch.optim.SGD(weight_decay_groups(model, recipe), lr=0.2)
+    assert sorted(g["lr"] for g in plain.param_groups) == pytest.approx([0.05, 0.2])
+    timm_scheduler = pytest.importorskip("timm.scheduler")
+    opt = make_optimizer(model, recipe)
+    sched = timm_scheduler.StepLRScheduler(opt, decay_t=1, decay_rate=0.5)
+    sched.step(1)
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.025, 0.1])
+
+
+def test_the_models_pretrained_weights_names_as_without_torchvision_weights():
+    """pretrained_weights' docstring names these as without torchvision's weights: they are."""
+    from common.models import list_models, model_card
+
+    none = {"vgg11_lrn", "vgg11_lrn_bn", "vgg16_c", "vgg16_c_bn", "densenet264", "seresnet101",
+            "seresnet152", "convnext_roadmap"}
+    assert {n for n in list_models() if not model_card(n).weights} == none | set(
+        list_models("cifar_*"))
+    for name in [*none, "seresnet50", "seresnext50_32x4d", "cifar_resnet20"]:
+        with pytest.raises(ValueError, match=name):
+            T.pretrained_weights(name)

@@ -19,57 +19,13 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "PAPER_NUMBERS", "TF_SLIM_CHECKPOINTS", "ConvNormActivation", "InvertedResidual",
-    "INVERTED_RESIDUAL_SETTING", "CIFAR_INVERTED_RESIDUAL_SETTING", "MobileNetV2", "mobilenet_v2",
-    "cifar_mobilenet_v2",
+    "ConvNormActivation", "InvertedResidual", "INVERTED_RESIDUAL_SETTING",
+    "CIFAR_INVERTED_RESIDUAL_SETTING", "MobileNetV2", "mobilenet_v2", "cifar_mobilenet_v2",
+    "PAPER_NUMBERS", "TF_SLIM_CHECKPOINTS",
 ]
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 · Build it, block by block
-#: The paper's numbers: Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
-#: Bottlenecks", arXiv:1801.04381 (v4). Checks, docstrings and tests read them from here.
-PAPER_NUMBERS = {
-    # Table 4 (ImageNet, 224x224): top-1 accuracy (%), parameters, multiply-adds, per width.
-    "table4": {1.0: {"top1": 72.0, "params": 3.4e6, "madds": 300e6},
-               1.4: {"top1": 74.7, "params": 6.9e6, "madds": 585e6}},
-    # Sec. 4, "Trade-off hyper parameters": the smallest and largest model of the family.
-    "family_madds": (7e6, 585e6),
-    "family_params": (1.7e6, 6.9e6),
-    "widths": (0.35, 0.5, 0.75, 1.0, 1.4),     # Figure 5 caption (1.4 only at 224)
-    "input_sizes": (96, 224),                   # sec. 4: "input resolutions from 96 to 224"
-}
-
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 · Build it, block by block
-#: Another source: the official TF-Slim checkpoints, tensorflow/models,
-#: research/slim/nets/mobilenet/README.md. (width, input size) -> (MACs in millions, parameters
-#: in millions, top-1 %), for 1001 classes. How it counts is worked out in notebook 05, section 4.
-TF_SLIM_CHECKPOINTS = {
-    (1.4, 224): (582, 6.06, 75.0), (1.3, 224): (509, 5.34, 74.4),
-    (1.0, 224): (300, 3.47, 71.8), (1.0, 192): (221, 3.47, 70.7), (1.0, 160): (154, 3.47, 68.8),
-    (1.0, 128): (99, 3.47, 65.3), (1.0, 96): (56, 3.47, 60.3),
-    (0.75, 224): (209, 2.61, 69.8), (0.75, 192): (153, 2.61, 68.7), (0.75, 160): (107, 2.61, 66.4),
-    (0.75, 128): (69, 2.61, 63.2), (0.75, 96): (39, 2.61, 58.8),
-    (0.5, 224): (97, 1.95, 65.4), (0.5, 192): (71, 1.95, 63.9), (0.5, 160): (50, 1.95, 61.0),
-    (0.5, 128): (32, 1.95, 57.7), (0.5, 96): (18, 1.95, 51.2),
-    (0.35, 224): (59, 1.66, 60.3), (0.35, 192): (43, 1.66, 58.2), (0.35, 160): (30, 1.66, 55.7),
-    (0.35, 128): (20, 1.66, 50.8), (0.35, 96): (11, 1.66, 45.5),
-}
-
-
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Channel rounding
-def _make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
-    """`v` rounded to the nearest multiple of `divisor` (at least `min_value`, default `divisor`),
-    never more than 10% below `v`. Not in the paper: the official TF code's rule
-    (tensorflow/models, research/slim/nets/mobilenet/mobilenet.py), which torchvision copies."""
-    if min_value is None:
-        min_value = divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)   # nearest multiple
-    if new_v < 0.9 * v:               # rounding down lost more than 10%: one step up
-        new_v += divisor
-    return new_v
-
-
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Convolution, normalisation, activation
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › Convolution, normalisation, activation
 class ConvNormActivation(nn.Sequential):
     """conv (no bias when a norm follows), norm, activation: torchvision's Conv2dNormActivation,
     with the same module names (0, 1, 2). `norm_layer=None` or `activation_layer=None` leave them
@@ -89,7 +45,7 @@ class ConvNormActivation(nn.Sequential):
         self.out_channels = out_channels
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The inverted residual block (Table 1, Figure 3b)
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › The inverted residual block (Table 1, Figure 3b)
 class InvertedResidual(nn.Module):
     """Expand (1x1, act) -> depthwise (k x k, stride, act) -> linear projection (1x1, BN only),
     plus the input when the shapes allow (Table 1, Figure 3b). torchvision's names and signature;
@@ -128,7 +84,7 @@ class InvertedResidual(nn.Module):
         return out
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The network as data
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › The network as data
 #: Table 2: the 17 inverted residual blocks of MobileNetV2 as (t, c, n, s) rows.
 INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     # t, c, n, s
@@ -140,7 +96,7 @@ INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     [6, 160, 3, 2],
     [6, 320, 1, 1],
 ]
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The network as data
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › The network as data
 #: The CIFAR-10 adaptation (32x32 inputs; not in the paper): with the stem's stride also 1.
 CIFAR_INVERTED_RESIDUAL_SETTING: list[list[int]] = [
     # t, c, n, s
@@ -154,7 +110,20 @@ CIFAR_INVERTED_RESIDUAL_SETTING: list[list[int]] = [
 ]
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › The model
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › The model
+def _make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """`v` rounded to the nearest multiple of `divisor` (at least `min_value`, default `divisor`),
+    never more than 10% below `v`. Not in the paper: the official TF code's rule
+    (tensorflow/models, research/slim/nets/mobilenet/mobilenet.py), which torchvision copies."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)   # nearest multiple
+    if new_v < 0.9 * v:               # rounding down lost more than 10%: one step up
+        new_v += divisor
+    return new_v
+
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › The model
 class MobileNetV2(nn.Module):
     """MobileNetV2 from a table of (t, c, n, s) rows (Table 2; `INVERTED_RESIDUAL_SETTING`).
     torchvision's arguments and module names (its state_dict loads with strict=True), plus:
@@ -213,20 +182,14 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))               # logits: softmax is in the loss
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("mobilenet_v2", head="classifier.1", weights="MobileNet_V2_Weights.IMAGENET1K_V2")
 def mobilenet_v2(*, width_mult: float = 1.0, **kwargs) -> MobileNetV2:
     """MobileNetV2 (Table 2) at any width multiplier (width_mult, float: 1.0)."""
     return MobileNetV2(width_mult=width_mult, **kwargs)
 
 
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
-mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; ".join(
-    f"width {w}: {p['top1']}% top-1, {p['params'] / 1e6:g}M parameters, {p['madds'] / 1e6:g}M "
-    "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."
-
-
-# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/05_mobilenetv2.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_mobilenet_v2", head="classifier.1")
 def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwargs) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs: stride 1 in the stem and in the 24-channel row
@@ -235,3 +198,40 @@ def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwar
     kwargs.setdefault("inverted_residual_setting", CIFAR_INVERTED_RESIDUAL_SETTING)
     kwargs.setdefault("stem_stride", 1)
     return MobileNetV2(num_classes=num_classes, width_mult=width_mult, **kwargs)
+
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Plumbing (skip on a first read)
+#: The paper's numbers: Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
+#: Bottlenecks", arXiv:1801.04381 (v4). Checks, docstrings and tests read them from here.
+PAPER_NUMBERS = {
+    # Table 4 (ImageNet, 224x224): top-1 accuracy (%), parameters, multiply-adds, per width.
+    "table4": {1.0: {"top1": 72.0, "params": 3.4e6, "madds": 300e6},
+               1.4: {"top1": 74.7, "params": 6.9e6, "madds": 585e6}},
+    # Sec. 4, "Trade-off hyper parameters": the smallest and largest model of the family.
+    "family_madds": (7e6, 585e6),
+    "family_params": (1.7e6, 6.9e6),
+    "widths": (0.35, 0.5, 0.75, 1.0, 1.4),     # Figure 5 caption (1.4 only at 224)
+    "input_sizes": (96, 224),                   # sec. 4: "input resolutions from 96 to 224"
+}
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Plumbing (skip on a first read)
+#: Another source: the official TF-Slim checkpoints, tensorflow/models,
+#: research/slim/nets/mobilenet/README.md. (width, input size) -> (MACs in millions, parameters
+#: in millions, top-1 %), for 1001 classes. How it counts is worked out in notebook 05, "Going
+#: deeper · the official TensorFlow code".
+TF_SLIM_CHECKPOINTS = {
+    (1.4, 224): (582, 6.06, 75.0), (1.3, 224): (509, 5.34, 74.4),
+    (1.0, 224): (300, 3.47, 71.8), (1.0, 192): (221, 3.47, 70.7), (1.0, 160): (154, 3.47, 68.8),
+    (1.0, 128): (99, 3.47, 65.3), (1.0, 96): (56, 3.47, 60.3),
+    (0.75, 224): (209, 2.61, 69.8), (0.75, 192): (153, 2.61, 68.7), (0.75, 160): (107, 2.61, 66.4),
+    (0.75, 128): (69, 2.61, 63.2), (0.75, 96): (39, 2.61, 58.8),
+    (0.5, 224): (97, 1.95, 65.4), (0.5, 192): (71, 1.95, 63.9), (0.5, 160): (50, 1.95, 61.0),
+    (0.5, 128): (32, 1.95, 57.7), (0.5, 96): (18, 1.95, 51.2),
+    (0.35, 224): (59, 1.66, 60.3), (0.35, 192): (43, 1.66, 58.2), (0.35, 160): (30, 1.66, 55.7),
+    (0.35, 128): (20, 1.66, 50.8), (0.35, 96): (11, 1.66, 45.5),
+}
+
+# Defined in notebooks/05_mobilenetv2.ipynb, section 3 › Plumbing (skip on a first read)
+mobilenet_v2.__doc__ += "\n\n    Sandler et al. 2018, Table 4 (224x224): " + "; ".join(
+    f"width {w}: {p['top1']}% top-1, {p['params'] / 1e6:g}M parameters, {p['madds'] / 1e6:g}M "
+    "multiply-adds" for w, p in PAPER_NUMBERS["table4"].items()) + "."

@@ -34,12 +34,19 @@ class ModelCard:
     rename (callable or str): maps a key of those weights' old checkpoints to our module names
         (DenseNet's ``norm.1`` -> ``norm1``), or the name of such a function where the
         constructor is defined, so a notebook may define it in a later cell (default None)
+    stages (callable): ``stages(model, parts) -> [[part, ...], ...]``: the model's parts
+        (``common.transfer.parts``, input to output) grouped into its stages: the stem, each
+        stage of the paper, the head; read by ``common.transfer.stages`` and
+        ``lr_scales_by_depth`` (timm's analogue: ``group_matcher``). ``stages_joining`` makes
+        one. Default: the rule of the course's family the name belongs to (``FAMILY_STAGES``),
+        else None: each part is a stage
     """
     name: str
     constructor: Callable[..., nn.Module]
     head: str | None = None
     weights: str | None = None
     rename: Callable[[str], str] | str | None = None
+    stages: Callable[[nn.Module, list[str]], list[list[str]]] | None = None
 
     def renaming(self) -> Callable[[str], str] | None:
         """The ``rename`` function, a name looked up where the constructor was defined."""
@@ -53,13 +60,100 @@ class ModelCard:
         return self.rename
 
 
+def stages_joining(joins_previous: Callable[[nn.Module, str], bool]):
+    """A ``ModelCard.stages`` rule: each part starts a new stage unless
+    ``joins_previous(model, part)`` says it belongs to the stage of the part before it."""
+    def rule(model: nn.Module, parts: list[str]) -> list[list[str]]:
+        groups: list[list[str]] = []
+        for part in parts:
+            if groups and joins_previous(model, part):
+                groups[-1].append(part)
+            else:
+                groups.append([part])
+        return groups
+    rule.joins_previous = joins_previous
+    return rule
+
+
+def _feature(model: nn.Module, part: str) -> tuple[int, nn.Module] | None:
+    """(i, module) of a part ``features.i``; None for any other part."""
+    head, _, index = part.partition(".")
+    if head != "features" or not index.isdigit():
+        return None
+    return int(index), model.features[int(index)]
+
+
+def _stem_norm(model: nn.Module, part: str) -> bool:
+    """ResNet's (and SE-ResNet's, ResNeXt's) stem: ``conv1`` and its batch norm ``bn1``."""
+    return part == "bn1"
+
+
+def _no_pool_before(model: nn.Module, part: str) -> bool:
+    """VGG's (and notebook 00's baseline's) stages end at a max-pool: a layer of ``features``
+    joins the one before it unless a max-pool lies between them."""
+    found = _feature(model, part)
+    if found is None or found[0] == 0:
+        return False
+    i = found[0]
+    before = list(model.features.children())[:i]
+    k = max((j for j, m in enumerate(before) if _holds_params(m)), default=None)
+    return k is not None and not any(isinstance(m, nn.MaxPool2d) for m in before[k + 1:])
+
+
+def _same_row(model: nn.Module, part: str) -> bool:
+    """MobileNetV2's stages are the rows of its Table 2: a block keeps the row of the block
+    before it when it has the residual connection (same width and resolution); the first
+    block of each row changes one of them, and has none."""
+    found = _feature(model, part)
+    return found is not None and bool(getattr(found[1], "use_res_connect", False))
+
+
+def _dense_stage(model: nn.Module, part: str) -> bool:
+    """DenseNet: the stem's norm joins its convolution, a transition layer the dense block
+    before it, the final norm the last dense block (timm's densenet groups the same way)."""
+    last = part.rpartition(".")[2]
+    return last in ("norm0", "norm5") or last.startswith("transition")
+
+
+def _after_downsampling(model: nn.Module, part: str) -> bool:
+    """ConvNeXt in torchvision's layout (``features``: the stem, then each stage, with a
+    downsampling layer before every stage but the first): a stage joins the downsampling layer
+    before it (as the official code's layer decay and timm's ``stages.N.downsample`` group)."""
+    found = _feature(model, part)
+    return found is not None and found[0] >= 3 and found[0] % 2 == 1
+
+
+def _holds_params(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+#: The stage rule of each of the course's families, by registry name (shell-style patterns): a
+#: model card that declares no ``stages`` gets its family's. EfficientNet has none: its
+#: ``features.1`` to ``features.7`` are its stages already, each part a stage.
+FAMILY_STAGES = (
+    (("resnet*", "resnext*", "seresnet*", "seresnext*", "cifar_resnet*", "cifar_plain*",
+      "cifar_seresnet*"), stages_joining(_stem_norm)),
+    (("vgg*", "cifar_vgg*", "cifar_baseline"), stages_joining(_no_pool_before)),
+    (("mobilenet_v2", "cifar_mobilenet_v2"), stages_joining(_same_row)),
+    (("densenet*", "cifar_densenet*"), stages_joining(_dense_stage)),
+    (("convnext_*", "cifar_convnext"), stages_joining(_after_downsampling)),
+)
+
+
+def _family_stages(name: str):
+    return next((rule for patterns, rule in FAMILY_STAGES
+                 if any(fnmatch.fnmatchcase(name, p) for p in patterns)), None)
+
+
 _CARDS: dict[str, ModelCard] = {}
 
 
 def register_model(name: str | None = None, *, head: str | None = None,
-                   weights: str | None = None, rename: Callable[[str], str] | str | None = None):
+                   weights: str | None = None, rename: Callable[[str], str] | str | None = None,
+                   stages: Callable[[nn.Module, list[str]], list[list[str]]] | None = None):
     """Decorator: register a model constructor under ``name`` (default: the function's name),
-    with its model card (``ModelCard`` says what ``head``, ``weights`` and ``rename`` mean)."""
+    with its model card (``ModelCard`` says what ``head``, ``weights``, ``rename`` and
+    ``stages`` mean)."""
     if weights is not None and not (weights.startswith("timm:") or re.fullmatch(r"\w+\.\w+",
                                                                                  weights)):
         raise ValueError(f"weights={weights!r}: give torchvision's 'Enum.MEMBER' (e.g. "
@@ -67,7 +161,8 @@ def register_model(name: str | None = None, *, head: str | None = None,
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
-        _CARDS[key] = ModelCard(key, fn, head=head, weights=weights, rename=rename)
+        _CARDS[key] = ModelCard(key, fn, head=head, weights=weights, rename=rename,
+                                stages=stages if stages is not None else _family_stages(key))
         return fn
 
     return wrap

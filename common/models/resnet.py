@@ -18,7 +18,7 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "conv3x3", "conv1x1", "ShortcutA", "make_shortcut", "BasicBlock", "Bottleneck", "make_stage",
+    "conv3x3", "conv1x1", "BasicBlock", "ShortcutA", "make_shortcut", "Bottleneck", "make_stage",
     "IMAGENET_CONFIGS", "CIFAR_DEPTHS", "ResNet", "PAPER_NUMBERS", "resnet18", "resnet34",
     "resnet50", "resnet101", "resnet152", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44",
     "cifar_resnet56", "cifar_resnet110", "cifar_resnet1202", "cifar_plain20", "cifar_plain32",
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
+# Defined in notebooks/02_resnet.ipynb, section 2 › The basic block (Figure 2; Figure 5, left)
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1 (keeps the size at stride 1), no bias: BN follows (sec. 3.4).
     ``groups`` > 1 only in ResNeXt's bottleneck (not this paper)."""
@@ -34,64 +34,13 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -
                      groups=groups, bias=False)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 · Build it, block by block
+# Defined in notebooks/02_resnet.ipynb, section 2 › The basic block (Figure 2; Figure 5, left)
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution, no bias."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Shortcuts
-class ShortcutA(nn.Module):
-    """Shortcut option A (sec. 3.3): the identity, subsampled by taking every `stride`-th pixel,
-    with zero channels appended to reach `out_channels`. No parameters, no buffers."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        if out_channels < in_channels:
-            raise ValueError("Option A can only add channels (it pads with zeros), "
-                             f"not go from {in_channels} to {out_channels}.")
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride != 1:
-            x = x[:, :, ::self.stride, ::self.stride]        # "performed with a stride of 2"
-        extra = self.out_channels - self.in_channels
-        if extra:
-            x = F.pad(x, (0, 0, 0, 0, 0, extra))              # "extra zero entries padded"
-        return x
-
-    def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
-
-
-# Defined in notebooks/02_resnet.ipynb, section 3 › Shortcuts
-def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 1,
-                  norm_layer: Optional[Callable[..., nn.Module]] = None) -> Optional[nn.Module]:
-    """The shortcut of one block: None for the identity, else a module for `block.downsample`.
-
-    Args:
-        kind (str): "A": zero-padding identity where the shape changes (sec. 3.3); "B": 1x1
-            projection + BN where the shape changes (Eqn. 2, sec. 3.3); "C": projection + BN on
-            every block (sec. 4.1).
-        in_channels (int), out_channels (int): the block's input and output channels.
-        stride (int): the block's stride; the shortcut subsamples with it (default 1; sec. 3.3).
-        norm_layer (callable): the normalisation after the projection (default nn.BatchNorm2d;
-            sec. 3.4; torchvision's downsample.1).
-    """
-    if kind not in ("A", "B", "C"):
-        raise ValueError(f"Unknown shortcut option {kind!r}: choose 'A', 'B' or 'C' (sec. 3.3).")
-    norm_layer = norm_layer or nn.BatchNorm2d
-    # The shape changes if the resolution OR the number of channels changes. Checking only the
-    # stride misses the first bottleneck of ResNet-50 (64 -> 256 channels at stride 1).
-    shape_changes = stride != 1 or in_channels != out_channels
-    if kind == "C" or (kind == "B" and shape_changes):
-        return nn.Sequential(conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
-    if kind == "A" and shape_changes:
-        return ShortcutA(in_channels, out_channels, stride)
-    return None
-
-
-# Defined in notebooks/02_resnet.ipynb, section 3 › The basic block (Figure 2; Figure 5, left)
+# Defined in notebooks/02_resnet.ipynb, section 2 › The basic block (Figure 2; Figure 5, left)
 class BasicBlock(nn.Module):
     """The basic block: two 3x3 convs, each followed by BN, the shortcut added before the last
     ReLU (Fig. 2; Fig. 5 left). ResNet-18/34 and every CIFAR-10 net. torchvision's module names.
@@ -140,7 +89,58 @@ class BasicBlock(nn.Module):
         return self.relu(out)                                  # "the second nonlinearity after the addition"
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › The bottleneck block (Figure 5, right)
+# Defined in notebooks/02_resnet.ipynb, section 2 › Shortcuts
+class ShortcutA(nn.Module):
+    """Shortcut option A (sec. 3.3): the identity, subsampled by taking every `stride`-th pixel,
+    with zero channels appended to reach `out_channels`. No parameters, no buffers."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("Option A can only add channels (it pads with zeros), "
+                             f"not go from {in_channels} to {out_channels}.")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, ::self.stride, ::self.stride]        # "performed with a stride of 2"
+        extra = self.out_channels - self.in_channels
+        if extra:
+            x = F.pad(x, (0, 0, 0, 0, 0, extra))              # "extra zero entries padded"
+        return x
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+# Defined in notebooks/02_resnet.ipynb, section 2 › Shortcuts
+def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 1,
+                  norm_layer: Optional[Callable[..., nn.Module]] = None) -> Optional[nn.Module]:
+    """The shortcut of one block: None for the identity, else a module for `block.downsample`.
+
+    Args:
+        kind (str): "A": zero-padding identity where the shape changes (sec. 3.3); "B": 1x1
+            projection + BN where the shape changes (Eqn. 2, sec. 3.3); "C": projection + BN on
+            every block (sec. 4.1).
+        in_channels (int), out_channels (int): the block's input and output channels.
+        stride (int): the block's stride; the shortcut subsamples with it (default 1; sec. 3.3).
+        norm_layer (callable): the normalisation after the projection (default nn.BatchNorm2d;
+            sec. 3.4; torchvision's downsample.1).
+    """
+    if kind not in ("A", "B", "C"):
+        raise ValueError(f"Unknown shortcut option {kind!r}: choose 'A', 'B' or 'C' (sec. 3.3).")
+    norm_layer = norm_layer or nn.BatchNorm2d
+    # The shape changes if the resolution OR the number of channels changes. Checking only the
+    # stride misses the first bottleneck of ResNet-50 (64 -> 256 channels at stride 1).
+    shape_changes = stride != 1 or in_channels != out_channels
+    if kind == "C" or (kind == "B" and shape_changes):
+        return nn.Sequential(conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
+    if kind == "A" and shape_changes:
+        return ShortcutA(in_channels, out_channels, stride)
+    return None
+
+
+# Defined in notebooks/02_resnet.ipynb, section 2 › The bottleneck block (Figure 5, right)
 class Bottleneck(nn.Module):
     """The bottleneck block: 1x1 (reduce to the width), 3x3, 1x1 (restore to planes * 4), each
     followed by BN, the shortcut added before the last ReLU (Fig. 5 right). ResNet-50/101/152.
@@ -203,7 +203,7 @@ class Bottleneck(nn.Module):
         return self.relu(out)                                  # "the second nonlinearity after the addition"
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › A stage
+# Defined in notebooks/02_resnet.ipynb, section 2 › The whole net
 def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int = 1,
                shortcut: str = "B", residual: bool = True,
                norm_layer: Optional[Callable[..., nn.Module]] = None, **block_kwargs) -> nn.Sequential:
@@ -235,7 +235,7 @@ def make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int
     return nn.Sequential(*layers)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
+# Defined in notebooks/02_resnet.ipynb, section 2 › The whole net
 #: Table 1: (block, blocks per stage conv2_x..conv5_x) for each ImageNet depth.
 IMAGENET_CONFIGS: dict[int, tuple[type, list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
@@ -244,12 +244,12 @@ IMAGENET_CONFIGS: dict[int, tuple[type, list[int]]] = {
     101: (Bottleneck, [3, 4, 23, 3]),
     152: (Bottleneck, [3, 8, 36, 3]),
 }
-# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
+# Defined in notebooks/02_resnet.ipynb, section 2 › The whole net
 #: Section 4.2: depth 6n + 2 -> n basic blocks per stage (2n layers per feature-map size).
 CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › The model, from a config list
+# Defined in notebooks/02_resnet.ipynb, section 2 › The whole net
 class ResNet(nn.Module):
     """A ResNet built from a config. torchvision's arguments (the first seven) and module names
     (conv1, bn1, layer1..layerN, avgpool, fc), so that its weights load with strict=True.
@@ -358,7 +358,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(x, 1))                     # logits: softmax is in the loss
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › The paper's numbers, as data
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 #: He et al. 2015's own numbers, by model name: "macs", Table 1's "FLOPs" at 224x224, which are
 #: multiply-adds (sec. 3.3), to two significant digits, and "counted_as", the keywords that build
 #: the variant we read that count as describing (our reading: the paper does not say);
@@ -382,7 +382,7 @@ PAPER_NUMBERS: dict[str, dict] = {
 }
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › The paper's numbers, as data
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 def _with_paper_numbers(constructor):
     """Append the model's PAPER_NUMBERS to its constructor's docstring."""
     p = PAPER_NUMBERS[constructor.__name__]
@@ -405,7 +405,7 @@ def _with_paper_numbers(constructor):
     return constructor
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 def _resnet(depth: int, *, stride_in_1x1: bool = False, **kwargs) -> ResNet:
     block, layers = IMAGENET_CONFIGS[depth]
     if block is Bottleneck:
@@ -415,7 +415,7 @@ def _resnet(depth: int, *, stride_in_1x1: bool = False, **kwargs) -> ResNet:
     return ResNet(block, layers, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
     kwargs.setdefault("num_classes", 10)
     kwargs.setdefault("shortcut", "A")                # sec. 4.2: "identity shortcuts in all cases"
@@ -423,7 +423,7 @@ def _cifar_resnet(depth: int, residual: bool = True, **kwargs) -> ResNet:
                   residual=residual, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnet18", head="fc", weights="ResNet18_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet18(**kwargs) -> ResNet:
@@ -431,7 +431,7 @@ def resnet18(**kwargs) -> ResNet:
     return _resnet(18, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnet34", head="fc", weights="ResNet34_Weights.IMAGENET1K_V1")
 @_with_paper_numbers
 def resnet34(**kwargs) -> ResNet:
@@ -439,7 +439,7 @@ def resnet34(**kwargs) -> ResNet:
     return _resnet(34, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnet50", head="fc", weights="ResNet50_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet50(**kwargs) -> ResNet:
@@ -447,7 +447,7 @@ def resnet50(**kwargs) -> ResNet:
     return _resnet(50, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnet101", head="fc", weights="ResNet101_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet101(**kwargs) -> ResNet:
@@ -455,7 +455,7 @@ def resnet101(**kwargs) -> ResNet:
     return _resnet(101, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnet152", head="fc", weights="ResNet152_Weights.IMAGENET1K_V2")
 @_with_paper_numbers
 def resnet152(**kwargs) -> ResNet:
@@ -463,7 +463,7 @@ def resnet152(**kwargs) -> ResNet:
     return _resnet(152, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet20", head="fc")
 @_with_paper_numbers
 def cifar_resnet20(**kwargs) -> ResNet:
@@ -471,7 +471,7 @@ def cifar_resnet20(**kwargs) -> ResNet:
     return _cifar_resnet(20, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet32", head="fc")
 @_with_paper_numbers
 def cifar_resnet32(**kwargs) -> ResNet:
@@ -479,7 +479,7 @@ def cifar_resnet32(**kwargs) -> ResNet:
     return _cifar_resnet(32, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet44", head="fc")
 @_with_paper_numbers
 def cifar_resnet44(**kwargs) -> ResNet:
@@ -487,7 +487,7 @@ def cifar_resnet44(**kwargs) -> ResNet:
     return _cifar_resnet(44, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet56", head="fc")
 @_with_paper_numbers
 def cifar_resnet56(**kwargs) -> ResNet:
@@ -495,7 +495,7 @@ def cifar_resnet56(**kwargs) -> ResNet:
     return _cifar_resnet(56, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet110", head="fc")
 @_with_paper_numbers
 def cifar_resnet110(**kwargs) -> ResNet:
@@ -503,7 +503,7 @@ def cifar_resnet110(**kwargs) -> ResNet:
     return _cifar_resnet(110, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_resnet1202", head="fc")
 @_with_paper_numbers
 def cifar_resnet1202(**kwargs) -> ResNet:
@@ -511,35 +511,35 @@ def cifar_resnet1202(**kwargs) -> ResNet:
     return _cifar_resnet(1202, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_plain20", head="fc")
 def cifar_plain20(**kwargs) -> ResNet:
     """CIFAR-10 plain-20: ResNet-20 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(20, residual=False, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_plain32", head="fc")
 def cifar_plain32(**kwargs) -> ResNet:
     """CIFAR-10 plain-32: ResNet-32 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(32, residual=False, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_plain44", head="fc")
 def cifar_plain44(**kwargs) -> ResNet:
     """CIFAR-10 plain-44: ResNet-44 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(44, residual=False, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_plain56", head="fc")
 def cifar_plain56(**kwargs) -> ResNet:
     """CIFAR-10 plain-56: ResNet-56 without shortcuts (sec. 4.2, Fig. 6 left)."""
     return _cifar_resnet(56, residual=False, **kwargs)
 
 
-# Defined in notebooks/02_resnet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_plain110", head="fc")
 def cifar_plain110(**kwargs) -> ResNet:
     """CIFAR-10 plain-110: ResNet-110 without shortcuts (sec. 4.2; Fig. 6: error above 60%)."""

@@ -18,26 +18,13 @@ from common.models.registry import register_model
 from common.models.resnet import CIFAR_DEPTHS, IMAGENET_CONFIGS, BasicBlock, Bottleneck, ResNet
 
 __all__ = [
-    "reduced_width", "SqueezeExcitation", "SEBasicBlock", "SEBottleneck", "PAPER_NUMBERS",
+    "SqueezeExcitation", "reduced_width", "SEBottleneck", "SEBasicBlock", "PAPER_NUMBERS",
     "ABLATIONS", "seresnet50", "seresnet101", "seresnet152", "seresnext50_32x4d",
     "resnext50_32x4d", "cifar_seresnet20", "cifar_seresnet56", "cifar_seresnet110",
 ]
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › The squeeze-and-excitation block (Figure 1; Eqns. 2-4)
-def reduced_width(channels: int, reduction: float = 16, divisor: int = 8) -> int:
-    """The excitation's bottleneck width C/r (Eqn. 3), rounded to the nearest multiple of
-    ``divisor`` and at least ``divisor``: timm's ``make_divisible(C / r, divisor, round_limit=0)``.
-    With divisor 8 (timm's) it equals C/r for every stage of the ImageNet ResNets (Table 1:
-    16, 32, 64, 128 at r = 16); divisor 1 rounds C/r to the nearest integer, at least 1."""
-    if channels < 1 or reduction <= 0 or divisor < 1:
-        raise ValueError(f"reduced_width needs channels >= 1, reduction > 0 and divisor >= 1; got "
-                         f"channels={channels}, reduction={reduction}, divisor={divisor}.")
-    v = channels / reduction
-    return max(divisor, int(v + divisor / 2) // divisor * divisor)
-
-
-# Defined in notebooks/04_senet.ipynb, section 3 › The squeeze-and-excitation block (Figure 1; Eqns. 2-4)
+# Defined in notebooks/04_senet.ipynb, section 2 › The squeeze-and-excitation block (Figure 1; Eqns. 2-4)
 class SqueezeExcitation(nn.Module):
     """The squeeze-and-excitation block (Fig. 1): squeeze by global average pooling (Eqn. 2),
     excite with FC -> activation -> FC -> gate (Eqn. 3), scale the channels (Eqn. 4).
@@ -72,41 +59,20 @@ class SqueezeExcitation(nn.Module):
         return x * s                                           # scale: s_c broadcast over H x W, Eqn. 4
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › SE versions of the ResNet blocks (Figure 3)
-class SEBasicBlock(BasicBlock):
-    """ResNet's basic block (notebook 02) with a squeeze-and-excitation block on the residual
-    branch, after bn2 and before the addition (Fig. 3; sec. 3.3). Names: the basic block's and
-    ``se.fc1``, ``se.fc2`` (timm's).
-
-    Args:
-        inplanes, planes, stride, downsample, norm_layer, residual: as ``BasicBlock``.
-        reduction (float): r, the excitation's reduction ratio (default 16; sec. 5.1).
-        divisor (int): the reduced width C/r is rounded to a multiple of this, at least it
-            (default 8, timm's rounding; the CIFAR nets use 1: see ``reduced_width``).
-        se_bias (bool): biases in the excitation's FCs (default True; the ablations of sec. 6
-            use none).
-    """
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, *, reduction: float = 16,
-                 divisor: int = 8, se_bias: bool = True, **kwargs) -> None:
-        super().__init__(inplanes, planes, stride, downsample, **kwargs)
-        width = planes * self.expansion
-        self.se = SqueezeExcitation(width, reduced_width(width, reduction, divisor), bias=se_bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out = self.se(out)                                     # SE: after the last BN, before the addition
-        if self.residual:
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out = out + identity
-        return self.relu(out)
+# Defined in notebooks/04_senet.ipynb, section 2 › SE versions of the ResNet blocks (Figure 3)
+def reduced_width(channels: int, reduction: float = 16, divisor: int = 8) -> int:
+    """The excitation's bottleneck width C/r (Eqn. 3), rounded to the nearest multiple of
+    ``divisor`` and at least ``divisor``: timm's ``make_divisible(C / r, divisor, round_limit=0)``.
+    With divisor 8 (timm's) it equals C/r for every stage of the ImageNet ResNets (Table 1:
+    16, 32, 64, 128 at r = 16); divisor 1 rounds C/r to the nearest integer, at least 1."""
+    if channels < 1 or reduction <= 0 or divisor < 1:
+        raise ValueError(f"reduced_width needs channels >= 1, reduction > 0 and divisor >= 1; got "
+                         f"channels={channels}, reduction={reduction}, divisor={divisor}.")
+    v = channels / reduction
+    return max(divisor, int(v + divisor / 2) // divisor * divisor)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › SE versions of the ResNet blocks (Figure 3)
+# Defined in notebooks/04_senet.ipynb, section 2 › SE versions of the ResNet blocks (Figure 3)
 class SEBottleneck(Bottleneck):
     """ResNet's bottleneck block (notebook 02) with a squeeze-and-excitation block on the
     residual branch, after bn3 and before the addition (Fig. 3; Table 1). Names: the
@@ -141,7 +107,59 @@ class SEBottleneck(Bottleneck):
         return self.relu(out)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › The paper's numbers, as data
+# Defined in notebooks/04_senet.ipynb, section 2 › SE versions of the ResNet blocks (Figure 3)
+class SEBasicBlock(BasicBlock):
+    """ResNet's basic block (notebook 02) with a squeeze-and-excitation block on the residual
+    branch, after bn2 and before the addition (Fig. 3; sec. 3.3). Names: the basic block's and
+    ``se.fc1``, ``se.fc2`` (timm's).
+
+    Args:
+        inplanes, planes, stride, downsample, norm_layer, residual: as ``BasicBlock``.
+        reduction (float): r, the excitation's reduction ratio (default 16; sec. 5.1).
+        divisor (int): the reduced width C/r is rounded to a multiple of this, at least it
+            (default 8, timm's rounding; the CIFAR nets use 1: see ``reduced_width``).
+        se_bias (bool): biases in the excitation's FCs (default True; the ablations of sec. 6
+            use none).
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Module] = None, *, reduction: float = 16,
+                 divisor: int = 8, se_bias: bool = True, **kwargs) -> None:
+        super().__init__(inplanes, planes, stride, downsample, **kwargs)
+        width = planes * self.expansion
+        self.se = SqueezeExcitation(width, reduced_width(width, reduction, divisor), bias=se_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = self.se(out)                                     # SE: after the last BN, before the addition
+        if self.residual:
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity
+        return self.relu(out)
+
+
+# Defined in notebooks/04_senet.ipynb, section 2 › The SE-ResNets, from notebook 02's ResNet
+def _seresnet(depth: int, *, stride_in_1x1: bool = False, reduction: float = 16,
+              divisor: int = 8, se_bias: bool = True, **kwargs) -> ResNet:
+    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, stride_in_1x1=stride_in_1x1,
+                                  reduction=reduction, divisor=divisor, se_bias=se_bias)
+    return ResNet(SEBottleneck, IMAGENET_CONFIGS[depth][1], **kwargs)
+
+
+# Defined in notebooks/04_senet.ipynb, section 2 › The SE-ResNets, from notebook 02's ResNet
+def _cifar_seresnet(depth: int, *, reduction: float = 16, divisor: int = 1, **kwargs) -> ResNet:
+    kwargs.setdefault("num_classes", 10)
+    kwargs.setdefault("shortcut", "A")                # notebook 02: option A, as He et al. sec. 4.2
+    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, reduction=reduction,
+                                  divisor=divisor)
+    return ResNet(SEBasicBlock, [CIFAR_DEPTHS[depth]] * 3, widths=(16, 32, 64), stem="cifar",
+                  **kwargs)
+
+
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 #: Hu et al.'s numbers, by model name (TPAMI version, arXiv:1709.01507v4; Table 2's are the same
 #: in the CVPR 2018 text). source: the table; top1, top5: single-crop ImageNet validation error in
 #: % (224x224 centre crop); gflops: Table 2's GFLOPs at 224x224, read as multiply-adds (our
@@ -167,7 +185,7 @@ PAPER_NUMBERS: dict[str, dict] = {
                                        "error": 6.37}},
 }
 
-# Defined in notebooks/04_senet.ipynb, section 3 › The paper's numbers, as data
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 #: The ablations of sec. 6 (TPAMI only), all on SE-ResNet-50 with FCs without biases, top-1 and
 #: top-5 ImageNet error in %. Table 10: reduction ratio r -> (top-1, top-5, parameters).
 #: Table 11: squeeze operator; Table 12: the gate of the excitation; Table 14: where the SE block
@@ -188,7 +206,7 @@ ABLATIONS: dict[str, dict] = {
 }
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › The paper's numbers, as data
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 def _paper_numbers_in_docstring(constructor):
     """Append the model's PAPER_NUMBERS to its constructor's docstring."""
     p = PAPER_NUMBERS[constructor.__name__]
@@ -203,25 +221,7 @@ def _paper_numbers_in_docstring(constructor):
     return constructor
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-def _seresnet(depth: int, *, stride_in_1x1: bool = False, reduction: float = 16,
-              divisor: int = 8, se_bias: bool = True, **kwargs) -> ResNet:
-    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, stride_in_1x1=stride_in_1x1,
-                                  reduction=reduction, divisor=divisor, se_bias=se_bias)
-    return ResNet(SEBottleneck, IMAGENET_CONFIGS[depth][1], **kwargs)
-
-
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
-def _cifar_seresnet(depth: int, *, reduction: float = 16, divisor: int = 1, **kwargs) -> ResNet:
-    kwargs.setdefault("num_classes", 10)
-    kwargs.setdefault("shortcut", "A")                # notebook 02: option A, as He et al. sec. 4.2
-    kwargs["block_kwargs"] = dict(kwargs.get("block_kwargs") or {}, reduction=reduction,
-                                  divisor=divisor)
-    return ResNet(SEBasicBlock, [CIFAR_DEPTHS[depth]] * 3, widths=(16, 32, 64), stem="cifar",
-                  **kwargs)
-
-
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("seresnet50", head="fc", weights="timm:seresnet50.a1_in1k")
 @_paper_numbers_in_docstring
 def seresnet50(**kwargs) -> ResNet:
@@ -230,7 +230,7 @@ def seresnet50(**kwargs) -> ResNet:
     return _seresnet(50, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("seresnet101", head="fc")
 @_paper_numbers_in_docstring
 def seresnet101(**kwargs) -> ResNet:
@@ -239,7 +239,7 @@ def seresnet101(**kwargs) -> ResNet:
     return _seresnet(101, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("seresnet152", head="fc")
 @_paper_numbers_in_docstring
 def seresnet152(**kwargs) -> ResNet:
@@ -248,7 +248,7 @@ def seresnet152(**kwargs) -> ResNet:
     return _seresnet(152, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("seresnext50_32x4d", head="fc", weights="timm:seresnext50_32x4d.racm_in1k")
 @_paper_numbers_in_docstring
 def seresnext50_32x4d(**kwargs) -> ResNet:
@@ -257,7 +257,7 @@ def seresnext50_32x4d(**kwargs) -> ResNet:
     return _seresnet(50, groups=32, width_per_group=4, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("resnext50_32x4d", head="fc", weights="ResNeXt50_32X4D_Weights.IMAGENET1K_V2")
 def resnext50_32x4d(**kwargs) -> ResNet:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, arXiv:1611.05431), the baseline of SE-ResNeXt-50:
@@ -265,7 +265,7 @@ def resnext50_32x4d(**kwargs) -> ResNet:
     return ResNet(Bottleneck, IMAGENET_CONFIGS[50][1], groups=32, width_per_group=4, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_seresnet20", head="fc")
 def cifar_seresnet20(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-20: notebook 02's ResNet-20 with SE blocks, r = 16, reduced widths
@@ -273,7 +273,7 @@ def cifar_seresnet20(**kwargs) -> ResNet:
     return _cifar_seresnet(20, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_seresnet56", head="fc")
 def cifar_seresnet56(**kwargs) -> ResNet:
     """CIFAR-10 SE-ResNet-56: notebook 02's ResNet-56 with SE blocks, r = 16 (divisor 1).
@@ -281,7 +281,7 @@ def cifar_seresnet56(**kwargs) -> ResNet:
     return _cifar_seresnet(56, **kwargs)
 
 
-# Defined in notebooks/04_senet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/04_senet.ipynb, section 2 › Plumbing (skip on a first read)
 @register_model("cifar_seresnet110", head="fc")
 @_paper_numbers_in_docstring
 def cifar_seresnet110(**kwargs) -> ResNet:

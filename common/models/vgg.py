@@ -17,16 +17,65 @@ from torch import nn
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "TABLE_1", "WEIGHT_LAYERS", "TABLE_2", "Config", "parse_conv", "scale_config", "conv_layer",
-    "LRN_K", "LRN_N", "LRN_ALPHA", "LRN_BETA", "lrn_layer", "stage", "make_features", "INITS",
-    "init_weights_", "out_channels", "VGG", "vgg11", "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn",
-    "vgg13", "vgg13_bn", "vgg16_c", "vgg16_c_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-    "CifarVGG", "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn", "cifar_vgg19_bn",
-    "init_from_net_a", "FullyConvolutionalVGG",
+    "stage", "parse_conv", "conv_layer", "LRN_K", "LRN_N", "LRN_ALPHA", "LRN_BETA", "lrn_layer",
+    "TABLE_1", "WEIGHT_LAYERS", "Config", "make_features", "INITS", "init_weights_",
+    "out_channels", "VGG", "scale_config", "CifarVGG", "init_from_net_a", "TABLE_2", "vgg11",
+    "vgg11_bn", "vgg11_lrn", "vgg11_lrn_bn", "vgg13", "vgg13_bn", "vgg16_c", "vgg16_c_bn", "vgg16",
+    "vgg16_bn", "vgg19", "vgg19_bn", "cifar_vgg11_bn", "cifar_vgg13_bn", "cifar_vgg16_bn",
+    "cifar_vgg19_bn", "FullyConvolutionalVGG",
 ]
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+# Defined in notebooks/01_vgg.ipynb, section 2 › A stage
+def stage(in_channels: int, specs: Sequence[str], batch_norm: bool = False) -> tuple:
+    """Layers of one stage of Table 1 (convs, an LRN where listed, then max-pool 2x2 / 2), and
+    the channel count at its end. A list, so that ``make_features`` can splice the five stages
+    into one flat nn.Sequential (torchvision's indices); nn.Sequential(*layers) runs one alone."""
+    layers = []
+    for spec in specs:
+        if spec == "LRN":
+            layers.append(lrn_layer())      # after the ReLU, as in AlexNet (sec. 3.3 there)
+        else:
+            new, in_channels = conv_layer(in_channels, spec, batch_norm)
+            layers += new
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))     # sec. 2.1
+    return layers, in_channels
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › A stage
+def parse_conv(spec: str) -> tuple:
+    """'conv3-64' -> (3, 64): Table 1's "conv<receptive field size>-<number of channels>"."""
+    try:
+        kernel, channels = spec.removeprefix("conv").split("-")
+        return int(kernel), int(channels)
+    except ValueError:
+        raise ValueError(f"Not a layer of Table 1: {spec!r}. Expected e.g. 'conv3-64', "
+                         "'conv1-256' or 'LRN'.") from None
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › A stage
+def conv_layer(in_channels: int, spec: str, batch_norm: bool = False) -> tuple:
+    """Layers for one "convK-C" entry of Table 1: [conv, (BN,) ReLU], and the new channel count."""
+    kernel, out_channels = parse_conv(spec)
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel, stride=1,  # stride 1 (sec. 2.1)
+                     padding=kernel // 2)                   # resolution preserved (sec. 2.1)
+    if batch_norm:                                          # torchvision's order: conv, BN, ReLU
+        return [conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)], out_channels
+    return [conv, nn.ReLU(inplace=True)], out_channels      # "all hidden layers ... ReLU" (sec. 2.1)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › The LRN layer of A-LRN (skip on a first read)
+LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75     # AlexNet sec. 3.3, via VGG sec. 2.1
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › The LRN layer of A-LRN (skip on a first read)
+def lrn_layer() -> nn.LocalResponseNorm:
+    """AlexNet's LRN. nn.LocalResponseNorm uses alpha / n (a mean of squares, not a sum), so
+    AlexNet's alpha is passed as n * alpha."""
+    return nn.LocalResponseNorm(size=LRN_N, alpha=LRN_N * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Table 1 as data, and the builder
 #: Table 1: one column per configuration, one inner list per stage; every stage ends in max-pool.
 TABLE_1 = {
     "A":     [["conv3-64"],
@@ -60,29 +109,14 @@ TABLE_1 = {
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"],
               ["conv3-512", "conv3-512", "conv3-512", "conv3-512"]],
 }
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+# Defined in notebooks/01_vgg.ipynb, section 2 › Table 1 as data, and the builder
 #: Table 1's header: the depth of each configuration in weight layers (convs + 3 FC layers).
 WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19}
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
-#: Table 2: "number of parameters (in millions)", rounded to whole millions; A and A-LRN share
-#: one column of the table.
-TABLE_2 = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+# Defined in notebooks/01_vgg.ipynb, section 2 › Table 1 as data, and the builder
 Config = Union[str, Sequence[Sequence[str]]]
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
-def parse_conv(spec: str) -> tuple:
-    """'conv3-64' -> (3, 64): Table 1's "conv<receptive field size>-<number of channels>"."""
-    try:
-        kernel, channels = spec.removeprefix("conv").split("-")
-        return int(kernel), int(channels)
-    except ValueError:
-        raise ValueError(f"Not a layer of Table 1: {spec!r}. Expected e.g. 'conv3-64', "
-                         "'conv1-256' or 'LRN'.") from None
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
+# Defined in notebooks/01_vgg.ipynb, section 2 › Table 1 as data, and the builder
 def _stages(config: Config) -> list:
     if isinstance(config, str):
         if config not in TABLE_1:
@@ -92,61 +126,7 @@ def _stages(config: Config) -> list:
     return [list(s) for s in config]
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Table 1, as data
-def scale_config(config: Config, width: float = 1.0) -> list:
-    """A configuration with every conv's channels multiplied by ``width`` (at least 1 channel):
-    a narrower VGG of the same depth, for quick experiments."""
-    out = []
-    for specs in _stages(config):
-        new = []
-        for spec in specs:
-            if spec == "LRN":
-                new.append(spec)
-            else:
-                k, c = parse_conv(spec)
-                new.append(f"conv{k}-{max(1, round(c * width))}")
-        out.append(new)
-    return out
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The conv layer
-def conv_layer(in_channels: int, spec: str, batch_norm: bool = False) -> tuple:
-    """Layers for one "convK-C" entry of Table 1: [conv, (BN,) ReLU], and the new channel count."""
-    kernel, out_channels = parse_conv(spec)
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel, stride=1,  # stride 1 (sec. 2.1)
-                     padding=kernel // 2)                   # resolution preserved (sec. 2.1)
-    if batch_norm:                                          # torchvision's order: conv, BN, ReLU
-        return [conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)], out_channels
-    return [conv, nn.ReLU(inplace=True)], out_channels      # "all hidden layers ... ReLU" (sec. 2.1)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The LRN layer of A-LRN
-LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75     # AlexNet sec. 3.3, via VGG sec. 2.1
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The LRN layer of A-LRN
-def lrn_layer() -> nn.LocalResponseNorm:
-    """AlexNet's LRN. nn.LocalResponseNorm uses alpha / n (a mean of squares, not a sum), so
-    AlexNet's alpha is passed as n * alpha."""
-    return nn.LocalResponseNorm(size=LRN_N, alpha=LRN_N * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › A stage
-def stage(in_channels: int, specs: Sequence[str], batch_norm: bool = False) -> tuple:
-    """Layers of one stage of Table 1 (convs, an LRN where listed, then max-pool 2x2 / 2), and
-    the channel count at its end."""
-    layers = []
-    for spec in specs:
-        if spec == "LRN":
-            layers.append(lrn_layer())      # after the ReLU, as in AlexNet (sec. 3.3 there)
-        else:
-            new, in_channels = conv_layer(in_channels, spec, batch_norm)
-            layers += new
-    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))     # sec. 2.1
-    return layers, in_channels
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The builder
+# Defined in notebooks/01_vgg.ipynb, section 2 › Table 1 as data, and the builder
 def make_features(config: Config, batch_norm: bool = False, in_channels: int = 3) -> nn.Sequential:
     """The convolutional part of a VGG: the stages of a Table 1 column (a name such as "D", or a
     list of stages), flattened into one nn.Sequential with torchvision's indices."""
@@ -157,11 +137,11 @@ def make_features(config: Config, batch_norm: bool = False, in_channels: int = 3
     return nn.Sequential(*layers)
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Initialisation
+# Defined in notebooks/01_vgg.ipynb, section 2 › Initialisation
 INITS = ("kaiming", "glorot", "normal")
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Initialisation
+# Defined in notebooks/01_vgg.ipynb, section 2 › Initialisation
 def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) -> nn.Module:
     """Initialise a VGG in place and return it. Biases 0 ("The biases were initialised with
     zero", sec. 3.1); batch norms weight 1, bias 0.
@@ -194,13 +174,13 @@ def init_weights_(model: nn.Module, scheme: str = "kaiming", std: float = 0.01) 
     return model
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
+# Defined in notebooks/01_vgg.ipynb, section 2 › The whole net
 def out_channels(features: nn.Sequential) -> int:
     """The channels ``features`` ends with: those of its last conv (512 in every column)."""
     return [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
+# Defined in notebooks/01_vgg.ipynb, section 2 › The whole net
 class VGG(nn.Module):
     """A VGG of Table 1: ``features`` (the conv stages), ``avgpool`` (torchvision's adaptive 7x7
     pool: the identity at 224x224) and ``classifier`` (FC-4096, FC-4096, FC-num_classes with ReLU
@@ -248,120 +228,24 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-def _vgg(name: str, config: str, batch_norm: bool, **kwargs) -> VGG:
-    return VGG(config, batch_norm=batch_norm, name=name, **kwargs)
+# Defined in notebooks/01_vgg.ipynb, section 2 › The CIFAR-10 adaptation
+def scale_config(config: Config, width: float = 1.0) -> list:
+    """A configuration with every conv's channels multiplied by ``width`` (at least 1 channel):
+    a narrower VGG of the same depth, for quick experiments."""
+    out = []
+    for specs in _stages(config):
+        new = []
+        for spec in specs:
+            if spec == "LRN":
+                new.append(spec)
+            else:
+                k, c = parse_conv(spec)
+                new.append(f"conv{k}-{max(1, round(c * width))}")
+        out.append(new)
+    return out
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-def _with_paper_numbers(config: str):
-    """Append the paper's numbers for a column of Table 1 (read from ``WEIGHT_LAYERS`` and
-    ``TABLE_2``) to a constructor's docstring."""
-    def append(constructor):
-        constructor.__doc__ += (f"\n\n    Simonyan & Zisserman 2014: column {config} of Table 1, "
-                                f"{WEIGHT_LAYERS[config]} weight layers; Table 2: "
-                                f"{TABLE_2[config]}M parameters (without batch norm).")
-        return constructor
-    return append
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11", head="classifier.6", weights="VGG11_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("A")
-def vgg11(**kwargs) -> VGG:
-    """VGG-11: configuration A. Keywords: see ``VGG``."""
-    return _vgg("vgg11", "A", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_bn", head="classifier.6", weights="VGG11_BN_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("A")
-def vgg11_bn(**kwargs) -> VGG:
-    """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg11_bn", "A", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_lrn", head="classifier.6")
-@_with_paper_numbers("A-LRN")
-def vgg11_lrn(**kwargs) -> VGG:
-    """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
-    return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg11_lrn_bn", head="classifier.6")
-@_with_paper_numbers("A-LRN")
-def vgg11_lrn_bn(**kwargs) -> VGG:
-    """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg13", head="classifier.6", weights="VGG13_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("B")
-def vgg13(**kwargs) -> VGG:
-    """VGG-13: configuration B. Keywords: see ``VGG``."""
-    return _vgg("vgg13", "B", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg13_bn", head="classifier.6", weights="VGG13_BN_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("B")
-def vgg13_bn(**kwargs) -> VGG:
-    """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg13_bn", "B", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_c", head="classifier.6")
-@_with_paper_numbers("C")
-def vgg16_c(**kwargs) -> VGG:
-    """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
-    return _vgg("vgg16_c", "C", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_c_bn", head="classifier.6")
-@_with_paper_numbers("C")
-def vgg16_c_bn(**kwargs) -> VGG:
-    """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg16_c_bn", "C", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16", head="classifier.6", weights="VGG16_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("D")
-def vgg16(**kwargs) -> VGG:
-    """VGG-16: configuration D. Keywords: see ``VGG``."""
-    return _vgg("vgg16", "D", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg16_bn", head="classifier.6", weights="VGG16_BN_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("D")
-def vgg16_bn(**kwargs) -> VGG:
-    """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg16_bn", "D", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg19", head="classifier.6", weights="VGG19_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("E")
-def vgg19(**kwargs) -> VGG:
-    """VGG-19: configuration E. Keywords: see ``VGG``."""
-    return _vgg("vgg19", "E", False, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The whole net
-@register_model("vgg19_bn", head="classifier.6", weights="VGG19_BN_Weights.IMAGENET1K_V1")
-@_with_paper_numbers("E")
-def vgg19_bn(**kwargs) -> VGG:
-    """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
-    return _vgg("vgg19_bn", "E", True, **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
+# Defined in notebooks/01_vgg.ipynb, section 2 › The CIFAR-10 adaptation
 class CifarVGG(nn.Module):
     """VGG for 32x32 images: ``features`` (the conv stages of a Table 1 column), ``avgpool``
     (global average pooling) and ``classifier`` (one linear layer). Not in the paper. Input:
@@ -399,35 +283,7 @@ class CifarVGG(nn.Module):
         return self.classifier(x)
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg11_bn", head="classifier")
-def cifar_vgg11_bn(**kwargs) -> CifarVGG:
-    """Column A of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
-    return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg13_bn", head="classifier")
-def cifar_vgg13_bn(**kwargs) -> CifarVGG:
-    """Column B of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
-    return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg16_bn", head="classifier")
-def cifar_vgg16_bn(**kwargs) -> CifarVGG:
-    """Column D of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
-    return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › The CIFAR-10 adaptation
-@register_model("cifar_vgg19_bn", head="classifier")
-def cifar_vgg19_bn(**kwargs) -> CifarVGG:
-    """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
-    return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
-
-
-# Defined in notebooks/01_vgg.ipynb, section 3 › Pre-initialisation from net A (section 3.1)
+# Defined in notebooks/01_vgg.ipynb, section 2 › Pre-initialisation from net A (skip on a first read)
 def _convs_by_stage(features: nn.Sequential) -> list:
     stages, current = [], []
     for m in features:
@@ -439,7 +295,7 @@ def _convs_by_stage(features: nn.Sequential) -> list:
     return stages
 
 
-# Defined in notebooks/01_vgg.ipynb, section 3 › Pre-initialisation from net A (section 3.1)
+# Defined in notebooks/01_vgg.ipynb, section 2 › Pre-initialisation from net A (skip on a first read)
 @torch.no_grad()
 def init_from_net_a(deep: nn.Module, net_a: nn.Module, n_convs: int = 4) -> nn.Module:
     """Section 3.1: copy the first ``n_convs`` conv layers of a (trained) net A into the same rows
@@ -469,7 +325,154 @@ def init_from_net_a(deep: nn.Module, net_a: nn.Module, n_convs: int = 4) -> nn.M
     return deep
 
 
-# Defined in notebooks/01_vgg.ipynb, section 6 · Dense evaluation
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+#: Table 2: "number of parameters (in millions)", rounded to whole millions; A and A-LRN share
+#: one column of the table.
+TABLE_2 = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+def _vgg(name: str, config: str, batch_norm: bool, **kwargs) -> VGG:
+    return VGG(config, batch_norm=batch_norm, name=name, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+def _with_paper_numbers(config: str):
+    """Append the paper's numbers for a column of Table 1 (read from ``WEIGHT_LAYERS`` and
+    ``TABLE_2``) to a constructor's docstring."""
+    def append(constructor):
+        constructor.__doc__ += (f"\n\n    Simonyan & Zisserman 2014: column {config} of Table 1, "
+                                f"{WEIGHT_LAYERS[config]} weight layers; Table 2: "
+                                f"{TABLE_2[config]}M parameters (without batch norm).")
+        return constructor
+    return append
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg11", head="classifier.6", weights="VGG11_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("A")
+def vgg11(**kwargs) -> VGG:
+    """VGG-11: configuration A. Keywords: see ``VGG``."""
+    return _vgg("vgg11", "A", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg11_bn", head="classifier.6", weights="VGG11_BN_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("A")
+def vgg11_bn(**kwargs) -> VGG:
+    """``vgg11`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg11_bn", "A", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg11_lrn", head="classifier.6")
+@_with_paper_numbers("A-LRN")
+def vgg11_lrn(**kwargs) -> VGG:
+    """VGG-11 with AlexNet's LRN after the first conv: configuration A-LRN. Keywords: ``VGG``."""
+    return _vgg("vgg11_lrn", "A-LRN", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg11_lrn_bn", head="classifier.6")
+@_with_paper_numbers("A-LRN")
+def vgg11_lrn_bn(**kwargs) -> VGG:
+    """``vgg11_lrn`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg11_lrn_bn", "A-LRN", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg13", head="classifier.6", weights="VGG13_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("B")
+def vgg13(**kwargs) -> VGG:
+    """VGG-13: configuration B. Keywords: see ``VGG``."""
+    return _vgg("vgg13", "B", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg13_bn", head="classifier.6", weights="VGG13_BN_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("B")
+def vgg13_bn(**kwargs) -> VGG:
+    """``vgg13`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg13_bn", "B", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg16_c", head="classifier.6")
+@_with_paper_numbers("C")
+def vgg16_c(**kwargs) -> VGG:
+    """VGG-16 with three 1x1 convs: configuration C. Keywords: see ``VGG``."""
+    return _vgg("vgg16_c", "C", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg16_c_bn", head="classifier.6")
+@_with_paper_numbers("C")
+def vgg16_c_bn(**kwargs) -> VGG:
+    """``vgg16_c`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg16_c_bn", "C", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg16", head="classifier.6", weights="VGG16_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("D")
+def vgg16(**kwargs) -> VGG:
+    """VGG-16: configuration D. Keywords: see ``VGG``."""
+    return _vgg("vgg16", "D", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg16_bn", head="classifier.6", weights="VGG16_BN_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("D")
+def vgg16_bn(**kwargs) -> VGG:
+    """``vgg16`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg16_bn", "D", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg19", head="classifier.6", weights="VGG19_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("E")
+def vgg19(**kwargs) -> VGG:
+    """VGG-19: configuration E. Keywords: see ``VGG``."""
+    return _vgg("vgg19", "E", False, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("vgg19_bn", head="classifier.6", weights="VGG19_BN_Weights.IMAGENET1K_V1")
+@_with_paper_numbers("E")
+def vgg19_bn(**kwargs) -> VGG:
+    """``vgg19`` with a batch norm after each conv (not in the paper; torchvision's order)."""
+    return _vgg("vgg19_bn", "E", True, **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_vgg11_bn", head="classifier")
+def cifar_vgg11_bn(**kwargs) -> CifarVGG:
+    """Column A of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
+    return CifarVGG("A", name="cifar_vgg11_bn", **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_vgg13_bn", head="classifier")
+def cifar_vgg13_bn(**kwargs) -> CifarVGG:
+    """Column B of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
+    return CifarVGG("B", name="cifar_vgg13_bn", **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_vgg16_bn", head="classifier")
+def cifar_vgg16_bn(**kwargs) -> CifarVGG:
+    """Column D of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
+    return CifarVGG("D", name="cifar_vgg16_bn", **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_vgg19_bn", head="classifier")
+def cifar_vgg19_bn(**kwargs) -> CifarVGG:
+    """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
+    return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
+
+
+# Defined in notebooks/01_vgg.ipynb, section Going deeper · Dense evaluation
 class FullyConvolutionalVGG(nn.Module):
     """A trained ``VGG`` for dense evaluation (sec. 3.2): the same ``features``, then the three FC
     layers as convolutions (fc6: 7x7, fc7 and fc8: 1x1). ``forward`` returns the class score map

@@ -14,9 +14,12 @@ weights' statistics; ``--freeze [PARTS]`` trains only the named parts (default: 
 The same ``common.fit`` as in the notebooks: the same progress output, history.json and atomic
 checkpoint.pt in the run folder, and ``--resume`` continues a run exactly. The run folder also
 keeps command.json, the settings the run was started with, so that a resume with other
-settings is refused by name. Bad input (an unknown model or data set, a folder without images,
-an existing run without --resume, a resume with other settings) is one line on stderr and exit
-status 2, with nothing written.
+settings is refused by name. Bad input (an unknown model or data set, a folder without images
+or with a file that is not one, a run folder that is a file, an existing run without --resume,
+a resume with other settings, a part or scale of the transfer flags that cannot be) is one line
+on stderr and exit status 2, with nothing written. A folder that holds only command.json (a
+run stopped before its first epoch ended: no checkpoint) holds nothing to lose: a new command
+starts afresh there, and says so.
 
 The recipe defaults to the course's CIFAR-10 recipe, notebook 02's: He et al. 2015, section 4.2.
 ``--batch-size`` is the GLOBAL batch (all GPUs together), as ``Recipe.batch_size`` is;
@@ -32,6 +35,7 @@ import difflib
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -42,6 +46,7 @@ from common.inspection import count_params
 from common.models import get_model, list_models
 from common.train.checkpoint import CHECKPOINT, HISTORY, CheckpointError
 from common.train.loop import fit
+from common.train.optim import check_lr_scales, frozen_lr_scales
 from common.train.recipe import CHECKPOINT_DEFAULTS, OPTIMIZERS, SCHEDULES, WARMUPS, Recipe
 
 PROG = "python -m common.train"
@@ -240,8 +245,8 @@ def build_recipe(args) -> Recipe:
         sources.pop("milestones")
     if "lr_scales" in given:
         try:
-            values["lr_scales"] = tuple((k, float(v)) for k, _, v in (
-                item.partition("=") for item in given["lr_scales"].split(",") if item))
+            values["lr_scales"] = tuple((k.strip(), float(v)) for k, _, v in (
+                item.partition("=") for item in given["lr_scales"].split(",") if item.strip()))
         except ValueError:
             raise CommandError(f"--lr-scales {given['lr_scales']!r}: give PART=SCALE pairs "
                                "separated by commas, e.g. --lr-scales layer1=0.1,layer4=0.5"
@@ -295,14 +300,28 @@ def settings_of(args, recipe, data_name, data_path, mode, world_size) -> dict:
 
 
 def _check_run_dir(run_dir: Path, resume: bool, settings: dict) -> bool:
-    """Refuse an existing run without --resume, and a resume with other settings. Returns
-    whether there is a run to resume."""
-    existing = [p for p in (CHECKPOINT, SETTINGS) if (run_dir / p).exists()]
-    if existing and not resume:
+    """Refuse a run folder that is a file, lies under one or cannot be written; an existing run
+    without --resume; a resume with other settings. Returns whether there is a run to resume: a
+    checkpoint. A folder with command.json but no checkpoint holds a run that never finished an
+    epoch: nothing to lose, so it is started afresh (the settings are compared only when there
+    is a checkpoint to continue)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CommandError(f"--run-dir {run_dir} is a file: give a folder (created if missing)")
+    above = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    if not above.is_dir():
+        raise CommandError(f"--run-dir {run_dir} lies under the file {above}: give a folder "
+                           "path (created if missing)")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise CommandError(f"--run-dir {run_dir}: {above} cannot be written to here: give "
+                           "another --run-dir")
+    if not (run_dir / CHECKPOINT).exists():
+        return False
+    if not resume:
+        existing = [p for p in (CHECKPOINT, SETTINGS) if (run_dir / p).exists()]
         raise CommandError(f"{run_dir} holds an earlier run ({', '.join(existing)}): add --resume "
                            "to continue it, or give another --run-dir to start afresh")
-    if not resume or not (run_dir / SETTINGS).exists():
-        return bool(existing)
+    if not (run_dir / SETTINGS).exists():
+        return True
     try:
         before = json.loads((run_dir / SETTINGS).read_text())
     except (OSError, ValueError) as err:
@@ -336,6 +355,10 @@ def train(argv=None):
     if args.list_models:
         print("\n".join(list_models()))
         return None, None
+    if args.model is None and args.freeze in list_models():
+        args.model, args.freeze = args.freeze, ""     # "--freeze MODEL": the flag took the name
+    if args.freeze is not None:                       # "fc, layer4" is "fc,layer4"
+        args.freeze = ",".join(n.strip() for n in args.freeze.split(",") if n.strip())
     if args.model is None:
         raise CommandError(f"give a MODEL, e.g. {PROG} cifar_resnet20 ({PROG} --list-models)")
     if args.model not in list_models():
@@ -386,6 +409,7 @@ def train(argv=None):
             folder = cdata.load_data("imagefolder", root=data_path, smoke=smoke, quick=quick,
                                      crop_size=args.image_size or cdata.CROP_SIZE,
                                      workers=args.workers, device="cpu", verbose=False)
+            _check_images(folder)
         except (ValueError, OSError) as err:
             raise CommandError(_one_line(err)) from None
 
@@ -412,23 +436,38 @@ def train(argv=None):
         torch.manual_seed(args.seed)              # the same initial weights in every process
         try:
             model = _build_model(args, data, model_kwargs, official, dist.is_main)
+            _check_transfer(args, recipe, model)
         except (TypeError, ValueError) as err:
             raise CommandError(_one_line(err)) from None
         if official is not None:
             data = _with_weights_statistics(data, official, dist.is_main)
+        wrote = dist.is_main and not resuming
+        if args.freeze is not None and not args.pretrained and dist.is_main:   # all checked
+            print(f"{PROG}: warning: --freeze without --pretrained: the frozen parts keep their "
+                  "random initial weights, so what trains learns on random features (add "
+                  "--pretrained for ImageNet's weights)", file=sys.stderr)
         if dist.is_main:
             print(f"{PROG} {args.model} on {data.description}: run folder {run_dir}"
                   + (" (resuming)" if resuming else ""))
+            if wrote and (run_dir / SETTINGS).exists():
+                print(f"{run_dir} held only the settings of a run that never finished an epoch "
+                      f"({SETTINGS}, no {CHECKPOINT}): starting afresh there with these")
             print(recipe.table())
-            if not resuming:
+            if wrote:
                 runtime.atomic_write(run_dir / SETTINGS, json.dumps(settings, indent=1).encode())
         try:
             history = fit(model, data, recipe, run_dir=run_dir, resume=args.resume,
                           device=device, amp=args.amp, compile=args.compile, seed=args.seed,
                           stop_after_epochs=args.stop_after_epochs, smoke=smoke, quick=quick,
                           sync_bn=args.sync_bn, dist=dist)
-        except (CheckpointError, FileExistsError) as err:
-            raise CommandError(_one_line(err)) from None
+        except BaseException as err:
+            if wrote and not (run_dir / CHECKPOINT).exists():   # no epoch ended: leave nothing
+                (run_dir / SETTINGS).unlink(missing_ok=True)
+            if isinstance(err, (CheckpointError, FileExistsError)):
+                raise CommandError(_one_line(err)) from None
+            if _unreadable_image(err):
+                raise CommandError(_unreadable_image(err)) from None
+            raise
         if dist.is_main:
             print(f"history: {run_dir / HISTORY}; checkpoint: {run_dir / CHECKPOINT}")
         return model, history
@@ -451,11 +490,80 @@ def _build_model(args, data, model_kwargs, official, verbose):
         transfer.replace_head(model, data.num_classes)
     if args.freeze is not None:
         names = [n for n in args.freeze.split(",") if n] or None
-        left = transfer.freeze(model, names)
+        try:
+            left = transfer.freeze(model, trainable=names)
+        except ValueError as err:                   # "freeze: ..." -> "--freeze: ..."
+            raise ValueError(f"--{err}" if str(err).startswith("freeze: ") else
+                             f"--freeze: {err}") from None
         if verbose:
             print(f"--freeze: {count_params(model, trainable_only=True):,} of "
                   f"{count_params(model):,} parameters trainable ({len(left)} tensors)")
     return model
+
+
+def _check_transfer(args, recipe, model) -> None:
+    """--lr-scales against the model and --freeze, before anything is written: every part must
+    exist and hold parameters, none may be frozen (its scale would change nothing), and
+    something must be left to train."""
+    try:
+        check_lr_scales(model, recipe.lr_scales)
+    except ValueError as err:
+        raise ValueError(f"--lr-scales: {err}") from None
+    frozen = frozen_lr_scales(model, recipe.lr_scales)
+    if frozen:
+        raise ValueError(f"--lr-scales names {', '.join(frozen)}, which --freeze leaves frozen: "
+                         "a frozen part never enters the optimizer, so its scale would change "
+                         "nothing. Drop it from --lr-scales, or add it to --freeze")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("--freeze leaves no parameter to train: name a part that holds "
+                         f"parameters ({', '.join(transfer.parts(model))})")
+
+
+#: The first bytes of the image files PIL decodes for the folder pipeline: JPEG, PNG.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+def _not_an_image(path: str) -> bool:
+    """Whether the file at ``path`` is not an image: its first bytes are neither JPEG's nor
+    PNG's, and PIL cannot identify it either (it reads the header only, decodes nothing)."""
+    with open(path, "rb") as f:
+        if f.read(8).startswith(_SIGNATURES):
+            return False
+    from PIL import Image  # optional here: only a file of another format needs it
+
+    try:
+        with Image.open(path):
+            return False
+    except OSError:                       # PIL's UnidentifiedImageError is an OSError
+        return True
+
+
+def _check_images(folder) -> None:
+    """Every image file of the splits in use must be one (a text file named x.jpg is not):
+    its first bytes are read, in a few threads, before anything is written or trained."""
+    paths = sorted({p for split in (folder.train, folder.val, folder.test) for p in split.paths})
+    chunks = [paths[i::8] for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        bad = [p for found in pool.map(lambda c: next(filter(_not_an_image, c), None), chunks)
+               for p in [found] if p is not None]
+    if bad:
+        raise ValueError(f"{min(bad)} is not an image (neither JPEG nor PNG, and PIL cannot "
+                         "identify it): replace the file or remove it from the folder")
+
+
+def _unreadable_image(err: BaseException) -> str | None:
+    """The one line of an image file that could not be decoded while training (raised by the
+    folder pipeline, through a DataLoader worker or not); None for any other error."""
+    if not isinstance(err, ValueError):
+        return None
+    return next((line.removeprefix("ValueError: ").strip()
+                 for line in reversed(str(err).splitlines())
+                 if "cannot be read as an image" in line), None)
+
+
+def _speaks() -> bool:
+    """Whether this process prints (rank 0 under torchrun, before or after joining)."""
+    return distributed.current().is_main and _environment_world()[0] == 0
 
 
 def _with_weights_statistics(data, official, verbose):
@@ -479,7 +587,7 @@ def main(argv=None) -> int:
     try:
         train(argv)
     except CommandError as err:
-        if distributed.current().is_main and _environment_world()[0] == 0:
+        if _speaks():
             print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     return 0

@@ -181,6 +181,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu",
                                   enabled=amp_dtype == torch.float16)
     optimizer = make_optimizer(model, recipe)                     # 00: optimizer = SGD(...)
+    # each group's own rate, recipe.lr x its parts' Recipe.lr_scales; the schedule scales it
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)   # 00: criterion = ...
     epochs = _plan_epochs(recipe, len(data.train), smoke, quick)
     steps = max(1, len(data.train) // recipe.batch_size)   # 00: steps = (partial batch dropped)
@@ -210,9 +212,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                                    augment=recipe.augment, generator=order, **shard)
             for i, (x, y) in enumerate(batches):                   # 00: for i, (x, y) in ...
                 step = epoch * steps + i
-                lr = recipe.lr * recipe.lr_factor(step / steps * time_scale)
-                for group in optimizer.param_groups:               # 00: for group in ...
-                    group["lr"] = lr                               # 00: group["lr"] = ...
+                factor = recipe.lr_factor(step / steps * time_scale)
+                lr = recipe.lr * factor                            # what history["lr"] shows
+                for group, base in zip(optimizer.param_groups, base_lrs):   # 00: for group in ...
+                    group["lr"] = base * factor                    # 00: group["lr"] = ...
                 x, y = precision.to_device(x, y, device, channels_last)
                 with precision.autocast(device, amp_dtype):
                     out = step_model(x)

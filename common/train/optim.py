@@ -1,7 +1,13 @@
 """The recipe's optimizer: its parameter groups (weight decay exemptions, learning rates per
-part, frozen parameters left out), TensorFlow's RMSProp, and the step hooks that scale a group's
-learning rate. ``fit`` builds it with ``make_optimizer(model, recipe)``; what each optimizer
-option means, and which codebase chose what: ``Recipe`` and docs/recipe.md.
+part, frozen parameters left out) and TensorFlow's RMSProp. ``fit`` builds it with
+``make_optimizer(model, recipe)``; what each optimizer option means, and which codebase chose
+what: ``Recipe`` and docs/recipe.md.
+
+A part's learning rate (``Recipe.lr_scales``) is its group's own ``lr``: the recipe's lr times
+the part's scale, written when the groups are made, and ``fit``'s schedule multiplies each
+group's own rate every step. So ``param_groups[i]["lr"]`` is the rate the group trains at, a
+plain torch optimizer given ``weight_decay_groups`` applies the scales, and torch's and timm's
+schedulers (which start from each group's ``lr``) scale them once.
 """
 from __future__ import annotations
 
@@ -81,10 +87,11 @@ class RMSpropTF(torch.optim.Optimizer):
 def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     """``model``'s trainable parameters as optimizer parameter groups: those the recipe decays,
     and those its ``no_weight_decay`` exempts (``weight_decay=0``), each split by
-    ``lr_scales`` (a group with ``"lr_scale"``, which ``make_optimizer``'s step hooks multiply
-    the lr by); a group is left out when empty. Frozen parameters (``requires_grad=False``)
-    are left out: in the optimizer, weight decay and momentum could still move them. One group
-    of every parameter, as ``model.parameters()``, when nothing is exempt, scaled or frozen."""
+    ``lr_scales``: a scaled group has its own ``"lr"``, ``recipe.lr`` times its parts' scale
+    (what any torch optimizer applies; ``fit``'s schedule multiplies it); a group is left out
+    when empty. Frozen parameters (``requires_grad=False``) are left out: in the optimizer,
+    weight decay and momentum could still move them. One group of every parameter, as
+    ``model.parameters()``, when nothing is exempt, scaled or frozen."""
     every = list(model.parameters())
     if not recipe.no_weight_decay and not recipe.lr_scales and all(p.requires_grad
                                                                    for p in every):
@@ -109,7 +116,7 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
             if exempt:
                 group["weight_decay"] = 0.0
             if recipe.lr_scales:
-                group["lr_scale"] = scale
+                group["lr"] = recipe.lr * scale
     if not groups:
         raise ValueError(f"{type(model).__name__} has no trainable parameter (all are frozen): "
                          "common.transfer.freeze(model, trainable=...) names what trains.")
@@ -117,31 +124,12 @@ def weight_decay_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     return [groups[k] for k in sorted(groups, key=lambda k: (k[0], -k[1]))]
 
 
-def _scale_lrs(optimizer, args, kwargs) -> None:
-    """Step pre-hook: each group's lr times its ``lr_scale`` (``Recipe.lr_scales``) for the
-    step."""
-    for group in optimizer.param_groups:
-        group["base_lr"] = group["lr"]
-        group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
-
-
-def _unscale_lrs(optimizer, args, kwargs) -> None:
-    """Step post-hook: the lr as it was set (``fit`` sets it every step), the scale taken off."""
-    for group in optimizer.param_groups:
-        group["lr"] = group.pop("base_lr", group["lr"])
-
-
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer over ``params``: a model (its trainable parameters, with the
-    recipe's ``no_weight_decay`` exemptions and ``lr_scales``: ``weight_decay_groups``),
-    parameters, or parameter groups. The learning rate is set again every step (``fit``); a
-    group with an ``"lr_scale"`` steps at that lr times its scale (a step pre-hook multiplies,
-    a post-hook restores, so ``group["lr"]`` reads as it was set)."""
-    optimizer = _make_optimizer(params, recipe)
-    if any("lr_scale" in g for g in optimizer.param_groups):
-        optimizer.register_step_pre_hook(_scale_lrs)
-        optimizer.register_step_post_hook(_unscale_lrs)
-    return optimizer
+    recipe's ``no_weight_decay`` exemptions and ``lr_scales``: ``weight_decay_groups``, each
+    scaled group with its own lr), parameters, or parameter groups. ``fit`` sets each group's
+    lr every step: the rate the group was made with times the schedule's factor."""
+    return _make_optimizer(params, recipe)
 
 
 def _make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
@@ -166,14 +154,30 @@ def _make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def check_lr_scales(model: nn.Module, lr_scales) -> None:
-    """Every name in ``lr_scales`` must be a module of ``model`` (a ValueError lists the parts)."""
-    modules = dict(model.named_modules())
-    unknown = [n for n, _ in lr_scales
-               if n not in modules or next(modules[n].parameters(), None) is None]
+    """Every name in ``lr_scales`` must be a module or parameter of ``model`` that holds
+    parameters (a ValueError lists the parts)."""
+    things = _named_parameters_of(model)
+    unknown = [n for n, _ in lr_scales if not things.get(n)]
     if unknown:
         raise ValueError(f"Recipe.lr_scales names {', '.join(map(repr, unknown))}, which "
                          f"{type(model).__name__} has no parameters under. Its parts: "
                          f"{', '.join(parts(model))}.")
+
+
+def frozen_lr_scales(model: nn.Module, lr_scales) -> list[str]:
+    """The names in ``lr_scales`` whose parameters are all frozen: their scale changes nothing,
+    since frozen parameters never enter the optimizer."""
+    things = _named_parameters_of(model)
+    return [n for n, _ in lr_scales
+            if things.get(n) and not any(p.requires_grad for p in things[n])]
+
+
+def _named_parameters_of(model: nn.Module) -> dict[str, list]:
+    """{name: the parameters under it} for every module and parameter name of ``model`` (a
+    part may be a parameter of its own, ViT's ``class_token``)."""
+    out = {n: list(m.parameters()) for n, m in model.named_modules() if n}
+    out.update({n: [p] for n, p in model.named_parameters()})
+    return out
 
 
 def lr_scale_of(name: str, lr_scales) -> float:

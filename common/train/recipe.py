@@ -64,7 +64,7 @@ class Recipe:
     staircase (bool): "exponential": whole periods only, TF's staircase=True (default True)
     no_weight_decay (tuple): kinds exempt from weight decay, of NO_WEIGHT_DECAY (default ())
     lr_scales (tuple): (part, scale) pairs: the part learns at lr x scale (default (): none)
-    adam_betas (tuple): AdamW's betas (default (0.9, 0.999); ConvNeXt's official main.py)
+    adam_betas (tuple): AdamW's betas (default (0.9, 0.999): torch's, kept by ConvNeXt's main.py)
     adam_eps (float): AdamW's epsilon (default 1e-8; ConvNeXt's official main.py)
     sources (dict): where each value comes from, by field name; shown by table() (default {})
     """
@@ -114,9 +114,10 @@ class Recipe:
         except (TypeError, ValueError):
             raise ValueError(f"lr_scales is pairs (part, scale), e.g. (('layer1', 0.1),), or a "
                              f"dict; got {self.lr_scales!r}.") from None
-        if any(not k or not v > 0 for k, v in scales) or len({k for k, _ in scales}) < len(scales):
-            raise ValueError(f"lr_scales needs distinct part names and positive scales (to "
-                             f"freeze a part, use common.transfer.freeze), got {scales}.")
+        if any(not k or not 0 < v < math.inf for k, v in scales) \
+                or len({k for k, _ in scales}) < len(scales):
+            raise ValueError(f"lr_scales needs distinct part names and positive, finite scales "
+                             f"(to freeze a part, use common.transfer.freeze), got {scales}.")
         object.__setattr__(self, "lr_scales", scales)
         if not (isinstance(self.epochs, int) and self.epochs > 0):
             raise ValueError(f"epochs must be a positive whole number, got {self.epochs!r}.")
