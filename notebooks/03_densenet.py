@@ -110,19 +110,17 @@ common.block_diagrams(
 # %% [markdown]
 # ## 2 · Build it, block by block
 #
-# ### The dense layer
+# ### Write it yourself: the dense layer (try it first)
 #
-# **Try it first** (optional): write the layer of the diagram, then `check` it.
-# `MyDenseLayer(in_channels, growth_rate)` gets its block's maps concatenated (one tensor) and
-# returns **only its `growth_rate` new maps**: BN, ReLU, a 1×1 conv to "4k feature-maps", BN,
-# ReLU, a 3×3 conv to $k$ maps that keeps the size (sec. 3, "Composite function", "Bottleneck
-# layers").
+# Optional: write the layer of the diagram, then `check` it. `MyDenseLayer(in_channels,
+# growth_rate)` gets its block's maps concatenated (one tensor) and returns **only its
+# `growth_rate` new maps**: BN, ReLU, a 1×1 conv to "4k feature-maps", BN, ReLU, a 3×3 conv to
+# $k$ maps that keeps the size (sec. 3, "Composite function", "Bottleneck layers"). The block
+# does the concatenating, as in the dense block below: torchvision's interface. Returning the
+# concatenation is the other reading of Eqn. 2, but not the interface the course's block
+# expects, so the checker reports it.
 #
-# <details><summary>The interface, and what <code>check</code> does</summary>
-#
-# The block does the concatenating, as in the dense block below: torchvision's interface.
-# Returning the concatenation is the other reading of Eqn. 2, but not the interface the
-# course's block expects, so the checker reports it.
+# <details><summary>What <code>check</code> compares (click to unfold)</summary>
 #
 # `common.exercises.check` builds your block and ours for several cases and compares them,
 # stopping at the first difference: does it run; the output shape; the parameters, layer by
@@ -167,6 +165,8 @@ class MyDenseLayer(nn.Module):
 check("densenet.DenseLayer", MyDenseLayer)
 
 # %% [markdown]
+# ### The dense layer
+#
 # **What the paper says**: rows of the complete Easter-egg table at the end (each detail, its
 # value, where it is stated; an **Egg** is a detail the text leaves out or sources disagree on).
 #
@@ -349,11 +349,12 @@ common.table([(f"theta = {t}", channels_into_blocks(t), f"{p / 1e6:.2f}M")
              header=("DenseNet-121", "maps into blocks 1-4", "dense-layer parameters"))
 
 # %% [markdown]
-# ### The transition layer
+# ### Write it yourself: the transition layer (try it first)
 #
-# **Try it first** (optional): `MyTransition(in_channels, compression=0.5)`: BN, ReLU, a 1×1
-# conv to $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ = `compression`), a 2×2
-# average pool with stride 2 (sec. 3, "Pooling layers", "Compression"; Table 1).
+# Optional: `MyTransition(in_channels, compression=0.5)`: BN, ReLU, a 1×1 conv to
+# $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ = `compression`), a 2×2 average
+# pool with stride 2 (sec. 3, "Pooling layers", "Compression"; Table 1). `check` says "not done
+# yet" until you fill it in.
 
 # %%
 class MyTransition(nn.Module):
@@ -383,6 +384,8 @@ class MyTransition(nn.Module):
 check("densenet.Transition", MyTransition)
 
 # %% [markdown]
+# ### The transition layer
+#
 # | Detail | Value | Where |
 # |---|---|---|
 # | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
@@ -1381,12 +1384,16 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 #
 # ### Write it yourself
 #
-# The **Try it first** cells of section 2 (the checker: `docs/exercises.md`):
+# Checked by `common.exercises.check` (`docs/exercises.md`); each is offered before its
+# solution, in section 2:
 #
-# 7. **The dense layer of DenseNet-B** ("The dense layer"): `MyDenseLayer` returns only its $k$
-#    new maps, torchvision's interface (the block concatenates).
-# 8. **The transition layer with compression** ("The transition layer"): `MyTransition`, with
-#    $\lfloor\theta m\rfloor$ output maps.
+# - **The dense layer of DenseNet-B** (sec. 3, "Composite function", "Bottleneck layers"):
+#   [Write it yourself: the dense layer](#write-it-yourself-the-dense-layer-try-it-first).
+#   `MyDenseLayer` returns only its $k$ new maps, torchvision's interface (the block
+#   concatenates).
+# - **The transition layer with compression** (sec. 3, "Pooling layers", "Compression"):
+#   [Write it yourself: the transition layer](#write-it-yourself-the-transition-layer-try-it-first),
+#   with $\lfloor\theta m\rfloor$ output maps.
 
 # %% [markdown]
 # ## Going deeper · the paper's tables, counted: layer counts, the CIFAR stem, the 73M DenseNet-264
