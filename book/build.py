@@ -386,18 +386,28 @@ def home_links(text: str, depth: int) -> str:
 
 
 def _site_copy(nb):
+    """The page's copy: links to the README go to the home page, and a code cell folded in
+    JupyterLab (``jupyter.source_hidden``: plumbing, long listings) is folded on the page too
+    (MyST-NB's ``hide-input`` tag: its outputs show, its code behind a "Show code" toggle)."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = home_links(cell.source, depth=1)
+        elif cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
+            tags = cell.metadata.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
     return nb
+
+
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 
 
 def stage(results: dict, stubs: list[Path], src: Path, root: Path) -> None:
     """The site's sources, mirroring the repository's layout so that its relative links work."""
     import nbformat
 
-    files: dict[str, str] = {}
+    files: dict[str, str | bytes] = {}
     for path, (nb, record) in results.items():
         nb = static_widgets(copy.deepcopy(nb))
         files[f"notebooks/{path.name}"] = nbformat.writes(labelled(_site_copy(nb), label(
@@ -409,8 +419,11 @@ def stage(results: dict, stubs: list[Path], src: Path, root: Path) -> None:
     for folder in ("docs", "paper_notes"):
         for md in sorted((root / folder).glob("*.md")):
             files[f"{folder}/{md.name}"] = home_links(md.read_text(), depth=1)
+        for image in sorted((root / folder).rglob("*")):   # figures the pages show, as they are
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                files[image.relative_to(root).as_posix()] = image.read_bytes()
     files["CONTRIBUTING.md"] = home_links((root / "CONTRIBUTING.md").read_text(), depth=0)
-    pages = [p for p in files if not p.startswith("downloads/")]
+    pages = [p for p in files if not p.startswith("downloads/") and p.endswith((".md", ".ipynb"))]
     files["index.md"] = home_page((root / "README.md").read_text(), pages)
     for rel, text in files.items():
         _write_if_changed(src / rel, text)

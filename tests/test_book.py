@@ -52,6 +52,8 @@ def small_notebook() -> nbformat.NotebookNode:
              'after=["ReLU"])'),
         code("plt.plot([1, 2, 3], [0.5, 0.7, 0.9])\nplt.title('a curve')\nplt.show()"),
         code("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), unit='step'):\n    pass"),
+        nbformat.v4.new_code_cell("print('folded code, shown output')",
+                                  metadata={"jupyter": {"source_hidden": True}}),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                 "language": "python"}})
 
@@ -84,6 +86,12 @@ def site(tmp_path_factory):
         shutil.copytree(ROOT / folder, course / folder, ignore=shutil.ignore_patterns("*.py"))
     (course / "common").symlink_to(ROOT / "common", target_is_directory=True)
     nbformat.write(small_notebook(), course / "notebooks" / f"{SMALL}.ipynb")
+    figures = course / "paper_notes" / "figures"          # a figure in the notes, as a page shows
+    figures.mkdir(exist_ok=True)
+    import matplotlib.pyplot as plt
+    plt.imsave(figures / f"{SMALL}.png", [[0.0, 1.0], [1.0, 0.0]])
+    with open(course / "paper_notes" / "vgg.md", "a") as notes:
+        notes.write(f"\n\n![The book's check](figures/{SMALL}.png)\n")
     out = course / "_build"
     run = subprocess.run([sys.executable, str(BUILD), "--root", str(course), "--out", str(out),
                           "--only", SMALL], capture_output=True, text=True, timeout=600,
@@ -127,6 +135,8 @@ def test_the_notebook_page_shows_its_outputs_and_says_what_produced_them(site):
     assert "3/3" in text and "HBox(" not in text and "widget-view" not in text  # the bar, as text
     assert sum(src.startswith("../_images/") for src in parsed.images) >= 2   # diagram and plot
     assert not {"traceback", "stderr", "error"} & set(parsed.classes)
+    # a cell folded in JupyterLab is folded on the page: its output shown, its code behind a toggle
+    assert "folded code, shown output" in text and "tag_hide-input" in parsed.classes
     # the download: the executed notebook with its outputs
     download = [link for link in parsed.links if link.endswith(f"{SMALL}.ipynb")
                 and "colab" not in link]
@@ -161,6 +171,8 @@ def test_every_image_and_internal_link_of_every_page_resolves(site):
                     ids[target] if target in ids else Page(target).ids):
                 broken.append(f"{p.relative_to(html)}: anchor {href}")
     assert not broken, "\n".join(broken)
+    notes = parsed[html / "paper_notes" / "vgg.html"]
+    assert any(SMALL in src for src in notes.images), notes.images     # the notes' figure shown
 
 
 def test_a_prose_change_keeps_the_cached_outputs_a_code_or_common_change_does_not():

@@ -194,7 +194,7 @@ SHORTCUT = ("The input is added where stride is 1 and in_channels == out_channel
     accepted=[
         Accepted("TensorFlow's batch-norm epsilon 1e-3",
                  "Your batch norms have eps=1e-3, the official TensorFlow code's value (the "
-                 "notebook's section 2 table); the course's block keeps PyTorch's default 1e-5, "
+                 "notebook's Easter-egg table); the course's block keeps PyTorch's default 1e-5, "
                  "as torchvision's B0-B4 do (the difference matters only for channels of tiny "
                  "variance).",
                  build=lambda inp, oup, k, s, t: E.MBConv(
@@ -202,7 +202,7 @@ SHORTCUT = ("The input is added where stride is 1 and in_channels == out_channel
         Accepted("TensorFlow's batch norm (eps 1e-3, momentum 0.01)",
                  "Your batch norms have eps=1e-3 (the official TensorFlow code's) and "
                  "momentum=0.01 (the paper's 0.99 in TensorFlow's convention, sec. 5.2; the "
-                 "notebook's section 2 table); the course's block keeps PyTorch's defaults "
+                 "notebook's Easter-egg table); the course's block keeps PyTorch's defaults "
                  "(1e-5, 0.1), as torchvision's B0-B4 do.",
                  build=lambda inp, oup, k, s, t: E.MBConv(inp, oup, k, s, t,
                                                           norm_layer=E.TF_BATCH_NORM)),

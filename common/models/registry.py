@@ -110,7 +110,8 @@ def _same_row(model: nn.Module, part: str) -> bool:
 
 def _dense_stage(model: nn.Module, part: str) -> bool:
     """DenseNet: the stem's norm joins its convolution, a transition layer the dense block
-    before it, the final norm the last dense block (timm's densenet groups the same way)."""
+    before it (as timm's densenet groups them), and the final norm ``norm5`` the last dense
+    block (our choice: timm's pattern matches nothing for it and puts it with the classifier)."""
     last = part.rpartition(".")[2]
     return last in ("norm0", "norm5") or last.startswith("transition")
 

@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--freeze", nargs="?", const="", default=None, metavar="PARTS",
                     help="train only these comma-separated parts (module names, e.g. "
                          "layer4,fc); without PARTS: only the head (a linear probe). Frozen "
-                         "batch norms stay in eval mode (common.transfer.freeze)")
+                         "parts run as in eval mode: batch norms keep their statistics, "
+                         "dropout and stochastic depth are off (common.transfer.freeze)")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights' initialisation and of every epoch's order and "
                          "augmentation (default 0)")
