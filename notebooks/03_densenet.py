@@ -95,8 +95,9 @@ NOTEBOOK_START = time.perf_counter()
 # **Three misreadings.** "Every layer connects to every other": only *inside* a dense block, where
 # all maps have one size (sec. 3, "Pooling layers"). "Dense means many parameters": the layers are
 # narrow; the most compact DenseNets need about a third of a ResNet's parameters for the same
-# accuracy (sec. 5, Figure 4). "The channels explode": they grow by $k$ per layer, linearly; what
-# grows quadratically is the memory of a naive implementation (measured below).
+# accuracy (sec. 5, "Model compactness"; Figure 4, middle). "The channels explode": they grow by
+# $k$ per layer, linearly; what grows quadratically is the memory of a naive implementation
+# (measured below).
 
 # %%
 common.block_diagrams(
