@@ -468,7 +468,7 @@ compare_pair("DenseNet-BC-100", "ResNet-56")
 
 # %% [markdown]
 # **Are multiply-adds latency?** MobileNetV2 and EfficientNet were designed to need few
-# multiply-adds (notebook 05, section 7.2, shows the same on ImageNet models). Depthwise
+# multiply-adds (notebook 05, section 6.2, shows the same on ImageNet models). Depthwise
 # convolutions do little arithmetic per byte they move, so on many machines they are slower
 # than their count suggests. Models sorted by multiply-adds, with their latency and throughput:
 # where the order of the time columns differs from the first, arithmetic is not what limits them.
