@@ -113,12 +113,12 @@ common.block_diagrams(
 #
 # ### Write it yourself: the dense layer (try it first)
 #
-# Optional: write the layer of the diagram, then `check` it. `MyDenseLayer(in_channels,
-# growth_rate)` gets its block's maps concatenated (one tensor) and returns **only its
-# `growth_rate` new maps**: BN, ReLU, a 1×1 conv to "4k feature-maps", BN, ReLU, a 3×3 conv to
-# $k$ maps that keeps the size (sec. 3, "Composite function", "Bottleneck layers"). The block
-# does the concatenating, as in the dense block below: torchvision's interface. Returning the
-# concatenation is the other reading of Eqn. 2, but not the interface the course's block
+# <a id="try-dense-layer"></a>Optional: write the layer of the diagram, then `check` it.
+# `MyDenseLayer(in_channels, growth_rate)` gets its block's maps concatenated (one tensor) and
+# returns **only its `growth_rate` new maps**: BN, ReLU, a 1×1 conv to "4k feature-maps", BN, ReLU,
+# a 3×3 conv to $k$ maps that keeps the size (sec. 3, "Composite function", "Bottleneck layers").
+# The block does the concatenating, as in the dense block below: torchvision's interface. Returning
+# the concatenation is the other reading of Eqn. 2, but not the interface the course's block
 # expects, so the checker reports it.
 #
 # <details><summary>What <code>check</code> compares (click to unfold)</summary>
@@ -352,10 +352,10 @@ common.table([(f"theta = {t}", channels_into_blocks(t), f"{p / 1e6:.2f}M")
 # %% [markdown]
 # ### Write it yourself: the transition layer (try it first)
 #
-# Optional: `MyTransition(in_channels, compression=0.5)`: BN, ReLU, a 1×1 conv to
-# $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ = `compression`), a 2×2 average
-# pool with stride 2 (sec. 3, "Pooling layers", "Compression"; Table 1). `check` says "not done
-# yet" until you fill it in.
+# <a id="try-transition"></a>Optional: `MyTransition(in_channels, compression=0.5)`: BN, ReLU, a
+# 1×1 conv to $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ = `compression`), a 2×2
+# average pool with stride 2 (sec. 3, "Pooling layers", "Compression"; Table 1). `check` says "not
+# done yet" until you fill it in.
 
 # %%
 class MyTransition(nn.Module):
@@ -1389,12 +1389,12 @@ print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error 
 # solution, in section 2:
 #
 # - **The dense layer of DenseNet-B** (sec. 3, "Composite function", "Bottleneck layers"):
-#   [Write it yourself: the dense layer](#write-it-yourself-the-dense-layer-try-it-first).
+#   [Write it yourself: the dense layer](#try-dense-layer).
 #   `MyDenseLayer` returns only its $k$ new maps, torchvision's interface (the block
 #   concatenates).
 # - **The transition layer with compression** (sec. 3, "Pooling layers", "Compression"):
-#   [Write it yourself: the transition layer](#write-it-yourself-the-transition-layer-try-it-first),
-#   with $\lfloor\theta m\rfloor$ output maps.
+#   [Write it yourself: the transition layer](#try-transition), with $\lfloor\theta m\rfloor$
+#   output maps.
 
 # %% [markdown]
 # ## Going deeper · the paper's tables, counted: layer counts, the CIFAR stem, the 73M DenseNet-264
