@@ -32,7 +32,8 @@
 #
 # **Run time.** Smoke mode (the tests): well under a minute on a 2-core CPU (docs/speed.md).
 # Quick mode: well over half an hour on a 2-core CPU (details below). Full mode: a GPU, not
-# measured. **First path:** about 43 minutes of reading (`tools/reading_path.py`).
+# measured. **First path:** about 43 minutes of reading (`tools/reading_path.py`, outputs not
+# counted).
 #
 # <details><summary>Quick mode, measured</summary>
 #
