@@ -485,7 +485,7 @@ common.table([(label, f"{m['macs'] / 1e6:.0f}M", f"{m['latency_ms']:.2f}",
 # **What does a training step hold in memory?** Parameters, gradients and momentum take three
 # times the weights; the rest is activations kept for the backward pass, which grow with the
 # feature maps' size and with how many of them a block keeps (DenseNet's concatenations,
-# notebook 03, section 6). The share of activations, per model:
+# notebook 03, section 2, "The memory-efficient dense layer"). The share of activations, per model:
 
 # %%
 for label, m in measured.items():
