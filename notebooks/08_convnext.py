@@ -110,7 +110,7 @@ NOTEBOOK_START = time.perf_counter()
 #
 # **The key idea in plain words.** Move ResNet-50 towards Swin-T one change at a time, never adding
 # attention, and train every step with the same 2021 recipe (AdamW, 300 epochs, heavy
-# augmentation): Swin's stage depths, a "patchify" stem, depthwise convolutions, an inverted
+# augmentation): Swin-T's stage ratio (1:1:3:1), a "patchify" stem, depthwise convolutions, an inverted
 # bottleneck with a 7×7 kernel, a Transformer block's micro design (the roadmap below lists them).
 # Together they give ConvNeXt-T, 82.0% on ImageNet against Swin-T's 81.3% at the same 4.5 GFLOPs.
 #
@@ -663,8 +663,9 @@ class MyDownsample(nn.Module):
 # %% [markdown]
 # <details><summary><b>Hint</b> (click to unfold)</summary>
 #
-# - The LayerNorm comes first, over `in_channels` (notebook's `LayerNorm2d`, or permute around an
-#   `nn.LayerNorm`).
+# - The LayerNorm comes first, over dimension 1 of the (N, C, H, W) map: permute to channels-last
+#   around an `nn.LayerNorm(in_channels)` and back (the notebook's `LayerNorm2d`, defined below,
+#   does this).
 # - `nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2)`: non-overlapping.
 # </details>
 
@@ -685,7 +686,9 @@ check("convnext.Downsample", MyDownsample)
 # **Why.** ResNet downsamples inside a block (a 3×3 convolution with stride 2, and a 1×1 with
 # stride 2 on the shortcut); Swin, and ConvNeXt from roadmap step 12, between stages: a 2×2
 # convolution with stride 2 on non-overlapping patches. Training diverged until LayerNorms were
-# added where the resolution changes, one before each such convolution. LayerNorm, not batch norm:
+# added wherever the resolution changes: one before each such convolution, one after the stem and
+# one after the final pooling, all at once (sec. 2.6; the paper does not test them one by one).
+# LayerNorm, not batch norm:
 # it normalises each pixel's C values on their own, so an image's output does not depend on the
 # other images of its batch, as a batch norm's does in training (the cell below shows it).
 #
@@ -695,8 +698,9 @@ check("convnext.Downsample", MyDownsample)
 # code's second LayerNorm, `LayerNorm(data_format="channels_first")`, takes the mean and variance
 # over dimension 1 instead (the same numbers: the folded check). torchvision's class name makes
 # the correspondence plain; its weights load because our modules sit at the same paths with the
-# same `weight` and `bias` (a class name plays no part in `load_state_dict`). The stem and the head
-# use it too.
+# same `weight` and `bias` (a class name plays no part in `load_state_dict`). Our stem and head
+# use `LayerNorm2d` too, as torchvision's do (the official head instead applies a plain
+# `nn.LayerNorm` to the pooled (N, C) vector: reference table, "head").
 
 # %%
 #@save convnext
@@ -1533,7 +1537,8 @@ TABLE_10_SWIN_T: tuple[float, float] = (4.50, 81.30)
 
 #: Table 11 (appendix C): the roadmap in the ResNet-200 / Swin-B regime, one change per step, as
 #: (step name, the change as ROADMAP's keywords, GFLOPs, top-1 %). Appendix C: the blocks go from
-#: ResNet-200's (3, 24, 36, 3) to Swin-B's (3, 3, 27, 3) "at the step of changing stage ratio",
+#: ResNet-200's (3, 24, 36, 3) to (3, 3, 27, 3), appendix C's "Swin-B's", "at the step of changing
+#: stage ratio" (Swin-B's own depths are (2, 2, 18, 2), ratio 1:1:9:1; (3, 3, 27, 3) is ConvNeXt-B's),
 #: with the width from 64 to 84 at the same time "to keep the FLOPs at a similar level", and to 128
 #: after the depthwise step; the last step is ConvNeXt-B. Step 0 is Table 11's "ResNet-200
 #: (enhanced recipe)" row (its "ResNet-200" row, 78.20, is the same network).
@@ -1685,8 +1690,8 @@ assert ROADMAP_200[BN_TO_LN_200][2] == ROADMAP_200[KERNEL_STEP_200][2]
 # - **The inverted bottleneck's hidden width** (step 5): 4× the block's output (ours: a
 #   Transformer MLP's "four times wider", sec. 2.4) or 4× its input (MobileNetV2's convention,
 #   notebook 05). They differ only in the first block of stages 2-4, and step 5 decides it.
-# - **Norms and activations** add no multiply-adds: steps 10 and 11 change every norm and count the
-#   same. So no count can tell whether the shortcut projections kept their norm when the blocks
+# - **Norms and activations** add no multiply-adds: step 11 changes every norm and counts exactly
+#   as step 10 (the cell asserts it). So no count can tell whether the shortcut projections kept their norm when the blocks
 #   lost two of theirs (our reading), or whether the stem had a norm and an activation before the
 #   last step (ours has both; sec. 2.6 suggests there was no norm, since it adds "one after the
 #   stem" at the last step): both stay our readings, untested by the tables.
@@ -1829,7 +1834,7 @@ print("kernel study, best validation accuracy: " + ", ".join(
 # | weight decay | 0.05 (decoupled, AdamW) | sec. 3.1, Table 5 |
 # | no weight decay on | 1-D parameters and biases (norms, biases, layer scale) | not in the paper: official `optim_factory.get_parameter_groups` |
 # | Mixup, CutMix | α = 0.8, 1.0; every batch is mixed, by CutMix or Mixup with probability 0.5 each, one mixing factor per batch | α: sec. 2.1, Table 5; the rest: official `main.py` (`--mixup_prob 1.0`, `--mixup_switch_prob 0.5`, `--mixup_mode batch`) |
-# | RandAugment | "(9, 0.5)" | Table 5. **Not RandAugment's (N, M)** (N ops at magnitude M): it is timm's `rand-m9-mstd0.5-inc1` (official `main.py --aa`): magnitude 9 with a random noise of standard deviation 0.5, the "increasing" set of operations, and 2 operations per image (timm 0.3.2, `rand_augment_transform`: `num_layers = 2`, the default) |
+# | RandAugment | "(9, 0.5)" | Table 5. **Not RandAugment's (N, M)** (N ops at magnitude M): it matches timm's `rand-m9-mstd0.5-inc1`, the official `main.py --aa` default (our reading of the pair: m9 and mstd0.5): magnitude 9 with a random noise of standard deviation 0.5, the "increasing" set of operations, and 2 operations per image (timm 0.3.2, `rand_augment_transform`: `num_layers = 2`, the default) |
 # | colour jitter | off | official `main.py --color_jitter 0.4` looks on, but timm 0.3.2's `create_transform` applies colour jitter only "when not using AA": with RandAugment on, it is silently ignored |
 # | Random Erasing | 0.25 | sec. 2.1, Table 5 |
 # | label smoothing | 0.1, inside Mixup | sec. 2.1, Table 5; official `main.py`: timm's `Mixup(label_smoothing=0.1)` mixes smoothed one-hot targets and the loss is `SoftTargetCrossEntropy` ("smoothing is handled with mixup label transform") |

@@ -458,7 +458,8 @@ TABLE_10_SWIN_T: tuple[float, float] = (4.50, 81.30)
 # Defined in notebooks/08_convnext.ipynb, section Going deeper · Table 10's BN → LN row, read as a slip of one row
 #: Table 11 (appendix C): the roadmap in the ResNet-200 / Swin-B regime, one change per step, as
 #: (step name, the change as ROADMAP's keywords, GFLOPs, top-1 %). Appendix C: the blocks go from
-#: ResNet-200's (3, 24, 36, 3) to Swin-B's (3, 3, 27, 3) "at the step of changing stage ratio",
+#: ResNet-200's (3, 24, 36, 3) to (3, 3, 27, 3), appendix C's "Swin-B's", "at the step of changing
+#: stage ratio" (Swin-B's own depths are (2, 2, 18, 2), ratio 1:1:9:1; (3, 3, 27, 3) is ConvNeXt-B's),
 #: with the width from 64 to 84 at the same time "to keep the FLOPs at a similar level", and to 128
 #: after the depthwise step; the last step is ConvNeXt-B. Step 0 is Table 11's "ResNet-200
 #: (enhanced recipe)" row (its "ResNet-200" row, 78.20, is the same network).
