@@ -142,7 +142,7 @@ from common.exercises import check
 class MyDenseLayer(nn.Module):
     def __init__(self, in_channels, growth_rate):
         super().__init__()
-        # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B, sec. 3).
+        # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B: the 1x1 bottleneck, sec. 3).
         # How many maps does the 1x1 convolution make? ("Bottleneck layers")
         # Biases? Every convolution's output meets a batch norm (here, or in the next layer).
         raise NotImplementedError("write __init__")
@@ -157,8 +157,9 @@ class MyDenseLayer(nn.Module):
 #
 # - Pre-activation: each convolution comes *after* its batch norm and ReLU, so the first batch
 #   norm has `in_channels` features.
-# - The 1×1 convolution outputs `4 * growth_rate` channels, whatever `in_channels` is: it
-#   reduces a wide input, it does not widen it.
+# - The 1×1 convolution outputs `4 * growth_rate` channels, whatever `in_channels` is (not
+#   `4 * in_channels`): late in a block it reduces a wide input; only the first layer or two of
+#   the first block read fewer than 4k maps.
 # - "Each side of the inputs is zero-padded by one pixel" for the 3×3 convolution (sec. 3,
 #   "Implementation Details"), so that all the maps of a block can be concatenated.
 # </details>
@@ -391,7 +392,7 @@ check("densenet.Transition", MyTransition)
 # | Detail | Value | Where |
 # |---|---|---|
 # | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
-# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load, `load_state_dict(strict=True)`, checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
 #
 # **Why.** "The concatenation operation used in Eq. (2) is not viable when the size of
 # feature-maps changes" (sec. 3, "Pooling layers"), yet a network must shrink its maps: so it is
@@ -618,7 +619,7 @@ for name, shape in shapes.items():
 #
 # | Detail | Value | Where |
 # |---|---|---|
-# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2; Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
+# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2 ("may contain memory inefficiencies"); "quadratic": Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
 #
 # **Why.** For the backward pass autograd keeps the inputs of most operations. Layer $\ell$
 # concatenates $k_0 + k(\ell - 1)$ channels into a **new** tensor and normalises it into
@@ -1012,7 +1013,7 @@ assert all(round(cifar_params[n] / 1e6, 1) == round(row.params / 1e6, 1) for n, 
 # device: `num_params` and `_ops`, multiply-adds in billions) as a second source: the parameters
 # must be equal, the multiply-adds within 1% (torchvision rounds to three decimals, and
 # `common.count_macs` counts only convolutions and the linear layer, leaving out batch norm and
-# pooling, as papers do). DenseNet-264 has no torchvision twin: its counts stand alone.
+# pooling). DenseNet-264 has no torchvision twin: its counts stand alone.
 
 # %%
 from torchvision.models import (DenseNet121_Weights, DenseNet161_Weights, DenseNet169_Weights,
@@ -1152,7 +1153,8 @@ print("Differences from the paper's run: " + "; ".join(why) + ".")
 # without bottleneck at L = 100: $k = 12 \to 24$ lowers the error on C10+, C100, C100+ and SVHN,
 # at about four times the parameters (they grow about as $k^2$), but *raises* it on C10, which
 # the paper calls "potential overfitting" (sec. 4.3); both rows, from `TABLE2` (code folded).
-# (Figure 4, left, does not vary $k$: it compares DenseNet, -B, -C and -BC, all $k = 12$.)
+# (Figure 4, left, does not vary $k$ either: it compares DenseNet, -B, -C and -BC of varying
+# depths on C10+; sec. 5 gives the experiment's DenseNets $k = 12$.)
 
 # %% jupyter={"source_hidden": true}
 k12, k24 = TABLE2["cifar_densenet100_k12"], TABLE2["cifar_densenet100_k24"]
@@ -1216,7 +1218,8 @@ common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.
 
 # %% [markdown]
 # What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per
-# parameter, as in Table 2 (right plot; printed below from `TABLE2`). Under the tests (two
+# parameter, as Table 2 shows on C10+, C100, C100+ and SVHN (right plot; printed below from
+# `TABLE2`; on C10 without augmentation it goes the other way, above). Under the tests (two
 # epochs, offline digits) the left plot only shows that the experiment runs.
 
 # %% jupyter={"source_hidden": true}
@@ -1565,7 +1568,7 @@ else:
 # | Growth rate $k$ | each $H_\ell$ outputs $k$ maps; layer $\ell$ of a block sees $k_0 + k(\ell - 1)$ | sec. 3 "Growth rate" |
 # | Bottleneck (DenseNet-B) | BN-ReLU-Conv(1×1)-BN-ReLU-Conv(3×3); "each 1×1 convolution produce[s] 4k feature-maps" | sec. 3 "Bottleneck layers" |
 # | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
-# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load, `load_state_dict(strict=True)`, checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
 # | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
 # | CIFAR/SVHN network | three dense blocks with equal numbers of layers, at 32×32, 16×16, 8×8; 3×3 convs zero-padded by one pixel | sec. 3 "Implementation Details" |
 # | CIFAR stem | one conv with 16 output channels, "or twice the growth rate for DenseNet-BC"; no pooling. The text gives no kernel size: the 3×3 is the authors' code (`SpatialConvolution(3, nChannels, 3,3, 1,1, 1,1)`) | sec. 3 "Implementation Details"; kernel: `models/densenet.lua` |
@@ -1585,7 +1588,7 @@ else:
 # | ImageNet recipe | batch 256, 90 epochs, lr 0.1 ÷ 10 at epochs 30 and 60; the augmentation and every other setting of the fb.resnet.torch ResNet code | sec. 4.2, sec. 4.4 |
 # | Table 2 | depth, growth rate, B, C, parameters and errors (C10, C10+, C100, C100+, SVHN) of the six DenseNets: written once as `TABLE2` (section 2, plumbing) | Table 2 |
 # | Table 3 | ImageNet top-1 and top-5 error, single-crop and 10-crop: `TABLE3` (section 2, plumbing) | Table 3 |
-# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2; Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
+# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2 ("may contain memory inefficiencies"); "quadratic": Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
 # | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)". Its abstract gives neither $k$ nor the blocks; our inference: Table 1's blocks with $k = 48$ (72.7M, counted in Going deeper · the paper's tables, counted; the authors' README lists a "DenseNet-cosine-264 (k=48)"), not Table 1's $k = 32$ (33.3M) | Pleiss et al. 2017, abstract; our count |
 # | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 2, the memory-efficient dense layer), as the authors' own memory-efficient Lua layer already did (`DenseConnectLayer.lua` saves `running_mean`/`running_var` before its re-forward and copies them back) | measured in Going deeper · memory_efficient in detail; authors' repository |
 
