@@ -390,10 +390,17 @@ def home_links(text: str, depth: int) -> str:
 
 
 def _site_copy(nb):
+    """The page's copy: links to the README go to the home page, and a code cell folded in
+    JupyterLab (``jupyter.source_hidden``: plumbing, long listings) is folded on the page too
+    (MyST-NB's ``hide-input`` tag: its outputs show, its code behind a "Show code" toggle)."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = home_links(cell.source, depth=1)
+        elif cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
+            tags = cell.metadata.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
     return nb
 
 
@@ -420,7 +427,7 @@ def stage(results: dict, stubs: list[Path], src: Path, root: Path) -> None:
             if image.suffix.lower() in IMAGE_SUFFIXES:
                 files[image.relative_to(root).as_posix()] = image.read_bytes()
     files["CONTRIBUTING.md"] = home_links((root / "CONTRIBUTING.md").read_text(), depth=0)
-    pages = [p for p in files if not p.startswith("downloads/")]
+    pages = [p for p in files if not p.startswith("downloads/") and p.endswith((".md", ".ipynb"))]
     files["index.md"] = home_page((root / "README.md").read_text(), pages)
     for rel, text in files.items():
         _write_if_changed(src / rel, text)

@@ -88,7 +88,8 @@ def show_curves(fig) -> None:
 #    beneficial for the classification accuracy", reached by stacking small 3×3 convolutions up
 #    to 16-19 weight layers.
 # 2. **The tables.** Table 1 (the six configurations, one per column: the real specification)
-#    and Table 2 (their parameters); then Tables 3-5 (error against depth, LRN, 1×1 against 3×3
+#    and Table 2 (their parameters); then Tables 3-5 (error against depth, LRN (local response
+#    normalisation, AlexNet's layer, in net A-LRN), 1×1 against 3×3
 #    convs, test scales, dense against multi-crop evaluation) and Tables 6-7 (ensembles, the
 #    state of the art).
 # 3. **Section 1** (introduction), then **section 2**: 2.1 the generic layout, 2.2 the
@@ -111,7 +112,7 @@ def show_curves(fig) -> None:
 # (Table 3): "the representation depth is beneficial for the classification accuracy" (sec. 5).
 #
 # **Why small filters.** Two stacked 3×3 convs see a 5×5 window of the input, three see 7×7
-# (section 2.3): as far as one large filter, with a ReLU after every layer instead of one
+# (the paper's section 2.3): as far as one large filter, with a ReLU after every layer instead of one
 # ("makes the decision function more discriminative") and fewer weights (the first block counts
 # them).
 #
@@ -120,8 +121,8 @@ def show_curves(fig) -> None:
 #   weights are a constrained version of the large filter, the 7×7 filters forced "to have a
 #   decomposition through the 3 × 3 filters" (sec. 2.3).
 # - *VGG-16 has batch norm.* The paper has none (batch norm came later); torchvision's
-#   `vgg16_bn` is a variant. Without it the deep nets were hard to start (sec. 3.1): section 6
-#   shows why.
+#   `vgg16_bn` is a variant. The paper started its deep nets with care instead (sec. 3.1: "bad
+#   initialisation can stall learning"), and section 6 shows what batch norm changes.
 # - *The weights are in the convolutions.* Most are in the first FC layer (section 3 counts).
 
 # %% jupyter={"source_hidden": true}
@@ -140,8 +141,11 @@ common.block_diagrams(
 # code, a check. Cells starting `#@save vgg` also go to `common/models/vgg.py`, for later
 # notebooks. Module names follow torchvision's, so that its weights load into ours with a
 # *strict load* (every parameter's name and shape must match, section 4).
+
+# %% [markdown]
+# <a id="try-stage"></a>
 #
-# ### Write it yourself first: a stage
+# ### Write it yourself: a stage (try it first)
 #
 # Optional: write the block before reading ours; `check` compares them (it says "not done yet"
 # until you do). **A stage from a row of Table 1** (sec. 2.1). Write
@@ -378,7 +382,9 @@ assert [type(m) for m in layers] == [nn.Conv2d, nn.ReLU, nn.LocalResponseNorm, n
 print("stage: LRN after the first ReLU in A-LRN")
 
 # %% [markdown]
-# ### Write it yourself first: the features
+# <a id="try-features"></a>
+#
+# ### Write it yourself: the features (try it first)
 #
 # **The convolutional part from a column of Table 1** (Table 1; sec. 2.1). Write
 # `my_vgg_features(config, batch_norm=False)` for a column given as a list of stages, such as
@@ -535,10 +541,12 @@ print("make_features: every configuration maps 224x224 -> 512x7x7 (A-LRN and C: 
 # **Why the scale matters.** A conv output sums over its *fan-in* $n$: $k^2$ × input channels.
 # (The *fan-out*, $k^2$ × output channels, counts from the input's side.) With weights of
 # standard deviation $\sigma$, a conv and its ReLU multiply the signal's standard deviation by
-# about $\sigma\sqrt{n/2}$ (He et al. 2015, sec. 2.2). Below 1, every layer shrinks the signal,
+# about $\sigma\sqrt{n/2}$ (He et al. 2015, *Delving deep into rectifiers*, arXiv:1502.01852,
+# sec. 2.2). Below 1, every layer shrinks the signal,
 # and on the way back the gradient. `init_weights_` (folded) offers `"normal"`,
 # $\mathcal{N}(0, \sigma^2)$ as in the paper ($\sigma$ = `std`, default 0.01, AlexNet's);
-# `"glorot"`, the paper's note; `"kaiming"` (default), torchvision's: $\sigma =
+# `"glorot"` (Glorot & Bengio 2010), the paper's note added after submission: with it "it is
+# possible to initialise the weights without pre-training" (sec. 3.1); `"kaiming"` (default), torchvision's: $\sigma =
 # \sqrt{2/\text{fan-out}}$ for the convs (PyTorch's `mode="fan_out"` "preserves the magnitudes
 # in the backwards pass") and $\mathcal{N}(0, 0.01^2)$ for the FC layers. The factor of each:
 
@@ -774,8 +782,9 @@ del m, narrow, imagenet_d
 # "To circumvent this problem, we began with training the configuration A (Table 1), shallow
 # enough to be trained with random initialisation. Then, when training deeper architectures,
 # we initialised the first four convolutional layers and the last three fully-connected layers
-# with the layers of net A (the intermediate layers were initialised randomly)." (sec. 3.1; the
-# problem is "the instability of gradient in deep nets", section 6.)
+# with the layers of net A (the intermediate layers were initialised randomly)." (sec. 3.1. The
+# problem, in the same paragraph: "the instability of gradient in deep nets"; this notebook's
+# section 6 shows it.)
 #
 # Which layers of the deeper net receive A's four? The paper does not say. A's first four convs
 # are 3→64, 64→128, 128→256 and 256→256; the deeper net's *first four* convs cannot receive
@@ -875,7 +884,7 @@ del a_net, d_random, d_net, before, after
 # registration's *card* says which layer is the classifier (`head`, for transfer learning in
 # notebook 09) and which official ImageNet weights exist (`weights`).
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save vgg
 #: Table 2: "number of parameters (in millions)", rounded to whole millions; A and A-LRN share
 #: one column of the table.
@@ -982,9 +991,9 @@ def vgg19_bn(**kwargs) -> VGG:
 
 
 # %% [markdown]
-# Every registered ImageNet VGG gives 1000 scores at 224×224 (on `meta`):
+# Every registered ImageNet VGG gives 1000 scores at 224×224 (on `meta`; code folded):
 
-# %%
+# %% jupyter={"source_hidden": true}
 IMAGENET_NAMES = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19"]
 assert sorted(common.list_models("vgg*")) == sorted(IMAGENET_NAMES + [n + "_bn" for n in IMAGENET_NAMES])
 assert TABLE_1.keys() == WEIGHT_LAYERS.keys() == TABLE_2.keys()
@@ -996,9 +1005,10 @@ common.table([(name, WEIGHT_LAYERS[name], f"{TABLE_2[name]}M") for name in TABLE
              header=("configuration", "weight layers (Table 1)", "parameters (Table 2)"))
 
 # %% [markdown]
-# The CIFAR-10 nets, registered the same way, and their size against the ImageNet `_bn` nets:
+# The CIFAR-10 nets, registered the same way, and their size against the ImageNet `_bn` nets
+# (code folded):
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save vgg
 @register_model("cifar_vgg11_bn", head="classifier")
 def cifar_vgg11_bn(**kwargs) -> CifarVGG:
@@ -1023,7 +1033,7 @@ def cifar_vgg19_bn(**kwargs) -> CifarVGG:
     """Column E of ``TABLE_1`` with batch norm, for CIFAR-10. Keywords: ``CifarVGG``."""
     return CifarVGG("E", name="cifar_vgg19_bn", **kwargs)
 
-# %%
+# %% jupyter={"source_hidden": true}
 rows = []
 with torch.device("meta"):
     imagenet = {"A": "vgg11_bn", "B": "vgg13_bn", "D": "vgg16_bn", "E": "vgg19_bn"}
@@ -1037,6 +1047,9 @@ common.table(rows, header=("model", "column", "parameters", "of the ImageNet _bn
 
 # %% [markdown]
 # ## 3 · Inspect: parameters and multiply-adds against the paper
+#
+# From section 2's plumbing (skipped on a first read): `common.get_model(name)` builds a model
+# by name; `TABLE_2` holds Table 2's parameter counts as data.
 #
 # A summary of VGG-16 (configuration D) grouped by block: almost all of its parameters sit in the
 # classifier, most in the first FC layer, `Linear(25088, 4096)`: 512·7·7·4096 weights (the
@@ -1058,6 +1071,11 @@ print(f"first FC layer: {common.count_params(fc6) / 1e6:.1f}M parameters, "
 del vgg16_model, fc6
 
 # %% [markdown]
+# Table 2 against our counts, and our multiply-adds against torchvision's documented ones.
+#
+# <details><summary>The tolerances, and where torchvision's numbers come from (click to
+# unfold)</summary>
+#
 # **Table 2** rounds to whole millions (`TABLE_2`, section 2's plumbing), so we allow half a
 # million either way: a relative tolerance of 0.5/133 to 0.5/144 per row. A-LRN shares A's count
 # (LRN has no parameters; Table 2 lists "A, A-LRN" together). The batch-norm twins add 4 numbers
@@ -1066,6 +1084,7 @@ del vgg16_model, fc6
 # documented `_ops` (in G, to 3-4 digits) and our parameter counts against its `num_params`,
 # exactly; both sit in the `meta` dictionary torchvision attaches to its weights (another use of
 # the word "meta").
+# </details>
 
 # %%
 NAME_OF = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16",
@@ -1507,6 +1526,14 @@ del reference, bad
 #
 # ## 8 · Exercises
 #
+# ### Write it yourself
+#
+# Checked by `common.exercises.check`, in section 2 before the block each builds:
+# [Write it yourself: a stage](#try-stage) and
+# [Write it yourself: the features](#try-features).
+#
+# ### Change, re-run, look
+#
 # Exercises 1-3 compare close variants: Table 3's ImageNet gaps are small (top-1: A-LRN vs A 0.1
 # points, B to C 0.6, C to D 1.1), so read "Going deeper · How many seeds" first.
 #
@@ -1530,13 +1557,9 @@ del reference, bad
 # 7. **Multi-scale dense evaluation (Table 4)**, after "Going deeper · Dense evaluation": on
 #    Colab, with the downloaded weights, average the soft-max of `dense.scores` over Q = 256,
 #    384, 512 for a few photos, against the single 224 centre crop.
-#
-# **Write it yourself** (checked by `common.exercises.check`), in section 2 before the block each
-# builds: [a stage](#write-it-yourself-first-a-stage) and
-# [the features](#write-it-yourself-first-the-features).
 
 # %% [markdown]
-# ## Going deeper · Dense evaluation: the FC layers as convolutions (section 3.2)
+# ## Going deeper · Dense evaluation: the FC layers as convolutions (the paper's section 3.2)
 #
 # | Detail | Value | Where |
 # |---|---|---|

@@ -41,7 +41,7 @@
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
-# read)" and folded cells): about 43 minutes (`tools/reading_path.py`, outputs not counted).
+# read)" and folded cells): about 44 minutes (`tools/reading_path.py`, outputs not counted).
 
 # %% jupyter={"source_hidden": true}
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
@@ -97,8 +97,9 @@ NOTEBOOK_START = time.perf_counter()
 # convergence rates" instead; training 3× longer did not help (footnote 3).
 #
 # **The key idea in plain words.** A deeper net that copies a shallower one and sets its extra
-# layers to the identity would never train worse; plain nets evidently find the identity hard
-# to learn. So let the layers learn only the *difference* from the identity: a block computes
+# layers to the identity would never train worse. The degradation, the paper argues, "suggests
+# that the solvers might have difficulties in approximating identity mappings by multiple
+# nonlinear layers" (sec. 3.1). So let the layers learn only the *difference* from the identity: a block computes
 # $y = \mathcal{F}(x) + x$ (Eqn. 1) where $\mathcal{F}$ is two or three convolutions. Doing
 # nothing now means $\mathcal{F} = 0$, which is easy (weights towards zero). When the block
 # changes the shape of $x$ (more channels, half the resolution), the shortcut either pads $x$
@@ -125,12 +126,16 @@ common.block_diagrams(
 # `downsample`, `fc`), so that its weights load into ours *strictly*
 # (`load_state_dict(..., strict=True)`: every name and shape must match, none missing, none left
 # over).
+
+# %% [markdown]
+# <a id="try-basic-block"></a>
 #
-# ### The basic block (Figure 2; Figure 5, left)
+# ### Write it yourself: the basic block (try it first)
 #
-# <a id="try-basic-block"></a>**Try it first** (optional: the solution follows). Write
-# `MyBasicBlock(in_channels, out_channels, stride=1)` in the folded skeleton below and run the
-# `check` after it, which says "not done yet" until you do.
+# Optional: the solution follows in the next subsection. Write
+# `MyBasicBlock(in_channels, out_channels, stride=1)` in the skeleton below and run the `check`
+# after it, which says "not done yet" until you do. (Table 1's stages conv2_x ... conv5_x are
+# torchvision's `layer1` ... `layer4`; conv3_1 is conv3_x's first block.)
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -155,7 +160,7 @@ common.block_diagrams(
 # classic one. Your own attribute names and layout are fine.
 # </details>
 
-# %% jupyter={"source_hidden": true}
+# %%
 class MyBasicBlock(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
@@ -186,6 +191,8 @@ class MyBasicBlock(nn.Module):
 check("resnet.BasicBlock", MyBasicBlock)
 
 # %% [markdown]
+# ### The basic block (Figure 2; Figure 5, left)
+#
 # **What the paper says:**
 #
 # | Detail | Value | Where |
@@ -200,10 +207,12 @@ check("resnet.BasicBlock", MyBasicBlock)
 # subtracts the mean anyway.
 #
 # **The code, bare**, with torchvision's four arguments: `downsample` is the shortcut module of
-# a block that changes the shape (the next subsection), None for the identity.
+# a block that changes the shape (the next subsection), None for the identity. With
+# `downsample=ShortcutA(inplanes, planes, stride)` where the shape changes, `BareBlock` is the
+# exercise's `MyBasicBlock`.
 
 # %%
-class MyBlock(nn.Module):
+class BareBlock(nn.Module):
     expansion = 1                                              # outputs planes * 1 channels
 
     def __init__(self, inplanes, planes, stride, downsample):
@@ -221,9 +230,10 @@ class MyBlock(nn.Module):
 
 
 # %% [markdown]
-# **The check.** Put your block in place of each of the eight blocks of a torchvision ResNet-18
-# (keeping its shortcut modules): it must compute exactly what another ResNet-18 computes, once
-# that one's weights are loaded into it strictly (`common.check_against_reference`, which first
+# **The check.** Put `BareBlock` in place of each of the eight blocks of a torchvision ResNet-18
+# (keeping its shortcut modules; its stages `layer1`..`layer4` are Table 1's conv2_x..conv5_x):
+# it must compute exactly what another ResNet-18 computes, once that one's weights are loaded
+# into it strictly (`common.check_against_reference`, which first
 # gives every batch norm random statistics: section 4 says why).
 
 # %%
@@ -231,19 +241,23 @@ reference = torchvision.models.resnet18()                     # random weights
 yours = torchvision.models.resnet18()                         # its blocks replaced below
 for stage in (yours.layer1, yours.layer2, yours.layer3, yours.layer4):
     for i, old in enumerate(stage):
-        stage[i] = MyBlock(old.conv1.in_channels, old.conv1.out_channels, old.stride,
+        stage[i] = BareBlock(old.conv1.in_channels, old.conv1.out_channels, old.stride,
                            old.downsample)
 common.check_against_reference(yours, reference, (2, 3, 64, 64),
-                               label="torchvision's ResNet-18 with your blocks");
+                               label="torchvision's ResNet-18 with BareBlock");
 
 # %% [markdown]
-# **The saved version** (folded, as are all saved cells that only add options to an idea shown
-# here). Cells that start with `#@save resnet` also go to `common/models/resnet.py` (`python -m
-# common.save`), which later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no
-# bias. `BasicBlock` is `MyBlock` plus `norm_layer` and `residual=False`, which drops the
-# shortcut and the addition: the *plain* block of the paper's baselines. A variant overrides
-# `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`. The check
-# sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
+# **The saved version** (folded): `BasicBlock` is `BareBlock` plus `norm_layer` and
+# `residual=False`, which drops the shortcut and the addition: the *plain* block of the paper's
+# baselines. The check sets the last batch norm's γ to 0, so that $\mathcal{F}(x) = 0$.
+#
+# <details><summary>More on the saved cells (click to unfold)</summary>
+#
+# Saved cells are folded wherever they only add options to an idea shown here. Cells that start
+# with `#@save resnet` also go to `common/models/resnet.py` (`python -m common.save`), which
+# later notebooks import. `conv3x3`, `conv1x1`: the two convolutions, no bias. A variant
+# overrides `forward`: SE-Net (notebook 04) rescales `out` just before `out = out + identity`.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -451,10 +465,12 @@ assert isinstance(make_shortcut("C", 16, 16), nn.Sequential)    # option C: alwa
 print(f"option B: {sum(p.numel() for p in b.parameters())} parameters")
 
 # %% [markdown]
-# ### The bottleneck block (Figure 5, right)
+# <a id="try-bottleneck"></a>
 #
-# <a id="try-bottleneck"></a>**Try it first** (optional). Write
-# `MyBottleneck(in_channels, planes, stride=1)` in the folded skeleton below, then `check` it.
+# ### Write it yourself: the bottleneck block (try it first)
+#
+# Optional: the solution follows in the next subsection. Write
+# `MyBottleneck(in_channels, planes, stride=1)` in the skeleton below, then `check` it.
 #
 # <details><summary>The task (click to unfold)</summary>
 #
@@ -466,7 +482,7 @@ print(f"option B: {sum(p.numel() for p in b.parameters())} parameters")
 # identity.
 # </details>
 
-# %% jupyter={"source_hidden": true}
+# %%
 class MyBottleneck(nn.Module):
     def __init__(self, in_channels, planes, stride=1):
         super().__init__()
@@ -494,6 +510,8 @@ class MyBottleneck(nn.Module):
 check("resnet.Bottleneck", MyBottleneck)
 
 # %% [markdown]
+# ### The bottleneck block (Figure 5, right)
+#
 # **What the paper says:**
 #
 # | Detail | Value | Where |
@@ -528,7 +546,9 @@ assert 1.9 < cost["the same bottleneck with a projection shortcut"] / bottleneck
 
 # %% [markdown]
 # Four times the channels for the cost of a basic block; basic blocks on 256 channels would cost
-# many times more ("not as economical", footnote 4). And a projection shortcut, "connected to
+# 16 times as much (the table's last row: our count, not the paper's). The paper's own reason is
+# footnote 4: deeper non-bottleneck ResNets "are not as economical as the bottleneck ResNets".
+# And a projection shortcut, "connected to
 # the two high-dimensional ends", would double the block: "the time complexity and model size
 # are doubled" (sec. 4.1), hence identity shortcuts here. Section 3 shows it on whole nets.
 #
@@ -570,7 +590,7 @@ plt.show()
 # %% [markdown]
 # **The code.** `Bottleneck` (folded) names its layers as torchvision does: `conv1` (1×1, down
 # to `planes`), `conv2` (3×3), `conv3` (1×1, up to `planes * expansion`, `expansion = 4`), each
-# with its batch norm `bn1`..`bn3`; its `forward` reads like `MyBlock`'s. Keywords:
+# with its batch norm `bn1`..`bn3`; its `forward` reads like `BareBlock`'s. Keywords:
 # `stride_in_1x1`, `residual`, `norm_layer`, `groups` and `base_width` (see the plumbing).
 
 # %% jupyter={"source_hidden": true}
@@ -667,7 +687,8 @@ print("their weights have identical shapes")
 # | Head | global average pool, 1000-d fc, softmax | Table 1 |
 #
 # **A stage** is a run of blocks at one resolution: a row of Table 1, which the paper names by
-# its convolutions, `conv2_x` to `conv5_x` (`conv1` is the stem). torchvision, and we, call them
+# its convolutions, `conv2_x` to `conv5_x` (`conv1` is the 7×7 conv; Table 1 lists the max pool
+# in conv2_x's row, and our "stem" is both). torchvision, and we, call them
 # `layer1` to `layer4`: `layer1` = `conv2_x`, ..., `layer4` = `conv5_x`. `make_stage` (folded;
 # torchvision's `_make_layer`) gives the first block the stage's stride and its shortcut, the
 # others stride 1 and the identity.
@@ -743,17 +764,21 @@ CIFAR_DEPTHS: dict[int, int] = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
 # filters, no pooling: `maxpool` is an `nn.Identity`, which has no weights, so the names still
 # match torchvision), the **stages** `layer1`..`layerN` (every one after the first halves the
 # resolution in its first block), and a **head**: global average pooling to 1×1 whatever the
-# input size, one linear layer, logits out (softmax lives in the loss). Your block plugs in as
-# `ResNet(MyBlock, layers)`: the *block interface* is a class attribute `expansion` and a
+# input size, one linear layer, logits out (softmax lives in the loss). A block plugs in as
+# `ResNet(BareBlock, layers)`: the *block interface* is a class attribute `expansion` and a
 # constructor taking `(inplanes, planes, stride, downsample)`.
 #
-# Initialisation: section 3.4 initialises "as in [13]", He et al.'s *Delving deep into
-# rectifiers*: weights with standard deviation $\sqrt{2/n}$. Notebook 01 takes $n$ as a
-# convolution's *fan-in*, the inputs each output sums (in channels × 3 × 3); torchvision takes
-# the *fan-out*, the outputs each input feeds (out channels × 3 × 3). PyTorch's documentation
+# <details><summary>Initialisation: fan-in or fan-out? (click to unfold)</summary>
+#
+# Section 3.4 initialises "as in [13]", He et al.'s *Delving deep into
+# rectifiers*: weights with standard deviation $\sqrt{2/n}$. $n$ can be a convolution's
+# *fan-in*, the inputs each output sums (in channels × 3 × 3; notebook 01's signal factor
+# $\sigma\sqrt{n/2}$ uses it), or its *fan-out*, the outputs each input feeds (out channels × 3 ×
+# 3; torchvision's initialisation, and notebook 01's default, use it). PyTorch's documentation
 # of `kaiming_normal_`: fan-in "preserves the magnitude of the variance of the weights in the
 # forward pass", fan-out "preserves the magnitudes in the backwards pass". The paper does not
 # say which; we follow torchvision.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 #@save resnet
@@ -931,14 +956,15 @@ assert common.output_shapes(cifar, (2, 3, 32, 32), names=["layer1", "layer2", "l
 print("any input size -> (1, 1000); CIFAR ResNet-20: 16x32x32, 32x16x16, 64x8x8")
 
 # %% [markdown]
-# Your `MyBlock` in our `ResNet`: the CIFAR ResNet-20 built from it computes what the one built
-# from the saved `BasicBlock` computes (with option-B shortcuts, which have weights to load).
+# The bare block in our `ResNet`: the CIFAR ResNet-20 built from `BareBlock` computes what the
+# one built from the saved `BasicBlock` computes (with option-B shortcuts, which have weights to
+# load).
 
 # %%
 common.check_against_reference(
-    ResNet(MyBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
+    ResNet(BareBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
     ResNet(BasicBlock, [3, 3, 3], num_classes=10, widths=(16, 32, 64), stem="cifar", shortcut="B"),
-    (2, 3, 32, 32), label="ResNet(MyBlock, [3, 3, 3]) == ResNet(BasicBlock, [3, 3, 3])");
+    (2, 3, 32, 32), label="ResNet(BareBlock, [3, 3, 3]) == ResNet(BasicBlock, [3, 3, 3])");
 
 # %% [markdown]
 # ### Plumbing (skip on a first read): input sizes, ResNeXt's options, the paper's numbers, the constructors
@@ -956,7 +982,7 @@ common.check_against_reference(
 # paper) uses them to make the 3×3 conv grouped and wider; the ResNets keep the defaults.
 # SE-Net (notebook 04) builds SE-ResNeXt from them.
 
-# %%
+# %% jupyter={"source_hidden": true}
 assert (net.min_input_size, cifar.min_input_size) == (32, 4)
 for bad, mode in (((1, 3, 16, 16), "eval"), ((1, 3, 32, 32), "train")):
     try:
@@ -978,14 +1004,14 @@ assert nx.conv2.groups == 32 and nx.conv2.out_channels == 32 * 4 * 128 // 64
 # paper built them (v1), ResNet-18/34 with option A, the shortcuts of the nets it compares in
 # Table 2 and Fig. 4 (sec. 4.1). "Going deeper · v1 and v1.5" shows what option B and v1.5 add.
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save resnet
 #: He et al. 2015's own numbers, by model name: "macs", Table 1's "FLOPs" at 224x224, which are
-#: multiply-adds (sec. 3.3), to two significant digits, and "counted_as", the keywords that build
+#: multiply-adds (sec. 3.3), to one decimal place, and "counted_as", the keywords that build
 #: the variant we read that count as describing (our reading: the paper does not say);
 #: "top1_error", Table 3's ImageNet validation top-1 error (%, 10-crop; ResNet-34 with each
 #: shortcut option in "top1_error_by_shortcut"); "params" and "error", Table 6's CIFAR-10
-#: parameters (two significant digits) and test error (%; for ResNet-110 the best of 5 runs,
+#: parameters (rounded as printed there) and test error (%; for ResNet-110 the best of 5 runs,
 #: "error_mean_std" their mean and std).
 PAPER_NUMBERS: dict[str, dict] = {
     "resnet18": {"macs": 1.8e9, "counted_as": {"shortcut": "A"}},
@@ -1031,7 +1057,7 @@ def _with_paper_numbers(constructor):
 # CIFAR nets default to 10 classes and option A; `cifar_plainNN` are the same nets without any
 # shortcut. All are in the registry: `common.get_model("resnet50")`.
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save resnet
 def _resnet(depth: int, *, stride_in_1x1: bool = False, **kwargs) -> ResNet:
     block, layers = IMAGENET_CONFIGS[depth]
@@ -1155,7 +1181,7 @@ def cifar_plain110(**kwargs) -> ResNet:
     """CIFAR-10 plain-110: ResNet-110 without shortcuts (sec. 4.2; Fig. 6: error above 60%)."""
     return _cifar_resnet(110, residual=False, **kwargs)
 
-# %%
+# %% jupyter={"source_hidden": true}
 names = common.list_models("resnet*") + common.list_models("cifar_*")
 print(names)
 assert set(names) >= {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
@@ -1168,6 +1194,9 @@ print(cifar_resnet110.__doc__)
 
 # %% [markdown]
 # ## 3 · Inspect: parameters and multiply-adds against the paper
+#
+# From section 2's plumbing (skipped on a first read): `common.get_model(name)` builds a model
+# by name; `PAPER_NUMBERS` holds the paper's numbers as data.
 #
 # A summary of ResNet-50, grouped by stage and block: the output shapes are Table 1's column
 # "output size", and the stage that holds most of the parameters is `layer4` (= `conv5_x`).
@@ -1183,11 +1212,16 @@ common.summary(common.get_model("resnet50"), (1, 3, 224, 224), depth=2)
 # table's row on it): ResNet-18/34 with option A, as in the paper's first comparison (Table 2,
 # Fig. 4 right), ResNet-50/101/152 as v1.
 #
-# Table 1 gives two significant digits, so its rounding alone spans up to ±2.8% (1.8 stands for
-# anything from 1.75 to 1.85). We assert a tighter bound, 2%, and it still holds. ResNet-50
-# lands furthest from its entry (see the ratio); the paper does not say precisely which
-# operations it counted. Table 1 lists no parameter counts; ours must equal torchvision's
-# documented ones (its weights' `meta["num_params"]`), since the state dicts match.
+# Table 1 lists no parameter counts; ours must equal torchvision's documented ones (its weights'
+# `meta["num_params"]`), since the state dicts match.
+#
+# <details><summary>How close is close enough? (click to unfold)</summary>
+#
+# Table 1 gives one decimal place ("1.8", "11.3" × 10⁹), so its rounding alone spans up to
+# ±2.8% (1.8 stands for anything from 1.75 to 1.85). We assert a tighter bound, 2%, and it still
+# holds. ResNet-50 lands furthest from its entry (see the ratio); the paper does not say
+# precisely which operations it counted.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 from torchvision.models import get_model_weights
@@ -1229,12 +1263,18 @@ print(f"The bottleneck at work: ResNet-50 is {r50['depth'] - r34['depth']} layer
 # by a bottleneck (sec. 4.1: "We replace each 2-layer block in the 34-layer net with this
 # 3-layer bottleneck block"), for about the same multiply-adds.
 #
-# Table 6 lists the CIFAR-10 nets' parameters to two significant digits: "1.7M" stands for
-# anything from 1.65M to 1.75M, ±3% rounding. We assert a tighter 2%, and it still holds for all
-# six depths (ResNet-1202 too: on the meta device its 200 blocks per stage cost nothing).
-# Section 4.2 also promises that with option A the residual nets have "exactly the same depth,
-# width, and number of parameters as the plain counterparts": that we assert exactly (code
-# folded).
+# Next (code folded), Table 6's CIFAR-10 parameter counts, within 2%, and the plain nets' counts,
+# equal to the ResNets' (sec. 4.2).
+#
+# <details><summary>Why 2%, and why equal (click to unfold)</summary>
+#
+# Table 6 lists the CIFAR-10 nets' parameters rounded to the last digit printed ("0.27M",
+# "1.7M", "19.4M"): "1.7M" stands for anything from 1.65M to 1.75M, ±3% rounding. We assert a
+# tighter 2%, and it still holds for all six depths (ResNet-1202 too: on the meta device its
+# 200 blocks per stage cost nothing). Section 4.2 also promises that with option A the residual
+# nets have "exactly the same depth, width, and number of parameters as the plain
+# counterparts": that we assert exactly.
+# </details>
 
 # %% jupyter={"source_hidden": true}
 CIFAR = [n for n, p in PAPER_NUMBERS.items() if "params" in p]     # cifar_resnet20 ... 1202
@@ -1251,9 +1291,11 @@ print("plain nets: exactly the same parameter counts as the ResNets")
 
 # %% [markdown]
 # **What a deeper CIFAR net costs.** The paper gives no multiply-adds for the CIFAR nets; we
-# count them, since they set the training time of sections 5 and 6. Each extra pair of layers
-# costs the same, so the cost grows about linearly with depth, but not in proportion to it: the
-# stem and the head are fixed, and every stage gains the same number of blocks.
+# count them, since they set the training time of sections 5 and 6. Each extra block costs the
+# same in every stage (half the resolution, twice the channels), so the cost grows linearly with
+# the number of blocks. It grows a little faster than the depth (compare the last two columns):
+# the depth $6n + 2$ counts the first convolution and the fc layer, each far cheaper than a
+# layer of the blocks.
 
 # %%
 with torch.device("meta"):
@@ -1375,8 +1417,11 @@ recipe = common.Recipe(
 print(f"protocol {PROTOCOL}: {data.description}")
 
 # %% [markdown]
+# ### ResNet-110's warm-up, and the schedule drawn (skip on a first read)
+#
 # ResNet-110 warms up first (the reference table's row *ResNet-110 warm-up*); the table below
-# is its recipe, the same as ResNet-20's but for the three warm-up fields:
+# is its recipe, the same as ResNet-20's but for the three warm-up fields. It runs in full mode
+# only.
 
 # %% jupyter={"source_hidden": true}
 # ResNet-110: "0.01 to warm up the training until the training error is below 80% (about 400
@@ -1406,7 +1451,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Training.** `common.train_run` seeds, builds the model, names a run folder for this model,
+# ### The training run
+#
+# `common.train_run` seeds, builds the model, names a run folder for this model,
 # recipe and data, and calls `fit(..., resume=True)` there: re-running the cell resumes (or
 # reloads) its run; editing a hyperparameter starts a fresh one. ResNet-20 took 131 s in quick
 # mode on the header's machine (about 40,000 training images seen; with CIFAR-10 on disk, a
@@ -1511,6 +1558,18 @@ common.table([(f"{'plain' if kind == 'plain' else 'ResNet'}-{depth}",
 # training set while both 56-layer nets are still far from it (compare plain-56 with ResNet-56
 # in the table: one seed each). Under the tests the curves only show that the experiment runs.
 #
+# **What the paper measured** (CIFAR-10, the full schedule). Figure 6 plots the curves, without a
+# table: "The deep plain nets suffer from increased depth, and exhibit higher training error when
+# going deeper" (sec. 4.2, Figure 6 left: plain-20, 32, 44, 56), while the ResNets "manage to
+# overcome the optimization difficulty and demonstrate accuracy gains when the depth increases"
+# (Figure 6 middle). Table 6 gives the ResNets' test errors; the cell below prints those of the
+# two depths trained here, from `PAPER_NUMBERS` (folded code).
+
+# %% jupyter={"source_hidden": true}
+common.table([(f"ResNet-{d}", f"{PAPER_NUMBERS[f'cifar_resnet{d}']['error']}%") for d in (20, 56)],
+             header=("net", "CIFAR-10 test error (Table 6; the paper's run, not ours)"))
+
+# %% [markdown]
 # ## 7 · Hurdles: the bugs people make, and which check catches them
 #
 # **1. The skip added to a stale tensor.** Reusing the name `x` inside `forward` and adding it
@@ -1642,11 +1701,11 @@ else:
 #
 # Checked at once by `common.exercises.check`; each is offered before its solution, in section 2:
 #
-# - **The basic block with an option-A shortcut** (Figure 2; Figure 5, left; section 3.3):
-#   [Try it first, in "The basic block"](#try-basic-block). Ours appends the zero channels after
+# - **The basic block with an option-A shortcut** (Figure 2; Figure 5, left; sec. 3.3):
+#   [Write it yourself: the basic block](#try-basic-block). Ours appends the zero channels after
 #   the input's; padding them on both sides passes too.
 # - **The v1.5 bottleneck with a projection shortcut** (Figure 5, right; Table 1; Eqn. 2):
-#   [Try it first, in "The bottleneck block"](#try-bottleneck).
+#   [Write it yourself: the bottleneck block](#try-bottleneck).
 #
 # ### Change, re-run, look
 #
@@ -1661,8 +1720,9 @@ else:
 #
 #    Train `cifar_resnet20(shortcut="B")` and `shortcut="C"` beside option A. Count the extra
 #    parameters, then compare the curves. Does C's extra capacity help, as it slightly does on
-#    ImageNet (Table 3)? Use at least 3 seeds per option and `seeds_needed` with your measured
-#    spread; one seed each cannot answer it.
+#    ImageNet (Table 3)? Use at least 3 seeds per option and `seeds_needed` (defined in "Going
+#    deeper · how many seeds a comparison needs") with your measured spread; one seed each
+#    cannot answer it.
 #    </details>
 # 2. **Zero-init** on ResNet-56, 2 seeds each; then ResNet-110 without warm-up.
 #    <details><summary>details</summary>

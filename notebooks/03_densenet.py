@@ -22,32 +22,29 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/the-imagenet-5/course/blob/main/notebooks/03_densenet.ipynb)
 #
 # **What you will build**
-# - the *dense layer* $H_\ell$ in its two forms: BN-ReLU-Conv(3×3), and with a *bottleneck*
-#   (BN-ReLU-Conv(1×1, $4k$)-BN-ReLU-Conv(3×3, $k$), "DenseNet-B"); the *dense block* that
-#   concatenates every layer's output onto its input; the *transition* layer (BN, ReLU, 1×1 conv,
-#   2×2 average pool) with *compression* $\theta$ ("DenseNet-C");
-# - one `DenseNet` class built from the paper's tables written as data: the ImageNet
-#   DenseNet-121/169/201/264 of Table 1 (and torchvision's DenseNet-161), and the six CIFAR
-#   DenseNets of Table 2;
-# - checks: parameters against Table 2, multiply-adds against torchvision's documented counts,
-#   and a strict `state_dict` load of torchvision's four DenseNets into ours with equal outputs;
-# - torchvision's `memory_efficient=True` (recomputing the bottleneck in the backward pass):
-#   same outputs and same gradients, and the memory it saves, measured;
-# - training: DenseNet-BC (L=100, k=12) on CIFAR-10 with the paper's recipe (section 4.2), and
-#   a small experiment on the growth rate $k$.
+# - the *dense layer*, which reads every map made before it in its block and adds a few;
+# - the *dense block*, and the *transition layer* that shrinks the maps between blocks;
+# - `DenseNet` from the paper's tables, checked against them and torchvision; its
+#   memory-efficient variant, measured;
+# - a CIFAR-10 training with the paper's recipe, and its growth-rate experiment, small.
 #
-# **Prerequisites:** notebook 02 (ResNet): blocks, batch norm, the shortcut $x + F(x)$, strict
-# loading of torchvision's weights, the shared trainer `common.fit`.
+# **Prerequisites:** notebook 02 (ResNet): blocks, batch norm, $x + F(x)$, `common.fit`.
 #
-# **Run time.** Smoke mode (the tests, `IMAGENET5_SMOKE=1`): well under a minute on a 2-core
-# CPU (the last cell prints it). Quick mode (`IMAGENET5_QUICK=1`), measured on a 2-core AMD EPYC
-# (Zen 4), one thread, beside other notebooks, on the offline digits set: section 7's
-# DenseNet-BC-100 (k = 12) learns (validation accuracy 1.00) in 845 s, section 8's k = 6 run
-# (0.993) in 549 s; the k = 24 run costs four times k = 12 per image (1.15G against 288M
-# multiply-adds), so the whole notebook takes well over half an hour: not measured to the end
-# (stopped during k = 24). Full mode needs a GPU: the paper's 300 epochs of DenseNet-BC-100 on
+# **Run time.** Smoke mode (the tests): well under a minute on a 2-core CPU (docs/speed.md).
+# Quick mode: well over half an hour on a 2-core CPU (details below). Full mode: a GPU, not
+# measured. **First path:** about 43 minutes of reading (`tools/reading_path.py`, outputs not
+# counted).
+#
+# <details><summary>Quick mode, measured</summary>
+#
+# On a 2-core AMD EPYC (Zen 4), one thread, beside other notebooks, on the offline digits set:
+# section 5's DenseNet-BC-100 (k = 12) learns (validation accuracy 1.00) in 845 s, section 6's
+# k = 6 run (0.993) in 549 s; the k = 24 run costs four times k = 12 per image (1.15G against
+# 288M multiply-adds), so the whole notebook takes well over half an hour: not measured to the
+# end (stopped during k = 24). Full mode: the paper's 300 epochs of DenseNet-BC-100 on
 # CIFAR-10, plus two more such runs for the growth-rate experiment (`GROWTH_FRACTION` in
-# section 8 shortens them). Full-mode times are not measured yet.
+# section 6 shortens them). Full-mode times are not measured yet. The modes: docs/settings.md.
+# </details>
 
 # %%
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt
@@ -76,32 +73,32 @@ NOTEBOOK_START = time.perf_counter()
 # %% [markdown]
 # ## 1 · Reading the paper
 #
-# Read it in the course's order (the paper notes, `paper_notes/densenet.md`, follow it too):
+# Read it in this order (`paper_notes/densenet.md` says what to look for at each step): the
+# **abstract** and **conclusion** (sec. 6); **Figures 1-2** (a dense block; three blocks) and
+# **Tables 1-3** (the networks, their sizes and errors), then Figures 3-5; **sections 1-2**
+# (introduction, related work); **the body**: sections 3 (architecture), 4 (experiments; 4.2
+# is our recipe) and 5.
 #
-# 1. **Abstract**, then the **conclusion** (section 6): one rule ("connects each layer to every
-#    other layer in a feed-forward fashion"), four benchmarks, fewer parameters for the same accuracy.
-# 2. **Figures and tables.** Figure 1 is the whole idea: a dense block of 5 layers with growth
-#    rate $k = 4$, every layer fed by all the layers before it. Figure 2: three dense blocks with
-#    transition layers between them (the CIFAR networks). Table 1: the four ImageNet networks, the
-#    real specification. Table 2: every CIFAR/SVHN variant with its parameters and errors.
-#    Table 3 and Figure 3: ImageNet errors, against ResNets, per parameter and per FLOP.
-#    Figure 4: parameter efficiency; Figure 5: which earlier layers each layer actually uses.
-# 3. **Section 1**, the introduction, and section 2 (related work: ResNets, stochastic depth,
-#    Inception's concatenation).
-# 4. **The body**: section 3 (dense connectivity, the composite function, transition layers,
-#    growth rate, bottleneck, compression, implementation details), section 4 (4.1 data sets,
-#    4.2 the training recipe we reproduce below, 4.3-4.4 results), section 5 (discussion).
+# **The key idea.** A ResNet layer *adds* its output to its input,
+# $x_\ell = H_\ell(x_{\ell-1}) + x_{\ell-1}$ (Eqn. 1). A DenseNet layer *concatenates*: it
+# reads the feature maps of **all** earlier layers of its block, stacked along the channels,
+# and adds only $k$ new maps (the *growth rate*), $x_\ell = H_\ell([x_0, \ldots, x_{\ell-1}])$
+# (Eqn. 2).
 #
-# **The key idea in plain words.** A ResNet layer *adds* its output to its input,
-# $x_\ell = H_\ell(x_{\ell-1}) + x_{\ell-1}$ (Eqn. 1). A DenseNet layer *concatenates*: it reads
-# the feature maps of **all** earlier layers of its block, stacked along the channels, and
-# contributes only $k$ new maps, $x_\ell = H_\ell([x_0, x_1, \ldots, x_{\ell-1}])$ (Eqn. 2). Nothing
-# is overwritten, so a feature computed once can be reused by every later layer (*feature
-# reuse*): each layer can stay very narrow ($k = 12$ on CIFAR), which is where the small
-# parameter counts come from. And every layer is a few steps from the loss, so it gets a strong
-# gradient directly (*implicit deep supervision*, section 5). The price: the channel count grows
-# by $k$ with every layer, and a naive implementation stores all those concatenations for the
-# backward pass (section 6 of this notebook).
+# **Why.** In a plain network each layer reads the state from the layer before and writes a
+# new one, so it must pass on what later layers still need besides what it adds (sec. 1).
+# ResNets keep it by addition, which, the paper argues, "may impede the information flow"
+# (sec. 3). In a DenseNet nothing is overwritten: a map computed once is *reused* by every later
+# layer of its block (*feature reuse*), so each layer can be very narrow and the network small.
+# And every layer gets the loss's gradient through short paths (*implicit deep supervision*,
+# sec. 5).
+#
+# **Three misreadings.** "Every layer connects to every other": only *inside* a dense block, where
+# all maps have one size (sec. 3, "Pooling layers"). "Dense means many parameters": the layers are
+# narrow; the most compact DenseNets need about a third of a ResNet's parameters for the same
+# accuracy (sec. 5, "Model compactness"; Figure 4, middle). "The channels explode": they grow by
+# $k$ per layer, linearly; what grows quadratically is the memory of a naive implementation
+# (measured below).
 
 # %%
 common.block_diagrams(
@@ -109,61 +106,117 @@ common.block_diagrams(
          output_label="same channels", title="pre-activation ResNet (Eqn. 1)"),
     dict(layers=["BN, ReLU, 1x1 conv, 4k", "BN, ReLU, 3x3 conv, k"], merge="concat",
          output_label="k0 + k channels", input_label="x (k0 channels)",
-         title="dense layer, DenseNet-B (Eqn. 2)"),
+         title="dense layer with its 1x1 bottleneck (Eqn. 2)"),
     title="Sum vs concatenation: a dense layer appends k new maps to its input")
 
 # %% [markdown]
-# ## 2 · The Easter-egg table
+# ## 2 · Build it, block by block
 #
-# Every detail the implementation depends on, its value, and where it comes from. "Not stated"
-# means the paper leaves it open and we say what we chose and why. Section, table and figure
-# numbers are those of arXiv:1608.06993v5 (28 January 2018). v5 is not the CVPR text: it cites the
-# memory report of July 2017 (sec. 4.2, [26]), and the authors' README files its DenseNet-264 under
-# "Models in the tech report" and DenseNet-161 under "Models in the original paper". We did not
-# read the CVPR text; where an earlier version may differ, the row says so.
+# ### Write it yourself: the dense layer (try it first)
+#
+# <a id="try-dense-layer"></a>Optional: write the layer of the diagram, then `check` it.
+# `MyDenseLayer(in_channels, growth_rate)` gets its block's maps concatenated (one tensor) and
+# returns **only its `growth_rate` new maps**: BN, ReLU, a 1×1 conv to "4k feature-maps", BN, ReLU,
+# a 3×3 conv to $k$ maps that keeps the size (sec. 3, "Composite function", "Bottleneck layers").
+# The block does the concatenating, as in the dense block below: torchvision's interface. Returning
+# the concatenation is the other reading of Eqn. 2, but not the interface the course's block
+# expects, so the checker reports it.
+#
+# <details><summary>What <code>check</code> compares (click to unfold)</summary>
+#
+# `common.exercises.check` builds your block and ours for several cases and compares them,
+# stopping at the first difference: does it run; the output shape; the parameters, layer by
+# layer; the outputs, with our weights copied into yours and random batch-norm statistics (a
+# default batch norm is the identity in eval mode and would hide a misplaced one). Then one
+# backward pass: the gradients must agree too (a detached shortcut gives the right outputs and
+# cuts them); and a run in bfloat16 (a tensor made without the input's device and dtype fails on
+# a GPU). When something differs it says what, in which case, and the likely cause; it names the
+# bug when your block behaves exactly like a classic one. Your own attribute names are fine.
+# Until you fill in the skeleton, its check cell only says "not done yet".
+# </details>
+
+# %%
+from common.exercises import check
+
+
+class MyDenseLayer(nn.Module):
+    def __init__(self, in_channels, growth_rate):
+        super().__init__()
+        # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B: the 1x1 bottleneck, sec. 3).
+        # How many maps does the 1x1 convolution make? ("Bottleneck layers")
+        # Biases? Every convolution's output meets a batch norm (here, or in the next layer).
+        raise NotImplementedError("write __init__")
+
+    def forward(self, x):
+        # x: the concatenation [x_0, ..., x_{l-1}] (Eqn. 2); return the k new maps only
+        raise NotImplementedError("write forward")
+
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - Pre-activation: each convolution comes *after* its batch norm and ReLU, so the first batch
+#   norm has `in_channels` features.
+# - The 1×1 convolution outputs `4 * growth_rate` channels, whatever `in_channels` is (not
+#   `4 * in_channels`): late in a block it reduces a wide input; only the first layer or two of
+#   the first block read fewer than 4k maps.
+# - "Each side of the inputs is zero-padded by one pixel" for the 3×3 convolution (sec. 3,
+#   "Implementation Details"), so that all the maps of a block can be concatenated.
+# </details>
+
+# %%
+check("densenet.DenseLayer", MyDenseLayer)
+
+# %% [markdown]
+# ### The dense layer
+#
+# **What the paper says**: rows of the complete Easter-egg table at the end (each detail, its
+# value, where it is stated; an **Egg** is a detail the text leaves out or sources disagree on).
 #
 # | Detail | Value | Where |
 # |---|---|---|
 # | Dense connectivity | $x_\ell = H_\ell([x_0, \ldots, x_{\ell-1}])$, concatenation along the channels, inside a block | Eqn. (2), sec. 3 "Dense connectivity", Fig. 1 |
 # | Composite function $H_\ell$ | BN, then ReLU, then 3×3 conv (pre-activation order, after He et al.'s *Identity mappings* [12]) | sec. 3 "Composite function" |
 # | Growth rate $k$ | each $H_\ell$ outputs $k$ maps; layer $\ell$ of a block sees $k_0 + k(\ell - 1)$ | sec. 3 "Growth rate" |
-# | Bottleneck (DenseNet-B) | BN-ReLU-Conv(1×1)-BN-ReLU-Conv(3×3); "each 1×1 convolution produce[s] 4k feature-maps" | sec. 3 "Bottleneck layers" |
-# | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
-# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (strict loading needs only names, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
-# | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
-# | CIFAR/SVHN network | three dense blocks with equal numbers of layers, at 32×32, 16×16, 8×8; 3×3 convs zero-padded by one pixel | sec. 3 "Implementation Details" |
-# | CIFAR stem | one conv with 16 output channels, "or twice the growth rate for DenseNet-BC"; no pooling. The text gives no kernel size: the 3×3 is the authors' code (`SpatialConvolution(3, nChannels, 3,3, 1,1, 1,1)`) | sec. 3 "Implementation Details"; kernel: `models/densenet.lua` |
-# | **Egg: the authors' CIFAR stem is $2k$ for every net** | the paper's 16 channels (2k only for BC) was the first code's (`nChannels = 16`, 2016-08-25); since commit 0a8891a ("add BC structure", 2016-11-30) the code sets `nChannels = 2 * growthRate` for every CIFAR net, BC or not. Table 2's parameters fit the paper's 16, not the code's $2k$ (counted in section 4). We follow the paper. | sec. 3; authors' repository history |
-# | Depth $L$ (CIFAR) | not stated as a formula: $L$ counts the stem conv, every conv of the blocks, the two transitions and the classifier, so $L = 3n + 4$ (or $6n + 4$ with bottlenecks) for $n$ layers per block: $L = 40 \to n = 12$, BC $L = 100 \to n = 16$ | derived; the authors' code computes `N = (depth - 4) / 3`, halved with bottlenecks |
-# | Head | global average pooling, then a softmax classifier | sec. 3 "Implementation Details", Table 1 |
-# | **Egg: the final BN-ReLU** | the last dense block's output goes through BN and ReLU before the pooling: not in the text, and not implied by Table 1 either (its caption's BN-ReLU-Conv covers the "conv" rows; the classification row has no conv). Our reading: the pre-activation design leaves the last block's output un-normalised, so something must. Present in the authors' code (`addTransition(..., last)`) and torchvision (`norm5`, then `F.relu`) | authors' code; torchvision |
-# | ImageNet network | DenseNet-BC, four dense blocks, 224×224 input; stem: $2k$ 7×7 convs with stride 2, then 3×3 max pool with stride 2; $k = 32$ | sec. 3 "Implementation Details", Table 1 |
-# | Table 1 blocks | layers per dense block of DenseNet-121, 169, 201, 264: written once as `TABLE1` (section 3) | Table 1 |
-# | **Egg: DenseNet-161** | $k = 48$, stem 96, blocks (6, 12, 36, 24): not in v5's tables (v5's Table 1 says $k = 32$ for all), but in the authors' code, in their README's list "Models in the original paper" (22.2% top-1), and in torchvision. Whether the CVPR text's tables have it we did not check | authors' repository README (26b3d7a); torchvision |
 # | Conv bias | none | not stated: BN follows every conv; the authors' code removes the biases, torchvision has none |
-# | Weight init | He et al. [10] | sec. 4.2; the authors' code draws $\mathcal{N}(0, 2/(k_h k_w c_\text{out}))$ (fan-out): we do the same (torchvision's `kaiming_normal_` uses fan-in) |
-# | CIFAR recipe | SGD, batch 64, 300 epochs (SVHN: 40), lr 0.1 ÷ 10 at 50% and 75% of the epochs, weight decay $10^{-4}$, Nesterov momentum 0.9 without dampening | sec. 4.2 |
-# | Dropout | 0.2 after each conv except the first, only on the data sets without augmentation (C10, C100, SVHN); none on C10+ | sec. 4.2 |
-# | **Egg: where the dropout goes** | the paper: after each conv except the first (the authors' code: after both convs of a dense layer and the transition's conv); torchvision: only after the 3×3 conv of a dense layer. We follow the paper. | sec. 4.2; authors' code; torchvision |
-# | CIFAR data | "we hold out 5,000 training images as a validation set" (what for, the text does not say; choosing settings is our reading); "for the final run we use all 50,000 training images"; per-channel mean/std normalisation; augmentation "+" = "mirroring/shifting". The 4-pixel zero-padding and random crop is the authors' code (`t.RandomCrop(32, 4)` in `datasets/cifar10.lua`) and README, not the paper | sec. 4.1; authors' code |
-# | ImageNet recipe | batch 256, 90 epochs, lr 0.1 ÷ 10 at epochs 30 and 60; the augmentation and every other setting of the fb.resnet.torch ResNet code | sec. 4.2, sec. 4.4 |
-# | Table 2 | depth, growth rate, B, C, parameters and errors (C10, C10+, C100, C100+, SVHN) of the six DenseNets: written once as `TABLE2` (section 3) | Table 2 |
-# | Table 3 | ImageNet top-1 and top-5 error, single-crop and 10-crop: `TABLE3` (section 3) | Table 3 |
-# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2; Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
-# | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)". Its abstract gives neither $k$ nor the blocks; our inference: Table 1's blocks with $k = 48$ (72.7M, counted in section 4; the authors' README lists a "DenseNet-cosine-264 (k=48)"), not Table 1's $k = 32$ (33.3M) | Pleiss et al. 2017, abstract; our count |
-# | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 6), as the authors' own memory-efficient Lua layer already did (`DenseConnectLayer.lua` saves `running_mean`/`running_var` before its re-forward and copies them back) | measured in section 6; authors' repository |
-
-# %% [markdown]
-# ## 3 · Build it, block by block
 #
-# Each cell that starts with `#@save densenet` is also written to `common/models/densenet.py`
-# (run `python -m common.save`). Module names follow torchvision's (`features.conv0`,
-# `features.denseblock1.denselayer1.norm1`, `features.transition1.conv`, `features.norm5`,
-# `classifier`), so that torchvision's weights load into our models with `strict=True`.
-#
-# First the imports of the saved file.
+# **Why: the growth rate.** Each layer reads everything its block has made so far, the
+# network's "collective knowledge", and adds $k$ maps of its own: "The growth rate regulates how
+# much new information each layer contributes to the global state" (sec. 3, "Growth rate"). So
+# layer $\ell$ reads $k_0 + k(\ell - 1)$ maps ($k_0$ enter the block) and writes $k$.
+# DenseNet-121's first block (Table 1), each bar coloured by who wrote the maps:
 
 # %%
+k0, k, n = 64, 32, 6                       # DenseNet-121's first block (Table 1)
+reads = [k0 + k * (l - 1) for l in range(1, n + 1)]       # layer l reads k0 + k(l - 1) maps
+print(f"maps each layer reads: {reads}; the block hands on {k0 + n * k} = k0 + {n}k")
+
+# %% jupyter={"source_hidden": true}
+fig, ax = plt.subplots(figsize=(8, 2.9))
+colours = plt.cm.viridis([i / n for i in range(n + 1)])
+for row in range(n + 1):                   # row l: what layer l + 1 reads; last: the block's output
+    writers = [("block input", k0)] + [(f"layer {j}", k) for j in range(1, row + 1)]
+    left = 0
+    for j, (who, width) in enumerate(writers):
+        ax.barh(row, width, left=left, color=colours[j], edgecolor="white",
+                label=who if row == n else None)
+        left += width
+ax.set_yticks(range(n + 1), [f"layer {l} reads" for l in range(1, n + 1)] + ["block output"])
+ax.invert_yaxis()
+ax.set_xlabel("channels")
+ax.set_title(f"Each layer reads all earlier maps and adds k = {k} (DenseNet-121, block 1)",
+             fontsize=10)
+ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **The code** (torchvision's names, so that its weights load into ours). The layer gets the *list*
+# of earlier maps; the block keeps it. `bottleneck=True` puts the 1×1 conv first (the paper's
+# DenseNet-B); `drop_rate` (sec. 4.2) and `memory_efficient` (below) are off by default. `#@save
+# densenet` cells are also written to `common/models/densenet.py` (its imports: folded).
+
+# %% jupyter={"source_hidden": true}
 #@save densenet
 import contextlib
 import re
@@ -177,116 +230,8 @@ from torch.utils.checkpoint import checkpoint
 
 from common.models.registry import check_image_batch, register_model
 
-# %% [markdown]
-# ### The paper's numbers, once, as data
-#
-# Tables 1, 2 and 3 written row by row. Everything below reads them: the model builders, the
-# checks against the paper, the docstrings and the tests. Table 2's "-" entries are `None`.
-
 # %%
 #@save densenet
-class Table2Row(NamedTuple):
-    """One DenseNet row of Table 2: the architecture, its parameters, its test errors (%)."""
-    depth: int                      # L
-    growth_rate: int                # k
-    bottleneck: bool                # B: 1x1 conv to 4k maps before each 3x3 conv
-    compression: float              # theta (C: 0.5; 1 = no compression)
-    params: float                   # as printed: one decimal, in millions
-    c10: Optional[float]            # CIFAR-10, no augmentation (with dropout 0.2)
-    c10_plus: Optional[float]       # CIFAR-10+, standard augmentation (no dropout)
-    c100: Optional[float]
-    c100_plus: Optional[float]
-    svhn: Optional[float]
-
-
-#: Table 2 (CIFAR and SVHN), the DenseNet rows, under this course's registry names.
-TABLE2 = {
-    #                            L    k   B      theta params  C10   C10+  C100   C100+  SVHN
-    "cifar_densenet40_k12":     Table2Row(40, 12, False, 1.0, 1.0e6, 7.00, 5.24, 27.55, 24.42, 1.79),
-    "cifar_densenet100_k12":    Table2Row(100, 12, False, 1.0, 7.0e6, 5.77, 4.10, 23.79, 20.20, 1.67),
-    "cifar_densenet100_k24":    Table2Row(100, 24, False, 1.0, 27.2e6, 5.83, 3.74, 23.42, 19.25, 1.59),
-    "cifar_densenet_bc100_k12": Table2Row(100, 12, True, 0.5, 0.8e6, 5.92, 4.51, 24.15, 22.27, 1.76),
-    "cifar_densenet_bc250_k24": Table2Row(250, 24, True, 0.5, 15.3e6, 5.19, 3.62, 19.64, 17.60, 1.74),
-    "cifar_densenet_bc190_k40": Table2Row(190, 40, True, 0.5, 25.6e6, None, 3.46, None, 17.18, None),
-}
-
-#: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4). The stem
-#: has 2k channels (sec. 3). DenseNet-161 is NOT in v5's Table 1: k = 48, from the authors'
-#: repository (README: "Models in the original paper") and torchvision.
-TABLE1 = {
-    #     k   layers in dense blocks (1), (2), (3), (4)
-    121: (32, (6, 12, 24, 16)),
-    169: (32, (6, 12, 32, 32)),
-    201: (32, (6, 12, 48, 32)),
-    264: (32, (6, 12, 64, 48)),
-    161: (48, (6, 12, 36, 24)),     # not in v5's tables: authors' repository, torchvision
-}
-
-#: Table 3: ImageNet validation error (%), single-crop / 10-crop.
-TABLE3 = {
-    #     top-1 single, 10-crop   top-5 single, 10-crop
-    121: ((25.02, 23.61), (7.71, 6.66)),
-    169: ((23.80, 22.08), (6.85, 5.92)),
-    201: ((22.58, 21.46), (6.34, 5.54)),
-    264: ((22.15, 20.80), (6.12, 5.29)),
-}
-
-#: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
-#: parameters"); Table 1 lists none.
-TEXT_PARAMS = {201: 20e6}
-
-#: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
-#: trained with their memory-efficient implementation. Neither k nor the blocks are given: Table 1's
-#: blocks with k = 48 fit (our inference).
-TECH_REPORT_PARAMS = {264: 73e6}
-
-# %%
-# Checks on the data itself: the depths of Table 2 fit the three-block layout (L = 3n + 4, or
-# 6n + 4 with bottlenecks), and Table 1's names count its layers: the stem conv, two convs per
-# dense layer, three transitions and the classifier. All but one.
-for name, row in TABLE2.items():
-    convs_per_layer = 2 if row.bottleneck else 1
-    assert (row.depth - 4) % (3 * convs_per_layer) == 0, name
-layers = {depth: 1 + 2 * sum(blocks) + 3 + 1 for depth, (k, blocks) in TABLE1.items()}
-assert all(layers[d] == d for d in TABLE1 if d != 264) and layers[264] == 265
-print({name: (row.depth - 4) // (6 if row.bottleneck else 3) for name, row in TABLE2.items()},
-      "layers per block")
-print(f"layers counted from Table 1: {layers}")
-
-# %% [markdown]
-# ### The dense layer $H_\ell$
-#
-# A dense layer receives the list of all earlier feature maps of its block, concatenates them
-# along the channels (Eqn. 2) and returns $k$ **new** maps; the block, not the layer, keeps the
-# growing list. The order is pre-activation: BN, ReLU, then the convolution (sec. 3,
-# "Composite function"). With the bottleneck (DenseNet-B) a 1×1 conv first reduces the
-# $k_0 + k(\ell-1)$ input maps to $4k$, then the 3×3 conv makes the $k$ new ones. Without it,
-# $H_\ell$ is a single BN-ReLU-Conv(3×3). The names are torchvision's: `norm1`, `relu1`,
-# `conv1`, `norm2`, `relu2`, `conv2`.
-#
-# Two switches, both off by default:
-# - `drop_rate`: dropout after each convolution (sec. 4.2: 0.2 on the data sets without
-#   augmentation);
-# - `memory_efficient`: torchvision's option; the concatenation, `norm1`, `relu1` and `conv1`
-#   are not stored for the backward pass but recomputed there (section 6 explains and measures
-#   it). The recomputation must not update `norm1`'s running statistics a second time, so it
-#   runs inside `_running_stats_kept`.
-
-# %%
-#@save densenet
-@contextlib.contextmanager
-def _running_stats_kept(bn: nn.BatchNorm2d):
-    """Undo what a recomputation in training mode does to a batch norm's buffers (running mean,
-    variance, batch count): they were updated once already, in the forward pass."""
-    saved = [b.detach().clone() for b in bn.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, s in zip(bn.buffers(), saved):
-                b.copy_(s)
-
-
 class DenseLayer(nn.Module):
     """H_l of Eqn. (2): the concatenation of all earlier maps in, `growth_rate` new maps out.
 
@@ -332,9 +277,8 @@ class DenseLayer(nn.Module):
 
 
 # %% [markdown]
-# Check each paper-governed line above: the 1×1 conv makes $4k$ maps, the layer returns $k$
-# maps at the same size, it sees the concatenation of *all* its inputs (a list or a tensor gives
-# the same result), BN comes before the convolution, and the plain layer is one BN-ReLU-Conv(3×3).
+# **The check**: $4k$ maps after the 1×1 conv, $k$ out at the same size, all inputs
+# concatenated, BN before the conv; without bottleneck, one BN-ReLU-Conv(3×3).
 
 # %%
 k, k0 = 12, 24
@@ -354,50 +298,106 @@ print(f"DenseLayer: {k0 + 2 * k} input maps -> {layer.conv1.out_channels} (1x1) 
       f"without bottleneck: BN-ReLU-Conv(3x3) only")
 
 # %% [markdown]
-# ### The dense block
+# ### Bottleneck and compression: what they save
 #
-# A block of $n$ layers: layer $\ell$ is built for $k_0 + k(\ell - 1)$ input channels, and the
-# block returns the concatenation of its input and all $n$ new outputs, $k_0 + nk$ channels. A
-# `ModuleDict` named `denselayer1`..`denselayerN`, as torchvision's.
+# | Detail | Value | Where |
+# |---|---|---|
+# | Bottleneck (DenseNet-B) | BN-ReLU-Conv(1×1)-BN-ReLU-Conv(3×3); "each 1×1 convolution produce[s] 4k feature-maps" | sec. 3 "Bottleneck layers" |
+# | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
+#
+# **Why the bottleneck.** A late layer reads many maps, $c$, but writes only $k$: a 3×3 conv
+# costs $9ck$ multiply-adds per pixel (one per weight). The 1×1 conv brings $c$ down to $4k$
+# for $4kc$, and the 3×3 conv works on a fixed $4k$: $4k$ per input map instead of $9k$. Counted
+# on DenseNet-121's third block, built on the `meta` device (shapes, no data):
 
 # %%
-#@save densenet
-class DenseBlock(nn.ModuleDict):
-    """`num_layers` dense layers; layer l sees k0 + k (l - 1) channels (sec. 3, "Growth rate");
-    the output is the concatenation of the input and every layer's k new maps."""
+def macs_per_pixel(layer: nn.Module) -> int:
+    """Multiply-adds per output pixel of a layer whose convs keep the size: one per weight."""
+    return sum(m.weight.numel() for m in layer.modules() if isinstance(m, nn.Conv2d))
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
+
+k0, k, n = 256, 32, 24                     # DenseNet-121's third block (Table 1)
+with torch.device("meta"):
+    plain = [macs_per_pixel(DenseLayer(k0 + i * k, k, bottleneck=False)) for i in range(n)]
+    bneck = [macs_per_pixel(DenseLayer(k0 + i * k, k)) for i in range(n)]
+c = k0 + (n - 1) * k                       # what the last layer reads
+assert plain[-1] == 9 * c * k and bneck[-1] == 4 * k * c + 9 * 4 * k * k
+common.table([(f"layer {i + 1}: {k0 + i * k} maps in", f"{plain[i]:,}", f"{bneck[i]:,}",
+               f"{plain[i] / bneck[i]:.2f}x") for i in (0, n - 1)]
+             + [("the whole block", f"{sum(plain):,}", f"{sum(bneck):,}",
+                 f"{sum(plain) / sum(bneck):.2f}x")],
+             header=("per pixel", "BN-ReLU-Conv(3x3)", "with bottleneck", "plain / bottleneck"))
+
+# %% [markdown]
+# **Why compression.** A block hands on all it made, so the channels entering the next pile
+# up. The transition keeps $\lfloor\theta m\rfloor$ of a block's $m$ maps (*compression*
+# $\theta$; DenseNet-C: $\theta = 0.5$; *DenseNet-BC*: both ideas). DenseNet-121 (code folded):
+
+# %% jupyter={"source_hidden": true}
+def channels_into_blocks(theta: float, k=32, c=64, blocks=(6, 12, 24, 16)):   # DenseNet-121
+    into = []
+    for n in blocks:
+        into.append(c)
+        c = int(theta * (c + n * k))           # each layer adds k; the transition keeps floor(theta m)
+    return into
+
+
+with torch.device("meta"):
+    layer_params = {theta: sum(common.count_params(DenseLayer(c + i * 32, 32))
+                               for c, n in zip(channels_into_blocks(theta), (6, 12, 24, 16))
+                               for i in range(n)) for theta in (1.0, 0.5)}
+assert channels_into_blocks(0.5) == [64, 128, 256, 512]
+common.table([(f"theta = {t}", channels_into_blocks(t), f"{p / 1e6:.2f}M")
+              for t, p in layer_params.items()],
+             header=("DenseNet-121", "maps into blocks 1-4", "dense-layer parameters"))
+
+# %% [markdown]
+# ### Write it yourself: the transition layer (try it first)
+#
+# <a id="try-transition"></a>Optional: `MyTransition(in_channels, compression=0.5)`: BN, ReLU, a
+# 1×1 conv to $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ = `compression`), a 2×2
+# average pool with stride 2 (sec. 3, "Pooling layers", "Compression"; Table 1). `check` says "not
+# done yet" until you fill it in.
+
+# %%
+class MyTransition(nn.Module):
+    def __init__(self, in_channels, compression=0.5):
         super().__init__()
-        for i in range(num_layers):
-            self.add_module(f"denselayer{i + 1}",
-                            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs))
-        self.out_channels = in_channels + num_layers * growth_rate
+        # How many output maps for an odd in_channels? ("Compression": floor(theta m))
+        # Table 1's caption: every "conv" is BN-ReLU-Conv.
+        raise NotImplementedError("write __init__")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
-        for layer in self.values():
-            features.append(layer(features))                   # each layer reads all, adds k
-        return torch.cat(features, 1)
+    def forward(self, x):
+        # BN, ReLU, 1x1 conv, then halve the size with a 2x2 average pool
+        raise NotImplementedError("write forward")
 
+
+# %% [markdown]
+# <details><summary><b>Hint</b> (click to unfold)</summary>
+#
+# - `int(compression * in_channels)` is the floor for positive numbers; the checker tries an
+#   odd `in_channels` and `compression=1.0`.
+# - `nn.AvgPool2d(kernel_size=2, stride=2)` averages each 2×2 window.
+# - A curiosity to check afterwards: a 1×1 convolution and an average pool are both linear and
+#   act on different axes (channels, pixels), so pooling *before* the 1×1 convolution gives the
+#   same outputs for a quarter of the multiply-adds. Try it: the checker accepts it.
+# </details>
 
 # %%
-block = DenseBlock(num_layers=4, in_channels=16, growth_rate=12).eval()
-x = torch.randn(2, 16, 32, 32)
-with torch.no_grad():
-    y = block(x)
-assert y.shape == (2, 16 + 4 * 12, 32, 32) and block.out_channels == 64
-assert [l.norm1.num_features for l in block.values()] == [16 + 12 * i for i in range(4)]   # k0 + k(l-1)
-assert torch.equal(y[:, :16], x)                        # the input is passed on unchanged
-print(f"DenseBlock: {tuple(x.shape)} -> {tuple(y.shape)}; layer inputs "
-      f"{[l.norm1.num_features for l in block.values()]} channels")
+check("densenet.Transition", MyTransition)
 
 # %% [markdown]
 # ### The transition layer
 #
-# Between two blocks: BN, ReLU, a 1×1 conv, then a 2×2 average pool with stride 2. With
-# compression $\theta$ the conv outputs $\lfloor\theta m\rfloor$ of the block's $m$ maps
-# (DenseNet-C: $\theta = 0.5$; $\theta = 1$ keeps them all). torchvision's names: `norm`,
-# `relu`, `conv`, `pool`.
+# | Detail | Value | Where |
+# |---|---|---|
+# | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load, `load_state_dict(strict=True)`, checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+#
+# **Why.** "The concatenation operation used in Eq. (2) is not viable when the size of
+# feature-maps changes" (sec. 3, "Pooling layers"), yet a network must shrink its maps: so it is
+# cut into dense blocks, each at one size, with the downsampling between them, in transition
+# layers (their 1×1 conv also compresses). Names: torchvision's.
 
 # %%
 #@save densenet
@@ -433,21 +433,72 @@ assert [n for n, _ in t.named_children()] == ["norm", "relu", "conv", "pool"]
 print(f"Transition: {tuple(x.shape)} -> {tuple(t(x).shape)}; floor(0.5 * 75) = {Transition(75).out_channels}")
 
 # %% [markdown]
-# ### The model, built from the tables
+# ### The dense block
 #
-# One `DenseNet` class takes a configuration (growth rate, layers per block, stem width,
-# bottleneck, compression, stem type) and builds:
+# Its rows are the dense layer's. It builds layer $\ell$ for $k_0 + k(\ell - 1)$ channels, hands
+# each layer the list of all maps so far, and returns them concatenated, $k_0 + nk$ channels
+# (the bars above). A `ModuleDict` of `denselayer1`..`denselayerN`, as torchvision's.
+
+# %%
+#@save densenet
+class DenseBlock(nn.ModuleDict):
+    """`num_layers` dense layers; layer l sees k0 + k (l - 1) channels (sec. 3, "Growth rate");
+    the output is the concatenation of the input and every layer's k new maps."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f"denselayer{i + 1}",
+                            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs))
+        self.out_channels = in_channels + num_layers * growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))                   # each layer reads all, adds k
+        return torch.cat(features, 1)
+
+
+# %%
+block = DenseBlock(num_layers=4, in_channels=16, growth_rate=12).eval()
+x = torch.randn(2, 16, 32, 32)
+with torch.no_grad():
+    y = block(x)
+assert y.shape == (2, 16 + 4 * 12, 32, 32) and block.out_channels == 64
+assert [l.norm1.num_features for l in block.values()] == [16 + 12 * i for i in range(4)]   # k0 + k(l-1)
+assert torch.equal(y[:, :16], x)                        # the input is passed on unchanged
+print(f"DenseBlock: {tuple(x.shape)} -> {tuple(y.shape)}; layer inputs "
+      f"{[l.norm1.num_features for l in block.values()]} channels")
+
+# %% [markdown]
+# ### The model, from its configuration
 #
-# - **stem** `conv0`: ImageNet: $2k$ 7×7 convs with stride 2, BN, ReLU, a 3×3 max pool with
-#   stride 2 (`norm0`, `relu0`, `pool0`, as torchvision). CIFAR: one conv, 16 channels (or
-#   $2k$ for DenseNet-BC), nothing else (sec. 3, "Implementation Details"); 3×3, as in the
-#   authors' code (the text gives no kernel size).
-# - **dense blocks** `denseblock1`.. with **transitions** `transition1`.. between them;
-# - **head**: `norm5` (BN), ReLU, global average pooling (any input size), one linear layer
-#   `classifier`. The model returns logits: the softmax is in the loss.
+# | Detail | Value | Where |
+# |---|---|---|
+# | ImageNet network | DenseNet-BC, four dense blocks, 224×224 input; stem: $2k$ 7×7 convs with stride 2, then 3×3 max pool with stride 2; $k = 32$ | sec. 3 "Implementation Details", Table 1 |
+# | Head | global average pooling, then a softmax classifier | sec. 3 "Implementation Details", Table 1 |
+# | **Egg: the final BN-ReLU** | the last dense block's output goes through BN and ReLU before the pooling: not in the text, and not implied by Table 1 either (its caption's BN-ReLU-Conv covers the "conv" rows; the classification row has no conv). Our reading: the pre-activation design leaves the last block's output un-normalised, so something must. Present in the authors' code (`addTransition(..., last)`) and torchvision (`norm5`, then `F.relu`) | authors' code; torchvision |
 #
-# `forward` first checks the input: a batch of float images of at least 32×32 pixels (an
-# ImageNet DenseNet halves the size five times: 32 pixels end at 1×1).
+# More rows (Table 1's blocks, the CIFAR nets, depth $L$, init): the reference table. **Why a
+# configuration.** Every DenseNet of the paper is the same blocks in other numbers: a row of
+# Table 1 is $k$ and the layers of four dense blocks. So the table is data (`TABLE1`), and one
+# class builds any row: a **stem** `conv0` (ImageNet: 7×7 conv with stride 2, BN, ReLU, 3×3 max
+# pool; CIFAR: one 3×3 conv), **dense blocks** with **transitions** between them, and a **head**:
+# `norm5`, ReLU, global average pooling (any input size), a linear `classifier` returning logits.
+
+# %%
+#@save densenet
+#: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4); stem: 2k
+#: channels (sec. 3). DenseNet-161 (k = 48) is NOT in v5's Table 1: the authors' repository
+#: (README: "Models in the original paper") and torchvision.
+TABLE1 = {
+    #     k   layers in dense blocks (1), (2), (3), (4)
+    121: (32, (6, 12, 24, 16)),
+    169: (32, (6, 12, 32, 32)),
+    201: (32, (6, 12, 48, 32)),
+    264: (32, (6, 12, 64, 48)),
+    161: (48, (6, 12, 36, 24)),     # not in v5's tables: authors' repository, torchvision
+}
 
 # %%
 #@save densenet
@@ -514,50 +565,12 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss
 
 
-# %%
-net = DenseNet(32, (6, 12, 24, 16)).eval()                     # DenseNet-121 (Table 1)
-stages = ["conv0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
-          "denseblock3", "transition3", "denseblock4"]
-shapes = common.output_shapes(net, (1, 3, 224, 224), names=[f"features.{n}" for n in stages])
-shapes = {n.removeprefix("features."): s for n, s in shapes.items()}
-expected = {"conv0": (1, 64, 112, 112), "pool0": (1, 64, 56, 56),      # Table 1, "Output Size"
-            "denseblock1": (1, 256, 56, 56), "transition1": (1, 128, 28, 28),
-            "denseblock2": (1, 512, 28, 28), "transition2": (1, 256, 14, 14),
-            "denseblock3": (1, 1024, 14, 14), "transition3": (1, 512, 7, 7),
-            "denseblock4": (1, 1024, 7, 7)}
-assert shapes == expected, shapes
-with torch.no_grad():
-    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
-for name, shape in shapes.items():
-    print(f"{name:12} {shape}")
-for size in (32, 57, 257):                              # the head does not care about the size
-    with torch.no_grad():
-        assert net(torch.randn(1, 3, size, size)).shape == (1, 1000)
-try:
-    net(torch.randn(1, 3, 31, 31))
-    raise AssertionError("a 31-pixel image was accepted")
-except ValueError as err:
-    print("below 32 pixels:", str(err)[:90], "...")
-assert [net.final_map_size(s) for s in (224, 32, 63)] == [7, 1, 2]     # five halvings, rounded
-net.train()
-assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1000)    # two images: BN has 2 values per channel
-try:
-    net(torch.randn(1, 3, 32, 32))                          # one image: a 1x1 map, 1 value per channel
-    raise AssertionError("one 32x32 image was accepted in train mode")
-except ValueError as err:
-    print("one image in train mode:", str(err)[:80], "...")
-
 # %% [markdown]
-# ### Thin public constructors
-#
-# Two private builders read the tables: `_imagenet_densenet(depth)` (Table 1) and
-# `cifar_densenet(depth, growth_rate, bottleneck, compression)`, which turns a depth $L$ into
-# three blocks of $n$ layers ($L = 3n + 4$, or $6n + 4$ with bottlenecks) and is public so
-# that the growth-rate experiment can build depths and growth rates the paper did not. One
-# registered function per network, as in torchvision. The CIFAR nets default to 10 classes;
-# every model takes `num_classes`, `drop_rate` and `memory_efficient`.
+# Two builders (folded): `_imagenet_densenet(depth)` reads Table 1; `cifar_densenet` turns a
+# depth $L$ into three blocks of $n$ layers ($L = 3n + 4$, or $6n + 4$ with bottlenecks), with a
+# stem of 16 channels, or $2k$ for DenseNet-BC (sec. 3), for any $L$ and $k$.
 
-# %%
+# %% jupyter={"source_hidden": true}
 #@save densenet
 def _imagenet_densenet(depth: int, **kwargs) -> DenseNet:
     growth_rate, blocks = TABLE1[depth]
@@ -578,6 +591,201 @@ def cifar_densenet(depth: int, growth_rate: int, bottleneck: bool = True, compre
                     compression=compression, stem="cifar", **kwargs)
 
 
+# %% [markdown]
+# **The check**: DenseNet-121's sizes after every stage are Table 1's "Output Size", and the
+# head takes any input size.
+
+# %%
+net = _imagenet_densenet(121).eval()                           # DenseNet-121 (Table 1)
+stages = ["conv0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
+          "denseblock3", "transition3", "denseblock4"]
+shapes = common.output_shapes(net, (1, 3, 224, 224), names=[f"features.{n}" for n in stages])
+shapes = {n.removeprefix("features."): s for n, s in shapes.items()}
+expected = {"conv0": (1, 64, 112, 112), "pool0": (1, 64, 56, 56),      # Table 1, "Output Size"
+            "denseblock1": (1, 256, 56, 56), "transition1": (1, 128, 28, 28),
+            "denseblock2": (1, 512, 28, 28), "transition2": (1, 256, 14, 14),
+            "denseblock3": (1, 1024, 14, 14), "transition3": (1, 512, 7, 7),
+            "denseblock4": (1, 1024, 7, 7)}
+assert shapes == expected, shapes
+with torch.no_grad():
+    assert net(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    for size in (32, 57, 257):                          # the head does not care about the size
+        assert net(torch.randn(1, 3, size, size)).shape == (1, 1000)
+for name, shape in shapes.items():
+    print(f"{name:12} {shape}")
+
+# %% [markdown]
+# ### The memory-efficient dense layer
+#
+# | Detail | Value | Where |
+# |---|---|---|
+# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2 ("may contain memory inefficiencies"); "quadratic": Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
+#
+# **Why.** For the backward pass autograd keeps the inputs of most operations. Layer $\ell$
+# concatenates $k_0 + k(\ell - 1)$ channels into a **new** tensor and normalises it into
+# another, and both are kept: $\sum_\ell (k_0 + k(\ell-1)) \approx n k_0 + k n^2 / 2$ maps,
+# quadratic in the depth $n$ of a block, though each layer only *adds* $k$. Hence sec. 4.2's
+# "a naive implementation of DenseNet may contain memory inefficiencies", and the technical
+# report of Pleiss et al. 2017 ([arXiv:1707.06990](https://arxiv.org/abs/1707.06990)): keep
+# those tensors in *shared* memory that every layer overwrites, and recompute them in the
+# backward pass.
+#
+# **The code.** torchvision's `memory_efficient=True`, and ours, recompute with gradient
+# checkpointing: the `checkpoint(self.concat_conv1, ...)` line of `DenseLayer` runs the
+# concatenation, `norm1`, `relu1` and `conv1` without storing anything, and again in the
+# backward pass. The folded cell keeps that second run from updating `norm1`'s running
+# statistics twice (Going deeper: why, and the unchanged gradients).
+
+# %% jupyter={"source_hidden": true}
+#@save densenet
+@contextlib.contextmanager
+def _running_stats_kept(bn: nn.BatchNorm2d):
+    """Undo what a recomputation in training mode does to a batch norm's buffers (running mean,
+    variance, batch count): they were updated once already, in the forward pass."""
+    saved = [b.detach().clone() for b in bn.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(bn.buffers(), saved):
+                b.copy_(s)
+
+
+# %% [markdown]
+# **The memory, measured.** `bytes_saved_for_backward` (folded; its docstring says how) adds up
+# the bytes one forward pass keeps for the backward pass. (On a GPU: the peak of
+# `torch.cuda.max_memory_allocated()`, in Going deeper.)
+
+# %% jupyter={"source_hidden": true}
+#@save densenet
+def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the activations one forward pass keeps for the backward pass: every tensor
+    autograd saves (seen by a saved_tensors_hooks pack hook; each storage counted once,
+    parameters and buffers left out), plus the inputs that checkpointed (memory-efficient) dense
+    layers keep to recompute from. The model runs in its current mode, with gradients."""
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    kept = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def keep_checkpoint_inputs(layer, args):
+        if layer.memory_efficient:
+            for f in [args[0]] if isinstance(args[0], torch.Tensor) else args[0]:
+                keep(f)
+
+    hooks = [m.register_forward_pre_hook(keep_checkpoint_inputs)
+             for m in model.modules() if isinstance(m, DenseLayer)]
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(kept.values())
+
+
+# %% [markdown]
+# **Memory against depth** (code folded): DenseNet-BC with $k = 12$ on 32×32 images, from
+# $L = 40$ to 250, with and without the option (bytes kept per image, batches of 2). The naive
+# count curves upwards (quadratic in depth); the memory-efficient one stays close to a straight
+# line, and the saving grows with depth.
+
+# %% jupyter={"source_hidden": true}
+depths = (40, 100, 160, 250)
+per_image = {me: [] for me in (False, True)}
+for depth in depths:
+    for me in (False, True):
+        torch.manual_seed(0)
+        model = cifar_densenet(depth, 12, memory_efficient=me).train()
+        per_image[me].append(bytes_saved_for_backward(model, torch.randn(2, 3, 32, 32)) / 2)
+ratios = [a / b for a, b in zip(per_image[False], per_image[True])]
+assert all(r2 > r1 for r1, r2 in zip(ratios, ratios[1:]))          # the saving grows with depth
+growth_naive = per_image[False][-1] / per_image[False][0]
+growth_efficient = per_image[True][-1] / per_image[True][0]
+assert growth_naive > growth_efficient
+
+# %% jupyter={"source_hidden": true}
+fig, ax = plt.subplots(figsize=(6, 3.4))
+for me, label in ((False, "naive (stores every concatenation)"), (True, "memory_efficient=True")):
+    ax.plot(depths, [b / 2**20 for b in per_image[me]], "o-", label=label)
+ax.set_xlabel("depth L (DenseNet-BC, k = 12)")
+ax.set_ylabel("MiB kept for backward, per image")
+ax.legend()
+ax.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+common.table([(f"L = {d}", f"{a / 2**20:.2f}", f"{b / 2**20:.2f}", f"{r:.2f}x")
+              for d, a, b, r in zip(depths, per_image[False], per_image[True], ratios)],
+             header=("DenseNet-BC, k = 12", "naive (MiB/image)", "memory-efficient", "naive / efficient"))
+
+# %% [markdown]
+# ### Plumbing (skip on a first read): the paper's numbers, constructors, old checkpoints
+#
+# Bookkeeping that the rest of the notebook uses but that teaches little DenseNet: Tables 2 and
+# 3 as data, one registered constructor per network, the renaming of torchvision's old
+# checkpoint keys, and the input-size checks.
+#
+# **The paper's numbers, once, as data.** Tables 2 and 3 written row by row (Table 1 is
+# `TABLE1`, above). The model builders, the checks against the paper, the docstrings and the
+# tests read them. Table 2's "-" entries are `None`.
+
+# %%
+#@save densenet
+class Table2Row(NamedTuple):
+    """One DenseNet row of Table 2: the architecture, its parameters, its test errors (%)."""
+    depth: int                      # L
+    growth_rate: int                # k
+    bottleneck: bool                # B: 1x1 conv to 4k maps before each 3x3 conv
+    compression: float              # theta (C: 0.5; 1 = no compression)
+    params: float                   # as printed: one decimal, in millions
+    c10: Optional[float]            # CIFAR-10, no augmentation (with dropout 0.2)
+    c10_plus: Optional[float]       # CIFAR-10+, standard augmentation (no dropout)
+    c100: Optional[float]
+    c100_plus: Optional[float]
+    svhn: Optional[float]
+
+
+#: Table 2 (CIFAR and SVHN), the DenseNet rows, under this course's registry names.
+TABLE2 = {
+    #                            L    k   B      theta params  C10   C10+  C100   C100+  SVHN
+    "cifar_densenet40_k12":     Table2Row(40, 12, False, 1.0, 1.0e6, 7.00, 5.24, 27.55, 24.42, 1.79),
+    "cifar_densenet100_k12":    Table2Row(100, 12, False, 1.0, 7.0e6, 5.77, 4.10, 23.79, 20.20, 1.67),
+    "cifar_densenet100_k24":    Table2Row(100, 24, False, 1.0, 27.2e6, 5.83, 3.74, 23.42, 19.25, 1.59),
+    "cifar_densenet_bc100_k12": Table2Row(100, 12, True, 0.5, 0.8e6, 5.92, 4.51, 24.15, 22.27, 1.76),
+    "cifar_densenet_bc250_k24": Table2Row(250, 24, True, 0.5, 15.3e6, 5.19, 3.62, 19.64, 17.60, 1.74),
+    "cifar_densenet_bc190_k40": Table2Row(190, 40, True, 0.5, 25.6e6, None, 3.46, None, 17.18, None),
+}
+
+#: Table 3: ImageNet validation error (%), single-crop / 10-crop.
+TABLE3 = {
+    #     top-1 single, 10-crop   top-5 single, 10-crop
+    121: ((25.02, 23.61), (7.71, 6.66)),
+    169: ((23.80, 22.08), (6.85, 5.92)),
+    201: ((22.58, 21.46), (6.34, 5.54)),
+    264: ((22.15, 20.80), (6.12, 5.29)),
+}
+
+#: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
+#: parameters"); Table 1 lists none.
+TEXT_PARAMS = {201: 20e6}
+
+#: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
+#: trained with their memory-efficient implementation. Neither k nor the blocks are given: Table 1's
+#: blocks with k = 48 fit (our inference).
+TECH_REPORT_PARAMS = {264: 73e6}
+
+# %% [markdown]
+# **Thin public constructors.** One registered function per network, as in torchvision, over
+# the two builders of the model's subsection; a decorator appends the paper's numbers to each
+# docstring. The CIFAR nets default to 10 classes; every model takes `num_classes`, `drop_rate`
+# and `memory_efficient`.
+
+# %%
+#@save densenet
 def _table2_densenet(name: str, **kwargs) -> DenseNet:
     row = TABLE2[name]
     return cifar_densenet(row.depth, row.growth_rate, row.bottleneck, row.compression, **kwargs)
@@ -702,14 +910,61 @@ with torch.no_grad():
 print("all eleven models registered; each CIFAR net has the blocks, stem and transitions of its row")
 
 # %% [markdown]
-# ## 4 · Inspect: channels, parameters and multiply-adds
-#
-# **The growth rate, drawn from the model.** The channels entering every dense layer and leaving
-# every transition of DenseNet-121, read from the model's layers in order (and checked against
-# the tensors of a forward pass on PyTorch's `meta` device: shapes only, no arithmetic). Inside a
-# block the count climbs by $k = 32$ per layer; each transition halves it ($\theta = 0.5$).
+# **Old checkpoints.** The oldest torchvision checkpoints name the layers `norm.1`, `conv.1`...
+# (a dot that module names may no longer contain); torchvision renames them on load
+# (`_load_state_dict`), and so do we: the registry's card of each ImageNet DenseNet names this
+# function (`rename=`), and section 4's real-photo cell uses it.
 
 # %%
+#@save densenet
+OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def renamed_checkpoint_key(key: str) -> str:
+    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
+    m = OLD_CHECKPOINT_KEY.match(key)
+    return f"{m[1]}{m[2]}" if m else key
+
+
+# %%
+assert (renamed_checkpoint_key("features.denseblock1.denselayer1.norm.1.weight")
+        == "features.denseblock1.denselayer1.norm1.weight")
+
+# %% [markdown]
+# **Input sizes.** `DenseNet.forward` first checks the input: a batch of float images of at least
+# 32×32 pixels (an ImageNet DenseNet halves the size five times: 32 pixels end at 1×1), and in
+# train mode more than one value per channel for batch norm. `net` is the DenseNet-121 of the
+# model's check.
+
+# %%
+try:
+    net(torch.randn(1, 3, 31, 31))
+    raise AssertionError("a 31-pixel image was accepted")
+except ValueError as err:
+    print("below 32 pixels:", str(err)[:90], "...")
+assert [net.final_map_size(s) for s in (224, 32, 63)] == [7, 1, 2]     # five halvings, rounded
+net.train()
+assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1000)    # two images: BN has 2 values per channel
+try:
+    net(torch.randn(1, 3, 32, 32))                          # one image: a 1x1 map, 1 value per channel
+    raise AssertionError("one 32x32 image was accepted in train mode")
+except ValueError as err:
+    print("one image in train mode:", str(err)[:80], "...")
+
+# %% [markdown]
+# ## 3 · Inspect: channels, parameters and multiply-adds
+#
+# A summary of DenseNet-121 grouped by blocks: output shapes, parameters and multiply-adds of
+# the stem, each dense block and transition, and the head.
+
+# %%
+common.summary(common.get_model("densenet121"), (1, 3, 224, 224), depth=2)
+
+# %% [markdown]
+# **The channels through DenseNet-121** (code folded), read from its layers and checked against
+# a forward pass on the `meta` device: $+k = 32$ per layer, halved by each transition.
+
+# %% jupyter={"source_hidden": true}
 with torch.device("meta"):
     net121 = common.get_model("densenet121")
 trace = [(name, m.in_channels if isinstance(m, DenseLayer) else m.out_channels)
@@ -722,6 +977,8 @@ transitions = [n for n, _ in trace if n.split(".")[-1].startswith("transition")]
 measured = common.output_shapes(net121, torch.empty(1, 3, 224, 224, device="meta"),
                                 names=transitions + ["features.denseblock4"])
 assert [s[1] for s in measured.values()] == [c for n, c in trace if n in transitions] + [trace[-1][1]]
+
+# %% jupyter={"source_hidden": true}
 fig, ax = plt.subplots(figsize=(9, 3))
 ax.step(range(len(trace)), [c for _, c in trace], where="post")
 for i, (n, c) in enumerate(trace):
@@ -735,10 +992,9 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Table 2: parameters.** The table prints parameters with one decimal in millions ("0.8M"),
-# so the check is that ours, rounded the same way, is the printed number: each row's tolerance
-# is half a unit of the last printed digit (0.05M), as a ratio. Counting needs only shapes:
-# the models are built on the `meta` device.
+# **Table 2: parameters.** Table 2 prints one decimal in millions ("0.8M"), so ours, rounded the
+# same way, must be the printed number: each row's tolerance is half a unit of the last printed
+# digit (0.05M), as a ratio.
 
 # %%
 with torch.device("meta"):
@@ -749,9 +1005,422 @@ common.paper_vs_ours(
 assert all(round(cifar_params[n] / 1e6, 1) == round(row.params / 1e6, 1) for n, row in TABLE2.items())
 
 # %% [markdown]
-# **Easter egg: the authors' CIFAR stem.** Section 3 gives the CIFAR stem 16 channels, "or twice
-# the growth rate for DenseNet-BC", and the first version of the authors' code had
-# `nChannels = 16`. Since their commit 0a8891a (2016-11-30, "add BC structure") the code sets
+# ### ImageNet parameters and multiply-adds, against the text and torchvision (skip on a first read)
+#
+# Table 1 lists neither, and the paper's FLOPs are only plotted (Figure 3, right). The text gives
+# one number, "a DenseNet-201 with 20M parameters" (sec. 4.4), which we check to its two digits.
+# Then torchvision's documented counts (the `meta` dictionary of its weights, not the `meta`
+# device: `num_params` and `_ops`, multiply-adds in billions) as a second source: the parameters
+# must be equal, the multiply-adds within 1% (torchvision rounds to three decimals, and
+# `common.count_macs` counts only convolutions and the linear layer, leaving out batch norm and
+# pooling). DenseNet-264 has no torchvision twin: its counts stand alone.
+
+# %%
+from torchvision.models import (DenseNet121_Weights, DenseNet161_Weights, DenseNet169_Weights,
+                                DenseNet201_Weights)
+
+TV_WEIGHTS = {121: DenseNet121_Weights, 161: DenseNet161_Weights, 169: DenseNet169_Weights,
+              201: DenseNet201_Weights}
+imagenet = {}
+with torch.device("meta"):
+    for depth in TABLE1:
+        net = common.get_model(f"densenet{depth}")
+        imagenet[depth] = {"params": common.count_params(net), "macs": common.count_macs(net)}
+common.paper_vs_ours(
+    [("DenseNet-201 params (sec. 4.4)", TEXT_PARAMS[201], imagenet[201]["params"], 0.5e6 / TEXT_PARAMS[201])],
+    title="Parameters the text states (to its last printed digit)")
+print()
+rows = []
+for depth, meta in ((d, TV_WEIGHTS[d].IMAGENET1K_V1.meta) for d in TV_WEIGHTS):
+    assert imagenet[depth]["params"] == meta["num_params"]
+    rows.append((f"DenseNet-{depth} multiply-adds", round(meta["_ops"] * 1e9), imagenet[depth]["macs"]))
+common.paper_vs_ours(rows, rtol=0.01, source="torchvision",
+                     title="torchvision's documented _ops (not the paper) vs ours, 224x224")
+print("parameters equal torchvision's num_params for 121, 161, 169, 201")
+common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") for d, c in imagenet.items()],
+             header=("224x224", "parameters", "multiply-adds"))
+
+# %% [markdown]
+# ## 4 · Check against torchvision
+#
+# For DenseNet-121, 161, 169 and 201: torchvision's model with random weights **and random
+# batch-norm statistics** (`common.random_reference`: a default BN is the identity in eval mode,
+# and a misplaced one would go unseen), its `state_dict()` loaded into ours with `strict=True`
+# (a *strict load*: every name and shape must match), equal outputs asserted. Smoke mode: 64×64
+# inputs instead of 224×224.
+
+# %%
+size = 64 if common.SMOKE else 224                    # smoke: a smaller input, same check
+max_diff = {}
+for depth in TV_WEIGHTS:
+    reference = common.random_reference(getattr(torchvision.models, f"densenet{depth}"), seed=depth)
+    ours = common.get_model(f"densenet{depth}")
+    max_diff[depth] = common.check_against_reference(
+        ours, reference, input_size=(2, 3, size, size), label=f"DenseNet-{depth} vs torchvision")
+    del reference, ours
+assert all(d <= 1e-4 for d in max_diff.values())
+
+# %% [markdown]
+# **Real weights, real photo.** Where the official weights can be downloaded (Colab), we load
+# torchvision's DenseNet-121 weights into **our** model (old checkpoints' keys renamed: plumbing,
+# above) and classify scikit-learn's flower photo. Offline (the tests), the cell says so.
+
+# %%
+weights = DenseNet121_Weights.IMAGENET1K_V1
+common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_checkpoint_key)   # strict load, top 5
+
+# %% [markdown]
+# ## 5 · Train on CIFAR-10 with the paper's recipe (section 4.2)
+#
+# DenseNet-BC (L=100, k=12), the smallest network of Table 2
+# (`TABLE2["cifar_densenet_bc100_k12"]`).
+#
+# | Detail | Value | Where |
+# |---|---|---|
+# | CIFAR recipe | SGD, batch 64, 300 epochs (SVHN: 40), lr 0.1 ÷ 10 at 50% and 75% of the epochs, weight decay $10^{-4}$, Nesterov momentum 0.9 without dampening | sec. 4.2 |
+#
+# PyTorch's `SGD` has no dampening by default, as the recipe asks. The data, the dropout: their
+# rows in the reference table. C10+ (augmented) means no dropout, and we keep the paper's 45k/5k
+# validation split, so that the curves show a validation error (its final run trains on all 50k).
+# Smoke mode (the tests) runs two epochs on a few hundred images; even that is too slow for
+# DenseNet-BC-100 on a CPU (the folded cell prints its multiply-adds beside ResNet-20's), so it
+# trains the same family at $L = 22$.
+
+# %% jupyter={"source_hidden": true}
+with torch.device("meta"):
+    macs = {n: common.count_macs(common.get_model(n), (1, 3, 32, 32))
+            for n in ("cifar_densenet_bc100_k12", "cifar_resnet20")}
+print(", ".join(f"{n}: {m / 1e6:.0f}M multiply-adds per 32x32 image" for n, m in macs.items()))
+
+# %%
+import dataclasses
+
+data = common.load_data("cifar10")
+EPOCHS = 300                                           # sec. 4.2 (SVHN: 40)
+recipe = common.Recipe(
+    epochs=EPOCHS, batch_size=64, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
+    schedule="multistep", milestones=(0.5 * EPOCHS, 0.75 * EPOCHS), gamma=0.1, augment=True,
+    sources={"epochs": "sec. 4.2: 300 epochs on CIFAR", "batch_size": "sec. 4.2: batch size 64",
+             "lr": "sec. 4.2: initial learning rate 0.1",
+             "milestones": "sec. 4.2: divided by 10 at 50% and 75% of the epochs",
+             "gamma": "sec. 4.2: divided by 10", "schedule": "sec. 4.2: step drops",
+             "momentum": "sec. 4.2: Nesterov momentum 0.9 without dampening",
+             "nesterov": "sec. 4.2", "weight_decay": "sec. 4.2: 10^-4",
+             "augment": "sec. 4.1: C10+ = mirroring and shifting (we pad 4 pixels, as ResNet)",
+             "label_smoothing": "not used (2016)"})
+assert recipe.milestones == (150, 225)
+recipe.table()
+
+# %% [markdown]
+# `common.train_run` keeps one run folder per model, recipe and data: editing a hyperparameter
+# starts a fresh run.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
+
+# %%
+MAIN_DEPTH = 22 if common.SMOKE else TABLE2["cifar_densenet_bc100_k12"].depth   # smoke: L = 22
+densenet, history = common.train_run(
+    "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k12", recipe, data,
+    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes))
+
+# %% jupyter={"source_hidden": true}
+fig = common.plot_histories({f"DenseNet-BC (L={MAIN_DEPTH}, k=12)": history},
+                            metrics=("train_loss", "val_loss", "val_acc"), show=False)
+if common.SMOKE:
+    fig.suptitle(fig.get_suptitle() + "\nsmoke mode: these curves are noise", fontsize="small")
+display(fig)
+
+# %% [markdown]
+# The test error beside Table 2 (C10+). Under the tests (offline digits, $L = 22$, two epochs)
+# it says only that the pipeline works.
+
+# %%
+paper = TABLE2["cifar_densenet_bc100_k12"]
+err = 100 * (1 - common.evaluate(densenet, data, "test")["acc"])
+assert 0 <= err <= 100
+print(f"DenseNet-BC (L=100, k=12): Table 2, C10+ error {paper.c10_plus:.2f}%")
+print(f"ours, DenseNet-BC (L={MAIN_DEPTH}, k=12): test error {err:.2f}%  ({data.description}, "
+      f"trained on {len(data.train)} images)")
+why = (common.caveats(data, history)
+       + ["a 45k/5k split, where the paper's final run trains on all 50k (sec. 4.1)"])
+print("Differences from the paper's run: " + "; ".join(why) + ".")
+
+# %% [markdown]
+# ## 6 · An experiment, small: the growth rate
+#
+# How much should each layer add? Only Table 2 varies $k$ at a fixed depth, for the DenseNet
+# without bottleneck at L = 100: $k = 12 \to 24$ lowers the error on C10+, C100, C100+ and SVHN,
+# at about four times the parameters (they grow about as $k^2$), but *raises* it on C10, which
+# the paper calls "potential overfitting" (sec. 4.3); both rows, from `TABLE2` (code folded).
+# (Figure 4, left, does not vary $k$ either: it compares DenseNet, -B, -C and -BC of varying
+# depths on C10+; sec. 5 gives the experiment's DenseNets $k = 12$.)
+
+# %% jupyter={"source_hidden": true}
+k12, k24 = TABLE2["cifar_densenet100_k12"], TABLE2["cifar_densenet100_k24"]
+columns = ("c10", "c10_plus", "c100", "c100_plus", "svhn")
+display(common.table([(col, f"{getattr(k12, col):.2f}", f"{getattr(k24, col):.2f}") for col in columns],
+             header=("Table 2, DenseNet L = 100 (error %)", "k = 12", "k = 24")))
+worse = [col for col in columns if getattr(k24, col) > getattr(k12, col)]
+assert worse == ["c10"], worse                          # k = 24 is worse on C10 only (sec. 4.3)
+print(f"k = 12 -> 24: parameters x {k24.params / k12.params:.1f}; error worse on {worse} only")
+
+# %% [markdown]
+# We re-run it with DenseNet-BC (L=100), $k$ = 6, 12 (section 5's run) and 24, the same recipe,
+# beside the paper's points. `GROWTH_FRACTION = 0.25` runs a quarter of the schedule. Smoke mode:
+# depth 22, $k$ = 6 and 12 only.
+#
+# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
+# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
+
+# %%
+GROWTH_FRACTION = 1.0                                  # 0.25: a quarter of the schedule
+growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
+    recipe, epochs=round(recipe.epochs * GROWTH_FRACTION),
+    milestones=tuple(m * GROWTH_FRACTION for m in recipe.milestones),
+    sources={**recipe.sources, "epochs": f"sec. 4.2 schedule x {GROWTH_FRACTION}",
+             "milestones": "sec. 4.2 drops, at the same fractions of training"})
+growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
+growth = {}
+for k in growth_rates:
+    model, _ = common.train_run(
+        "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k{k}", growth_recipe, data,
+        build=lambda: cifar_densenet(MAIN_DEPTH, k, num_classes=data.num_classes))
+    growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
+
+# %% jupyter={"source_hidden": true}
+fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(10, 3.4))
+params, accs = zip(*growth.values())
+ax.plot([p / 1e6 for p in params], [100 * a for a in accs], "o-")
+for k, (p, a) in growth.items():
+    ax.annotate(f"k = {k}", (p / 1e6, 100 * a), textcoords="offset points", xytext=(5, -12))
+ax.set_title(f"ours: DenseNet-BC (L={MAIN_DEPTH})\n{data.description}"
+             + ("\nsmoke mode: these points are noise" if common.SMOKE else ""), fontsize=9)
+plain_rows = {n: r for n, r in TABLE2.items() if not r.bottleneck}
+ax_paper.plot([r.params / 1e6 for r in plain_rows.values()],
+              [100 - r.c10_plus for r in plain_rows.values()], "s-", color="C1")
+for r in plain_rows.values():
+    ax_paper.annotate(f"L={r.depth}, k={r.growth_rate}", (r.params / 1e6, 100 - r.c10_plus),
+                      textcoords="offset points", xytext=(5, -12), fontsize=8)
+ax_paper.set_title("the paper: Table 2, DenseNet without bottleneck, C10+", fontsize=9)
+for a in (ax, ax_paper):
+    a.set_xscale("log")
+    a.margins(x=0.35, y=0.15)                          # room for the labels
+    a.xaxis.set_minor_formatter(plt.NullFormatter())   # no colliding minor tick labels
+    a.set_xlabel("parameters (millions)")
+    a.set_ylabel("test accuracy (%)")
+    a.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+assert list(params) == sorted(params)                   # more growth, more parameters
+common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
+             header=(f"DenseNet-BC (L={MAIN_DEPTH})", "parameters", "test accuracy"))
+
+# %% [markdown]
+# What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per
+# parameter, as Table 2 shows on C10+, C100, C100+ and SVHN (right plot; printed below from
+# `TABLE2`; on C10 without augmentation it goes the other way, above). Under the tests (two
+# epochs, offline digits) the left plot only shows that the experiment runs.
+
+# %% jupyter={"source_hidden": true}
+common.table([(name, f"{row.growth_rate}", f"{row.params / 1e6:.1f}M", f"{row.c10_plus:.2f}%")
+              for name, row in TABLE2.items() if not row.bottleneck],
+             header=("Table 2", "k", "parameters", "C10+ error"))
+
+# %% [markdown]
+# ## 7 · Hurdles: the bugs people make, and which check catches them
+#
+# Each bug is written and run, and caught by a check above (unfold a folded cell to read how).
+#
+# **1. A bottleneck of 4× the *input* channels instead of $4k$.** "Each 1×1 convolution
+# produce[s] $4k$ feature-maps" (sec. 3). With `4 * in_channels` the 1×1 conv *widens* the
+# input fourfold. Everything runs and trains; the strict load fails on the shapes, and the
+# parameter count against torchvision's (section 3) is off by more than a factor of ten:
+
+# %%
+class WideBottleneckLayer(DenseLayer):
+    def __init__(self, in_channels, growth_rate, **kwargs):
+        super().__init__(in_channels, growth_rate, **kwargs)
+        self.conv1 = nn.Conv2d(in_channels, 4 * in_channels, 1, bias=False)       # the bug
+        self.norm2 = nn.BatchNorm2d(4 * in_channels)
+        self.conv2 = nn.Conv2d(4 * in_channels, growth_rate, 3, padding=1, bias=False)
+
+
+# %% jupyter={"source_hidden": true}
+from common.inspection import state_dict_differences
+
+
+def with_layers(model: DenseNet, layer_class: type) -> DenseNet:
+    """The same model with every dense layer replaced by `layer_class` (a buggy variant)."""
+    for block in (m for m in model.modules() if isinstance(m, DenseBlock)):
+        for name, layer in block.items():
+            block[name] = layer_class(layer.in_channels, layer.growth_rate)
+    return model
+
+
+with torch.device("meta"):
+    wide = with_layers(DenseNet(*TABLE1[121]), WideBottleneckLayer)
+    good = common.get_model("densenet121")
+n_wide, n_good = common.count_params(wide), common.count_params(good)
+assert n_wide > 10 * n_good and n_good == TV_WEIGHTS[121].IMAGENET1K_V1.meta["num_params"]
+print(f"DenseNet-121 with a 4 x input bottleneck: {n_wide / 1e6:.1f}M parameters, "
+      f"against {n_good / 1e6:.2f}M")
+print("strict load:", state_dict_differences(wide.state_dict(), good.state_dict())[0][:110], "...")
+
+# %% [markdown]
+# **2. No compression in the transition.** A "DenseNet-BC" whose transitions keep all maps
+# ($\theta = 1$) is a DenseNet-B. The Table 2 check (paper / ours) catches it, and so does the
+# strict load:
+
+# %% jupyter={"source_hidden": true}
+with torch.device("meta"):
+    no_c = common.count_params(cifar_densenet(100, 12, compression=1.0, num_init_features=24))
+    bc = common.count_params(common.get_model("cifar_densenet_bc100_k12"))
+row = TABLE2["cifar_densenet_bc100_k12"]
+try:
+    common.paper_vs_ours([("BC-100 without compression", row.params, no_c, 0.05e6 / row.params)],
+                         show=False)
+    raise AssertionError("the missing compression went unnoticed")
+except AssertionError as err:
+    assert "beyond tolerance" in str(err)
+    print(f"theta = 1: {no_c / 1e6:.2f}M parameters against Table 2's {row.params / 1e6:.1f}M "
+          f"(ours with theta = 0.5: {bc / 1e6:.2f}M): the Table 2 check fails")
+
+# %% [markdown]
+# **3. The final BN-ReLU forgotten.** Without `norm5` the strict load reports the missing
+# entries. Subtler: `norm5`, but no ReLU before the pooling. Names and shapes match; only the
+# output comparison (random batch-norm statistics) catches it.
+
+# %% jupyter={"source_hidden": true}
+class NoFinalReLU(DenseNet):
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), 1)           # the bug: no ReLU after norm5
+        return self.classifier(torch.flatten(x, 1))
+
+
+reference = common.random_reference(torchvision.models.densenet121, seed=3)
+bad = NoFinalReLU(*TABLE1[121])
+try:
+    common.check_against_reference(bad, reference, input_size=(2, 3, 64, 64), verbose=False)
+    raise RuntimeError("the missing ReLU went unnoticed")
+except AssertionError:
+    print("no ReLU after norm5: the strict load passes, the output comparison fails")
+
+# %% [markdown]
+# **4. Post-activation (Conv-BN-ReLU) instead of BN-ReLU-Conv**, the ResNet habit: `norm1`
+# then normalises $4k$ channels instead of the layer's input, and the strict load reports the
+# shapes.
+
+# %% jupyter={"source_hidden": true}
+class PostActivationLayer(DenseLayer):
+    def __init__(self, in_channels, growth_rate, **kwargs):
+        super().__init__(in_channels, growth_rate, **kwargs)
+        self.norm1 = nn.BatchNorm2d(4 * growth_rate)              # the bug: BN after conv1
+        self.norm2 = nn.BatchNorm2d(growth_rate)                  # and after conv2
+
+    def forward(self, features):
+        x = torch.cat(list(features), 1) if not isinstance(features, torch.Tensor) else features
+        x = self.relu1(self.norm1(self.conv1(x)))
+        return self.relu2(self.norm2(self.conv2(x)))
+
+
+post = with_layers(DenseNet(*TABLE1[121]), PostActivationLayer)
+with torch.no_grad():
+    assert post(torch.randn(1, 3, 64, 64)).shape == (1, 1000)    # it runs...
+diffs = state_dict_differences(post.state_dict(), reference.state_dict())
+assert diffs and "shape" in diffs[-1]                              # ...but cannot load the weights
+print("post-activation:", diffs[-1][:130], "...")
+
+# %% [markdown]
+# **5. A classifier tied to the input size.** Table 1's head is a "7×7 global average pool":
+# `nn.AvgPool2d(7)` fits only 224×224 images. At 256 pixels the final map is 8×8 and the pool
+# silently averages its top-left 7×7 corner; at 160 the map is 5×5 and it cannot run. The
+# paper's pool is *global*: `F.adaptive_avg_pool2d(x, 1)` (ours: checked at 32, 57, 224 and
+# 257 pixels, section 2).
+
+# %% jupyter={"source_hidden": true}
+tied_pool = nn.AvgPool2d(7)                                       # the bug
+features121 = common.get_model("densenet121").eval().features
+with torch.no_grad():
+    feats = {s: F.relu(features121(torch.randn(1, 3, s, s))) for s in (224, 256, 160)}
+    torch.testing.assert_close(tied_pool(feats[224]), F.adaptive_avg_pool2d(feats[224], 1))
+    assert tied_pool(feats[256]).shape == (1, 1024, 1, 1)         # runs at 256...
+    assert not torch.allclose(tied_pool(feats[256]), F.adaptive_avg_pool2d(feats[256], 1))
+    try:
+        tied_pool(feats[160])
+        raise AssertionError("a 7x7 pool ran on a 5x5 map")
+    except RuntimeError:
+        pass
+print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error at 160; "
+      "ours pools globally")
+
+# %% [markdown]
+# <details><summary>More to watch for</summary>
+#
+# The CIFAR stem (16 channels, $2k$ for DenseNet-BC: sec. 3; the authors' code uses $2k$ for all:
+# Going deeper); dropout only without augmentation (sec. 4.2); a recomputed batch norm counting a
+# batch twice (Going deeper); old torchvision checkpoint keys (`denselayer1.norm.1.weight`:
+# plumbing); DenseNet-264, whose layers count 265 (Going deeper).
+# </details>
+#
+# ## 8 · Exercises
+#
+# 1. **Dropout on C10.** Train `cifar_densenet40_k12(drop_rate=0.2)` without augmentation
+#    (`dataclasses.replace(recipe, augment=False)`), with it, and without dropout. Against
+#    Table 2's C10 and C10+ (`TABLE2["cifar_densenet40_k12"]`): which matters more?
+# 2. **B and C separately.** Count parameters and multiply-adds of DenseNet-B
+#    (`cifar_densenet(100, 12, compression=1.0)`) and DenseNet-C (`cifar_densenet(40, 12,
+#    bottleneck=False, compression=0.5)`) against DenseNet and DenseNet-BC of the same depth:
+#    which idea saves more (Figure 4, left)?
+# 3. **Where does the memory go?** Extend `bytes_saved_for_backward` to report the bytes per
+#    module type (BatchNorm2d, ReLU, Conv2d, cat). Which stores most in the naive net, and what
+#    does `memory_efficient=True` remove?
+# 4. **The cost of recomputing.** Time a training step of DenseNet-121 (batch 32 on a GPU, 4 on
+#    a CPU) with and without `memory_efficient=True`, in one run: what does the saving cost?
+# 5. **Feature reuse (Figure 5).** After training DenseNet (L=40, k=12), compute for each
+#    layer's first conv the mean absolute weight on each earlier layer's $k$ input channels, and
+#    draw Figure 5's heat map. Are early features really used late?
+# 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (notebook 02) with its recipe:
+#    its parameters and test error beside DenseNet-BC-100's. Which uses its parameters better?
+#
+# **Cost in quick mode**: 2-4 train nothing; 1, 5 and 6 train three, one and one runs, none
+# larger than section 5's (header). For 1 and 6, run two seeds each (`seed=` of
+# `common.train_run`): believe a gap only if it exceeds their spread.
+#
+# ### Write it yourself
+#
+# Checked by `common.exercises.check` (`docs/exercises.md`); each is offered before its
+# solution, in section 2:
+#
+# - **The dense layer of DenseNet-B** (sec. 3, "Composite function", "Bottleneck layers"):
+#   [Write it yourself: the dense layer](#try-dense-layer).
+#   `MyDenseLayer` returns only its $k$ new maps, torchvision's interface (the block
+#   concatenates).
+# - **The transition layer with compression** (sec. 3, "Pooling layers", "Compression"):
+#   [Write it yourself: the transition layer](#try-transition), with $\lfloor\theta m\rfloor$
+#   output maps.
+
+# %% [markdown]
+# ## Going deeper · the paper's tables, counted: layer counts, the CIFAR stem, the 73M DenseNet-264
+#
+# **Depths and names.** The depths of Table 2 fit the three-block layout ($L = 3n + 4$, or
+# $6n + 4$ with bottlenecks), and Table 1's names count their layers: the stem conv, two convs
+# per dense layer, three transitions and the classifier. All but one: "DenseNet-264" counts 265.
+
+# %%
+for name, row in TABLE2.items():
+    convs_per_layer = 2 if row.bottleneck else 1
+    assert (row.depth - 4) % (3 * convs_per_layer) == 0, name
+layers = {depth: 1 + 2 * sum(blocks) + 3 + 1 for depth, (k, blocks) in TABLE1.items()}
+assert all(layers[d] == d for d in TABLE1 if d != 264) and layers[264] == 265
+print({name: (row.depth - 4) // (6 if row.bottleneck else 3) for name, row in TABLE2.items()},
+      "layers per block")
+print(f"layers counted from Table 1: {layers}")
+
+# %% [markdown]
+# **The authors' CIFAR stem.** Section 3 gives the CIFAR stem 16 channels, "or twice the growth
+# rate for DenseNet-BC", and the first version of the authors' code had `nChannels = 16`. Since
+# their commit 0a8891a (2016-11-30, "add BC structure") the code sets
 # `nChannels = 2 * growthRate` for every CIFAR net, BC or not. Which one did Table 2 count? Build
 # the six nets both ways: with the code's $2k$ stem, the three nets without bottleneck no longer
 # round to Table 2's parameters; with the paper's 16 all six do (the BC nets are the same both
@@ -772,118 +1441,29 @@ assert all(paper for paper, _ in matches.values())
 assert [n for n, (_, code) in matches.items() if not code] == [n for n, r in TABLE2.items() if not r.bottleneck]
 
 # %% [markdown]
-# **ImageNet: parameters and multiply-adds.** Table 1 lists neither, and the paper's FLOPs are
-# only plotted (Figure 3, right). The text gives one number, "a DenseNet-201 with 20M
-# parameters" (sec. 4.4), which we check to its two digits. Then torchvision's documented
-# counts (the `meta` of its weights: `num_params` and `_ops`, multiply-adds in billions) as a
-# second source: the parameters must be equal, the multiply-adds within 1% (torchvision rounds
-# to three decimals, and `common.count_macs` counts only convolutions and the linear layer,
-# leaving out batch norm and pooling, as papers do). DenseNet-264 has no torchvision twin: its
-# counts stand alone. The technical report's "264-layer DenseNet (73M parameters)" fits the same
-# depth with $k = 48$ (our inference: the report's abstract gives no $k$; see its row).
+# **The technical report's 264-layer DenseNet.** The report of Pleiss et al. trains "a 264-layer
+# DenseNet (73M parameters)". Table 1's DenseNet-264 ($k = 32$) has far fewer; the same depth
+# with $k = 48$ fits (our inference: the report's abstract gives no $k$; the authors' README
+# lists a "DenseNet-cosine-264 (k=48)").
 
 # %%
-from torchvision.models import (DenseNet121_Weights, DenseNet161_Weights, DenseNet169_Weights,
-                                DenseNet201_Weights)
-
-TV_WEIGHTS = {121: DenseNet121_Weights, 161: DenseNet161_Weights, 169: DenseNet169_Weights,
-              201: DenseNet201_Weights}
-imagenet = {}
 with torch.device("meta"):
-    for depth in TABLE1:
-        net = common.get_model(f"densenet{depth}")
-        imagenet[depth] = {"params": common.count_params(net), "macs": common.count_macs(net)}
     k48 = DenseNet(48, TABLE1[264][1])                  # the technical report's 264-layer net
     imagenet["264 (k=48)"] = {"params": common.count_params(k48), "macs": common.count_macs(k48)}
-
 common.paper_vs_ours(
-    [("DenseNet-201 params (sec. 4.4)", TEXT_PARAMS[201], imagenet[201]["params"], 0.5e6 / TEXT_PARAMS[201]),
-     ("264 layers (Pleiss et al.); ours: k = 48", TECH_REPORT_PARAMS[264], imagenet["264 (k=48)"]["params"],
+    [("264 layers (Pleiss et al.); ours: k = 48", TECH_REPORT_PARAMS[264], imagenet["264 (k=48)"]["params"],
       0.5e6 / TECH_REPORT_PARAMS[264])],
-    title="Parameters the texts state (to their last printed digit)")
-print()
-rows = []
-for depth, meta in ((d, TV_WEIGHTS[d].IMAGENET1K_V1.meta) for d in TV_WEIGHTS):
-    assert imagenet[depth]["params"] == meta["num_params"]
-    rows.append((f"DenseNet-{depth} multiply-adds", round(meta["_ops"] * 1e9), imagenet[depth]["macs"]))
-common.paper_vs_ours(rows, rtol=0.01, source="torchvision",
-                     title="torchvision's documented _ops (not the paper) vs ours, 224x224")
-print("parameters equal torchvision's num_params for 121, 161, 169, 201")
-common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G") for d, c in imagenet.items()],
+    title="Parameters the technical report states (to its last printed digit)")
+common.table([(f"DenseNet-{d}", f"{c['params']:,}", f"{c['macs'] / 1e9:.3f}G")
+              for d, c in imagenet.items() if d in (264, "264 (k=48)")],
              header=("224x224", "parameters", "multiply-adds"))
 
 # %% [markdown]
-# A summary of DenseNet-121 grouped by blocks: output shapes, parameters and multiply-adds of
-# the stem, each dense block and transition, and the head.
-
-# %%
-common.summary(common.get_model("densenet121"), (1, 3, 224, 224), depth=2)
-
-# %% [markdown]
-# ## 5 · Check against torchvision
+# **DenseNet-161** ($k = 48$, stem 96, blocks 6, 12, 36, 24) is not in v5's tables, but in the
+# authors' code, their README ("Models in the original paper") and torchvision: the notebook
+# builds it from `TABLE1` and checks it against torchvision (section 4).
 #
-# For DenseNet-121, 161, 169 and 201: build torchvision's model with random weights **and random
-# batch-norm statistics** (`common.random_reference`: at default initialisation a BN is the
-# identity in eval mode, and a misplaced BN would go unseen), load its `state_dict()` into ours
-# with `strict=True` (every name and shape must match), and assert equal outputs in eval mode.
-#
-# In smoke mode (the tests, a 2-core CPU) the input is 64×64 instead of 224×224, to keep the
-# four checks to seconds; the weights are the same at any size, since the head pools globally.
-
-# %%
-size = 64 if common.SMOKE else 224                    # smoke: a smaller input, same check
-max_diff = {}
-for depth in TV_WEIGHTS:
-    reference = common.random_reference(getattr(torchvision.models, f"densenet{depth}"), seed=depth)
-    ours = common.get_model(f"densenet{depth}")
-    max_diff[depth] = common.check_against_reference(
-        ours, reference, input_size=(2, 3, size, size), label=f"DenseNet-{depth} vs torchvision")
-    del reference, ours
-assert all(d <= 1e-4 for d in max_diff.values())
-
-# %% [markdown]
-# **Real weights, real photo.** Where the official ImageNet weights can be downloaded (Colab),
-# we load torchvision's DenseNet-121 weights into **our** model and classify the flower photo
-# that ships with scikit-learn. The oldest torchvision checkpoints name the layers `norm.1`,
-# `conv.1`...; torchvision renames them on load, and so do we. Offline (the tests), the cell
-# says so and moves on.
-
-# %%
-#@save densenet
-OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-def renamed_checkpoint_key(key: str) -> str:
-    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
-    m = OLD_CHECKPOINT_KEY.match(key)
-    return f"{m[1]}{m[2]}" if m else key
-
-
-# %%
-assert (renamed_checkpoint_key("features.denseblock1.denselayer1.norm.1.weight")
-        == "features.denseblock1.denselayer1.norm1.weight")
-weights = DenseNet121_Weights.IMAGENET1K_V1
-common.classify_photo(common.get_model("densenet121"), weights, rename=renamed_checkpoint_key)   # strict load, top 5
-
-# %% [markdown]
-# ## 6 · Memory: what a naive DenseNet stores, and `memory_efficient=True`
-#
-# To compute gradients, autograd keeps the inputs of most operations from the forward pass. In
-# a dense block, layer $\ell$ concatenates $k_0 + k(\ell - 1)$ channels into a **new** tensor,
-# normalises it into another, and both are kept: the stored maps grow with the sum of all layer
-# widths, $\sum_\ell (k_0 + k(\ell-1)) \approx n k_0 + k n^2 / 2$, quadratic in the depth $n$
-# of the block, although every layer only *adds* $k$ channels. Section 4.2 warns that "a naive
-# implementation of DenseNet may contain memory inefficiencies" and points to the technical
-# report of Pleiss et al. 2017 ([arXiv:1707.06990](https://arxiv.org/abs/1707.06990)): keep the
-# concatenation and the batch-norm outputs in *shared* memory that every layer overwrites, and
-# recompute them in the backward pass. The stored maps then grow linearly in depth.
-#
-# torchvision's `memory_efficient=True` does the recomputation with gradient checkpointing
-# (`torch.utils.checkpoint`): the concatenation, `norm1`, `relu1` and `conv1` of each dense
-# layer run without storing anything; in the backward pass they run again from the layer's
-# inputs (which the block keeps anyway, $k$ channels per layer). Our `DenseLayer` does the
-# same, with one difference, shown below: the recomputation leaves `norm1`'s running statistics
-# alone.
+# ## Going deeper · memory_efficient in detail: gradients, batch-norm statistics, GPU peak
 #
 # **Same outputs and same gradients.** One training step (train mode: batch statistics) of a
 # plain and a memory-efficient DenseNet with the same weights: equal outputs, equal gradients
@@ -914,9 +1494,11 @@ print(f"memory_efficient=True: same outputs, same gradients of the input and of 
       f"{len(g_p)} parameters, same running statistics after the step")
 
 # %% [markdown]
-# torchvision's own `memory_efficient=True` gives the same outputs and gradients too, but its
-# recomputation runs `norm1` a second time in training mode: each step updates those running
-# statistics twice (and counts two batches). A check on the buffers after one step shows it:
+# **torchvision's batch-norm statistics.** torchvision's own `memory_efficient=True` gives the
+# same outputs and gradients too, but its recomputation runs `norm1` a second time in training
+# mode: each step updates those running statistics twice (and counts two batches). Ours
+# restores them (`_running_stats_kept`), as the authors' own memory-efficient Lua layer already
+# did. A check on the buffers after one step shows it:
 
 # %%
 tv_plain, tv_efficient = (common.random_reference(
@@ -932,44 +1514,8 @@ print(f"torchvision: norm1 counted {counted[0]} batch without and {counted[1]} w
       f"{len(differs)} buffers differ after one step, all in norm1 (e.g. {differs[0]})")
 
 # %% [markdown]
-# **The memory saved, measured.** `bytes_saved_for_backward` runs one forward pass with
-# gradients and adds up the tensors kept for the backward pass: those autograd saves (a
-# `torch.autograd.graph.saved_tensors_hooks` pack hook sees each one; shared storage counted
-# once, weights left out), plus the inputs that a checkpointed layer keeps to recompute from.
-# On a GPU the same comparison is the peak of `torch.cuda.max_memory_allocated()` over a
-# training step; that cell runs only where CUDA is available.
-
-# %%
-#@save densenet
-def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the activations one forward pass keeps for the backward pass: every tensor
-    autograd saves (seen by a saved_tensors_hooks pack hook; each storage counted once,
-    parameters and buffers left out), plus the inputs that checkpointed (memory-efficient) dense
-    layers keep to recompute from. The model runs in its current mode, with gradients."""
-    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
-    kept = {}
-
-    def keep(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in weights:
-            kept[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    def keep_checkpoint_inputs(layer, args):
-        if layer.memory_efficient:
-            for f in [args[0]] if isinstance(args[0], torch.Tensor) else args[0]:
-                keep(f)
-
-    hooks = [m.register_forward_pre_hook(keep_checkpoint_inputs)
-             for m in model.modules() if isinstance(m, DenseLayer)]
-    try:
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return sum(kept.values())
-
+# **DenseNet-121, one ImageNet image**: the bytes kept for the backward pass, without and with
+# the option.
 
 # %%
 x = torch.randn(1, 3, 224, 224)                        # one ImageNet image, fp32
@@ -982,6 +1528,10 @@ print(f"DenseNet-121, one 224x224 image, training mode: {saved[False] / 2**20:.1
       f"backward without, {saved[True] / 2**20:.1f} MiB with memory_efficient=True "
       f"({saved[False] / saved[True]:.2f}x less, {1 - saved[True] / saved[False]:.0%} saved)")
 MEMORY_SAVED_121 = saved
+
+# %% [markdown]
+# **The peak on a GPU.** Where CUDA is available, the peak allocation of a training step of
+# DenseNet-121 (batch 32), without and with the option.
 
 # %%
 if torch.cuda.is_available():                          # the peak allocation of a training step
@@ -1002,432 +1552,45 @@ else:
     print("No CUDA device: the peak GPU allocation is not measured here.")
 
 # %% [markdown]
-# **Memory against depth.** DenseNet-BC with $k = 12$ on 32×32 images, from $L = 40$ to 250,
-# with and without the option (bytes kept per image; 2 images per batch, since every count is
-# per image). The naive count curves upwards (quadratic in depth); the memory-efficient one
-# stays close to a straight line, and the saving grows with depth.
-
-# %%
-depths = (40, 100, 160, 250)
-per_image = {me: [] for me in (False, True)}
-for depth in depths:
-    for me in (False, True):
-        torch.manual_seed(0)
-        model = cifar_densenet(depth, 12, memory_efficient=me).train()
-        per_image[me].append(bytes_saved_for_backward(model, torch.randn(2, 3, 32, 32)) / 2)
-ratios = [a / b for a, b in zip(per_image[False], per_image[True])]
-assert all(r2 > r1 for r1, r2 in zip(ratios, ratios[1:]))          # the saving grows with depth
-growth_naive = per_image[False][-1] / per_image[False][0]
-growth_efficient = per_image[True][-1] / per_image[True][0]
-assert growth_naive > growth_efficient
-fig, ax = plt.subplots(figsize=(6, 3.4))
-for me, label in ((False, "naive (stores every concatenation)"), (True, "memory_efficient=True")):
-    ax.plot(depths, [b / 2**20 for b in per_image[me]], "o-", label=label)
-ax.set_xlabel("depth L (DenseNet-BC, k = 12)")
-ax.set_ylabel("MiB kept for backward, per image")
-ax.legend()
-ax.grid(alpha=0.3)
-plt.tight_layout()
-plt.show()
-common.table([(f"L = {d}", f"{a / 2**20:.2f}", f"{b / 2**20:.2f}", f"{r:.2f}x")
-              for d, a, b, r in zip(depths, per_image[False], per_image[True], ratios)],
-             header=("DenseNet-BC, k = 12", "naive (MiB/image)", "memory-efficient", "naive / efficient"))
-
-# %% [markdown]
-# ## 7 · Train on CIFAR-10 with the paper's recipe (section 4.2)
+# ## Reference · the complete Easter-egg table
 #
-# DenseNet-BC (L=100, k=12), the smallest network of Table 2 (its parameters and errors are
-# `TABLE2["cifar_densenet_bc100_k12"]`; the result cell prints them). Section 4.2: SGD, mini-batch 64, 300 epochs, learning rate 0.1 divided by 10
-# at 50% and 75% of the epochs, weight decay $10^{-4}$, Nesterov momentum 0.9 without dampening
-# (PyTorch's `SGD` has no dampening by default), He initialisation. C10+ means the standard
-# augmentation ("mirroring/shifting", sec. 4.1; the shift of up to 4 pixels, a random 32×32 crop
-# of the image zero-padded by 4, is the authors' code, `datasets/cifar10.lua`, not the paper)
-# and therefore **no** dropout: the paper adds dropout only on the data sets without augmentation.
+# Every detail the implementation depends on, its value, and where it comes from. "Not stated"
+# means the paper leaves it open and we say what we chose and why. Section, table and figure
+# numbers are those of arXiv:1608.06993v5 (28 January 2018). v5 is not the CVPR text: it cites the
+# memory report of July 2017 (sec. 4.2, [26]), and the authors' README files its DenseNet-264 under
+# "Models in the tech report" and DenseNet-161 under "Models in the original paper". We did not
+# read the CVPR text; where an earlier version may differ, the row says so.
 #
-# The split: the paper holds out 5,000 training images as a validation set and uses "all 50,000
-# training images" for "the final run" (sec. 4.1); what the validation set served for it does not
-# say (choosing settings, presumably: our reading). We keep the 45k/5k split, so that the curves
-# show a validation error, and say so beside the result.
-#
-# In smoke mode (the tests, a 2-core CPU) `common` runs two epochs on a few hundred images
-# with the schedule compressed into them. DenseNet-BC-100 is still too slow for that on a CPU
-# (the cell below prints its multiply-adds per image beside ResNet-20's), so smoke mode trains
-# the same family at $L = 22$ (three layers per block) with the same recipe.
-
-# %%
-import dataclasses
-
-data = common.load_data("cifar10")
-with torch.device("meta"):
-    macs = {n: common.count_macs(common.get_model(n), (1, 3, 32, 32))
-            for n in ("cifar_densenet_bc100_k12", "cifar_resnet20")}
-print(", ".join(f"{n}: {m / 1e6:.0f}M multiply-adds per 32x32 image" for n, m in macs.items()))
-EPOCHS = 300                                           # sec. 4.2 (SVHN: 40)
-recipe = common.Recipe(
-    epochs=EPOCHS, batch_size=64, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
-    schedule="multistep", milestones=(0.5 * EPOCHS, 0.75 * EPOCHS), gamma=0.1, augment=True,
-    sources={"epochs": "sec. 4.2: 300 epochs on CIFAR", "batch_size": "sec. 4.2: batch size 64",
-             "lr": "sec. 4.2: initial learning rate 0.1",
-             "milestones": "sec. 4.2: divided by 10 at 50% and 75% of the epochs",
-             "gamma": "sec. 4.2: divided by 10", "schedule": "sec. 4.2: step drops",
-             "momentum": "sec. 4.2: Nesterov momentum 0.9 without dampening",
-             "nesterov": "sec. 4.2", "weight_decay": "sec. 4.2: 10^-4",
-             "augment": "sec. 4.1: C10+ = mirroring and shifting (we pad 4 pixels, as ResNet)",
-             "label_smoothing": "not used (2016)"})
-assert recipe.milestones == (150, 225)
-recipe.table()
-
-# %% [markdown]
-# One run folder per model, recipe and data: re-running a cell resumes (or simply reloads) its
-# own run, and editing a hyperparameter starts a fresh one (`common.train_run`; `build` makes
-# the DenseNet-BC of any depth and growth rate, registered or not).
-#
-# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
-# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
-
-# %%
-MAIN_DEPTH = 22 if common.SMOKE else TABLE2["cifar_densenet_bc100_k12"].depth   # smoke: L = 22
-densenet, history = common.train_run(
-    "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k12", recipe, data,
-    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes))
-common.plot_histories({f"DenseNet-BC (L={MAIN_DEPTH}, k=12)": history},
-                      metrics=("train_loss", "val_loss", "val_acc"))
-
-# %% [markdown]
-# The final number, on the test set, beside Table 2 (C10+). Under the tests the data is the
-# offline stand-in (handwritten digits), the net is $L = 22$ and training lasts two epochs:
-# that number says the pipeline works, nothing about CIFAR-10.
-
-# %%
-paper = TABLE2["cifar_densenet_bc100_k12"]
-err = 100 * (1 - common.evaluate(densenet, data, "test")["acc"])
-assert 0 <= err <= 100
-print(f"DenseNet-BC (L=100, k=12): Table 2, C10+ error {paper.c10_plus:.2f}%")
-print(f"ours, DenseNet-BC (L={MAIN_DEPTH}, k=12): test error {err:.2f}%  ({data.description}, "
-      f"trained on {len(data.train)} images)")
-why = (common.caveats(data, history)
-       + ["a 45k/5k split, where the paper's final run trains on all 50k (sec. 4.1)"])
-print("Differences from the paper's run: " + "; ".join(why) + ".")
-
-# %% [markdown]
-# ## 8 · An experiment, small: the growth rate
-#
-# Only Table 2 varies $k$ at a fixed depth, and only for the DenseNet without bottleneck at
-# L = 100: $k = 12 \to 24$ lowers the error on C10+, C100, C100+ and SVHN, at about four times
-# the parameters (they grow about as $k^2$), but *raises* it on C10, which the paper calls
-# "potential overfitting" (sec. 4.3); the cell below prints both rows from `TABLE2`. Figure 4
-# (left) does not vary $k$: it compares DenseNet, -B, -C and -BC (all $k = 12$) on C10+. We
-# re-run the growth rate at one depth: DenseNet-BC (L=100) with
-# $k$ = 6, 12 and 24, the section 4.2 recipe, and plot test accuracy against parameters. The
-# $k = 12$ run of section 7 is reused, not repeated. `GROWTH_FRACTION = 0.25` runs a quarter of
-# the schedule with the drops at the same fractions, for a quicker look. Under the tests (smoke
-# mode, a 2-core CPU) the depth is 22 and only $k$ = 6 and 12 run (12 reused), to keep the
-# notebook within its time budget.
-#
-# **After a disconnect**, re-run the notebook from the top: this training resumes from its last
-# finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).
-
-# %%
-k12, k24 = TABLE2["cifar_densenet100_k12"], TABLE2["cifar_densenet100_k24"]
-columns = ("c10", "c10_plus", "c100", "c100_plus", "svhn")
-display(common.table([(col, f"{getattr(k12, col):.2f}", f"{getattr(k24, col):.2f}") for col in columns],
-             header=("Table 2, DenseNet L = 100 (error %)", "k = 12", "k = 24")))
-worse = [col for col in columns if getattr(k24, col) > getattr(k12, col)]
-assert worse == ["c10"], worse                          # k = 24 is worse on C10 only (sec. 4.3)
-print(f"k = 12 -> 24: parameters x {k24.params / k12.params:.1f}; error worse on {worse} only")
-
-# %%
-GROWTH_FRACTION = 1.0                                  # 0.25: a quarter of the schedule
-growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
-    recipe, epochs=round(recipe.epochs * GROWTH_FRACTION),
-    milestones=tuple(m * GROWTH_FRACTION for m in recipe.milestones),
-    sources={**recipe.sources, "epochs": f"sec. 4.2 schedule x {GROWTH_FRACTION}",
-             "milestones": "sec. 4.2 drops, at the same fractions of training"})
-growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
-growth = {}
-for k in growth_rates:
-    model, _ = common.train_run(
-        "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k{k}", growth_recipe, data,
-        build=lambda: cifar_densenet(MAIN_DEPTH, k, num_classes=data.num_classes))
-    growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
-
-# %%
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
-params, accs = zip(*growth.values())
-ax.plot([p / 1e6 for p in params], [100 * a for a in accs], "o-")
-for k, (p, a) in growth.items():
-    ax.annotate(f"k = {k}", (p / 1e6, 100 * a), textcoords="offset points", xytext=(5, -12))
-ax.set_xscale("log")
-ax.set_xlabel("parameters (millions)")
-ax.set_ylabel("test accuracy (%)")
-ax.set_title(f"DenseNet-BC (L={MAIN_DEPTH}) on {data.description}", fontsize=10)
-ax.grid(alpha=0.3)
-plt.tight_layout()
-plt.show()
-assert list(params) == sorted(params)                   # more growth, more parameters
-common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
-             header=(f"DenseNet-BC (L={MAIN_DEPTH})", "parameters", "test accuracy"))
-
-# %% [markdown]
-# What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per
-# parameter, as in Table 2, where the C10+ error of the nets without bottleneck falls as their
-# parameters grow (printed below from `TABLE2`). Under the tests the runs are two epochs on the
-# offline digits: the plot only shows that the experiment runs.
-
-# %%
-common.table([(name, f"{row.growth_rate}", f"{row.params / 1e6:.1f}M", f"{row.c10_plus:.2f}%")
-              for name, row in TABLE2.items() if not row.bottleneck],
-             header=("Table 2", "k", "parameters", "C10+ error"))
-
-# %% [markdown]
-# ## 9 · Hurdles: the bugs people make, and which check catches them
-#
-# **1. A bottleneck of 4× the *input* channels instead of $4k$.** "Each 1×1 convolution
-# produce[s] $4k$ feature-maps" (sec. 3). Writing `4 * in_channels` instead makes the 1×1 conv
-# *widen* the input fourfold, and the 3×3 conv then works on that. Everything runs and trains;
-# the parameter count explodes. The strict load fails on the shapes, and the parameter count
-# against torchvision's (section 4) is off by more than a factor of ten:
-
-# %%
-class WideBottleneckLayer(DenseLayer):
-    def __init__(self, in_channels, growth_rate, **kwargs):
-        super().__init__(in_channels, growth_rate, **kwargs)
-        self.conv1 = nn.Conv2d(in_channels, 4 * in_channels, 1, bias=False)       # the bug
-        self.norm2 = nn.BatchNorm2d(4 * in_channels)
-        self.conv2 = nn.Conv2d(4 * in_channels, growth_rate, 3, padding=1, bias=False)
-
-
-from common.inspection import state_dict_differences
-
-
-def with_layers(model: DenseNet, layer_class: type) -> DenseNet:
-    """The same model with every dense layer replaced by `layer_class` (a buggy variant)."""
-    for block in (m for m in model.modules() if isinstance(m, DenseBlock)):
-        for name, layer in block.items():
-            block[name] = layer_class(layer.in_channels, layer.growth_rate)
-    return model
-
-
-with torch.device("meta"):
-    wide = with_layers(DenseNet(*TABLE1[121]), WideBottleneckLayer)
-    good = common.get_model("densenet121")
-n_wide, n_good = common.count_params(wide), common.count_params(good)
-assert n_wide > 10 * n_good and n_good == TV_WEIGHTS[121].IMAGENET1K_V1.meta["num_params"]
-print(f"DenseNet-121 with a 4 x input bottleneck: {n_wide / 1e6:.1f}M parameters, "
-      f"against {n_good / 1e6:.2f}M")
-print("strict load:", state_dict_differences(wide.state_dict(), good.state_dict())[0][:110], "...")
-
-# %% [markdown]
-# **2. No compression in the transition.** A "DenseNet-BC" whose transitions keep all maps
-# ($\theta = 1$) is a DenseNet-B: more channels enter every later block. The Table 2 check
-# (paper / ours) catches it, and so does the strict load:
-
-# %%
-with torch.device("meta"):
-    no_c = common.count_params(cifar_densenet(100, 12, compression=1.0, num_init_features=24))
-    bc = common.count_params(common.get_model("cifar_densenet_bc100_k12"))
-row = TABLE2["cifar_densenet_bc100_k12"]
-try:
-    common.paper_vs_ours([("BC-100 without compression", row.params, no_c, 0.05e6 / row.params)],
-                         show=False)
-    raise AssertionError("the missing compression went unnoticed")
-except AssertionError as err:
-    assert "beyond tolerance" in str(err)
-    print(f"theta = 1: {no_c / 1e6:.2f}M parameters against Table 2's {row.params / 1e6:.1f}M "
-          f"(ours with theta = 0.5: {bc / 1e6:.2f}M): the Table 2 check fails")
-
-# %% [markdown]
-# **3. The final BN-ReLU forgotten.** Without `norm5` the strict load reports the missing
-# entries. Subtler: keeping `norm5` but pooling before the ReLU. Every name and shape matches;
-# only the output comparison (with random batch-norm statistics) catches it.
-
-# %%
-class NoFinalReLU(DenseNet):
-    def forward(self, x):
-        x = F.adaptive_avg_pool2d(self.features(x), 1)           # the bug: no ReLU after norm5
-        return self.classifier(torch.flatten(x, 1))
-
-
-reference = common.random_reference(torchvision.models.densenet121, seed=3)
-bad = NoFinalReLU(*TABLE1[121])
-try:
-    common.check_against_reference(bad, reference, input_size=(2, 3, 64, 64), verbose=False)
-    raise RuntimeError("the missing ReLU went unnoticed")
-except AssertionError:
-    print("no ReLU after norm5: the strict load passes, the output comparison fails")
-
-# %% [markdown]
-# **4. Post-activation (Conv-BN-ReLU) instead of BN-ReLU-Conv.** The ResNet habit. In a dense
-# layer it moves each batch norm *after* its convolution, so `norm1` normalises $4k$ channels
-# instead of the layer's input: the strict load reports the shapes.
-
-# %%
-class PostActivationLayer(DenseLayer):
-    def __init__(self, in_channels, growth_rate, **kwargs):
-        super().__init__(in_channels, growth_rate, **kwargs)
-        self.norm1 = nn.BatchNorm2d(4 * growth_rate)              # the bug: BN after conv1
-        self.norm2 = nn.BatchNorm2d(growth_rate)                  # and after conv2
-
-    def forward(self, features):
-        x = torch.cat(list(features), 1) if not isinstance(features, torch.Tensor) else features
-        x = self.relu1(self.norm1(self.conv1(x)))
-        return self.relu2(self.norm2(self.conv2(x)))
-
-
-post = with_layers(DenseNet(*TABLE1[121]), PostActivationLayer)
-with torch.no_grad():
-    assert post(torch.randn(1, 3, 64, 64)).shape == (1, 1000)    # it runs...
-diffs = state_dict_differences(post.state_dict(), reference.state_dict())
-assert diffs and "shape" in diffs[-1]                              # ...but cannot load the weights
-print("post-activation:", diffs[-1][:130], "...")
-
-# %% [markdown]
-# **5. A classifier tied to the input size.** Table 1's head is a "7×7 global average pool":
-# writing it as `nn.AvgPool2d(7)` fits only 224×224 images. At 256 pixels the final map is 8×8:
-# the pool silently averages its top-left 7×7 corner and ignores the rest. At 160 pixels the map
-# is 5×5 and the pool cannot run at all. The paper's pool is *global*:
-# `F.adaptive_avg_pool2d(x, 1)`; our models were checked at 32, 57, 224 and 257 pixels in
-# section 3.
-
-# %%
-tied_pool = nn.AvgPool2d(7)                                       # the bug
-features121 = common.get_model("densenet121").eval().features
-with torch.no_grad():
-    feats = {s: F.relu(features121(torch.randn(1, 3, s, s))) for s in (224, 256, 160)}
-    torch.testing.assert_close(tied_pool(feats[224]), F.adaptive_avg_pool2d(feats[224], 1))
-    assert tied_pool(feats[256]).shape == (1, 1024, 1, 1)         # runs at 256...
-    assert not torch.allclose(tied_pool(feats[256]), F.adaptive_avg_pool2d(feats[256], 1))
-    try:
-        tied_pool(feats[160])
-        raise AssertionError("a 7x7 pool ran on a 5x5 map")
-    except RuntimeError:
-        pass
-print("AvgPool2d(7): right at 224, silently wrong at 256 (an 8x8 map), an error at 160; "
-      "ours pools globally")
-
-# %% [markdown]
-# **More to watch for**
-# - **The stem of the CIFAR nets.** 16 channels for DenseNet and DenseNet-B, $2k$ for
-#   DenseNet-BC (sec. 3): the wrong one moves the parameter count off Table 2 (the authors' own
-#   code uses $2k$ for all: section 4 counts what that does).
-# - **Dropout with augmentation.** The paper's dropout 0.2 is for C10, C100 and SVHN, the data
-#   sets *without* augmentation; on C10+ the paper uses none (sec. 4.2).
-# - **Checkpointing and batch norm.** Recomputing a batch norm in training mode updates its
-#   running statistics again (section 6): compare the buffers after a step, not only the
-#   outputs and gradients.
-# - **The old torchvision checkpoints.** Their keys read `denselayer1.norm.1.weight`; a strict
-#   load into today's names needs torchvision's renaming (section 5).
-# - **DenseNet-264 counts 265 layers** (section 3): the name is not a formula to build from.
-#
-# ## 10 · Exercises
-#
-# 1. **Dropout on C10.** Train `cifar_densenet40_k12(drop_rate=0.2)` without augmentation
-#    (`dataclasses.replace(recipe, augment=False)`) and with it, and without dropout. Compare
-#    with Table 2's C10 (with dropout) and C10+ columns (`TABLE2["cifar_densenet40_k12"]`):
-#    which matters more here, dropout or augmentation?
-# 2. **B and C separately.** Build DenseNet-B (`cifar_densenet(100, 12, compression=1.0)`) and
-#    DenseNet-C (`cifar_densenet(40, 12, bottleneck=False, compression=0.5)`). Count their
-#    parameters and multiply-adds against DenseNet and DenseNet-BC of the same depth: which of the
-#    two ideas saves more (Figure 4, left)?
-# 3. **Where does the memory go?** Extend `bytes_saved_for_backward` to report the bytes per
-#    module type (BatchNorm2d, ReLU, Conv2d, cat). Which operation stores most in the naive
-#    net, and what does `memory_efficient=True` remove?
-# 4. **The cost of recomputing.** Time a training step of DenseNet-121 (batch 32 on a GPU, or 4
-#    on a CPU) with and without `memory_efficient=True`, in one run, and report the ratio:
-#    what does the recomputation cost in time, for the memory of section 6?
-# 5. **Feature reuse (Figure 5).** After training DenseNet (L=40, k=12), compute for each
-#    layer's first conv the mean absolute weight on each earlier layer's $k$ input channels, and
-#    draw the heat map of Figure 5. Do the early layers' features really get used late?
-# 6. **DenseNet vs ResNet per parameter.** Train `cifar_resnet56` (notebook 02) with its
-#    recipe beside DenseNet-BC-100: compare their parameter counts first
-#    (`common.count_params`), then their test errors. Which uses its parameters better?
-
-# %% [markdown]
-# ### Write it yourself
-#
-# Two blocks of this notebook, written by you from the paper and checked at once by
-# `common.exercises.check`. It builds your block and ours for several cases and compares them,
-# stopping at the first difference: does it run; the output shape; the parameters, layer by layer;
-# the outputs, with our weights copied into yours and random batch-norm statistics (a default batch
-# norm is the identity in eval mode and would hide a misplaced one). Then one backward pass: the
-# gradients must agree too (a detached shortcut gives the right outputs and cuts them); and a run
-# in bfloat16 (a tensor made without the input's device and dtype fails on a GPU). When something
-# differs it says what, in which case, and the likely cause; it names the bug when your block
-# behaves exactly like a classic one. Your own attribute names are fine. Until you fill in a
-# skeleton, its check cell only says "not done yet". Try before you reread section 3.
-#
-# **7. The dense layer of DenseNet-B** (Eqn. 2; sec. 3, "Composite function" and "Bottleneck
-# layers"). Write `MyDenseLayer(in_channels, growth_rate)`: it receives the concatenated maps of
-# its block (one tensor of `in_channels` channels) and returns **only its `growth_rate` new
-# maps** (the block does the concatenating, as in section 3 above): torchvision's interface.
-# Returning the concatenation is the other reading of Eqn. 2, but not the interface the course's
-# block expects, so the checker reports it. Inside: batch norm, ReLU, a
-# 1×1 convolution to "4k feature-maps", batch norm, ReLU, a 3×3 convolution to $k$ maps that
-# keeps the size.
-
-# %%
-from common.exercises import check
-
-
-class MyDenseLayer(nn.Module):
-    def __init__(self, in_channels, growth_rate):
-        super().__init__()
-        # H_l = BN-ReLU-Conv(1x1)-BN-ReLU-Conv(3x3) (DenseNet-B, sec. 3).
-        # How many maps does the 1x1 convolution make? ("Bottleneck layers")
-        # Biases? Every convolution's output meets a batch norm (here, or in the next layer).
-        raise NotImplementedError("write __init__")
-
-    def forward(self, x):
-        # x: the concatenation [x_0, ..., x_{l-1}] (Eqn. 2); return the k new maps only
-        raise NotImplementedError("write forward")
-
-
-# %% [markdown]
-# <details><summary><b>Hint</b> (click to unfold)</summary>
-#
-# - Pre-activation: each convolution comes *after* its batch norm and ReLU, so the first batch
-#   norm has `in_channels` features.
-# - The 1×1 convolution outputs `4 * growth_rate` channels, whatever `in_channels` is: it
-#   reduces a wide input, it does not widen it.
-# - "Each side of the inputs is zero-padded by one pixel" for the 3×3 convolution (sec. 3,
-#   "Implementation Details"), so that all the maps of a block can be concatenated.
-# </details>
-
-# %%
-check("densenet.DenseLayer", MyDenseLayer)
-
-# %% [markdown]
-# **8. The transition layer with compression** (sec. 3, "Pooling layers" and "Compression";
-# Table 1). Write `MyTransition(in_channels, compression=0.5)`: batch norm, ReLU, a 1×1
-# convolution to $\lfloor\theta m\rfloor$ maps ($m$ = `in_channels`, $\theta$ =
-# `compression`), then a 2×2 average pooling with stride 2.
-
-# %%
-class MyTransition(nn.Module):
-    def __init__(self, in_channels, compression=0.5):
-        super().__init__()
-        # How many output maps for an odd in_channels? ("Compression": floor(theta m))
-        # Table 1's caption: every "conv" is BN-ReLU-Conv.
-        raise NotImplementedError("write __init__")
-
-    def forward(self, x):
-        # BN, ReLU, 1x1 conv, then halve the size with a 2x2 average pool
-        raise NotImplementedError("write forward")
-
-
-# %% [markdown]
-# <details><summary><b>Hint</b> (click to unfold)</summary>
-#
-# - `int(compression * in_channels)` is the floor for positive numbers; the checker tries an
-#   odd `in_channels` and `compression=1.0`.
-# - `nn.AvgPool2d(kernel_size=2, stride=2)` averages each 2×2 window.
-# - A curiosity to check afterwards: a 1×1 convolution and an average pool are both linear and
-#   act on different axes (channels, pixels), so pooling *before* the 1×1 convolution gives the
-#   same outputs for a quarter of the multiply-adds. Try it: the checker accepts it.
-# </details>
-
-# %%
-check("densenet.Transition", MyTransition)
+# | Detail | Value | Where |
+# |---|---|---|
+# | Dense connectivity | $x_\ell = H_\ell([x_0, \ldots, x_{\ell-1}])$, concatenation along the channels, inside a block | Eqn. (2), sec. 3 "Dense connectivity", Fig. 1 |
+# | Composite function $H_\ell$ | BN, then ReLU, then 3×3 conv (pre-activation order, after He et al.'s *Identity mappings* [12]) | sec. 3 "Composite function" |
+# | Growth rate $k$ | each $H_\ell$ outputs $k$ maps; layer $\ell$ of a block sees $k_0 + k(\ell - 1)$ | sec. 3 "Growth rate" |
+# | Bottleneck (DenseNet-B) | BN-ReLU-Conv(1×1)-BN-ReLU-Conv(3×3); "each 1×1 convolution produce[s] 4k feature-maps" | sec. 3 "Bottleneck layers" |
+# | Transition layer | "a batch normalization layer and an 1×1 convolutional layer followed by a 2×2 average pooling layer" | sec. 3 "Pooling layers" |
+# | **Egg: the ReLU in the transition** | the text names BN, 1×1 conv, pool, with no ReLU; Table 1's caption says every "conv" is BN-ReLU-Conv, and the authors' code and torchvision have the ReLU: we keep it (a strict load, `load_state_dict(strict=True)`, checks only names and shapes, and would pass without it, but the outputs would differ) | Table 1 caption; `models/densenet.lua` of the authors' repository |
+# | Compression (DenseNet-C) | a transition after $m$ maps outputs $\lfloor\theta m\rfloor$; $\theta = 0.5$; B and C together: DenseNet-BC | sec. 3 "Compression" |
+# | CIFAR/SVHN network | three dense blocks with equal numbers of layers, at 32×32, 16×16, 8×8; 3×3 convs zero-padded by one pixel | sec. 3 "Implementation Details" |
+# | CIFAR stem | one conv with 16 output channels, "or twice the growth rate for DenseNet-BC"; no pooling. The text gives no kernel size: the 3×3 is the authors' code (`SpatialConvolution(3, nChannels, 3,3, 1,1, 1,1)`) | sec. 3 "Implementation Details"; kernel: `models/densenet.lua` |
+# | **Egg: the authors' CIFAR stem is $2k$ for every net** | the paper's 16 channels (2k only for BC) was the first code's (`nChannels = 16`, 2016-08-25); since commit 0a8891a ("add BC structure", 2016-11-30) the code sets `nChannels = 2 * growthRate` for every CIFAR net, BC or not. Table 2's parameters fit the paper's 16, not the code's $2k$ (counted in Going deeper · the paper's tables, counted). We follow the paper. | sec. 3; authors' repository history |
+# | Depth $L$ (CIFAR) | not stated as a formula: $L$ counts the stem conv, every conv of the blocks, the two transitions and the classifier, so $L = 3n + 4$ (or $6n + 4$ with bottlenecks) for $n$ layers per block: $L = 40 \to n = 12$, BC $L = 100 \to n = 16$ | derived; the authors' code computes `N = (depth - 4) / 3`, halved with bottlenecks |
+# | Head | global average pooling, then a softmax classifier | sec. 3 "Implementation Details", Table 1 |
+# | **Egg: the final BN-ReLU** | the last dense block's output goes through BN and ReLU before the pooling: not in the text, and not implied by Table 1 either (its caption's BN-ReLU-Conv covers the "conv" rows; the classification row has no conv). Our reading: the pre-activation design leaves the last block's output un-normalised, so something must. Present in the authors' code (`addTransition(..., last)`) and torchvision (`norm5`, then `F.relu`) | authors' code; torchvision |
+# | ImageNet network | DenseNet-BC, four dense blocks, 224×224 input; stem: $2k$ 7×7 convs with stride 2, then 3×3 max pool with stride 2; $k = 32$ | sec. 3 "Implementation Details", Table 1 |
+# | Table 1 blocks | layers per dense block of DenseNet-121, 169, 201, 264: written once as `TABLE1` (section 2, the model) | Table 1 |
+# | **Egg: DenseNet-161** | $k = 48$, stem 96, blocks (6, 12, 36, 24): not in v5's tables (v5's Table 1 says $k = 32$ for all), but in the authors' code, in their README's list "Models in the original paper" (22.2% top-1), and in torchvision. Whether the CVPR text's tables have it we did not check | authors' repository README (26b3d7a); torchvision |
+# | Conv bias | none | not stated: BN follows every conv; the authors' code removes the biases, torchvision has none |
+# | Weight init | He et al. [10] | sec. 4.2; the authors' code draws $\mathcal{N}(0, 2/(k_h k_w c_\text{out}))$ (fan-out): we do the same (torchvision's `kaiming_normal_` uses fan-in) |
+# | CIFAR recipe | SGD, batch 64, 300 epochs (SVHN: 40), lr 0.1 ÷ 10 at 50% and 75% of the epochs, weight decay $10^{-4}$, Nesterov momentum 0.9 without dampening | sec. 4.2 |
+# | Dropout | 0.2 after each conv except the first, only on the data sets without augmentation (C10, C100, SVHN); none on C10+ | sec. 4.2 |
+# | **Egg: where the dropout goes** | the paper: after each conv except the first (the authors' code: after both convs of a dense layer and the transition's conv); torchvision: only after the 3×3 conv of a dense layer. We follow the paper. | sec. 4.2; authors' code; torchvision |
+# | CIFAR data | "we hold out 5,000 training images as a validation set" (what for, the text does not say; choosing settings is our reading); "for the final run we use all 50,000 training images"; per-channel mean/std normalisation; augmentation "+" = "mirroring/shifting". The 4-pixel zero-padding and random crop is the authors' code (`t.RandomCrop(32, 4)` in `datasets/cifar10.lua`) and README, not the paper | sec. 4.1; authors' code |
+# | ImageNet recipe | batch 256, 90 epochs, lr 0.1 ÷ 10 at epochs 30 and 60; the augmentation and every other setting of the fb.resnet.torch ResNet code | sec. 4.2, sec. 4.4 |
+# | Table 2 | depth, growth rate, B, C, parameters and errors (C10, C10+, C100, C100+, SVHN) of the six DenseNets: written once as `TABLE2` (section 2, plumbing) | Table 2 |
+# | Table 3 | ImageNet top-1 and top-5 error, single-crop and 10-crop: `TABLE3` (section 2, plumbing) | Table 3 |
+# | Memory | a naive implementation stores every concatenation: memory quadratic in depth; see the technical report | sec. 4.2 ("may contain memory inefficiencies"); "quadratic": Pleiss et al. 2017, [arXiv:1707.06990](https://arxiv.org/abs/1707.06990) |
+# | **Egg: the 73M-parameter DenseNet-264** | the technical report trains "a 264-layer DenseNet (73M parameters)". Its abstract gives neither $k$ nor the blocks; our inference: Table 1's blocks with $k = 48$ (72.7M, counted in Going deeper · the paper's tables, counted; the authors' README lists a "DenseNet-cosine-264 (k=48)"), not Table 1's $k = 32$ (33.3M) | Pleiss et al. 2017, abstract; our count |
+# | **Egg: `memory_efficient` and batch norm** | torchvision recomputes `norm1` in the backward pass in training mode, so its running statistics are updated twice per step; ours restores them (section 2, the memory-efficient dense layer), as the authors' own memory-efficient Lua layer already did (`DenseConnectLayer.lua` saves `running_mean`/`running_var` before its re-forward and copies them back) | measured in Going deeper · memory_efficient in detail; authors' repository |
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "

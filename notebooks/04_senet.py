@@ -131,7 +131,7 @@ common.block_diagram(["global average pool → z: 1×1×C", "FC: C → C/r, ReLU
 # %% [markdown]
 # ### Write it yourself: the SE block (try it first)
 #
-# Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
+# <a id="try-se-block"></a>Optional: write the block from Figure 1 before you read ours. `MySqueezeExcitation(channels,
 # reduced_channels)`: squeeze each channel to its mean over height and width (Eqn. 2), excite with
 # an FC to `reduced_channels`, a ReLU, an FC back to `channels` and a sigmoid (Eqn. 3), and scale
 # each channel of the input by its weight (Eqn. 4). The FCs have biases, as in the authors' official
@@ -186,11 +186,12 @@ check("senet.SqueezeExcitation", MySqueezeExcitation)
 # ablations" of the reference table.
 #
 # **Why.** The squeeze is a *global* average because that is what a convolution cannot see. The
-# excitation needs two layers and a ReLU to be "flexible" (non-linear in the channels) and a
-# sigmoid to be "non-mutually-exclusive"; its bottleneck of $C/r$ units is there "to limit model
-# complexity and aid generalisation" (sec. 3.2). Our FCs are 1×1 convolutions on the pooled map
-# named `fc1`, `fc2`, as timm's, so that timm's weights load; the width and the activation are
-# arguments for EfficientNet (notebook 06), which reduces from the block's *input* channels.
+# excitation must be "flexible", learning "a non-linear interaction between channels" (the ReLU
+# between its two layers, in our reading), and "non-mutually-exclusive" (the sigmoid); its
+# bottleneck of $C/r$ units is there "to limit model complexity and aid generalisation" (sec.
+# 3.2). Our FCs are 1×1 convolutions named `fc1`, `fc2`, as timm's, so that timm's weights load;
+# width and activation are arguments, for EfficientNet (notebook 06, which reduces from the
+# block's *input* channels).
 
 # %%
 #@save senet
@@ -266,7 +267,9 @@ print(f"SqueezeExcitation(256, 16): {tuple(x.shape)} -> {tuple(y.shape)}, "
 # | Parameter cost | $\frac{2}{r}\sum_{s=1}^{S} N_s C_s^2$ ($N_s$ blocks of $C_s$ output channels in stage $s$): "~2.5 million" for SE-ResNet-50, "~10%"; most of it in the last stage, which can be dropped at a small cost, leaving "~4%" | Eqn. 5, sec. 4 |
 #
 # Computed from notebook 02's ResNet-50 on PyTorch's `meta` device (shapes only, no memory): its
-# stages' $N_s$ and $C_s$. The FCs act on one pooled value per channel, so each weight is used
+# stages' $N_s$ and $C_s$. (`common.get_model(name)` builds any model of the course by its name;
+# `stride_in_1x1=True` is the paper's variant, v1, explained with the SE bottleneck below.) The
+# FCs act on one pooled value per channel, so each weight is used
 # once per image, where a convolution's is used at every pixel: their multiply-adds equal Eqn. 5's
 # weights. The squeeze and the scale add an addition and a multiplication per element of $U$. The
 # paper: "~3.86" and "~3.87 GFLOPs" without and with SE, "a 0.26% relative increase" (sec. 4).
@@ -298,7 +301,7 @@ assert eqn5 / base_macs < 0.0026 < (eqn5 + squeeze_and_scale) / base_macs       
 #
 # ### Write it yourself: the SE bottleneck (try it first)
 #
-# Optional, before the next subsection: `MySEBottleneck(inplanes, planes, stride=1)`, notebook
+# <a id="try-se-bottleneck"></a>Optional, before the next subsection: `MySEBottleneck(inplanes, planes, stride=1)`, notebook
 # 02's v1.5 bottleneck (1×1 to `planes`, 3×3 with the stride, 1×1 to `4 * planes`, each followed
 # by batch norm, ReLU after the first two; a projection shortcut, 1×1 conv with the stride and
 # batch norm, where the shape changes) with an SE block of reduction ratio 16 in its place. (v1.5
@@ -324,7 +327,8 @@ class MySEBottleneck(nn.Module):
 # - The SE block sees the block's *output* channels, `4 * planes`, and reduces them by 16.
 # - "Squeeze and Excitation both act before summation with the identity branch" (sec. 3.3):
 #   after the last batch norm, before `out + identity`, and never on the shortcut.
-# - The first block of `conv2_x` (64 → 256 channels, stride 1) needs the projection too.
+# - The first block of the first stage (`layer1`, the paper's stage 2: 64 → 256 channels, stride
+#   1) needs the projection too.
 # </details>
 
 # %%
@@ -507,8 +511,10 @@ for block, parent, last_bn in (
 # `seresnet50` is v1.5", "Caffe's max pool".)
 #
 # An SE-ResNet is notebook 02's `ResNet` with SE blocks: the same blocks per stage
-# (`IMAGENET_CONFIGS`, `CIFAR_DEPTHS`, imported), stem and head. Our `layer1` ... `layer4` are the
-# paper's `conv2_x` ... `conv5_x` (Table 1), its stages 2 to 5 (secs. 6.4, 7.2).
+# (`IMAGENET_CONFIGS`, `CIFAR_DEPTHS`, imported), stem and head. Our `layer1` ... `layer4` are
+# `conv2_x` ... `conv5_x` in ResNet's Table 1 (He et al., notebook 02) and in the official
+# prototxts' layer names (`conv3_1_1x1_reduce`, ...); SE-Net's Table 1 labels its rows by output
+# size only, and its text calls them stages 2 to 5 (secs. 6.4, 7.2).
 # `_seresnet(depth)`: v1.5 by default, as timm's, so that timm's weights load; the paper's v1 with
 # `stride_in_1x1=True`; SE-ResNeXt-50 "32×4d" with `groups=32, width_per_group=4` (notebook 02's
 # ResNeXt bottleneck: 32 groups of 4 channels in the first stage).
@@ -602,7 +608,7 @@ PAPER_NUMBERS: dict[str, dict] = {
 #: top-5 ImageNet error in %. Table 10: reduction ratio r -> (top-1, top-5, parameters).
 #: Table 11: squeeze operator; Table 12: the gate of the excitation; Table 14: where the SE block
 #: sits (Fig. 5) -> (top-1, top-5). Table 13: SE blocks in one stage only -> (top-1, top-5,
-#: GFLOPs, parameters); the paper's stages 2-4 (conv2_x-conv4_x) are our layer1-layer3.
+#: GFLOPs, parameters); the paper's stages 2-4 (ResNet's conv2_x-conv4_x) are our layer1-layer3.
 #: Table 15: the standard SE block, and SE after the 3x3 conv -> (top-1, top-5, GFLOPs, parameters).
 ABLATIONS: dict[str, dict] = {
     "Table 10": {2: (22.29, 6.00, 45.7e6), 4: (22.25, 6.09, 35.7e6), 8: (22.26, 5.99, 30.7e6),
@@ -766,7 +772,8 @@ assert se_params - base_params == eqn5 + biases                     # Eqn. 5, ex
 per_stage = {name: sum(p.numel() for n, p in se50.named_parameters()
                        if n.startswith(name + ".") and ".se." in n) for name in se50.stage_names}
 assert sum(per_stage.values()) == se_params - base_params
-paper_stage = dict(zip(se50.stage_names, ("conv2_x", "conv3_x", "conv4_x", "conv5_x")))  # Table 1
+# the names of ResNet's Table 1 and the prototxts (SE-Net's text: stages 2-5)
+paper_stage = dict(zip(se50.stage_names, ("conv2_x", "conv3_x", "conv4_x", "conv5_x")))
 display(common.table([(f"{name} ({paper_stage[name]})", n, c, f"{2 / r * n * c * c:,.0f}",
                        f"{per_stage[name]:,}", f"{per_stage[name] / (se_params - base_params):.1%}")
                       for name, n, c in zip(se50.stage_names, N, C)],
@@ -977,7 +984,8 @@ if why:
 # costs 18 million parameters more than $r = 16$; the paper keeps 16 as "a good balance". We
 # re-run it on CIFAR-10 with SE-ResNet-20 and section 5's recipe (its $r = 16$ run is reused):
 # with 16, 32 and 64 channels, $r$ sets reduced widths from 8/16/32 ($r = 2$) down to 1/1/2
-# ($r = 32$, rounded up to at least one unit). Under the tests (smoke mode) only $r$ = 2 and 16
+# ($r = 32$, rounded up to at least one unit). The paper's ablation tables are kept as data in
+# `ABLATIONS` (section 2's plumbing). Under the tests (smoke mode) only $r$ = 2 and 16
 # are trained, to keep the notebook within its time budget; the parameter counts cover all five.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
@@ -1224,8 +1232,8 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 #
 # Offered *before* the solutions, in section 2:
 #
-# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#write-it-yourself-the-se-block-try-it-first).
-# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#write-it-yourself-the-se-bottleneck-try-it-first).
+# - **The SE block** (Figure 1; Eqns. 2-4): [Write it yourself: the SE block](#try-se-block).
+# - **The SE bottleneck** (Figure 3, right; Table 1, middle): [Write it yourself: the SE bottleneck](#try-se-bottleneck).
 #
 # <details><summary>What <code>check</code> compares (click to unfold)</summary>
 #
@@ -1410,7 +1418,9 @@ del legacy, paper_v1
 # ## Going deeper · placements and the standard weights
 #
 # Hurdles 1 and 5 load without complaint because SE-POST and SE-Identity see the same channels as
-# the standard block: the block's output, or the shortcut after its projection. The two other
+# the standard block: the block's output, or the shortcut after its projection (our reading:
+# section 6.5 puts SE-Identity "on the identity connection" and does not say where it sits in a
+# block whose shortcut is a projection). The two other
 # placements of section 6.5 do not. SE-PRE acts on the block's *input*, which in the first block
 # of each stage is narrower than its output; SE after the 3×3 conv (Table 15) acts on `planes`
 # channels, a quarter of the output, in every block. For each placement, the channels its SE
@@ -1526,7 +1536,7 @@ common.table([(name, PROBES[name], f"{torch.stack([s[labels == c].mean(0) for c 
 # commit that added each README line), timm 1.0 (`timm/models/resnet.py`,
 # `timm/layers/squeeze_excite.py`), or "not stated: we chose X because Y". Rows marked **Egg** are
 # the details easy to miss. Each row is repeated, or pointed to, where its block is built. The
-# paper's *numbers* (Tables 2, 4, 10-14) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS`
+# paper's *numbers* (Tables 2, 4, 10-15) live once, as data, in `PAPER_NUMBERS` and `ABLATIONS`
 # (section 2's plumbing); this table holds the hyperparameters and details.
 #
 # | Detail | Value | Where |

@@ -83,14 +83,16 @@ NOTEBOOK_START = time.perf_counter()
 # *depthwise* 3×3 (one filter per channel) and a *pointwise* 1×1 (mixing channels). The
 # information a layer carries often lives in far fewer dimensions than its channels (the
 # "manifold of interest", sec. 3.2). So MobileNetV2 keeps the tensors between blocks **thin**,
-# **expands** them 6× inside each block for the depthwise filter and ReLU6, and **projects** back
+# **expands** them 6× inside each block for the depthwise filter and ReLU6 (a ReLU capped at 6),
+# and **projects** back
 # with a *linear* 1×1 convolution: a ReLU on a thin tensor destroys information (Figure 1).
 #
 # **The misreading to avoid:** that the wide tensor carries the information, as a ResNet
 # bottleneck's shortcut between its wide ends suggests. Section 3.3: "the bottlenecks actually
 # contain all the necessary information, while an expansion layer acts merely as an
 # implementation detail". So the shortcut joins the thin ends (also "considerably more memory
-# efficient": section 2 charts it), and wide-thin-wide becomes thin-wide-thin: "inverted".
+# efficient", sec. 3.3, argued in the paper's section 5; this notebook's section 2 charts it), and
+# wide-thin-wide becomes thin-wide-thin: "inverted".
 # Section 3.4 reads the design as separating **capacity** (the bottlenecks' width) from
 # **expressiveness** (the expansions).
 
@@ -268,8 +270,10 @@ print(f"depthwise separable, same shape:  {macs_sep / 1e6:6.2f}M multiply-adds, 
 # `nn.Sequential` (folded below, with its check) with the module names of torchvision's
 # `Conv2dNormActivation` (`0`, `1`, `2`), so that torchvision's weights load into ours with
 # `strict=True`. ("TF code" in the rows: the official TensorFlow implementation, the paper's
-# ref. [4].) **Why ReLU6**, $\min(\max(x, 0), 6)$: a bounded activation has a known range, which 8-bit or 16-bit
-# fixed-point arithmetic can represent without overflow (sec. 4, citing MobileNetV1).
+# ref. [4].) **Why ReLU6**, $\min(\max(x, 0), 6)$: section 4 chooses it "because of its robustness
+# when used with low-precision computation" (citing MobileNetV1). Our explanation (section 4 does
+# not spell it out): a bounded activation has a known range, which 8-bit or 16-bit fixed-point
+# arithmetic can represent without overflow.
 
 # %% jupyter={"source_hidden": true}
 #@save mobilenetv2
@@ -303,9 +307,9 @@ assert len(ConvNormActivation(32, 64, activation_layer=None)) == 2
 print("ConvNormActivation: shapes OK; outputs within ReLU6's [0, 6]")
 
 # %% [markdown]
-# ### Write it yourself first: the inverted residual block
+# ### Write it yourself: the inverted residual block (try it first)
 #
-# **Try it first** (optional): write the block from the paper, run the check, then read ours
+# <a id="try-inverted-residual"></a>**Try it first** (optional): write the block from the paper, run the check, then read ours
 # below. `common.exercises.check` compares yours with ours on five cases, layer by layer and
 # output by output, and names the classic bug your block behaves like (unfold for the details).
 # Until you write it, the check says "not done yet".
@@ -338,7 +342,8 @@ class MyInvertedResidual(nn.Module):
         super().__init__()
         # Table 1: 1x1 conv2d, ReLU6 -> 3x3 dwise s=s, ReLU6 -> linear 1x1 conv2d.
         # How wide is the middle? (sec. 4: "applied to the size of the input tensor")
-        # Table 2's first block has t = 1: what is there to expand?
+        # Table 2's first block has t = 1: Table 1 still lists a 1x1 expansion there; the TF
+        # code, torchvision and the checker leave it out (no expansion layer at t = 1).
         # Biases? A batch norm follows every conv (sec. 6.1).
         raise NotImplementedError("write __init__")
 
@@ -380,7 +385,10 @@ check("mobilenetv2.InvertedResidual", MyInvertedResidual)
 # filter, ReLU6), section 5 shows it can be computed a slice of channels at a time, never whole
 # ("considerably more memory efficient", sec. 3.3; PyTorch does hold it whole). A shortcut between the expanded
 # ends, as in ResNet, would keep a wide tensor alive until the next addition. The folded cells
-# count both for each block at 224×224, from shapes only, and chart them:
+# count both for each block at 224×224, from shapes only, and chart them. Block 1 ($t = 1$) does
+# not expand and takes the stem's output, the largest thin tensor; from block 2 on, the wide
+# tensor is 6× the thin one entering its block (asserted), so the printed ratio, which compares
+# tensors of different blocks, is below 6×.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):                     # shapes only; ours, built below, is the same
@@ -516,7 +524,8 @@ print(f"block 15: {macs / 1e6:.2f}M multiply-adds = h w d' t (d' + k^2 + d''), s
 # stride $s$. (Section 4's "19 residual bottleneck layers" against these 17: the reference
 # table's Easter egg.) The CIFAR-10 adaptation sets the stem's and the 24-channel row's strides to
 # 1, so that 32×32 images end on a 4×4 map, not 1×1. It is not the paper's (no CIFAR experiment)
-# but the usual one, from `kuangliu/pytorch-cifar` (`models/mobilenetv2.py`; "Going deeper" has
+# but the usual one, from `kuangliu/pytorch-cifar`, a GitHub repository of CIFAR-10 models
+# (`models/mobilenetv2.py`; "Going deeper" has
 # its history, and where that file departs from the paper otherwise).
 
 # %%
@@ -728,10 +737,14 @@ def cifar_mobilenet_v2(*, width_mult: float = 1.0, num_classes: int = 10, **kwar
 
 
 # %% [markdown]
+# ### The model at other widths, and on CIFAR-10
+#
 # The width multiplier and the last layer (sec. 4): below 1 the last convolution keeps its 1280
-# channels; at 1.4 it grows to 1792. And the CIFAR net ends on a 4×4 map for a 32×32 image.
+# channels; at 1.4 it grows to 1792. And the CIFAR net ends on a 4×4 map for a 32×32 image. The
+# folded cell builds them by name with `common.get_model` (registered in the plumbing above),
+# checks this, and prints:
 
-# %%
+# %% jupyter={"source_hidden": true}
 print(common.list_models("*mobilenet*"))
 for width in (0.35, 0.5, 0.75, 1.0, 1.4):
     m = common.get_model("mobilenet_v2", width_mult=width)
@@ -824,8 +837,8 @@ print(mobilenet_v2.__doc__)
 #
 # `common.count_macs` counts the multiply-adds of the convolutions and the linear layer, on
 # models built on the meta device. The multiply-adds agree within 1%. The parameters: width 1.0
-# comes out a little above "3.4M" (within 3.5%: the official count, 3.47M, leaves out batch
-# norm's parameters, and "3.4M" is that truncated); width 1.4 **far below** "6.9M".
+# comes out a little above "3.4M" (within 3.5%: why, in *Going deeper · the official TensorFlow
+# code*); width 1.4 **far below** "6.9M".
 
 # %%
 with torch.device("meta"):
@@ -843,15 +856,16 @@ print(f"width 1.4 parameters: paper {PAPER_NUMBERS['table4'][1.4]['params'] / 1e
 
 # %% [markdown]
 # Is our model wrong at width 1.4? No: it reproduces the multiply-adds and parameters of all 22
-# official checkpoints exactly; the paper's 6.9M (width 1.4) and its smallest model's "7M"
-# multiply-adds are not what the official code builds ("Going deeper · the official TensorFlow
+# official checkpoints exactly; the paper's 6.9M (width 1.4) and its smallest model's 7M
+# multiply-adds (sec. 4: "from 7 multiply adds") are not what the official code builds ("Going deeper · the official TensorFlow
 # code").
 #
 # ### Where the arithmetic is
 #
 # The 1×1 (pointwise) convolutions do almost all the multiply-adds, but hold only a majority of
 # the weights: the classifier, one 1280 × 1000 matrix run once per image, holds most of the rest.
-# The depthwise convolutions, which do all the spatial filtering, cost a few percent of the
+# The depthwise convolutions, which do all the spatial filtering after the stem, cost a few
+# percent of the
 # multiply-adds and fewer of the weights. The folded cells collect each layer's kind,
 # multiply-adds and bytes moved (section 6.2 uses these), then print the shares and assert these
 # statements.
@@ -954,17 +968,19 @@ common.classify_photo(common.get_model("mobilenet_v2"), weights)   # strict load
 # %% [markdown]
 # ## 5 · Train on CIFAR-10
 #
-# The paper trains on ImageNet only (sec. 6.1; the reference table's rows "ImageNet recipe" and
-# "Not in the recipe"), which is a job for a cluster. "Going deeper · the ImageNet recipe, and
+# The paper's classification experiments are on ImageNet only (sec. 6.1; the reference table's
+# rows "ImageNet recipe" and "Not in the recipe"; secs. 6.2-6.3 add COCO detection and VOC
+# segmentation), which is a job for a cluster. "Going deeper · the ImageNet recipe, and
 # TensorFlow's RMSProp" writes its recipe as a `common.Recipe`, each gap filled from the official
 # code, and shows why "RMSProp" names two different optimisers in TensorFlow and PyTorch.
 #
 # **CIFAR-10.** The paper has none: we use the recipe under which our CIFAR adaptation was
-# reported (`kuangliu/pytorch-cifar` at commit d941e7e: MobileNetV2 94.43%): SGD,
+# reported (`kuangliu/pytorch-cifar`, 2018: MobileNetV2 94.43%; the commit, and how we read it: *Going deeper · where the CIFAR adaptation and its
+# recipe come from*): SGD,
 # momentum 0.9, weight decay 5e-4, batch 128, learning rate 0.1, 0.01 from epoch 150, 0.001 from
 # 250 to 350; random crops of the 4-pixel-padded image, horizontal flips (the folded cell's
-# table gives each value's source). **Protocol:** their number is, we infer, the best *test*
-# accuracy while training on all 50,000 images; we train on 45,000, validate on 5,000 and use
+# table gives each value's source). **Protocol:** their number is, by our reading, the best
+# *test* accuracy while training on all 50,000 images; we train on 45,000, validate on 5,000 and use
 # the test set once, at the end. In smoke mode a lighter model trains: the ImageNet layout at
 # width 0.35 (its stride-2 stem makes it far cheaper than `cifar_mobilenet_v2`).
 
@@ -1012,7 +1028,7 @@ display(fig)
 # that number says the pipeline works, nothing about CIFAR-10.
 
 # %%
-KUANGLIU_ACC = 94.43          # kuangliu/pytorch-cifar README at d941e7e (best test accuracy, inferred; another model)
+KUANGLIU_ACC = 94.43          # kuangliu/pytorch-cifar's README (another model; Going deeper)
 acc = 100 * common.evaluate(cifar_model, data, "test")["acc"]
 assert 0 <= acc <= 100
 print(f"{MODEL}, width {WIDTH}: test accuracy {acc:.2f}% on {data.description} "
@@ -1419,8 +1435,10 @@ print("projection shortcuts: the strict load would fail:", extra[0][:110])
 # **3. An expansion layer in the first block (t = 1).** Expanding 32 channels "by 1" adds a 1×1
 # convolution that the official TF code and torchvision leave out. This is a departure from the
 # official network, not from the paper: Table 1 starts every block with "1x1 conv2d, ReLU6" (the
-# block's Easter-egg rows). The parameter count barely notices (the README check still rounds to
-# 3.47M!); the strict load does: every name of that block shifts by one.
+# block's Easter-egg rows). The parameter count barely notices (the official TF code's README
+# counts width 1.0, without batch norm's parameters, as 3.47M, and this network still rounds to
+# it: *Going deeper · the official TensorFlow code*); the strict load does: every name of that
+# block shifts by one.
 
 # %% jupyter={"source_hidden": true}
 class AlwaysExpand(InvertedResidual):
@@ -1463,7 +1481,9 @@ print(f"3x3 expansion: {common.count_params(m3) / 1e6:.2f}M parameters, {macs3 /
 # **5. The width multiplier applied to the last layer.** Below 1, section 4 keeps the last
 # convolution's 1280 channels. Scaling them (640 at width 0.5) shrinks the classifier too: a
 # strict load of torchvision's width-0.5 layout fails (torchvision ships trained weights for
-# width 1.0 only, the cell checks), and the official checkpoint's parameter count is missed.
+# width 1.0 only, the cell checks), and the parameter count of the official width-0.5
+# checkpoint (its README's, without batch norm's parameters: *Going deeper · the official
+# TensorFlow code*) is missed.
 
 # %% jupyter={"source_hidden": true}
 with torch.device("meta"):
@@ -1540,7 +1560,7 @@ for size_ in (224, 256):
 # 7. **Figure 6 with seeds.** Re-run section 6.1 with three seeds per variant (12 runs of its
 #    small network); plot mean and spread. Are the gaps larger than the spread?
 # 8. **Write it yourself: the inverted residual block**, checked by `common.exercises.check`:
-#    the [Try it first cells](#write-it-yourself-first-the-inverted-residual-block) of section 2.
+#    the [Try it first cells](#try-inverted-residual) of section 2.
 
 # %% [markdown]
 # ## Going deeper · the official TensorFlow code: its checkpoints counted, its width rule, its padding
@@ -1548,8 +1568,8 @@ for size_ in (224, 256):
 # ### The official checkpoints, counted
 #
 # Width 1.0 comes out a little above "3.4M", and width 1.4 **far below** "6.9M" (section 3). Is
-# our model wrong? The official TF code's README lists, for each of its 22 checkpoints (6 widths, 5 input sizes),
-# the multiply-adds and the parameters (`TF_SLIM_CHECKPOINTS`). Two counting conventions explain
+# our model wrong? The official TF code's README lists, for each of its 22 checkpoints (6 widths,
+# 5 input sizes), the multiply-adds and the parameters (`TF_SLIM_CHECKPOINTS`). Two counting conventions explain
 # every one of its entries *exactly*, with our model and 1001 classes (TF's ImageNet has a
 # "background" class):
 #
@@ -1559,7 +1579,8 @@ for size_ in (224, 256):
 #   one bias per channel, and the convolution weights plus those biases miss every README entry;
 #   the cell counts that too.)
 #
-# Check all 22:
+# Check all 22 (not every width at every size: widths 0.35, 0.5, 0.75 and 1.0 at five input sizes,
+# 1.3 and 1.4 at 224 only; the table below lists them):
 
 # %%
 rows = []
@@ -1579,10 +1600,12 @@ common.table(rows, header=("width", "input", "README MACs (M)", "ours (M)",
 
 # %% [markdown]
 # So our model *is* the official one, to the last multiply-add of every checkpoint. What the
-# paper's parameter counts are is another matter. For width 1.0 the official count, 3.47M, is
+# paper's parameter counts are is another matter. For width 1.0 the official count, 3.47M, leaves
+# out batch norm's parameters (above) and is, we infer (the paper does not say how it counts),
 # "3.4M" truncated; ours with BN and 1000 classes is slightly higher: hence the 3.5% tolerance
 # above. For width 1.4, neither the official 6.06M nor ours comes near "6.9M". The width-0.35 end
-# of the family, "1.7M", matches (the README: 1.66M); the smallest "7M multiply-adds" (sec. 4) does
+# of the family, "1.7M", matches (the README: 1.66M); the smallest model's 7M multiply-adds (sec. 4
+# writes "from 7 multiply adds") does
 # not (the README's 0.35 model at 96×96: 11M). Those two are discrepancies in the paper: the next
 # cell asserts that they *are* discrepancies, rather than widening a tolerance until they pass.
 # The checks that bind are the exact ones against the official checkpoints.

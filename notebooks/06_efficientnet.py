@@ -93,7 +93,8 @@ NOTEBOOK_START = time.perf_counter()
 # $$d = \alpha^\phi, \quad w = \beta^\phi, \quad r = \gamma^\phi, \qquad
 #   \alpha \beta^2 \gamma^2 \approx 2, \quad \alpha, \beta, \gamma \ge 1 .$$
 #
-# **Why the squares.** A convolution's FLOPS are proportional to $d$, $w^2$ and $r^2$ (sec. 3.3):
+# **Why the squares.** A convolution's FLOPS (the paper's word; it counts multiply-adds, as section
+# 3 shows) are proportional to $d$, $w^2$ and $r^2$ (sec. 3.3):
 # twice the channels double both its input and its output; twice the resolution is four times the
 # pixels. So each step of $\phi$ multiplies the cost by $\alpha\beta^2\gamma^2 \approx 2$. The
 # constants come from a small grid search on the baseline at $\phi = 1$ (sec. 4, step 1), then
@@ -240,7 +241,7 @@ class MyMBConv(nn.Module):
         super().__init__()
         # expand (1x1, BN, SiLU) -> depthwise kxk with the stride (BN, SiLU) -> SE -> project (1x1, BN)
         # How wide is the SE's bottleneck? (the official code: se_ratio 0.25 of ... which channels?)
-        # Which layer has no activation? (notebook 05, sec. 3.2)
+        # Which layer has no activation? (MobileNetV2 paper, sec. 3.2; notebook 05)
         raise NotImplementedError("write __init__")
 
     def forward(self, x):
@@ -365,7 +366,7 @@ class MBConv(nn.Module):
 # | Detail | Value | Where |
 # |---|---|---|
 # | Stochastic depth | on the residual branch of blocks with a shortcut, in training only; one coin per sample ("row" mode), the kept branches divided by the survival probability; drop probability growing linearly with the block index: block $i$ of $N$ drops with $p\,i/N$ | sec. 5.2 names it and cites Huang et al. 2016, who drop layers "for each mini-batch" and rescale at test time instead; per sample with the division in training, and the schedule: official code `utils.drop_connect`, `Model.call`; torchvision `StochasticDepth("row")`, `EfficientNet.__init__` |
-# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code, from its first commit (`474e9d4`), and torchvision: 0.2. **We use 0.2** (that the official code trained the released checkpoints is our inference; the code's history: the paper notes, "Stochastic depth and dropout") | sec. 5.2; official code |
+# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code (default 0.2 from its first commit `474e9d4`, in effect from `8e09a9c`) and torchvision: 0.2. **We use 0.2** (that the official code trained the released checkpoints is our inference; the code's history: the paper notes, "Stochastic depth and dropout") | sec. 5.2; official code |
 # | **Egg: "drop connect"** | the official code calls it `drop_connect`, but it is stochastic depth (a whole sample's branch is dropped), not DropConnect (Wan et al. 2013: individual weights) | official code `utils.drop_connect` |
 #
 # **Why.** A dropped branch makes `x + branch(x)` the identity for that sample: the network is
@@ -748,8 +749,8 @@ def my_round_filters(filters, width_coefficient):
 #
 # - Nearest multiple of 8: `int(v + 4) // 8 * 8`; never below 8.
 # - If that is more than 10% below `v`, add 8.
-# - The checker tries B2's stem (32 × 1.1 = 35.2), a tie (40 × 1.1 = 44, and 26 × 2.0 = 52,
-#   where Python's `round()` goes the other way), a narrow network (16 × 0.6 = 9.6), B3's
+# - The checker tries B2's stem (32 × 1.1 = 35.2), ties (40 × 1.1 = 44, and 26 × 2.0 = 52,
+#   where Python's `round()` rounds to even: 48, not 56), a narrow network (16 × 0.6 = 9.6), B3's
 #   16 × 1.2 = 19.2 and more.
 # </details>
 
@@ -1042,10 +1043,19 @@ print("dropout, resolution and batch norm per variant as released")
 # | **Egg: "FLOPS" are multiply-adds** | B0's "0.39B" is its multiply-add count (386M, computed in section 3), not twice it | Table 2 |
 #
 # B0 by stages: Table 1's shapes; the parameters sit in the last stages and the head (1280 × 1000
-# in the classifier alone), the multiply-adds in the early, high-resolution stages.
+# in the classifier alone). The multiply-adds spread over the stages, and the largest shares are
+# not in the high-resolution early stages but at 14×14 (Table 1's stages 6 and 7, 112 and 192
+# channels): the shares are printed below the table.
 
 # %%
-common.summary(common.get_model("efficientnet_b0"), (1, 3, 224, 224), depth=1)
+b0 = common.get_model("efficientnet_b0")
+with torch.device("meta"):      # each stage's share of B0's multiply-adds (shapes only)
+    stage_macs = [common.count_macs(nn.Sequential(*b0.features[:i + 1]).to("meta"),
+                                    (1, 3, 224, 224)) for i in range(len(b0.features))]
+stage_macs = [b - a for a, b in zip([0] + stage_macs, stage_macs)]
+print("multiply-adds by Table 1 stage (1 = stem, 9 = the 1x1 head conv):",
+      ", ".join(f"{i + 1}: {m / sum(stage_macs):.0%}" for i, m in enumerate(stage_macs)))
+common.summary(b0, (1, 3, 224, 224), depth=1)
 
 # %% [markdown]
 # **Against Table 2** (folded code): parameters (1000 classes) and multiply-adds at the official
@@ -1207,7 +1217,8 @@ print("CIFAR adaptation: 32x32 -> 4x4 map; the same parameters as efficientnet_b
 
 # %% [markdown]
 # **The recipe** (folded; its table gives each value's source). The paper's ("Going deeper · the
-# ImageNet recipe") is tuned for batch 4096 on TPUs; at batch 128 on 45,000 images it would need a
+# ImageNet recipe") was run by the official code on TPUs, its lr 0.256 being the official code's
+# rate for batch 4096 (the paper states no batch size); at batch 128 on 45,000 images it would need a
 # linear-scaling guess (0.008) and a rescaled 2.4-epoch decay, which no source reports for CIFAR-10.
 # We use notebook 05's **SGD** recipe (`kuangliu/pytorch-cifar`, README and `main.py` at commit
 # d941e7e, 2018-01-26: momentum 0.9, weight decay 5e-4, batch 128, learning rate 0.1 for epochs
@@ -1529,7 +1540,8 @@ common.table([(m, f, f"{scaling_macs[(m, f)] / 1e6:.2f}", f"{h.best('val_acc')[1
 #
 # **1. The skip addition missing** (`use_res_connect = False`). The weights are the right ones:
 # the strict load succeeds, only the outputs differ, and `check_against_reference` (section 4)
-# catches it. `kuangliu/pytorch-cifar`'s `EfficientNetB0` had its shortcut wrong for ten months.
+# catches it. `kuangliu/pytorch-cifar`'s `EfficientNetB0` had the opposite bug for ten months: a
+# shortcut where there should be none (the paper notes, "What secondary sources say").
 
 # %% jupyter={"source_hidden": true}
 reference_b0 = common.random_reference(torchvision.models.efficientnet_b0)
@@ -1692,7 +1704,7 @@ for momentum in (0.99, 0.01):
 # %% [markdown]
 # **More to watch for:** weight decay on batch norm (the official code spares it, as does timm's
 # `create_optimizer_v2` with `filter_bias_and_bn=True`: no decay on biases and batch norm; ours:
-# `Recipe(no_weight_decay=("norm",))`); RMSProp across frameworks (notebook 05, section 6.1);
+# `Recipe(no_weight_decay=("norm",))`); RMSProp across frameworks (notebook 05, "Going deeper · the ImageNet recipe, and TensorFlow's RMSProp");
 # TensorFlow's "SAME" padding ("Going deeper · torchvision's B5-B7"); comparing in train mode;
 # softmax inside the model.
 
@@ -1827,7 +1839,7 @@ common.table(rows, header=("model", "official resolution", "resolution matching 
 # torchvision's B5-B7 weights come from TensorFlow (via `lukemelas/EfficientNet-PyTorch`, whose
 # models pad like TensorFlow), so they keep TensorFlow's batch-norm epsilon and momentum (the
 # reference table's row "torchvision's batch norm"). TensorFlow's "SAME" padding (notebook 05,
-# hurdle 7) they do not keep: torchvision pads symmetrically. Their top-1 as torchvision reports
+# "Going deeper · the official TensorFlow code") they do not keep: torchvision pads symmetrically. Their top-1 as torchvision reports
 # it (its weights' `meta`: 83.444, 84.008, 84.122%) is below the paper's for B5 and B7 (83.6,
 # 84.3) and equal for B6 (84.0); the padding is a likely part of those gaps, not measured here.
 
@@ -1876,7 +1888,7 @@ print(f"240-channel 5x5 depthwise init: std ours {measured:.4f} (formula {std_ou
 # survival probability 0.8. As commonly known that bigger models need more regularization, we
 # linearly increase dropout (...) ratio from 0.2 for EfficientNet-B0 to 0.5 for B7. We reserve
 # 25K randomly picked images from the training set as a minival set, and perform early stopping
-# on this minival; we then evaluate the earlystopped checkpoint on the original validation set to
+# on this minival; we then evaluate the early-stopped checkpoint on the original validation set to
 # report the final validation accuracy."
 #
 # What it does not say, and what the official code's first public version (`474e9d4`,
@@ -1884,11 +1896,12 @@ print(f"240-channel 5x5 depthwise init: std ours {measured:.4f} (formula {std_ou
 #
 # - **epochs and batch**: `train_steps=218949` at `train_batch_size=2048`, "approximately 350
 #   epochs"; the learning rate is `base_learning_rate=0.016` per 256 images, scaled linearly
-#   with the batch: 0.256 is the paper's for a batch of 4096 (0.128 at the default 2048);
+#   with the batch: 0.256 is, by that rule, the rate for a batch of 4096 (our inference: the
+#   paper states no batch size; 0.128 at the code's default 2048);
 # - **warm-up**: 5 epochs, linear from 0 (`build_learning_rate(warmup_epochs=5)`), replacing the
 #   schedule during warm-up; the decay is `tf.train.exponential_decay(..., staircase=True)`;
-# - **RMSProp epsilon**: 0.001 (`build_optimizer`), TensorFlow's RMSProp (notebook 05, section
-#   6.1, shows how it differs from PyTorch's);
+# - **RMSProp epsilon**: 0.001 (`build_optimizer`), TensorFlow's RMSProp (notebook 05's "Going
+#   deeper · the ImageNet recipe, and TensorFlow's RMSProp" shows how it differs from PyTorch's);
 # - **label smoothing** 0.1; an **exponential moving average** of the weights with decay 0.9999,
 #   the averaged weights being the ones evaluated;
 # - **weight decay** as an L2 loss on every trainable variable "for non-batch-normalization
@@ -1919,7 +1932,7 @@ print(f"{official_epochs:.2f} epochs; lr {PAPER_NUMBERS['recipe']['lr']} at batc
 # decayed). The warm-up differs slightly: TF's replaces the schedule, ours multiplies it (by
 # 0.97² at epoch 5). Batch-norm momentum is a property of the model, not of the optimiser:
 # `norm_layer=TF_BATCH_NORM` (epsilon 1e-3, PyTorch momentum 0.01). We do not train on ImageNet
-# here (1.28M images, 350 epochs at batch 4096: a job for a TPU pod, as in the paper); the recipe
+# here (1.28M images, 350 epochs at batch 4096: a job for a TPU pod, as the official code ran it); the recipe
 # is the data a faithful run starts from.
 
 # %%
@@ -1932,7 +1945,7 @@ paper_recipe = common.Recipe(
              "rmsprop_decay": "sec. 5.2: decay 0.9", "weight_decay": "sec. 5.2: 1e-5",
              "no_weight_decay": "not stated: official main.py, l2_loss of every variable "
                                 "without 'batch_normalization' in its name",
-             "lr": "sec. 5.2: 0.256 (official code: 0.016 per 256 images, batch 4096)",
+             "lr": "sec. 5.2: 0.256 (official code: 0.016 per 256 images, so 0.256 at batch 4096)",
              "gamma": "sec. 5.2: 0.97", "decay_epochs": "sec. 5.2: every 2.4 epochs",
              "schedule": "sec. 5.2: exponential decay",
              "staircase": "not stated: official utils.build_learning_rate, staircase=True",
@@ -1996,7 +2009,7 @@ print("scaling study, best validation accuracy: " + ", ".join(
 # | Activation | SiLU, $x\,\sigma(x)$ ("Swish-1"); the earlier arXiv text says "swish" | sec. 5.2 |
 # | Conv bias | none (BN follows every conv); the SE's FCs have biases | not stated; official code |
 # | Stochastic depth | on the residual branch of blocks with a shortcut, in training only; one coin per sample ("row" mode), the kept branches divided by the survival probability; drop probability growing linearly with the block index: block $i$ of $N$ drops with $p\,i/N$ | sec. 5.2 names it and cites Huang et al. 2016, who drop layers "for each mini-batch" and rescale at test time instead; per sample with the division in training, and the schedule: official code `utils.drop_connect`, `Model.call`; torchvision `StochasticDepth("row")`, `EfficientNet.__init__` |
-# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code, from its first commit (`474e9d4`), and torchvision: 0.2. **We use 0.2** (that the official code trained the released checkpoints is our inference; the code's history: the paper notes, "Stochastic depth and dropout") | sec. 5.2; official code |
+# | **Egg: 0.8, 0.2 or 0.3?** | v5: "survival probability 0.8" (a drop rate of 0.2); the earlier text: "drop connect ratio 0.3"; the official code (default 0.2 from its first commit `474e9d4`, in effect from `8e09a9c`) and torchvision: 0.2. **We use 0.2** (that the official code trained the released checkpoints is our inference; the code's history: the paper notes, "Stochastic depth and dropout") | sec. 5.2; official code |
 # | **Egg: "drop connect"** | the official code calls it `drop_connect`, but it is stochastic depth (a whole sample's branch is dropped), not DropConnect (Wan et al. 2013: individual weights) | official code `utils.drop_connect` |
 # | Dropout | before the final FC, "linearly" from 0.2 (B0) to 0.5 (B7): released 0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5 (steps, not a line) | sec. 5.2; official code |
 # | Batch norm | after every conv; momentum 0.99 (TF's convention: `new = 0.99 old + 0.01 batch`, PyTorch's `momentum=0.01`), epsilon not stated: official code 1e-3 | sec. 5.2; official code `GlobalParams` |

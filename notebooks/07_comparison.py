@@ -489,7 +489,7 @@ compare_pair("DenseNet-BC-100", "ResNet-56")
 
 # %% [markdown]
 # **Are multiply-adds latency?** MobileNetV2 and EfficientNet were designed to need few
-# multiply-adds (notebook 05, section 7.2, shows the same on ImageNet models). Depthwise
+# multiply-adds (notebook 05, section 6.2, shows the same on ImageNet models). Depthwise
 # convolutions do little arithmetic per byte they move, so on many machines they are slower
 # than their count suggests. Models sorted by multiply-adds, with their latency and throughput:
 # where the order of the time columns differs from the first, arithmetic is not what limits them.
@@ -506,7 +506,7 @@ common.table([(label, f"{m['macs'] / 1e6:.0f}M", f"{m['latency_ms']:.2f}",
 # **What does a training step hold in memory?** Parameters, gradients and momentum take three
 # times the weights; the rest is activations kept for the backward pass, which grow with the
 # feature maps' size and with how many of them a block keeps (DenseNet's concatenations,
-# notebook 03, section 6). The share of activations, per model:
+# notebook 03, section 2, "The memory-efficient dense layer"). The share of activations, per model:
 
 # %%
 for label, m in measured.items():

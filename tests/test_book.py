@@ -52,6 +52,8 @@ def small_notebook() -> nbformat.NotebookNode:
              'after=["ReLU"])'),
         code("plt.plot([1, 2, 3], [0.5, 0.7, 0.9])\nplt.title('a curve')\nplt.show()"),
         code("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), unit='step'):\n    pass"),
+        nbformat.v4.new_code_cell("print('folded code, shown output')",
+                                  metadata={"jupyter": {"source_hidden": True}}),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                 "language": "python"}})
 
@@ -133,6 +135,8 @@ def test_the_notebook_page_shows_its_outputs_and_says_what_produced_them(site):
     assert "3/3" in text and "HBox(" not in text and "widget-view" not in text  # the bar, as text
     assert sum(src.startswith("../_images/") for src in parsed.images) >= 2   # diagram and plot
     assert not {"traceback", "stderr", "error"} & set(parsed.classes)
+    # a cell folded in JupyterLab is folded on the page: its output shown, its code behind a toggle
+    assert "folded code, shown output" in text and "tag_hide-input" in parsed.classes
     # the download: the executed notebook with its outputs
     download = [link for link in parsed.links if link.endswith(f"{SMALL}.ipynb")
                 and "colab" not in link]

@@ -338,3 +338,25 @@ def test_imports_inside_functions_are_only_optional_heavy_packages_and_say_why()
                 elif not said:
                     found.append(f"{where}: {names}: say why it is imported here (a comment)")
     assert not found, "\n".join(found)
+
+
+NOTEBOOK_SECTION = re.compile(r"notebook (\d\d)(?:'s)?[,:]? (?:section|sec\.) (\d+(?:\.\d+)?)")
+
+
+def _sections(number: str) -> set:
+    """The numbered sections of notebook ``number``: "## 6 · ..." is 6, "### 6.2 ..." is 6.2."""
+    (path,) = (ROOT / "notebooks").glob(f"{number}_*.py")
+    return set(re.findall(r"^# #{2,3} (\d+(?:\.\d+)?)\b", path.read_text(), re.M))
+
+
+def test_a_reference_to_another_notebooks_section_names_one_it_has():
+    """"notebook 05, section 6.2" must point at a numbered section notebook 05 has: rewrites
+    renumber sections, and a paper's section written as a notebook's ("notebook 05, sec. 3.2"
+    for the MobileNetV2 paper's) sends the reader to the wrong place."""
+    sources = [*ROOT.glob("notebooks/*.py"), *ROOT.glob("paper_notes/*.md"),
+               *ROOT.glob("docs/*.md"), ROOT / "README.md", *ROOT.glob("common/**/*.py")]
+    wrong = [f"{p.relative_to(ROOT)}: notebook {nb}, section {sec}"
+             for p in sources for nb, sec in NOTEBOOK_SECTION.findall(
+                 re.sub(r"\s*\n\s*#?\s*", " ", p.read_text()))
+             if sec not in _sections(nb)]
+    assert not wrong, "\n".join(wrong)

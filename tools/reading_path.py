@@ -90,9 +90,9 @@ def measure(nb: dict) -> dict:
             all_code += n
             hidden = cell.get("metadata", {}).get("jupyter", {}).get("source_hidden", False)
             hidden = hidden or src.startswith(SETUP_FIRST_LINE)
-            if on_path and not hidden:
-                path_code += n
-                try_code += n if trying else 0
+            counted = n if on_path and not hidden else 0      # code lines read on the path
+            path_code += counted
+            try_code += counted if trying else 0
             found = [name for name, bases in CLASS.findall(src)
                      if any(b.split(".")[-1].strip() in blocks for b in bases.split(","))]
             blocks.update(found)
@@ -100,8 +100,8 @@ def measure(nb: dict) -> dict:
             if "NotImplementedError" in src:        # a skeleton for the learner, not a block
                 found = []
             if found and first_block is None and on_path:
-                without_try = _minutes(path_words - try_words, path_code - n - try_code)
-                with_try = _minutes(path_words, path_code - n)
+                without_try = _minutes(path_words - try_words, path_code - counted - try_code)
+                with_try = _minutes(path_words, path_code - counted)
                 first_block = (index, found[0], round(without_try, 1), round(with_try, 1))
     return dict(path_words=path_words, path_code=path_code, all_words=all_words,
                 all_code=all_code, path_minutes=round(_minutes(path_words, path_code)),

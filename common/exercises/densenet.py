@@ -83,7 +83,7 @@ def _no_second_bn(in_channels, growth_rate):
                "1x1 convolution produce[s] 4k feature-maps\" (sec. 3, \"Bottleneck layers\"): "
                "it *reduces* the k0 + k(l-1) input maps to 4k = 4 * growth_rate, and the 3x3 "
                "conv makes the k new ones. With 4 x the input, the parameters of a whole "
-               "DenseNet explode (notebook 03, section 9, counts them for DenseNet-121).",
+               "DenseNet explode (notebook 03, section 7, counts them for DenseNet-121).",
                build=_four_times_the_input),
         Mutant("post-activation: Conv-BN-ReLU",
                "Your layer puts each batch norm after its convolution (Conv-BN-ReLU, ResNet's "

@@ -157,7 +157,8 @@ SHORTCUT = ("The input is added where stride is 1 and in_channels == out_channel
                build=_relu_in_se),
         Mutant("SiLU after the projection",
                "Your projection (the last 1x1 convolution and its batch norm) is followed by an "
-               "activation. It must be linear, as in MobileNetV2 (notebook 05, sec. 3.2).",
+               "activation. It must be linear, as in MobileNetV2 (its paper, sec. 3.2; "
+               "notebook 05).",
                forward=_silu_after_projection),
         Mutant("the SE block before the depthwise convolution",
                "Your SE block acts on the expanded tensor before the depthwise convolution. It "

@@ -22,92 +22,16 @@ from torch.utils.checkpoint import checkpoint
 from common.models.registry import check_image_batch, register_model
 
 __all__ = [
-    "Table2Row", "TABLE2", "TABLE1", "TABLE3", "TEXT_PARAMS", "TECH_REPORT_PARAMS", "DenseLayer",
-    "DenseBlock", "Transition", "DenseNet", "cifar_densenet", "densenet121", "densenet161",
-    "densenet169", "densenet201", "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12",
-    "cifar_densenet100_k24", "cifar_densenet_bc100_k12", "cifar_densenet_bc250_k24",
-    "cifar_densenet_bc190_k40", "OLD_CHECKPOINT_KEY", "renamed_checkpoint_key",
-    "bytes_saved_for_backward",
+    "DenseLayer", "Transition", "DenseBlock", "TABLE1", "DenseNet", "cifar_densenet",
+    "bytes_saved_for_backward", "Table2Row", "TABLE2", "TABLE3", "TEXT_PARAMS",
+    "TECH_REPORT_PARAMS", "densenet121", "densenet161", "densenet169", "densenet201",
+    "densenet264", "cifar_densenet40_k12", "cifar_densenet100_k12", "cifar_densenet100_k24",
+    "cifar_densenet_bc100_k12", "cifar_densenet_bc250_k24", "cifar_densenet_bc190_k40",
+    "OLD_CHECKPOINT_KEY", "renamed_checkpoint_key",
 ]
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-class Table2Row(NamedTuple):
-    """One DenseNet row of Table 2: the architecture, its parameters, its test errors (%)."""
-    depth: int                      # L
-    growth_rate: int                # k
-    bottleneck: bool                # B: 1x1 conv to 4k maps before each 3x3 conv
-    compression: float              # theta (C: 0.5; 1 = no compression)
-    params: float                   # as printed: one decimal, in millions
-    c10: Optional[float]            # CIFAR-10, no augmentation (with dropout 0.2)
-    c10_plus: Optional[float]       # CIFAR-10+, standard augmentation (no dropout)
-    c100: Optional[float]
-    c100_plus: Optional[float]
-    svhn: Optional[float]
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-#: Table 2 (CIFAR and SVHN), the DenseNet rows, under this course's registry names.
-TABLE2 = {
-    #                            L    k   B      theta params  C10   C10+  C100   C100+  SVHN
-    "cifar_densenet40_k12":     Table2Row(40, 12, False, 1.0, 1.0e6, 7.00, 5.24, 27.55, 24.42, 1.79),
-    "cifar_densenet100_k12":    Table2Row(100, 12, False, 1.0, 7.0e6, 5.77, 4.10, 23.79, 20.20, 1.67),
-    "cifar_densenet100_k24":    Table2Row(100, 24, False, 1.0, 27.2e6, 5.83, 3.74, 23.42, 19.25, 1.59),
-    "cifar_densenet_bc100_k12": Table2Row(100, 12, True, 0.5, 0.8e6, 5.92, 4.51, 24.15, 22.27, 1.76),
-    "cifar_densenet_bc250_k24": Table2Row(250, 24, True, 0.5, 15.3e6, 5.19, 3.62, 19.64, 17.60, 1.74),
-    "cifar_densenet_bc190_k40": Table2Row(190, 40, True, 0.5, 25.6e6, None, 3.46, None, 17.18, None),
-}
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-#: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4). The stem
-#: has 2k channels (sec. 3). DenseNet-161 is NOT in v5's Table 1: k = 48, from the authors'
-#: repository (README: "Models in the original paper") and torchvision.
-TABLE1 = {
-    #     k   layers in dense blocks (1), (2), (3), (4)
-    121: (32, (6, 12, 24, 16)),
-    169: (32, (6, 12, 32, 32)),
-    201: (32, (6, 12, 48, 32)),
-    264: (32, (6, 12, 64, 48)),
-    161: (48, (6, 12, 36, 24)),     # not in v5's tables: authors' repository, torchvision
-}
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-#: Table 3: ImageNet validation error (%), single-crop / 10-crop.
-TABLE3 = {
-    #     top-1 single, 10-crop   top-5 single, 10-crop
-    121: ((25.02, 23.61), (7.71, 6.66)),
-    169: ((23.80, 22.08), (6.85, 5.92)),
-    201: ((22.58, 21.46), (6.34, 5.54)),
-    264: ((22.15, 20.80), (6.12, 5.29)),
-}
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-#: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
-#: parameters"); Table 1 lists none.
-TEXT_PARAMS = {201: 20e6}
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The paper's numbers, once, as data
-#: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
-#: trained with their memory-efficient implementation. Neither k nor the blocks are given: Table 1's
-#: blocks with k = 48 fit (our inference).
-TECH_REPORT_PARAMS = {264: 73e6}
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The dense layer $H_\ell$
-@contextlib.contextmanager
-def _running_stats_kept(bn: nn.BatchNorm2d):
-    """Undo what a recomputation in training mode does to a batch norm's buffers (running mean,
-    variance, batch count): they were updated once already, in the forward pass."""
-    saved = [b.detach().clone() for b in bn.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, s in zip(bn.buffers(), saved):
-                b.copy_(s)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The dense layer $H_\ell$
+# Defined in notebooks/03_densenet.ipynb, section 2 › The dense layer
 class DenseLayer(nn.Module):
     """H_l of Eqn. (2): the concatenation of all earlier maps in, `growth_rate` new maps out.
 
@@ -152,26 +76,7 @@ class DenseLayer(nn.Module):
         return out
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › The dense block
-class DenseBlock(nn.ModuleDict):
-    """`num_layers` dense layers; layer l sees k0 + k (l - 1) channels (sec. 3, "Growth rate");
-    the output is the concatenation of the input and every layer's k new maps."""
-
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
-        super().__init__()
-        for i in range(num_layers):
-            self.add_module(f"denselayer{i + 1}",
-                            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs))
-        self.out_channels = in_channels + num_layers * growth_rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
-        for layer in self.values():
-            features.append(layer(features))                   # each layer reads all, adds k
-        return torch.cat(features, 1)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › The transition layer
+# Defined in notebooks/03_densenet.ipynb, section 2 › The transition layer
 class Transition(nn.Module):
     """BN-ReLU-Conv(1x1)-AvgPool(2x2, stride 2) between dense blocks (sec. 3, Table 1), with
     compression: floor(compression * in_channels) output maps."""
@@ -193,7 +98,40 @@ class Transition(nn.Module):
         return self.pool(x)
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › The model, built from the tables
+# Defined in notebooks/03_densenet.ipynb, section 2 › The dense block
+class DenseBlock(nn.ModuleDict):
+    """`num_layers` dense layers; layer l sees k0 + k (l - 1) channels (sec. 3, "Growth rate");
+    the output is the concatenation of the input and every layer's k new maps."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f"denselayer{i + 1}",
+                            DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs))
+        self.out_channels = in_channels + num_layers * growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))                   # each layer reads all, adds k
+        return torch.cat(features, 1)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › The model, from its configuration
+#: Table 1 (ImageNet, DenseNet-BC, k = 32 for all): layers in dense blocks (1)..(4); stem: 2k
+#: channels (sec. 3). DenseNet-161 (k = 48) is NOT in v5's Table 1: the authors' repository
+#: (README: "Models in the original paper") and torchvision.
+TABLE1 = {
+    #     k   layers in dense blocks (1), (2), (3), (4)
+    121: (32, (6, 12, 24, 16)),
+    169: (32, (6, 12, 32, 32)),
+    201: (32, (6, 12, 48, 32)),
+    264: (32, (6, 12, 64, 48)),
+    161: (48, (6, 12, 36, 24)),     # not in v5's tables: authors' repository, torchvision
+}
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › The model, from its configuration
 class DenseNet(nn.Module):
     """A DenseNet from a configuration; torchvision's arguments and module names, plus:
 
@@ -257,13 +195,13 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))            # logits: softmax is in the loss
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/03_densenet.ipynb, section 2 › The model, from its configuration
 def _imagenet_densenet(depth: int, **kwargs) -> DenseNet:
     growth_rate, blocks = TABLE1[depth]
     return DenseNet(growth_rate, blocks, **kwargs)
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
+# Defined in notebooks/03_densenet.ipynb, section 2 › The model, from its configuration
 def cifar_densenet(depth: int, growth_rate: int, bottleneck: bool = True, compression: float = 0.5,
                    **kwargs) -> DenseNet:
     """A three-block CIFAR DenseNet of depth L (sec. 3, "Implementation Details"): n layers per
@@ -278,135 +216,21 @@ def cifar_densenet(depth: int, growth_rate: int, bottleneck: bool = True, compre
                     compression=compression, stem="cifar", **kwargs)
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-def _table2_densenet(name: str, **kwargs) -> DenseNet:
-    row = TABLE2[name]
-    return cifar_densenet(row.depth, row.growth_rate, row.bottleneck, row.compression, **kwargs)
+# Defined in notebooks/03_densenet.ipynb, section 2 › The memory-efficient dense layer
+@contextlib.contextmanager
+def _running_stats_kept(bn: nn.BatchNorm2d):
+    """Undo what a recomputation in training mode does to a batch norm's buffers (running mean,
+    variance, batch count): they were updated once already, in the forward pass."""
+    saved = [b.detach().clone() for b in bn.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(bn.buffers(), saved):
+                b.copy_(s)
 
 
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-def _with_paper_numbers(constructor):
-    """Append the paper's numbers for this model (TABLE2 or TABLE3) to its docstring."""
-    name = constructor.__name__
-    if name in TABLE2:
-        row = TABLE2[name]
-        errors = ", ".join(f"{col} {getattr(row, attr):g}%" for col, attr in (
-            ("C10", "c10"), ("C10+", "c10_plus"), ("C100", "c100"), ("C100+", "c100_plus"),
-            ("SVHN", "svhn")) if getattr(row, attr) is not None)
-        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 2: {row.params / 1e6:g}M "
-                                f"parameters; test error {errors}.")
-    elif int(name.removeprefix("densenet")) in TABLE3:
-        (top1, top1_10), (top5, top5_10) = TABLE3[int(name.removeprefix("densenet"))]
-        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 3: ImageNet validation error "
-                                f"top-1 {top1:g}% (10-crop {top1_10:g}%), top-5 {top5:g}% "
-                                f"(10-crop {top5_10:g}%).")
-    return constructor
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet121", head="classifier", weights="DenseNet121_Weights.IMAGENET1K_V1",
-                rename="renamed_checkpoint_key")
-@_with_paper_numbers
-def densenet121(**kwargs) -> DenseNet:
-    """DenseNet-121 (Table 1, k = 32)."""
-    return _imagenet_densenet(121, **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet161", head="classifier", weights="DenseNet161_Weights.IMAGENET1K_V1",
-                rename="renamed_checkpoint_key")
-@_with_paper_numbers
-def densenet161(**kwargs) -> DenseNet:
-    """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
-    return _imagenet_densenet(161, **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet169", head="classifier", weights="DenseNet169_Weights.IMAGENET1K_V1",
-                rename="renamed_checkpoint_key")
-@_with_paper_numbers
-def densenet169(**kwargs) -> DenseNet:
-    """DenseNet-169 (Table 1, k = 32)."""
-    return _imagenet_densenet(169, **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet201", head="classifier", weights="DenseNet201_Weights.IMAGENET1K_V1",
-                rename="renamed_checkpoint_key")
-@_with_paper_numbers
-def densenet201(**kwargs) -> DenseNet:
-    """DenseNet-201 (Table 1, k = 32)."""
-    return _imagenet_densenet(201, **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("densenet264", head="classifier")
-@_with_paper_numbers
-def densenet264(**kwargs) -> DenseNet:
-    """DenseNet-264 (Table 1, k = 32); torchvision has none."""
-    return _imagenet_densenet(264, **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet40_k12", head="classifier")
-@_with_paper_numbers
-def cifar_densenet40_k12(**kwargs) -> DenseNet:
-    """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
-    return _table2_densenet("cifar_densenet40_k12", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet100_k12", head="classifier")
-@_with_paper_numbers
-def cifar_densenet100_k12(**kwargs) -> DenseNet:
-    """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
-    return _table2_densenet("cifar_densenet100_k12", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet100_k24", head="classifier")
-@_with_paper_numbers
-def cifar_densenet100_k24(**kwargs) -> DenseNet:
-    """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
-    return _table2_densenet("cifar_densenet100_k24", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc100_k12", head="classifier")
-@_with_paper_numbers
-def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
-    """DenseNet-BC (L = 100, k = 12) of Table 2."""
-    return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc250_k24", head="classifier")
-@_with_paper_numbers
-def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
-    """DenseNet-BC (L = 250, k = 24) of Table 2."""
-    return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 3 › Thin public constructors
-@register_model("cifar_densenet_bc190_k40", head="classifier")
-@_with_paper_numbers
-def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
-    """DenseNet-BC (L = 190, k = 40) of Table 2."""
-    return _table2_densenet("cifar_densenet_bc190_k40", **kwargs)
-
-
-# Defined in notebooks/03_densenet.ipynb, section 5 · Check against torchvision
-OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-# Defined in notebooks/03_densenet.ipynb, section 5 · Check against torchvision
-def renamed_checkpoint_key(key: str) -> str:
-    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
-    m = OLD_CHECKPOINT_KEY.match(key)
-    return f"{m[1]}{m[2]}" if m else key
-
-
-# Defined in notebooks/03_densenet.ipynb, section 6 · Memory
+# Defined in notebooks/03_densenet.ipynb, section 2 › The memory-efficient dense layer
 def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the activations one forward pass keeps for the backward pass: every tensor
     autograd saves (seen by a saved_tensors_hooks pack hook; each storage counted once,
@@ -435,3 +259,180 @@ def bytes_saved_for_backward(model: nn.Module, x: torch.Tensor) -> int:
         for h in hooks:
             h.remove()
     return sum(kept.values())
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+class Table2Row(NamedTuple):
+    """One DenseNet row of Table 2: the architecture, its parameters, its test errors (%)."""
+    depth: int                      # L
+    growth_rate: int                # k
+    bottleneck: bool                # B: 1x1 conv to 4k maps before each 3x3 conv
+    compression: float              # theta (C: 0.5; 1 = no compression)
+    params: float                   # as printed: one decimal, in millions
+    c10: Optional[float]            # CIFAR-10, no augmentation (with dropout 0.2)
+    c10_plus: Optional[float]       # CIFAR-10+, standard augmentation (no dropout)
+    c100: Optional[float]
+    c100_plus: Optional[float]
+    svhn: Optional[float]
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+#: Table 2 (CIFAR and SVHN), the DenseNet rows, under this course's registry names.
+TABLE2 = {
+    #                            L    k   B      theta params  C10   C10+  C100   C100+  SVHN
+    "cifar_densenet40_k12":     Table2Row(40, 12, False, 1.0, 1.0e6, 7.00, 5.24, 27.55, 24.42, 1.79),
+    "cifar_densenet100_k12":    Table2Row(100, 12, False, 1.0, 7.0e6, 5.77, 4.10, 23.79, 20.20, 1.67),
+    "cifar_densenet100_k24":    Table2Row(100, 24, False, 1.0, 27.2e6, 5.83, 3.74, 23.42, 19.25, 1.59),
+    "cifar_densenet_bc100_k12": Table2Row(100, 12, True, 0.5, 0.8e6, 5.92, 4.51, 24.15, 22.27, 1.76),
+    "cifar_densenet_bc250_k24": Table2Row(250, 24, True, 0.5, 15.3e6, 5.19, 3.62, 19.64, 17.60, 1.74),
+    "cifar_densenet_bc190_k40": Table2Row(190, 40, True, 0.5, 25.6e6, None, 3.46, None, 17.18, None),
+}
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+#: Table 3: ImageNet validation error (%), single-crop / 10-crop.
+TABLE3 = {
+    #     top-1 single, 10-crop   top-5 single, 10-crop
+    121: ((25.02, 23.61), (7.71, 6.66)),
+    169: ((23.80, 22.08), (6.85, 5.92)),
+    201: ((22.58, 21.46), (6.34, 5.54)),
+    264: ((22.15, 20.80), (6.12, 5.29)),
+}
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+#: The parameters the text states for an ImageNet DenseNet (sec. 4.4: "a DenseNet-201 with 20M
+#: parameters"); Table 1 lists none.
+TEXT_PARAMS = {201: 20e6}
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+#: Pleiss et al. 2017 (arXiv:1707.06990), abstract: "a 264-layer DenseNet (73M parameters)",
+#: trained with their memory-efficient implementation. Neither k nor the blocks are given: Table 1's
+#: blocks with k = 48 fit (our inference).
+TECH_REPORT_PARAMS = {264: 73e6}
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+def _table2_densenet(name: str, **kwargs) -> DenseNet:
+    row = TABLE2[name]
+    return cifar_densenet(row.depth, row.growth_rate, row.bottleneck, row.compression, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+def _with_paper_numbers(constructor):
+    """Append the paper's numbers for this model (TABLE2 or TABLE3) to its docstring."""
+    name = constructor.__name__
+    if name in TABLE2:
+        row = TABLE2[name]
+        errors = ", ".join(f"{col} {getattr(row, attr):g}%" for col, attr in (
+            ("C10", "c10"), ("C10+", "c10_plus"), ("C100", "c100"), ("C100+", "c100_plus"),
+            ("SVHN", "svhn")) if getattr(row, attr) is not None)
+        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 2: {row.params / 1e6:g}M "
+                                f"parameters; test error {errors}.")
+    elif int(name.removeprefix("densenet")) in TABLE3:
+        (top1, top1_10), (top5, top5_10) = TABLE3[int(name.removeprefix("densenet"))]
+        constructor.__doc__ += (f"\n\n    Huang et al. 2017, Table 3: ImageNet validation error "
+                                f"top-1 {top1:g}% (10-crop {top1_10:g}%), top-5 {top5:g}% "
+                                f"(10-crop {top5_10:g}%).")
+    return constructor
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("densenet121", head="classifier", weights="DenseNet121_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
+@_with_paper_numbers
+def densenet121(**kwargs) -> DenseNet:
+    """DenseNet-121 (Table 1, k = 32)."""
+    return _imagenet_densenet(121, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("densenet161", head="classifier", weights="DenseNet161_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
+@_with_paper_numbers
+def densenet161(**kwargs) -> DenseNet:
+    """DenseNet-161 (k = 48): not in v5's tables; the authors' repository and torchvision."""
+    return _imagenet_densenet(161, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("densenet169", head="classifier", weights="DenseNet169_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
+@_with_paper_numbers
+def densenet169(**kwargs) -> DenseNet:
+    """DenseNet-169 (Table 1, k = 32)."""
+    return _imagenet_densenet(169, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("densenet201", head="classifier", weights="DenseNet201_Weights.IMAGENET1K_V1",
+                rename="renamed_checkpoint_key")
+@_with_paper_numbers
+def densenet201(**kwargs) -> DenseNet:
+    """DenseNet-201 (Table 1, k = 32)."""
+    return _imagenet_densenet(201, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("densenet264", head="classifier")
+@_with_paper_numbers
+def densenet264(**kwargs) -> DenseNet:
+    """DenseNet-264 (Table 1, k = 32); torchvision has none."""
+    return _imagenet_densenet(264, **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet40_k12", head="classifier")
+@_with_paper_numbers
+def cifar_densenet40_k12(**kwargs) -> DenseNet:
+    """DenseNet (L = 40, k = 12) of Table 2: no bottleneck, no compression."""
+    return _table2_densenet("cifar_densenet40_k12", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet100_k12", head="classifier")
+@_with_paper_numbers
+def cifar_densenet100_k12(**kwargs) -> DenseNet:
+    """DenseNet (L = 100, k = 12) of Table 2: no bottleneck, no compression."""
+    return _table2_densenet("cifar_densenet100_k12", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet100_k24", head="classifier")
+@_with_paper_numbers
+def cifar_densenet100_k24(**kwargs) -> DenseNet:
+    """DenseNet (L = 100, k = 24) of Table 2: no bottleneck, no compression."""
+    return _table2_densenet("cifar_densenet100_k24", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet_bc100_k12", head="classifier")
+@_with_paper_numbers
+def cifar_densenet_bc100_k12(**kwargs) -> DenseNet:
+    """DenseNet-BC (L = 100, k = 12) of Table 2."""
+    return _table2_densenet("cifar_densenet_bc100_k12", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet_bc250_k24", head="classifier")
+@_with_paper_numbers
+def cifar_densenet_bc250_k24(**kwargs) -> DenseNet:
+    """DenseNet-BC (L = 250, k = 24) of Table 2."""
+    return _table2_densenet("cifar_densenet_bc250_k24", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+@register_model("cifar_densenet_bc190_k40", head="classifier")
+@_with_paper_numbers
+def cifar_densenet_bc190_k40(**kwargs) -> DenseNet:
+    """DenseNet-BC (L = 190, k = 40) of Table 2."""
+    return _table2_densenet("cifar_densenet_bc190_k40", **kwargs)
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+OLD_CHECKPOINT_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+# Defined in notebooks/03_densenet.ipynb, section 2 › Plumbing (skip on a first read)
+def renamed_checkpoint_key(key: str) -> str:
+    """torchvision's old checkpoint names (`norm.1`, `conv.1`, ...) as the layers are named now."""
+    m = OLD_CHECKPOINT_KEY.match(key)
+    return f"{m[1]}{m[2]}" if m else key

@@ -360,11 +360,11 @@ class ResNet(nn.Module):
 
 # Defined in notebooks/02_resnet.ipynb, section 2 › Plumbing (skip on a first read)
 #: He et al. 2015's own numbers, by model name: "macs", Table 1's "FLOPs" at 224x224, which are
-#: multiply-adds (sec. 3.3), to two significant digits, and "counted_as", the keywords that build
+#: multiply-adds (sec. 3.3), to one decimal place, and "counted_as", the keywords that build
 #: the variant we read that count as describing (our reading: the paper does not say);
 #: "top1_error", Table 3's ImageNet validation top-1 error (%, 10-crop; ResNet-34 with each
 #: shortcut option in "top1_error_by_shortcut"); "params" and "error", Table 6's CIFAR-10
-#: parameters (two significant digits) and test error (%; for ResNet-110 the best of 5 runs,
+#: parameters (rounded as printed there) and test error (%; for ResNet-110 the best of 5 runs,
 #: "error_mean_std" their mean and std).
 PAPER_NUMBERS: dict[str, dict] = {
     "resnet18": {"macs": 1.8e9, "counted_as": {"shortcut": "A"}},

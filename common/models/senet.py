@@ -190,7 +190,7 @@ PAPER_NUMBERS: dict[str, dict] = {
 #: top-5 ImageNet error in %. Table 10: reduction ratio r -> (top-1, top-5, parameters).
 #: Table 11: squeeze operator; Table 12: the gate of the excitation; Table 14: where the SE block
 #: sits (Fig. 5) -> (top-1, top-5). Table 13: SE blocks in one stage only -> (top-1, top-5,
-#: GFLOPs, parameters); the paper's stages 2-4 (conv2_x-conv4_x) are our layer1-layer3.
+#: GFLOPs, parameters); the paper's stages 2-4 (ResNet's conv2_x-conv4_x) are our layer1-layer3.
 #: Table 15: the standard SE block, and SE after the 3x3 conv -> (top-1, top-5, GFLOPs, parameters).
 ABLATIONS: dict[str, dict] = {
     "Table 10": {2: (22.29, 6.00, 45.7e6), 4: (22.25, 6.09, 35.7e6), 8: (22.26, 5.99, 30.7e6),
