@@ -153,13 +153,17 @@ def _outputs_report(nb) -> dict:
     return {"error_outputs": errors, "stderr_outputs": stderr}
 
 
-def execute(path: Path, mode: str, is_offline: bool, root: Path) -> tuple[object, float, dict]:
+def execute(path: Path, mode: str, is_offline: bool, root: Path,
+            nb=None) -> tuple[object, float, dict]:
     """Run one notebook top to bottom in a fresh kernel, in the mode asked for, with a fresh runs
-    folder (nothing resumed from earlier runs), from the notebooks folder as JupyterLab would."""
+    folder (nothing resumed from earlier runs), from the notebooks folder as JupyterLab would.
+    ``nb``: the notebook to run from ``path``'s folder, if not ``path`` as read from disk
+    (``tools/notebook_times.py --probe`` adds a cell). Each executed cell's metadata keeps its
+    start and end times (nbclient's ``record_timing``)."""
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4) if nb is None else nb
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="imagenet5-book-runs-") as runs:
         os.environ.pop("IMAGENET5_SMOKE" if mode == "quick" else "IMAGENET5_QUICK", None)

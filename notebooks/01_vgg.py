@@ -32,7 +32,9 @@
 #
 # **Run time** (the last cell prints yours), one thread of a 2-core CPU: smoke mode
 # (`IMAGENET5_SMOKE=1`, the tests) 30 s of cells (docs/speed.md), quick mode
-# (`IMAGENET5_QUICK=1`) 9 min (docs/settings.md); full mode needs a GPU, not measured yet.
+# (`IMAGENET5_QUICK=1`) 9 min (docs/settings.md) before issue 32's faster training engine, about
+# 2 minutes predicted since on a quiet 2-core CPU (not yet measured: `python
+# tools/notebook_times.py notebooks/01_vgg.ipynb`); full mode needs a GPU, not measured yet.
 #
 # **Reading:** sections 1-8, about 45 minutes; then "Going deeper" and the reference table.
 # Folded cells hold code to run, not to read first (set-up, helpers, plots): click to unfold.
@@ -1254,11 +1256,10 @@ CIFAR_RECIPE = common.Recipe(
              "augment": "kuangliu main.py: RandomCrop(32, padding=4), RandomHorizontalFlip",
              "batch_size": "kuangliu main.py: 128 in every version (paper: 256, ImageNet)",
              "nesterov": "kuangliu main.py: plain momentum"})
-MODEL, WIDTH = "cifar_vgg16_bn", 1.0
-if common.SMOKE:                          # the tests: a shallower, narrower net, seconds on a CPU
-    MODEL, WIDTH = "cifar_vgg11_bn", 0.25
-elif common.QUICK:                        # quick mode: a quarter of the channels, minutes on a CPU
-    WIDTH = 0.25
+MODEL = common.by_mode("cifar_vgg16_bn", smoke="cifar_vgg11_bn", what="model trained",
+                       why="the tests: a shallower net, seconds on a CPU")
+WIDTH = common.by_mode(1.0, quick=0.25, what="width (fraction of the paper's channels)",
+                       why="a quarter of the channels: minutes on a CPU instead of an hour")
 # kuangliu/pytorch-cifar README, "VGG16", since 24 Jan 2017: recipe not stated (Going deeper)
 REFERENCE_ACC = {"cifar_vgg16_bn": 0.9264}
 CIFAR_RECIPE.table()
@@ -1839,3 +1840,4 @@ del features, ours_net
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
+print(common.mode_report())

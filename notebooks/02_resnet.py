@@ -35,7 +35,9 @@
 # **Run time** (2-core AMD EPYC CPU shared with other jobs, one thread; the last cell prints yours):
 # - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 25 s;
 # - quick mode (`IMAGENET5_QUICK=1`): about 18 minutes (1,069 s; sections 5 and 6 give each
-#   training cell's share; `docs/settings.md` has the details);
+#   training cell's share; `docs/settings.md` has the details), measured before issue 32's faster
+#   training engine; about 3.5 minutes predicted since, on a quiet 2-core CPU (not yet measured:
+#   `python tools/notebook_times.py notebooks/02_resnet.ipynb`);
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
@@ -1464,9 +1466,9 @@ plt.show()
 # %%
 resnet20, history20 = common.train_run("02_resnet", "cifar_resnet20", recipe, data)
 histories = {"ResNet-20": history20}
-if common.SMOKE or common.QUICK:
-    print("Smoke or quick mode: skipping the ResNet-110 run (recipe110 above); it runs in full mode.")
-else:
+if common.by_mode("trained", quick="left out", what="the ResNet-110 run (recipe110 above)",
+                  why="it runs in full mode only: 4.5 times ResNet-20's cost per image on a "
+                      "CPU, and near chance after quick mode's 300 steps") == "trained":
     resnet110, histories["ResNet-110"] = common.train_run("02_resnet", "cifar_resnet110",
                                                           recipe110, data)
 common.plot_histories(histories, metrics=("train_loss", "val_loss", "val_acc") if data.val
@@ -1514,7 +1516,8 @@ fig6_recipe = recipe if FIG6_FRACTION == 1 else dataclasses.replace(
     milestones=tuple(m * FIG6_FRACTION for m in recipe.milestones),
     sources={**recipe.sources, "epochs": f"sec. 4.2 schedule x {FIG6_FRACTION}",
              "milestones": "sec. 4.2 drops, at the same fractions of training"})
-depths = (20,) if common.SMOKE else (20, 56)        # smoke: only the light pair, same recipe
+depths = common.by_mode((20, 56), smoke=(20,), what="Figure 6's depths",
+                       why="the tests: only the light pair, same recipe")
 fig6 = {}
 for kind in ("plain", "resnet"):
     for depth in depths:
@@ -1934,3 +1937,4 @@ assert all(seeds_needed(gap, 2 * paper_std) > 1 for gap in gaps.values())
 mode = "smoke" if common.SMOKE else "quick" if common.QUICK else "full"
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")
+print(common.mode_report())

@@ -717,3 +717,4 @@ else:
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"({mode} mode, device {common.pick_device()}, {torch.get_num_threads()} CPU threads)")
+print(common.mode_report())

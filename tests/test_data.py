@@ -264,3 +264,25 @@ def test_quick_mode_keeps_the_small_offline_set_whole():
     full = common.load_data("digits", smoke=False, device="cpu", verbose=False)
     quick = common.load_data("digits", quick=True, smoke=False, device="cpu", verbose=False)
     assert len(quick.train) == len(full.train) and "quick mode" in quick.description
+
+
+@pytest.mark.parametrize("flips", ["drawn", "none", "all"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_augmentation_on_a_cpu_slices_the_same_images_as_the_gather_bit_for_bit(small, flips,
+                                                                               dtype):
+    """On a CPU augment crops each image as a slice (faster there); other devices use one
+    indexed gather of the batch. Both must give the same images for the same draws."""
+    from common.bundle import _crop_flip_gather, _crop_flip_slices, crop_flip_draws
+    x = small.train.x[:50].to(dtype)
+    for seed in range(5):
+        ox, oy, flip = crop_flip_draws(len(x), torch.Generator().manual_seed(seed))
+        flip = {"drawn": flip, "none": torch.zeros_like(flip),
+                "all": torch.ones_like(flip)}[flips]
+        sliced = _crop_flip_slices(x, ox, oy, flip, 4)
+        assert sliced.dtype == dtype and sliced.shape == x.shape
+        assert torch.equal(sliced, _crop_flip_gather(x, ox, oy, flip, 4))
+    g = torch.Generator().manual_seed(7)
+    assert torch.equal(small.augment(x, generator=g),
+                       _crop_flip_gather(x, *crop_flip_draws(len(x),
+                                                             torch.Generator().manual_seed(7)),
+                                         4))

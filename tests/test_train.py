@@ -279,31 +279,93 @@ def test_cpu_precision_follows_native_bf16_and_the_first_line_says_it(
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_a_model_with_large_depthwise_convolutions_trains_in_fp32_on_a_cpu(small, monkeypatch,
-                                                                           capsys):
-    """bf16 on a CPU is slower for 5x5 depthwise convolutions (docs/speed.md has the
-    measurement): such a model trains in fp32 and the first line says why; 3x3 ones keep bf16."""
+def depthwise_net(k):
+    """A tiny net with one depthwise convolution of kernel k (k > 3: slower in CPU bf16)."""
     from torch import nn
 
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1),
+                         nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def no_instance_forward(model) -> bool:
+    """Whether no module of ``model`` has a forward of its own (fp32_layers' wrappers gone)."""
+    return not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_large_depthwise_convolutions_compute_in_fp32_inside_bf16_on_a_cpu(small, monkeypatch,
+                                                                          capsys):
+    """bf16 on a CPU is slower for depthwise convolutions larger than 3x3 (docs/speed.md has the
+    measurement): those layers compute in fp32, the rest of the model in bf16, in every epoch
+    (evaluate inside fit leaves fit's fp32 layers alone), and the first line and the history
+    say so; afterwards the model is as it was. 3x3 ones stay in bf16; GPUs: bf16 throughout."""
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
+    model = depthwise_net(5)
+    seen = []
+    for i in (0, 1):
+        model[i].register_forward_hook(
+            lambda m, args, out, i=i: seen.append((i, m.training, out.dtype))
+            if len(out) > 2 else None)           # not fit's output check (2 images, no autocast)
+    recipe = common.Recipe(epochs=2, batch_size=256, lr=0.05)
+    assert ctrain.slow_in_cpu_bf16(model) == 1 and ctrain.slow_in_cpu_bf16(depthwise_net(3)) == 0
+    h = common.fit(model, small, recipe, progress=False)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "bfloat16 autocast on CPU (native bf16), with this model's 1 depthwise convolutions " \
+           "larger than 3x3 in float32" in first, first
+    assert h["precision"] == "bfloat16" and h["fp32_layers"] == 1
+    train_dtypes = {(i, dtype) for i, training, dtype in seen if training}
+    assert train_dtypes == {(0, torch.bfloat16), (1, torch.float32)}, seen   # both epochs
+    assert {(i, d) for i, training, d in seen if not training} == train_dtypes   # validation
+    assert no_instance_forward(model)
+    seen.clear()
+    common.evaluate(model, small, "val")
+    assert {(i, d) for i, _, d in seen} == {(0, torch.bfloat16), (1, torch.float32)}
+    assert no_instance_forward(model)
+    h3 = common.fit(depthwise_net(3), small, recipe, progress=False, verbose=False)
+    assert h3["precision"] == "bfloat16" and h3["fp32_layers"] == 0
+    cpu = torch.device("cpu")
+    assert ctrain.amp_dtype(cpu, True, depthwise_net(5)) == torch.bfloat16
+    monkeypatch.setattr(ctrain.precision, "cuda_has_native_bf16", lambda device=None: True)
+    assert ctrain.amp_dtype(torch.device("cuda"), True, depthwise_net(5)) == torch.bfloat16
+    assert ctrain.fp32_layer_count(depthwise_net(5), torch.device("cuda"), torch.bfloat16) == 0
+
+
+def test_the_fp32_layers_are_undone_when_fit_or_evaluate_fails(small, monkeypatch):
     monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
 
-    def net(k):
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1),
-                             nn.Conv2d(8, 8, k, padding=k // 2, groups=8),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    def failing(device, dtype):
+        raise RuntimeError("a failure inside the step")
 
-    recipe = common.Recipe(epochs=1, batch_size=256, lr=0.05)
-    assert ctrain.slow_in_cpu_bf16(net(5)) == 1 and ctrain.slow_in_cpu_bf16(net(3)) == 0
-    h = common.fit(net(5), small, recipe, progress=False)
-    first = capsys.readouterr().out.splitlines()[0]
-    assert h["precision"] == "float32" and "1 depthwise convolutions larger than 3x3" in first, \
-        first
-    assert common.fit(net(3), small, recipe, progress=False,
-                      verbose=False)["precision"] == "bfloat16"
-    cpu = torch.device("cpu")
-    assert ctrain.amp_dtype(cpu, True, net(5)) is None
-    monkeypatch.setattr(ctrain.precision, "cuda_has_native_bf16", lambda device=None: True)
-    assert ctrain.amp_dtype(torch.device("cuda"), True, net(5)) == torch.bfloat16  # GPUs: bf16
+    model = depthwise_net(7)
+    own = model[1].forward                 # a forward of the instance's own survives too
+    model[1].forward = own
+    monkeypatch.setattr(ctrain.precision, "autocast", failing)
+    with pytest.raises(RuntimeError, match="inside the step"):
+        common.fit(model, small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+                   progress=False, verbose=False)
+    assert model[1].__dict__["forward"] is own
+    del model[1].forward
+    with pytest.raises(RuntimeError, match="inside the step"):
+        common.evaluate(model, small, "val")
+    assert no_instance_forward(model) and model.training     # its mode restored too
+
+
+def test_an_fp32_run_resumed_with_the_fp32_layers_continues_and_says_so(small, tmp_path,
+                                                                       monkeypatch, capsys):
+    """A checkpoint of a run that trained all in fp32 (as fit trained these models before
+    fp32_layers) continues in bf16 with its large depthwise convolutions in fp32, noted as any
+    precision change is."""
+    monkeypatch.setattr(ctrain.precision, "cpu_has_native_bf16", lambda: True)
+    recipe = common.Recipe(epochs=2, batch_size=256, lr=0.05)
+    common.fit(depthwise_net(5), small, recipe, run_dir=tmp_path, stop_after_epochs=1,
+               amp=False, progress=False, verbose=False)
+    capsys.readouterr()
+    h = common.fit(depthwise_net(5), small, recipe, run_dir=tmp_path, resume=True,
+                   progress=False)
+    mixed = "bfloat16 (1 depthwise convolutions larger than 3x3 in float32)"
+    assert f"trained in float32, it continues in {mixed}" in capsys.readouterr().out
+    assert h["epoch"] == [1, 2] and h["precision_changes"] == [
+        {"epoch": 1, "from": "float32", "to": mixed}]
 
 
 def test_native_bf16_needs_the_cpu_feature_not_only_onednn(monkeypatch):
@@ -754,3 +816,114 @@ def test_lr_scales_resume_exactly_old_checkpoints_too_and_each_group_reads_its_r
         common.fit(c, small, recipe, run_dir=tmp_path / folder, resume=True, **kw)
         for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
             assert torch.equal(va, vc), (folder, k)
+
+
+# --- a run's own quick budget, and what a mode changed ------------------------------------------
+
+def test_a_run_with_its_own_quick_budget_plans_from_it_says_so_and_resumes_only_with_it(
+        small, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(common.runtime, "_CHANGES", {})
+    n = len(small.train)
+    recipe = common.Recipe(epochs=100, batch_size=256, lr=0.05, milestones=(50, 75))
+    kw = dict(smoke=False, progress=False, amp=False)
+    h = common.fit(tiny_model(), small, recipe, quick=True, quick_images=2 * n, run_dir=tmp_path,
+                   stop_after_epochs=1, **kw)
+    out = capsys.readouterr().out
+    assert h["quick_images"] == 2 * n and h["epoch"] == [1]
+    assert f"2 of the recipe's 100 epochs ({2 * n:,} images seen; this run's quick budget is " \
+           f"{2 * n:,} images, the default {ctrain.QUICK_IMAGES:,})" in out, out
+    assert [line for line in common.mode_changes() if f"quick budget, {2 * n:,};" in line]
+    with pytest.raises(ctrain.CheckpointError, match="quick_images"):
+        common.fit(tiny_model(), small, recipe, quick=True, quick_images=3 * n, run_dir=tmp_path,
+                   resume=True, verbose=False, **kw)
+    h = common.fit(tiny_model(), small, recipe, quick=True, quick_images=2 * n, run_dir=tmp_path,
+                   resume=True, verbose=False, **kw)
+    assert h["epoch"] == [1, 2]
+    # the default budget prints no budget sentence; smoke and full mode ignore quick_images
+    assert loop._plan_epochs(recipe, n, False, True, None) == round(ctrain.QUICK_IMAGES / n)
+    assert loop._plan_epochs(recipe, n, False, True, 5 * n) == 5
+    assert loop._plan_epochs(recipe, n, False, True, 1) == 1
+    assert loop._plan_epochs(recipe, n, False, True, 10_000 * n) == 100
+    assert loop._plan_epochs(recipe, n, True, True, 5 * n) == ctrain.SMOKE_EPOCHS
+    assert loop._plan_epochs(recipe, n, False, False, 5 * n) == 100
+    hs = common.fit(tiny_model(), small, recipe, smoke=True, quick_images=5 * n, progress=False,
+                    verbose=False)
+    assert len(hs["epoch"]) == ctrain.SMOKE_EPOCHS and "quick_images" not in hs
+    for bad in (0, -5, 2.5, True, "40000"):
+        with pytest.raises(ValueError, match="quick_images is the number of training images"):
+            common.fit(tiny_model(), small, recipe, quick=True, quick_images=bad, **kw)
+
+
+def test_by_mode_gives_each_modes_value_and_says_what_it_changed(monkeypatch, capsys):
+    rt = common.runtime
+    monkeypatch.setattr(rt, "_CHANGES", {})
+    seeds = dict(what="seeds", why="each seed is a whole training run")
+    for smoke, quick, want in ((False, False, (0, 1, 2)), (False, True, (0,)),
+                               (True, False, (5,)), (True, True, (5,))):
+        monkeypatch.setattr(rt, "SMOKE", smoke)
+        monkeypatch.setattr(rt, "QUICK", quick)
+        assert common.by_mode((0, 1, 2), quick=(0,), smoke=(5,), **seeds) == want
+    monkeypatch.setattr(rt, "SMOKE", False)
+    monkeypatch.setattr(rt, "QUICK", True)
+    capsys.readouterr()
+    assert common.by_mode((0, 1, 2), quick=(0,), **seeds) == (0,)
+    assert capsys.readouterr().out == ("[quick mode] seeds: 0 (full mode: 0, 1, 2): each seed "
+                                       "is a whole training run\n")
+    assert common.by_mode(30_000, what="size", why="unchanged") == 30_000   # same: silent
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(rt, "SMOKE", True)
+    assert common.by_mode([1, 2], quick=[1], what="arms", why="cost") == [1]  # smoke: quick's
+    assert common.mode_changes() == [
+        "[quick mode] seeds: 0 (full mode: 0, 1, 2): each seed is a whole training run",
+        "[smoke mode] arms: 1 (full mode: 1, 2): cost"]
+    assert common.mode_report().splitlines()[1:] == [
+        "- seeds: 0 (full mode: 0, 1, 2): each seed is a whole training run",
+        "- arms: 1 (full mode: 1, 2): cost"]
+    for bad in (dict(what="", why="x"), dict(what="x"), dict(what="x", why=" ")):
+        with pytest.raises((ValueError, TypeError), match="what=|why"):
+            common.by_mode(1, quick=2, **bad)
+    monkeypatch.setattr(rt, "SMOKE", False)
+    monkeypatch.setattr(rt, "QUICK", False)
+    assert common.mode_changes() and common.mode_report() == "full mode: nothing was left out."
+
+
+# --- the live plot ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seconds, stop, drawn", [
+    (math.inf, None, [1, 5]),             # the first epoch and the last, nothing between
+    (math.inf, 3, [1, 3]),                # a run stopped early still shows its last epoch
+    (0.0, None, [1, 2, 3, 4, 5]),         # at most every 0 s: every epoch
+])
+def test_the_live_plot_is_redrawn_at_most_every_few_seconds(small, tmp_path, monkeypatch,
+                                                            seconds, stop, drawn):
+    shown = []
+    monkeypatch.setattr(loop, "LIVE_PLOT_SECONDS", seconds)
+    monkeypatch.setattr(plots, "show_live",
+                        lambda history, handle: shown.append(history["epoch"][-1]) or "handle")
+    common.fit(tiny_model(widths=(8,)), small, common.Recipe(epochs=5, batch_size=256, lr=0.05),
+               run_dir=tmp_path, stop_after_epochs=stop, live_plot=True, smoke=False,
+               quick=False, progress=False, verbose=False)
+    assert shown == drawn
+
+
+# --- the layout a model card asks for -----------------------------------------------------------
+
+def test_a_model_whose_card_says_nchw_on_cpus_trains_in_nchw_there(small):
+    from common.train import precision
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    dense = common.get_model("cifar_densenet_bc100_k12")
+    assert common.model_card("cifar_densenet_bc100_k12").nchw_on == ("cpu",)
+    assert not precision.channels_last_for(cpu, dense) and precision.channels_last_for(cuda, dense)
+    assert precision.channels_last_for(cpu, tiny_model()) and precision.channels_last_for(cpu)
+    unnamed = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten())
+    assert precision.channels_last_for(cpu, unnamed)
+    stand_in = tiny_model()           # fit finds a card by the model's registry name
+    stand_in.name = "cifar_densenet_bc100_k12"
+    h = common.fit(stand_in, small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+                   progress=False, verbose=False)
+    assert h["channels_last"] is False
+    assert common.fit(tiny_model(), small, common.Recipe(epochs=1, batch_size=256, lr=0.05),
+                      progress=False, verbose=False)["channels_last"] is True
+    with pytest.raises(ValueError, match="nchw_on"):
+        common.models.register_model("x_test_nchw", nchw_on="cpu")
