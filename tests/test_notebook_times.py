@@ -86,3 +86,22 @@ def test_docs_without_markers_get_a_clear_error_and_the_course_docs_have_them(tm
     docs.write_text("no table here\n")
     with pytest.raises(SystemExit, match="markers"):
         nt.update_docs([], docs)
+
+
+def test_a_measured_run_fills_the_books_cache_so_the_site_does_not_run_it_again(tmp_path,
+                                                                                capsys):
+    """No kernel: a notebook "executed" by hand goes into the cache; book/build.py's
+    executed_notebooks then takes it from there (it would execute it otherwise)."""
+    toy = toy_notebook(tmp_path / "98_toy.ipynb")
+    nb = nbformat.read(toy, as_version=4)
+    executed = nbformat.read(toy, as_version=4)
+    executed.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="3\n")]
+    record = {"mode": "quick", "offline": True, "seconds": 12.3, "load": [0.4, 1.1],
+              "machine": {"cpu": "a CPU", "cores": 2, "threads": 2, "torch": "2.x"}}
+    build = nt._build()
+    nt.to_book_cache(build, toy, nb, executed, record, tmp_path / "book")
+    results = build.executed_notebooks([toy], "quick", True, tmp_path / "book", ROOT)
+    assert "98_toy.ipynb: outputs from the cache" in capsys.readouterr().out
+    got, book_record = results[toy]
+    assert got.cells[2].outputs[0]["text"] == "3\n" and book_record["seconds"] == 12.3
+    assert book_record["measured_by"] == "tools/notebook_times.py"

@@ -16,7 +16,10 @@ the kernel's threads + 0.5 is marked **shared**, so that a busy machine's number
 a quiet one. It writes ``runs/notebook-times/<time>.json`` and prints a Markdown table;
 ``--update-docs`` puts each notebook's row into the table between the markers in
 docs/settings.md (the notebooks not run keep their rows). Exit status 1 when a notebook errs or
-takes more than ``--budget`` seconds (default 600: issue 32's ten minutes).
+takes more than ``--budget`` seconds (default 600: issue 32's ten minutes). Each measured
+notebook also goes into the book's cache (``book/_build/executed/<mode>/``, keyed as
+``book/build.py`` keys it), so that ``python book/build.py`` afterwards renders the measured runs
+instead of running every notebook again: one quiet run measures the course and fills the site.
 
 ``--probe N`` predicts instead of measuring, for a shared machine or a first look: every
 ``fit`` call trains at most N epochs and records what the whole call would have done (planned
@@ -159,8 +162,31 @@ class LoadSampler:
         self.samples.append(os.getloadavg()[0])
 
 
-def measure(path: Path, mode: str, offline: bool, probe: int | None, build=None) -> dict:
-    """Run one notebook (``--probe``: with the probe cell) and return its record."""
+def to_book_cache(build, path: Path, nb, executed, record: dict, out: Path) -> Path:
+    """Store a measured run where ``book/build.py`` looks for it (``out``/executed/<mode>/, with
+    the cache key of ``nb``'s code cells and ``common/``), so that the site's build after a
+    measurement renders these outputs instead of running every notebook a second time."""
+    import nbformat
+
+    folder = out / "executed" / record["mode"]
+    folder.mkdir(parents=True, exist_ok=True)
+    key = build.cache_key(nb, record["mode"], record["offline"],
+                          build._tree_digest(ROOT / "common"))
+    book_record = {"notebook": f"notebooks/{path.name}", "mode": record["mode"],
+                   "offline": record["offline"], "seconds": round(record["seconds"], 1),
+                   "machine": record["machine"], "key": key,
+                   "finished": dt.datetime.now().isoformat(timespec="seconds"),
+                   "measured_by": "tools/notebook_times.py", "load_max": max(record["load"]),
+                   **build._outputs_report(executed)}
+    build._write_atomic(folder / path.name, nbformat.writes(executed))
+    build._write_atomic(folder / f"{path.stem}.json", json.dumps(book_record, indent=1) + "\n")
+    return folder / path.name
+
+
+def measure(path: Path, mode: str, offline: bool, probe: int | None, build=None,
+            book_out: Path | None = None) -> dict:
+    """Run one notebook (``--probe``: with the probe cell) and return its record; a measured run
+    (no probe) is also stored in the book's cache under ``book_out``, if given."""
     import nbformat
 
     build = build or _build()
@@ -188,6 +214,8 @@ def measure(path: Path, mode: str, offline: bool, probe: int | None, build=None)
               "errors": sum(bool(c["errors"]) for c in cells),
               "stderr": sum(c["stderr"] for c in cells),
               "measured": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    if probe_file is None and book_out is not None and not record["errors"]:
+        to_book_cache(build, path, nb, executed, record, book_out)
     if probe_file is not None:
         fits = json.loads(probe_file.read_text())
         probe_file.unlink()
@@ -244,6 +272,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "notebook-times")
     p.add_argument("--update-docs", action="store_true",
                    help=f"rewrite the table in {DOCS.relative_to(ROOT)}")
+    p.add_argument("--book-out", type=Path, default=ROOT / "book" / "_build",
+                   help="store each measured run in the book's cache there, so that "
+                        "`python book/build.py` renders it without running it again "
+                        "(default: the book's build folder; --no-book: do not)")
+    p.add_argument("--no-book", action="store_true", help="leave the book's cache alone")
     p.add_argument("--probe", type=int, metavar="EPOCHS",
                    help="predict: train at most EPOCHS epochs per run and extrapolate")
     args = p.parse_args(argv)
@@ -256,7 +289,8 @@ def main(argv=None) -> int:
         p.error(f"no such notebook: {', '.join(missing)}")
     build, records, failed = _build(), [], False
     for path in paths:
-        r = measure(path.resolve(), args.mode, not args.online, args.probe, build)
+        r = measure(path.resolve(), args.mode, not args.online, args.probe, build,
+                    book_out=None if args.no_book else args.book_out)
         records.append(r)
         took = r.get("predicted_seconds", r["seconds"])
         over = took > args.budget
