@@ -17,12 +17,13 @@ Environment variables (all optional):
 On Colab, the set-up cell's KEEP_ON_DRIVE switch (``common.colab.keep_on_drive``) sets the last two
 to a folder on Google Drive, so that trainings survive a disconnect.
 
-Where each name is defined (this file only re-exports them): the modes, folders, device and
-seeds in ``runtime``; data in ``data``; ``Recipe``, ``fit`` and ``evaluate`` in the ``train``
-package; ``train_run``, ``caveats`` and ``run_dir_for`` in ``runs``; the curves in ``plots``;
-counting and summaries in ``inspection``; the check against a reference in ``reference``; the
-official weights in ``weights``; tables and diagrams in ``display``; the model registry and its
-model cards in ``models``. The layout, room by room: CONTRIBUTING.md.
+Where each name is defined (this file only re-exports them): the modes (and ``by_mode``, a value
+per mode that says what it changed), folders, device and seeds in ``runtime``; data in ``data``;
+``Recipe``, ``fit`` and ``evaluate`` in the ``train`` package; ``train_run``, ``caveats`` and
+``run_dir_for`` in ``runs``; the curves in ``plots``; counting and summaries in ``inspection``; the
+check against a reference in ``reference``; the official weights in ``weights``; tables and
+diagrams in ``display``; the model registry and its model cards in ``models``. The layout, room by
+room: CONTRIBUTING.md.
 """
 from __future__ import annotations
 
@@ -37,7 +38,16 @@ from .models import get_model, list_models, model_card
 from .plots import plot_histories
 from .reference import check_against_reference, random_reference
 from .runs import caveats, run_dir_for, train_run
-from .runtime import ROOT, data_dir, pick_device, runs_dir, seed_everything
+from .runtime import (
+    ROOT,
+    by_mode,
+    data_dir,
+    mode_changes,
+    mode_report,
+    pick_device,
+    runs_dir,
+    seed_everything,
+)
 from .train import History, Recipe, evaluate, fit
 from .weights import classify_photo, load_official_weights, sample_photo
 
@@ -47,7 +57,8 @@ __all__ = [
     "plot_histories", "train_run", "caveats", "count_params", "count_macs", "summary",
     "paper_vs_ours", "check_against_reference", "random_reference", "output_shapes",
     "classify_photo", "sample_photo", "load_official_weights", "table", "Table",
-    "block_diagram", "block_diagrams", "get_model", "list_models", "model_card",
+    "block_diagram", "block_diagrams", "get_model", "list_models", "model_card", "by_mode",
+    "mode_changes", "mode_report",
 ]
 
 

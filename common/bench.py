@@ -107,7 +107,7 @@ class ComputeBound:
 
     def __init__(self, model, data, batch_size, device, amp=True):
         self.device = device
-        channels_last = precision.channels_last_for(device)
+        channels_last = precision.channels_last_for(device, model)
         self.model = model.to(device).train()
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -125,13 +125,14 @@ class ComputeBound:
         """Images/s over ``steps`` steps."""
         precision.synchronize(self.device)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            with precision.autocast(self.device, self.amp_dtype):
-                loss = self.loss_fn(self.model(self.x), self.y)
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
+        with precision.fp32_layers(self.model, self.device, self.amp_dtype):   # as fit's
+            for _ in range(steps):
+                with precision.autocast(self.device, self.amp_dtype):
+                    loss = self.loss_fn(self.model(self.x), self.y)
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
         precision.synchronize(self.device)
         return steps * len(self.y) / (time.perf_counter() - t0)
 

@@ -269,13 +269,14 @@ def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: in
                     rounds: int = 3, size: int = 32,
                     warmup: int = 2) -> dict[str, dict[int, float]]:
     """Seconds of one forward pass in eval mode, per model and batch size: random ``size`` x
-    ``size`` inputs on each model's device, fp32, channels_last (as ``fit`` and ``evaluate`` run
-    on CPU and CUDA). Interleaved, as ``common.bench`` is, so that other work on a shared machine
-    and the process's own warm-up disturb every model alike: a warm-up round (``warmup`` passes
-    of every model at every batch size), then ``rounds`` rounds, each timing ``reps`` passes of
-    every model in turn; a round's value is the median of its passes, the result the median over
-    rounds. Latency per image at batch 1 is the value at 1; throughput at a large batch b is
-    b / value. Returns {name: {batch size: seconds}}."""
+    ``size`` inputs on each model's device, fp32, in the layout ``fit`` and ``evaluate`` use
+    (channels_last on CPU and CUDA, unless the model's card says NCHW). Interleaved, as
+    ``common.bench`` is, so that other work on a shared machine and the process's own warm-up
+    disturb every model alike: a warm-up round (``warmup`` passes of every model at every batch
+    size), then ``rounds`` rounds, each timing ``reps`` passes of every model in turn; a round's
+    value is the median of its passes, the result the median over rounds. Latency per image at
+    batch 1 is the value at 1; throughput at a large batch b is b / value. Returns {name: {batch
+    size: seconds}}."""
     if reps < 1 or rounds < 1 or warmup < 0 or not batch_sizes or min(batch_sizes) < 1:
         raise ValueError("inference_speed needs reps >= 1, rounds >= 1, warmup >= 0 and batch "
                          "sizes >= 1.")
@@ -290,7 +291,7 @@ def inference_speed(models: dict[str, nn.Module], batch_sizes=(1, 256), reps: in
         for b in batch_sizes:
             x = torch.randn(b, 3, size, size, device=device)
             inputs[name, b] = x.contiguous(memory_format=torch.channels_last) \
-                if device.type in ("cuda", "cpu") else x
+                if precision.channels_last_for(device, m) else x
 
     def timed(name, b, n) -> float:
         device, times = inputs[name, b].device, []
@@ -336,7 +337,7 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
     the two steps (lr 1e-3): measure a fresh copy, not a trained model you want to keep."""
     recipe = recipe or Recipe(epochs=1, batch_size=batch_size, lr=1e-3)
     device = next(model.parameters()).device
-    channels_last = precision.channels_last_for(device)
+    channels_last = precision.channels_last_for(device, model)
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -353,7 +354,9 @@ def training_step_memory(model: nn.Module, data, batch_size: int, recipe=None) -
             x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        with precision.autocast(device, amp_dtype):
+        # fit's precision: autocast, with the layers slower in CPU bf16 in fp32 (fp32_layers)
+        with precision.fp32_layers(model, device, amp_dtype), \
+                precision.autocast(device, amp_dtype):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,6 +1,6 @@
 """Training curves: ``plot_histories`` draws one or more runs' histories side by side, wherever
 the code runs (inline in a notebook, in a window, or as a PNG file from a headless script), and
-``fit`` redraws a live plot in a notebook after every epoch. matplotlib and IPython are imported
+``fit`` redraws a live plot in a notebook as it trains. matplotlib and IPython are imported
 only where a figure is drawn or shown: ``import common`` never pays for them.
 """
 from __future__ import annotations
@@ -23,8 +23,13 @@ def in_notebook() -> bool:
 
 
 
+#: What a plot of smoke-mode runs says about its curves.
+SMOKE_NOISE = "the curves are noise (a tiny subset, a couple of epochs), not results"
+
+
 def _mode_text(histories: Mapping[str, Mapping]) -> str:
-    """'quick mode: 8 of 182 epochs' (and the like) for the runs not trained in full."""
+    """'quick mode: 8 of 182 epochs' (and the like) for the runs not trained in full; for smoke
+    runs, that their curves are noise."""
     parts = []
     for h in histories.values():
         mode = h.get("mode") or ("smoke" if h.get("smoke") else "full")
@@ -33,10 +38,13 @@ def _mode_text(histories: Mapping[str, Mapping]) -> str:
                    f"{h.get('recipe', {}).get('epochs', '?')} epochs"
             if text not in parts:
                 parts.append(text)
+    if any((h.get("mode") or ("smoke" if h.get("smoke") else "full")) == "smoke"
+           for h in histories.values()):
+        parts.append(SMOKE_NOISE)
     return "; ".join(parts)
 
 
-def _figure(histories: Mapping[str, Mapping], metrics, figure=None):
+def _figure(histories: Mapping[str, Mapping], metrics, figure=None, title: str | None = None):
     if figure is None:
         from matplotlib.figure import Figure  # optional here: heavy, only to draw or show
         figure = Figure
@@ -58,14 +66,14 @@ def _figure(histories: Mapping[str, Mapping], metrics, figure=None):
     if len(histories) > 1 or not all(h.get("offline") is False for h in histories.values()):
         if any(ax.get_lines() for ax in axes):
             axes[0].legend(fontsize="small")
-    title = []
+    lines = [title] if title else []
     sets = {h.get("dataset") for h in histories.values() if h.get("dataset")}
     if sets:
-        title.append("data: " + ", ".join(sorted(sets)))
+        lines.append("data: " + ", ".join(sorted(sets)))
     if _mode_text(histories):
-        title.append(_mode_text(histories))
-    if title:
-        fig.suptitle("\n".join(title), fontsize="small")
+        lines.append(_mode_text(histories))
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize="small")
     return fig
 
 
@@ -105,8 +113,11 @@ def _interactive_backend() -> bool:
 
 
 def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_loss", "val_acc"),
-                   show: bool = True, path: str | Path | None = None):
+                   show: bool = True, path: str | Path | None = None, title: str | None = None):
     """Curves of one or more runs side by side: ``{"label": history, ...}`` (or one history).
+
+    title: the figure's first line, above the lines it always carries (the data; the mode of the
+    runs not trained in full, and for smoke runs that their curves are noise).
 
     show=False returns the matplotlib Figure and shows nothing. With show (the default) the
     figure is shown wherever the code runs, and None returned: inline in a notebook; in a
@@ -117,12 +128,12 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
     if "epoch" in histories:          # a single history
         histories = {histories.get("model", "run"): histories}
     if not show:
-        fig = _figure(histories, metrics)
+        fig = _figure(histories, metrics, title=title)
         if path is not None:
             _save_png(fig, path)
         return fig
     if in_notebook():
-        fig = _figure(histories, metrics)
+        fig = _figure(histories, metrics, title=title)
         from IPython.display import Image, display  # optional here: heavy, only to draw or show
         display(Image(data=_png(fig)))
         if path is not None:
@@ -130,12 +141,12 @@ def plot_histories(histories: Mapping[str, Mapping] | Mapping, metrics=("train_l
         return None
     if _interactive_backend():
         import matplotlib.pyplot as plt  # optional here: heavy, only to draw or show
-        fig = _figure(histories, metrics, figure=plt.figure)
+        fig = _figure(histories, metrics, figure=plt.figure, title=title)
         if path is not None:
             _save_png(fig, path)
         plt.show()
         return None
-    fig = _figure(histories, metrics)
+    fig = _figure(histories, metrics, title=title)
     if path is None:
         label = "".join(c if c.isalnum() or c in "-_." else "_" for c in next(iter(histories)))
         path = runtime.runs_dir("plots", f"{label or 'run'}.png")

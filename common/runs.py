@@ -20,8 +20,9 @@ from torch import nn
 
 from common import runtime
 from common.models.registry import get_model
+from common.train import loop
 from common.train.checkpoint import History
-from common.train.loop import fit
+from common.train.loop import check_quick_images, fit, modes
 from common.train.recipe import CHECKPOINT_DEFAULTS, Recipe
 
 
@@ -43,7 +44,8 @@ def run_dir_for(group: str, name: str, recipe: Recipe, data, **settings) -> Path
 
 def train_run(group: str, name: str, recipe: Recipe, data, *, seed: int = 0,
               build: Callable[[], nn.Module] | None = None, key: Mapping | None = None,
-              fit_kwargs: Mapping | None = None, **model_kwargs) -> tuple[nn.Module, History]:
+              quick_images: int | None = None, fit_kwargs: Mapping | None = None,
+              **model_kwargs) -> tuple[nn.Module, History]:
     """Train (or reload, or resume) one run of notebook ``group``; returns (model, history).
 
     The four steps every training cell of the course takes: seed everything with ``seed``;
@@ -57,8 +59,11 @@ def train_run(group: str, name: str, recipe: Recipe, data, *, seed: int = 0,
     key (dict): more settings that tell runs apart in the folder name without being model
         keywords, e.g. a data subset. A ``seed`` other than 0 joins the key by itself, so that
         runs of seed 0 keep the folder names they always had.
+    quick_images (int): this run's budget in quick mode, ``fit``'s (default: ``QUICK_IMAGES``,
+        40,000 images). In quick mode a budget other than the default joins the folder's key,
+        so that changing it starts a new run; smoke and full mode ignore it.
     fit_kwargs (dict): more keywords for ``fit`` (``stop_after_epochs``, ``live_plot``...)."""
-    settings = {**model_kwargs, **(key or {})}
+    settings = {**model_kwargs, **(key or {}), **quick_key(quick_images, fit_kwargs)}
     if seed and settings.setdefault("seed", seed) != seed:
         raise ValueError(f"key names seed {settings['seed']!r} but seed={seed!r}: give one.")
     if build is not None and model_kwargs:
@@ -72,8 +77,19 @@ def train_run(group: str, name: str, recipe: Recipe, data, *, seed: int = 0,
         model.name = name                 # how fit labels the run, as get_model does
     run_dir = run_dir_for(group, name, recipe, data, **settings)
     history = fit(model, data, recipe, run_dir=run_dir, resume=True, seed=seed,
-                  **(fit_kwargs or {}))
+                  quick_images=quick_images, **(fit_kwargs or {}))
     return model, history
+
+
+def quick_key(quick_images: int | None, fit_kwargs: Mapping | None = None) -> dict:
+    """What a run's quick budget adds to its folder's key (``run_dir_for``): {"quick_images": N}
+    when the run is in quick mode (``common.QUICK``, or ``fit_kwargs``'s smoke and quick) and N
+    is not the default; else {} (so that folders named before budgets existed keep their names,
+    and a full run's folder never depends on it). A cell that names a run's folder itself, as
+    ``train_run`` does, adds this to its key."""
+    quick_images = check_quick_images(quick_images)
+    _, quick = modes((fit_kwargs or {}).get("smoke"), (fit_kwargs or {}).get("quick"))
+    return {"quick_images": quick_images} if quick and quick_images != loop.QUICK_IMAGES else {}
 
 
 def caveats(data, history: Mapping | None = None) -> list[str]:

@@ -49,6 +49,92 @@ OFFLINE: bool = _flag("IMAGENET5_OFFLINE")
 FLAGS = ("SMOKE", "QUICK", "OFFLINE")
 
 
+def mode() -> str:
+    """The current mode in a word: "smoke", "quick" or "full"."""
+    return "smoke" if SMOKE else "quick" if QUICK else "full"
+
+
+#: What this process's smoke or quick mode changed, in the order it happened: {what: line}.
+#: ``by_mode`` and ``fit`` (a run with its own quick budget) add to it; ``mode_changes`` reads it.
+_CHANGES: dict[str, str] = {}
+
+
+def _show(value) -> str:
+    """A value in a ``by_mode`` line: sequences as "a, b, c", dicts by their keys."""
+    if isinstance(value, dict):
+        value = list(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_show(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def note_mode_change(what: str, line: str, show: bool = True) -> None:
+    """Record (and, with ``show``, print) one thing this mode does differently from full mode,
+    under ``what`` (a later note with the same ``what``, from a re-run cell, replaces it)."""
+    _CHANGES.pop(what, None)
+    _CHANGES[what] = line
+    if show:
+        print(line)
+
+
+def by_mode(full, *, quick=None, smoke=None, what: str, why: str):
+    """The value for the current mode: ``full`` in full mode, ``quick`` in quick mode (None:
+    ``full``), ``smoke`` in smoke mode (None: quick mode's). Where it differs from ``full`` it
+    prints one line, recorded for ``mode_changes`` (the notebook's last cell lists them)::
+
+        SEEDS = common.by_mode((0, 1, 2), quick=(0,), what="seeds",
+                               why="each seed is a whole training run")
+        [quick mode] seeds: 0 (full mode: 0, 1, 2): each seed is a whole training run
+
+    For the arms, seeds, sizes and heavy extra work a mode leaves out; a run's training length
+    in quick mode is ``fit``'s (``quick_images``). ``what`` names the value, ``why`` says why
+    this mode changes it (both are printed)."""
+    if not (isinstance(what, str) and what.strip() and isinstance(why, str) and why.strip()):
+        raise ValueError("by_mode needs what= (the value's name, e.g. 'seeds') and why= (why "
+                         "this mode changes it), both as words: they are printed.")
+    now = mode()
+    value = full
+    if now != "full":
+        value = quick if quick is not None else full
+        if now == "smoke" and smoke is not None:
+            value = smoke
+    if now != "full" and not _same(value, full):
+        note_mode_change(what, f"[{now} mode] {what}: {_show(value)} (full mode: "
+                               f"{_show(full)}): {why}")
+    return value
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):   # tensors, arrays: compare them by identity
+        return a is b
+
+
+def mode_changes() -> list[str]:
+    """The lines ``by_mode`` and ``fit`` printed in this process for what smoke or quick mode
+    changed (fewer seeds, arms, smaller sizes, shorter runs), in order; [] in full mode."""
+    return list(_CHANGES.values())
+
+
+def mode_report() -> str:
+    """What this mode left out, for a notebook's last cell: every ``mode_changes`` line, or a
+    sentence saying there was nothing."""
+    now = mode()
+    if now == "full":
+        return "full mode: nothing was left out."
+    if not _CHANGES:
+        return (f"{now} mode left out nothing beyond its usual shrinking (a data subset, fewer "
+                "epochs with the schedule compressed).")
+    lines = [f"- {line.split('] ', 1)[-1]}" for line in _CHANGES.values()]
+    return (f"What {now} mode changed in this run (full mode runs it all), beyond its usual "
+            "shrinking:\n" + "\n".join(lines))
+
+
 def data_dir() -> Path:
     """Where datasets are stored: $IMAGENET5_DATA, else ``data/`` in the course root."""
     return Path(os.environ.get("IMAGENET5_DATA") or ROOT / "data")

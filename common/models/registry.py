@@ -40,6 +40,11 @@ class ModelCard:
         ``lr_scales_by_depth`` (timm's analogue: ``group_matcher``). ``stages_joining`` makes
         one. Default: the rule of the course's family the name belongs to (``FAMILY_STAGES``),
         else None: each part is a stage
+    nchw_on (tuple): the device types (``"cpu"``, ``"cuda"``) on which the model trains faster
+        in NCHW than in channels_last, measured; ``fit`` and ``evaluate`` then keep it in NCHW
+        there (``common.train.precision.channels_last_for``). Default: its family's
+        (``FAMILY_NCHW_ON``: DenseNet on CPUs), else () (channels_last wherever it is faster
+        for convolutions)
     """
     name: str
     constructor: Callable[..., nn.Module]
@@ -47,6 +52,7 @@ class ModelCard:
     weights: str | None = None
     rename: Callable[[str], str] | str | None = None
     stages: Callable[[nn.Module, list[str]], list[list[str]]] | None = None
+    nchw_on: tuple[str, ...] = ()
 
     def renaming(self) -> Callable[[str], str] | None:
         """The ``rename`` function, a name looked up where the constructor was defined."""
@@ -146,15 +152,34 @@ def _family_stages(name: str):
                  if any(fnmatch.fnmatchcase(name, p) for p in patterns)), None)
 
 
+#: Where each of the course's families trains faster in NCHW than in channels_last, by registry
+#: name (shell-style patterns): a model card that declares no ``nchw_on`` gets its family's.
+#: DenseNet on CPUs: every layer concatenates all earlier maps, which costs more in channels_last
+#: with oneDNN; DenseNet-BC-100 (k = 12 and 24) trained 1.10-1.16x faster per image in NCHW (one
+#: thread, bf16, a shared 2-core AMD EPYC Zen 4, issue 32's study). Not measured on GPUs.
+FAMILY_NCHW_ON = (
+    (("densenet*", "cifar_densenet*"), ("cpu",)),
+)
+
+
+def _family_nchw_on(name: str) -> tuple[str, ...]:
+    return next((devices for patterns, devices in FAMILY_NCHW_ON
+                 if any(fnmatch.fnmatchcase(name, p) for p in patterns)), ())
+
+
 _CARDS: dict[str, ModelCard] = {}
 
 
 def register_model(name: str | None = None, *, head: str | None = None,
                    weights: str | None = None, rename: Callable[[str], str] | str | None = None,
-                   stages: Callable[[nn.Module, list[str]], list[list[str]]] | None = None):
+                   stages: Callable[[nn.Module, list[str]], list[list[str]]] | None = None,
+                   nchw_on: tuple[str, ...] | None = None):
     """Decorator: register a model constructor under ``name`` (default: the function's name),
-    with its model card (``ModelCard`` says what ``head``, ``weights``, ``rename`` and
-    ``stages`` mean)."""
+    with its model card (``ModelCard`` says what ``head``, ``weights``, ``rename``, ``stages``
+    and ``nchw_on`` mean)."""
+    if isinstance(nchw_on, str) or not all(d in ("cpu", "cuda", "mps")
+                                           for d in (nchw_on or ())):
+        raise ValueError(f"nchw_on={nchw_on!r}: give a tuple of device types, e.g. ('cpu',).")
     if weights is not None and not (weights.startswith("timm:") or re.fullmatch(r"\w+\.\w+",
                                                                                  weights)):
         raise ValueError(f"weights={weights!r}: give torchvision's 'Enum.MEMBER' (e.g. "
@@ -163,7 +188,9 @@ def register_model(name: str | None = None, *, head: str | None = None,
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         _CARDS[key] = ModelCard(key, fn, head=head, weights=weights, rename=rename,
-                                stages=stages if stages is not None else _family_stages(key))
+                                stages=stages if stages is not None else _family_stages(key),
+                                nchw_on=tuple(nchw_on) if nchw_on is not None
+                                else _family_nchw_on(key))
         return fn
 
     return wrap

@@ -28,7 +28,7 @@ from common.train.checkpoint import (
                                      run_state,
                                      save_checkpoint,
 )
-from common.train.loop import QUICK_IMAGES, SMOKE_EPOCHS, evaluate, fit
+from common.train.loop import LIVE_PLOT_SECONDS, QUICK_IMAGES, SMOKE_EPOCHS, evaluate, fit
 from common.train.optim import (
                                      RMSpropTF,
                                      check_lr_scales,
@@ -43,6 +43,9 @@ from common.train.precision import (
                                      channels_last_for,
                                      cpu_has_native_bf16,
                                      cuda_has_native_bf16,
+                                     fp32_layer_count,
+                                     fp32_layers,
+                                     precision_label,
                                      precision_text,
                                      slow_in_cpu_bf16,
                                      synchronize,
@@ -69,5 +72,6 @@ __all__ = [
     "NO_WEIGHT_DECAY", "CHECKPOINT_DEFAULTS", "RUN_KEY_DEFAULTS", "ADDED_FIELDS",
     "ADDED_RUN_KEYS", "NATIVE_BF16_FEATURES", "cpu_has_native_bf16", "cuda_has_native_bf16",
     "slow_in_cpu_bf16", "amp_dtype", "precision_text", "channels_last_for", "autocast",
-    "to_device", "synchronize",
+    "to_device", "synchronize", "fp32_layers", "fp32_layer_count", "precision_label",
+    "LIVE_PLOT_SECONDS",
 ]

@@ -14,6 +14,7 @@ import torch
 from common.plots import plot_histories
 from common.reference import load_state_dict_strict
 from common.runtime import atomic_write
+from common.train.precision import precision_label
 from common.train.recipe import CHECKPOINT_DEFAULTS
 
 CHECKPOINT = "checkpoint.pt"
@@ -21,8 +22,9 @@ HISTORY = "history.json"
 FORMAT = "imagenet5-checkpoint-v1"
 #: Keys of the run description a checkpoint keeps (what must match to resume) that were added
 #: after checkpoints existed, with the value that means "as before" (``CHECKPOINT_DEFAULTS`` is
-#: the same for the recipe's fields).
-RUN_KEY_DEFAULTS = {"quick": False, "world_size": 1, "sync_bn": False}
+#: the same for the recipe's fields). ``quick_images`` (a quick run's budget, only in quick runs'
+#: descriptions) was 40,000 for every quick run before a run could choose it.
+RUN_KEY_DEFAULTS = {"quick": False, "world_size": 1, "sync_bn": False, "quick_images": 40_000}
 
 
 class CheckpointError(RuntimeError):
@@ -65,8 +67,10 @@ class History(dict):
     def load(cls, path: str | Path) -> "History":
         return cls(json.loads(Path(path).read_text()))
 
-    def plot(self, metrics=("train_loss", "val_loss", "train_acc", "val_acc"), show: bool = True):
-        return plot_histories({self.get("model", "run"): self}, metrics=metrics, show=show)
+    def plot(self, metrics=("train_loss", "val_loss", "train_acc", "val_acc"), show: bool = True,
+             title: str | None = None):
+        return plot_histories({self.get("model", "run"): self}, metrics=metrics, show=show,
+                              title=title)
 
 
 
@@ -142,10 +146,12 @@ def restore_run(path, model, optimizer, scaler, recipe, run, history, dist=None)
     for k in History.SERIES:
         history[k] = list(old.get(k, []))
     changes = list(old.get("precision_changes", []))
-    before = old.get("precision", history["precision"])
-    if before != history["precision"]:
-        changes.append({"epoch": int(state["epoch"]), "from": before,
-                        "to": history["precision"]})
+    # the precision with the layers kept in fp32 (a history without "fp32_layers" had none)
+    before = precision_label(old.get("precision", history["precision"]),
+                             old.get("fp32_layers", 0))
+    now = precision_label(history["precision"], history.get("fp32_layers", 0))
+    if before != now:
+        changes.append({"epoch": int(state["epoch"]), "from": before, "to": now})
     if changes:
         history["precision_changes"] = changes
     return int(state["epoch"])

@@ -20,6 +20,7 @@ sees a model learn in minutes on a CPU; both compress the recipe's whole schedul
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ SMOKE_EPOCHS = 2
 #: Quick mode trains on about this many images in all (epochs x training images), at least one
 #: epoch and at most the recipe's: ~8 epochs of the 5k quick CIFAR-10 subset, ~30 of digits.
 QUICK_IMAGES = 40_000
+#: The live plot (in a notebook) is redrawn at most this often, in seconds; always after the
+#: first epoch of a call and the last epoch of a run.
+LIVE_PLOT_SECONDS = 5.0
 
 
 def _forward_batches(model, data, split, batch_size, amp_dtype, channels_last, shard=None):
@@ -75,15 +79,19 @@ def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    channels_last = precision.channels_last_for(device)
+    channels_last = precision.channels_last_for(device, model)
+    amp_dtype = precision.amp_dtype(device, amp, model)
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for out, y in _forward_batches(model, data, split, batch_size,
-                                   precision.amp_dtype(device, amp, model), channels_last,
-                                   dist.shard if dist.distributed else None):
-        loss += nn.functional.cross_entropy(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
-    model.train(was_training)
+    try:
+        with precision.fp32_layers(model, device, amp_dtype):
+            for out, y in _forward_batches(model, data, split, batch_size, amp_dtype,
+                                           channels_last,
+                                           dist.shard if dist.distributed else None):
+                loss += nn.functional.cross_entropy(out, y, reduction="sum")
+                correct += (out.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
     loss, correct = dist.sum_over_processes(loss, correct)     # DDP: the whole split's sums
     return {"loss": loss / n, "acc": correct / n}
 
@@ -125,8 +133,9 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
         resume: bool = False, device=None, amp: bool = True, channels_last: bool | None = None,
         compile: bool = False, seed: int = 0, progress: bool | None = None,
         live_plot: bool | None = None, stop_after_epochs: int | None = None,
-        smoke: bool | None = None, quick: bool | None = None, verbose: bool = True,
-        sync_bn: bool = False, dist: distributed.Context | None = None) -> History:
+        smoke: bool | None = None, quick: bool | None = None, quick_images: int | None = None,
+        verbose: bool = True, sync_bn: bool = False,
+        dist: distributed.Context | None = None) -> History:
     """Train ``model`` on ``data`` (a ``common.load_data`` bundle) with ``recipe``.
 
     The recipe's optimizer (SGD by default, see ``Recipe``) and cross-entropy with optional label
@@ -137,7 +146,9 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     is not ``data.num_classes`` is refused before anything runs or is written.
 
     Precision: bf16 autocast on CUDA (fp16 with loss scaling where a GPU lacks bf16) and on CPUs
-    with native bf16 (``cpu_has_native_bf16``); fp32 elsewhere, or everywhere with ``amp=False``.
+    with native bf16 (``cpu_has_native_bf16``; there a model's depthwise convolutions larger than
+    3x3 compute in fp32, which is faster on CPUs: ``precision.fp32_layers``, recorded as
+    history["fp32_layers"]); fp32 elsewhere, or everywhere with ``amp=False``.
     Weights, optimizer state and checkpoints stay fp32. A run resumed in another precision than
     it started in (another machine, or amp changed) continues, says so, and records it under
     history["precision_changes"]; it is then not bit-identical to a straight run.
@@ -149,9 +160,12 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
 
     Modes (``smoke`` defaults to ``common.SMOKE``, ``quick`` to ``common.QUICK``; smoke wins): in
     smoke mode only the first ``SMOKE_EPOCHS`` epochs run; in quick mode enough epochs to see
-    about ``QUICK_IMAGES`` training images; in both the recipe's whole schedule is compressed
-    into them. progress (the progress bar) and live_plot (the curves redrawn each epoch, in a
-    notebook) default to on, except in smoke mode, where the tests need quiet output.
+    about ``quick_images`` training images (default ``QUICK_IMAGES``: a run that needs fewer, or
+    more, to learn in quick mode says so here; the first line prints it, and the history and
+    the checkpoint record it); in both the recipe's whole schedule is compressed into them.
+    Smoke and full mode ignore ``quick_images``. progress (the progress bar) and live_plot (the
+    curves, redrawn in a notebook at most every ``LIVE_PLOT_SECONDS``) default to on, except in
+    smoke mode, where the tests need quiet output.
 
     Several processes (``torchrun``, see ``common.distributed``): ``dist`` defaults to the
     process group this process has joined (none: a single process, and nothing below changes).
@@ -171,8 +185,8 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     ``_validate``, ``_checkpoint``.
     """
     dist = distributed.current() if dist is None else dist    # DDP: which process of how many
-    smoke = runtime.SMOKE if smoke is None else smoke
-    quick = (runtime.QUICK if quick is None else quick) and not smoke
+    smoke, quick = modes(smoke, quick)
+    quick_images = check_quick_images(quick_images)
     model, device, channels_last = _place_model(model, data, device, channels_last)
     batch_per_process = dist.batch_per_process(recipe.batch_size)   # DDP: global batch / N
     model, sync_bn = _sync_batch_norm(model, device, sync_bn, dist)
@@ -184,11 +198,18 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     # each group's own rate, recipe.lr x its parts' Recipe.lr_scales; the schedule scales it
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)   # 00: criterion = ...
-    epochs = _plan_epochs(recipe, len(data.train), smoke, quick)
+    epochs = _plan_epochs(recipe, len(data.train), smoke, quick, quick_images)
     steps = max(1, len(data.train) // recipe.batch_size)   # 00: steps = (partial batch dropped)
     time_scale = recipe.epochs / epochs                  # > 1 only in smoke and quick mode
     run, history = _describe_run(model, data, recipe, device, amp_dtype, channels_last, epochs,
-                                 smoke, quick, seed, sync_bn, batch_per_process, dist)
+                                 smoke, quick, quick_images, seed, sync_bn, batch_per_process,
+                                 dist)
+    if quick and quick_images != QUICK_IMAGES and dist.is_main:   # for runtime.mode_changes
+        runtime.note_mode_change(
+            f"{history['model']} trained on {quick_images:,} images",
+            f"[quick mode] {history['model']}: {epochs} of the recipe's {recipe.epochs} epochs, "
+            f"{epochs * len(data.train):,} images (this run's quick budget, {quick_images:,}; "
+            f"the default {QUICK_IMAGES:,})", show=False)
     ckpt = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     start = _restore_or_start(ckpt, resume, seed, model, optimizer, scaler, recipe, run, history,
                               dist)
@@ -199,7 +220,10 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
     report.announce(history, recipe, steps, in_words, compile, start, ckpt, dist)
     end = epochs if stop_after_epochs is None else min(epochs, start + stop_after_epochs)
     bar = report.bar(start, end, steps)
+    fp32_layers = contextlib.ExitStack()
     try:
+        # CPU bf16: the layers slower in bf16 compute in fp32, in this call only (even on an error)
+        fp32_layers.enter_context(precision.fp32_layers(model, device, amp_dtype))
         for epoch in range(start, end):                            # 00: for epoch in range(...)
             bar.set_description(f"{report.tag}epoch {epoch + 1}/{epochs}")
             model.train()                                          # 00: model.train()
@@ -238,9 +262,29 @@ def fit(model: nn.Module, data, recipe: Recipe, *, run_dir: str | Path | None = 
                 history["diverged"] = True
                 break
     finally:
+        fp32_layers.close()
         bar.close()
-    report.done(history)
+    report.done(history, epochs)
     return history
+
+
+def modes(smoke: bool | None = None, quick: bool | None = None) -> tuple[bool, bool]:
+    """(smoke, quick) of a call: each given one, else ``common.SMOKE`` and ``common.QUICK``;
+    smoke wins."""
+    smoke = runtime.SMOKE if smoke is None else smoke
+    return smoke, (runtime.QUICK if quick is None else quick) and not smoke
+
+
+def check_quick_images(quick_images: int | None) -> int:
+    """A run's quick-mode budget: ``quick_images``, or ``QUICK_IMAGES`` when None; a clear
+    error for anything but a positive whole number."""
+    if quick_images is None:
+        return QUICK_IMAGES
+    if isinstance(quick_images, bool) or not isinstance(quick_images, int) or quick_images < 1:
+        raise ValueError(f"quick_images is the number of training images a run sees in quick "
+                         f"mode, a positive whole number (default {QUICK_IMAGES:,}); got "
+                         f"{quick_images!r}.")
+    return quick_images
 
 
 def _place_model(model, data, device, channels_last):
@@ -249,7 +293,8 @@ def _place_model(model, data, device, channels_last):
     (model, device, channels_last)."""
     device = runtime.pick_device(device) if device is not None else data.device
     model.to(device)
-    channels_last = precision.channels_last_for(device) if channels_last is None else channels_last
+    if channels_last is None:      # the device's layout, unless the model's card says NCHW
+        channels_last = precision.channels_last_for(device, model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     _check_outputs(model, data, device, channels_last)
@@ -268,27 +313,35 @@ def _sync_batch_norm(model, device, sync_bn, dist):
     return model, sync_bn
 
 
-def _plan_epochs(recipe: Recipe, n_train: int, smoke: bool, quick: bool) -> int:
+def _plan_epochs(recipe: Recipe, n_train: int, smoke: bool, quick: bool,
+                 quick_images: int | None = None) -> int:
     """How many epochs this mode runs: the first ``SMOKE_EPOCHS`` in smoke mode, about
-    ``QUICK_IMAGES`` training images' worth in quick mode (at least one, at most the recipe's),
-    the recipe's in full mode. ``fit`` compresses the whole schedule into them."""
+    ``quick_images`` (default ``QUICK_IMAGES``) training images' worth in quick mode (at least
+    one, at most the recipe's), the recipe's in full mode. ``fit`` compresses the whole schedule
+    into them."""
     if smoke:
         return min(recipe.epochs, SMOKE_EPOCHS)
     if quick:
-        return min(recipe.epochs, max(1, round(QUICK_IMAGES / n_train)))
+        budget = QUICK_IMAGES if quick_images is None else quick_images
+        return min(recipe.epochs, max(1, round(budget / n_train)))
     return recipe.epochs
 
 
 def _describe_run(model, data, recipe, device, amp_dtype, channels_last, epochs, smoke, quick,
-                  seed, sync_bn, batch_per_process, dist) -> tuple[dict, History]:
+                  quick_images, seed, sync_bn, batch_per_process,
+                  dist) -> tuple[dict, History]:
     """What defines the run (``run``: a checkpoint resumes only a run that matches it) and the
-    new, empty history that records it with how it runs (device, precision, layout...)."""
+    new, empty history that records it with how it runs (device, precision, layout...). A quick
+    run's budget (``quick_images``) is part of what defines it; other modes ignore it."""
     run = {"model": _model_name(model), "dataset": data.description, "offline": data.offline,
            "train_size": len(data.train), "epochs_run": epochs, "smoke": smoke, "quick": quick,
            "seed": seed, "world_size": dist.world_size, "sync_bn": sync_bn}
+    if quick:
+        run["quick_images"] = quick_images
     history = History(run, mode=_mode(smoke, quick), device=str(device),
                       recipe=recipe.to_dict(), params=sum(p.numel() for p in model.parameters()),
                       precision=str(amp_dtype or torch.float32).replace("torch.", ""),
+                      fp32_layers=precision.fp32_layer_count(model, device, amp_dtype),
                       channels_last=channels_last, validation=len(data.val) > 0,
                       batch_per_process=batch_per_process)
     return run, history
@@ -379,7 +432,7 @@ class _Report:
         self.verbose, self.progress, self.live_plot = (v and dist.is_main
                                                        for v in (verbose, progress, live_plot))
         self.tag = "" if mode == "full" else f"[{mode} mode] "
-        self.plot_handle = None
+        self.plot_handle, self.plotted_at, self.plotted_epoch = None, -math.inf, None
 
     def print(self, lines) -> None:
         print("\n".join(self.tag + line for line in lines))
@@ -408,10 +461,14 @@ class _Report:
             lines.append(f"{epochs} of the recipe's {recipe.epochs} epochs, with the "
                          "learning-rate schedule compressed into them")
         if h["quick"]:
+            budget = h["quick_images"]
             lines.append(f"{epochs} of the recipe's {recipe.epochs} epochs "
-                         f"({epochs * n_train:,} images seen), with the learning-rate schedule "
-                         "compressed into them: a model learns visibly, but the numbers are not "
-                         "the paper's (unset IMAGENET5_QUICK for the full run)")
+                         f"({epochs * n_train:,} images seen"
+                         + (f"; this run's quick budget is {budget:,} images, the default "
+                            f"{QUICK_IMAGES:,}" if budget != QUICK_IMAGES else "")
+                         + "), with the learning-rate schedule compressed into them: a model "
+                         "learns visibly, but the numbers are not the paper's (unset "
+                         "IMAGENET5_QUICK for the full run)")
         if start:
             lines.append(f"resuming from {ckpt} after epoch {start}")
             change = (h.get("precision_changes") or [{}])[-1]
@@ -429,10 +486,19 @@ class _Report:
         return tqdm(total=(end - start) * steps, disable=not self.progress or end <= start,
                     unit="step", dynamic_ncols=True)
 
+    def plot(self, history: History) -> None:
+        """The live plot drawn (first call) or redrawn in place, up to the history's last epoch."""
+        self.plot_handle = plots.show_live(history, self.plot_handle)
+        self.plotted_at, self.plotted_epoch = time.perf_counter(), history["epoch"][-1]
+
     def epoch(self, history: History, epochs: int) -> None:
-        """The epoch's line (or, in a notebook, the live plot redrawn)."""
+        """The epoch's line, or, in a notebook, the live plot: drawn after this call's first
+        epoch and the run's last, and in between redrawn at most every ``LIVE_PLOT_SECONDS``
+        (a redraw costs a good share of a small model's epoch on a CPU)."""
         if self.live_plot:
-            self.plot_handle = plots.show_live(history, self.plot_handle)
+            if (self.plot_handle is None or history["epoch"][-1] == epochs
+                    or time.perf_counter() - self.plotted_at >= LIVE_PLOT_SECONDS):
+                self.plot(history)
         elif self.verbose:
             h = history
             held_out = (f"val loss {h['val_loss'][-1]:.4f} acc {h['val_acc'][-1]:.4f}"
@@ -445,7 +511,12 @@ class _Report:
         print(f"{self.tag}Training diverged at epoch {epoch + 1} (loss {train_loss}): "
               "stopping. Lower the learning rate, add warm-up, or check the initialisation.")
 
-    def done(self, history: History) -> None:
+    def done(self, history: History, epochs: int) -> None:
+        """The last line; the live plot brought up to the last epoch run (a run stopped early,
+        by ``stop_after_epochs`` or a divergence, between two redraws)."""
+        if self.live_plot and history["epoch"] and self.plotted_epoch is not None \
+                and self.plotted_epoch != history["epoch"][-1]:
+            self.plot(history)
         if not (self.verbose and history["epoch"]):
             return
         if history["validation"]:
