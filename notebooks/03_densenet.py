@@ -1122,7 +1122,8 @@ recipe.table()
 MAIN_DEPTH = 22 if common.SMOKE else TABLE2["cifar_densenet_bc100_k12"].depth   # smoke: L = 22
 densenet, history = common.train_run(
     "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k12", recipe, data,
-    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes))
+    build=lambda: cifar_densenet(MAIN_DEPTH, 12, num_classes=data.num_classes),
+    quick_images=13_440)            # quick mode: 10 epochs of the digits (DenseNet-BC learns fast)
 
 # %% jupyter={"source_hidden": true}
 fig = common.plot_histories({f"DenseNet-BC (L={MAIN_DEPTH}, k=12)": history},
@@ -1180,13 +1181,20 @@ growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
     milestones=tuple(m * GROWTH_FRACTION for m in recipe.milestones),
     sources={**recipe.sources, "epochs": f"sec. 4.2 schedule x {GROWTH_FRACTION}",
              "milestones": "sec. 4.2 drops, at the same fractions of training"})
+GROWTH_DEPTH = common.by_mode(
+    MAIN_DEPTH, quick=40, what="growth-study depth L (DenseNet-BC)",
+    why="at L = 100 the k = 24 run alone costs over 20 minutes on a 2-core CPU; L = 40 keeps "
+        "the paper's variable, k at a fixed depth")
 growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
 growth = {}
 for k in growth_rates:
-    model, _ = common.train_run(
-        "03_densenet", f"cifar_densenet_bc{MAIN_DEPTH}_k{k}", growth_recipe, data,
-        build=lambda: cifar_densenet(MAIN_DEPTH, k, num_classes=data.num_classes))
+    model, hist = common.train_run(
+        "03_densenet", f"cifar_densenet_bc{GROWTH_DEPTH}_k{k}", growth_recipe, data,
+        build=lambda: cifar_densenet(GROWTH_DEPTH, k, num_classes=data.num_classes),
+        quick_images=20_160)        # quick mode: 15 epochs of the digits each
     growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
+    print(f"k = {k}: test accuracy {growth[k][1]:.3f}, best validation accuracy "
+          f"{hist.best()[1]:.3f}, {growth[k][0]:,} parameters")
 
 # %% jupyter={"source_hidden": true}
 fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -1194,7 +1202,7 @@ params, accs = zip(*growth.values())
 ax.plot([p / 1e6 for p in params], [100 * a for a in accs], "o-")
 for k, (p, a) in growth.items():
     ax.annotate(f"k = {k}", (p / 1e6, 100 * a), textcoords="offset points", xytext=(5, -12))
-ax.set_title(f"ours: DenseNet-BC (L={MAIN_DEPTH})\n{data.description}"
+ax.set_title(f"ours: DenseNet-BC (L={GROWTH_DEPTH})\n{data.description}"
              + ("\nsmoke mode: these points are noise" if common.SMOKE else ""), fontsize=9)
 plain_rows = {n: r for n, r in TABLE2.items() if not r.bottleneck}
 ax_paper.plot([r.params / 1e6 for r in plain_rows.values()],
@@ -1214,7 +1222,15 @@ plt.tight_layout()
 plt.show()
 assert list(params) == sorted(params)                   # more growth, more parameters
 common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
-             header=(f"DenseNet-BC (L={MAIN_DEPTH})", "parameters", "test accuracy"))
+             header=(f"DenseNet-BC (L={GROWTH_DEPTH})", "parameters", "test accuracy"))
+ks = list(growth)
+for k0, k1 in zip(ks, ks[1:]):                          # k^2 would give (k1 / k0)^2
+    print(f"k = {k0} -> {k1}: parameters x {growth[k1][0] / growth[k0][0]:.2f} "
+          f"((k1/k0)^2 = {(k1 / k0) ** 2:.0f})")
+n_test = len(data.test)
+spread = max(accs) - min(accs)
+print(f"test accuracies span {100 * spread:.1f} points = {round(spread * n_test)} of {n_test} "
+      f"test images")
 
 # %% [markdown]
 # What to look for (full mode, CIFAR-10): accuracy rises with $k$, with diminishing returns per
@@ -1595,3 +1611,4 @@ else:
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s "
       f"(smoke mode {common.SMOKE}, device {common.pick_device()})")
+print(common.mode_report())
