@@ -1221,8 +1221,8 @@ for a in (ax, ax_paper):
 plt.tight_layout()
 plt.show()
 assert list(params) == sorted(params)                   # more growth, more parameters
-common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
-             header=(f"DenseNet-BC (L={GROWTH_DEPTH})", "parameters", "test accuracy"))
+display(common.table([(f"k = {k}", f"{p:,}", f"{100 * a:.1f}%") for k, (p, a) in growth.items()],
+                     header=(f"DenseNet-BC (L={GROWTH_DEPTH})", "parameters", "test accuracy")))
 ks = list(growth)
 for k0, k1 in zip(ks, ks[1:]):                          # k^2 would give (k1 / k0)^2
     print(f"k = {k0} -> {k1}: parameters x {growth[k1][0] / growth[k0][0]:.2f} "
