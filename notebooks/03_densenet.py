@@ -40,7 +40,7 @@
 # On a 2-core AMD EPYC, one thread (`OMP_NUM_THREADS=1`; two threads ran slower beside the
 # other jobs), beside other engineers' jobs (load 3-6), on the offline digits set, with
 # `jupyter nbconvert --execute`: 1,355 s. Section 5's DenseNet-BC-100 (k = 12), 10 epochs
-# (13,440 images): validation accuracy 0.97, test error 3.34%, 601 s. Section 6 at L = 40, 15
+# (13,440 images): validation accuracy 0.97, test error 3.34%, 602 s. Section 6 at L = 40, 15
 # epochs each (20,160 images): best validation accuracy 0.95 (k = 6), 0.95 (k = 12), 0.98
 # (k = 24); parameters x 3.85 and x 3.92 per doubling of k; the test accuracies span 8 of 299
 # images. Not yet measured on a quiet machine (issue 32's 10 minutes are for a quiet one). Before
