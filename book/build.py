@@ -21,6 +21,12 @@ Its last line is the path of the site's index.html (open it in a browser; no ser
    sphinx-book-theme (``book/conf.py``) into ``book/_build/html``. Any Sphinx warning (a broken
    link, a missing page) fails the build.
 
+Why Sphinx with MyST-NB and the sphinx-book-theme: pip alone installs them and the build runs
+offline (the theme's assets ship in its package); MyST-NB renders the stored outputs with
+execution off, so step 1's cached executor decides what runs and in which mode; search and a
+table of contents come built in; ``-W`` turns a broken link or a missing page into a failed
+build. (Jupyter Book 1 is the same stack behind a wrapper.)
+
 ``--only 00 09`` executes and renders only those notebooks (the others become one-line pages, so
 that every link still resolves): for checks, as ``tests/test_book.py`` does.
 """
