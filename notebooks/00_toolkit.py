@@ -36,9 +36,9 @@
 #
 # **Run time**, measured on a 2-core AMD EPYC (Zen 4) CPU shared with other jobs, with one CPU
 # thread and bf16 autocast, on the offline digits set: smoke mode (`IMAGENET5_SMOKE=1`, what the
-# tests run) about 20 s for the whole notebook; quick mode (`IMAGENET5_QUICK=1`) about
-# 2 minutes (134 s, before issue 32's faster training engine; under a minute predicted since on
-# a quiet 2-core CPU, not yet measured), in which the baseline learns to well above chance. With CIFAR-10 on
+# tests run) about 20 s for the whole notebook; quick mode (`IMAGENET5_QUICK=1`): 64 s measured
+# on the quiet 2-core machine, two threads (`python tools/notebook_times.py`; docs/settings.md;
+# 134 s before issue 32), in which the baseline learns to well above chance. With CIFAR-10 on
 # disk, quick mode trains on a 5,000-image subset and sees the same 40,000 training images per
 # run: not measured. Full mode trains the baseline for 30 epochs of 45,000 CIFAR-10 images,
 # 1.35 million images: divide by the images/second that `fit`'s progress bar shows. The last

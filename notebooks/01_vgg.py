@@ -32,9 +32,9 @@
 #
 # **Run time** (the last cell prints yours), one thread of a 2-core CPU: smoke mode
 # (`IMAGENET5_SMOKE=1`, the tests) 30 s of cells (docs/speed.md), quick mode
-# (`IMAGENET5_QUICK=1`) 9 min (docs/settings.md) before issue 32's faster training engine, about
-# 2 minutes predicted since on a quiet 2-core CPU (not yet measured: `python
-# tools/notebook_times.py notebooks/01_vgg.ipynb`); full mode needs a GPU, not measured yet.
+# (`IMAGENET5_QUICK=1`) 210 s measured on the quiet 2-core machine, two threads (`python
+# tools/notebook_times.py`; docs/settings.md; 9 min before issue 32); full mode needs a GPU, not
+# measured yet.
 #
 # **Reading:** sections 1-8, about 45 minutes; then "Going deeper" and the reference table.
 # Folded cells hold code to run, not to read first (set-up, helpers, plots): click to unfold.

@@ -34,10 +34,9 @@
 #
 # **Run time** (2-core AMD EPYC CPU shared with other jobs, one thread; the last cell prints yours):
 # - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 25 s;
-# - quick mode (`IMAGENET5_QUICK=1`): about 18 minutes (1,069 s; sections 5 and 6 give each
-#   training cell's share; `docs/settings.md` has the details), measured before issue 32's faster
-#   training engine; about 3.5 minutes predicted since, on a quiet 2-core CPU (not yet measured:
-#   `python tools/notebook_times.py notebooks/02_resnet.ipynb`);
+# - quick mode (`IMAGENET5_QUICK=1`): 397 s measured on the quiet 2-core machine, two threads
+#   (`python tools/notebook_times.py`; `docs/settings.md` names the slowest cells; 1,069 s before
+#   issue 32);
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
