@@ -31,23 +31,25 @@
 # **Prerequisites:** notebook 02 (ResNet): blocks, batch norm, $x + F(x)$, `common.fit`.
 #
 # **Run time.** Smoke mode (the tests): well under a minute on a 2-core CPU (docs/speed.md).
-# Quick mode: 1,355 s on a 2-core CPU, one thread, shared machine (details below). Full mode: a
-# GPU, not measured. **First path:** about 44 minutes of reading (`tools/reading_path.py`,
-# outputs not counted).
+# Quick mode: 711 s measured on the quiet 2-core machine, two threads (`python
+# tools/notebook_times.py`; docs/settings.md): over issue 32's ten minutes, the growth study's
+# cell 421 s of it (details below). Full mode: a GPU, not measured. **First path:** about 44
+# minutes of reading (`tools/reading_path.py`, outputs not counted).
 #
 # <details><summary>Quick mode, measured</summary>
 #
-# On a 2-core AMD EPYC, one thread (`OMP_NUM_THREADS=1`; two threads ran slower beside the
-# other jobs), beside other engineers' jobs (load 3-6), on the offline digits set, with
-# `jupyter nbconvert --execute`: 1,355 s. Section 5's DenseNet-BC-100 (k = 12), 10 epochs
-# (13,440 images): validation accuracy 0.97, test error 3.34%, 602 s. Section 6 at L = 40, 15
-# epochs each (20,160 images): best validation accuracy 0.95 (k = 6), 0.95 (k = 12), 0.98
-# (k = 24); parameters x 3.85 and x 3.92 per doubling of k; the test accuracies span 8 of 299
-# images. Not yet measured on a quiet machine (issue 32's 10 minutes are for a quiet one). Before
-# issue 32 quick mode ran the growth study at L = 100 (k = 24 alone over 20 minutes) and took
-# well over half an hour. Full mode: the paper's 300 epochs of DenseNet-BC-100 on CIFAR-10, plus
-# two more such runs for the growth-rate experiment (`GROWTH_FRACTION` in section 6 shortens
-# them). Full-mode times are not measured yet. The modes: docs/settings.md.
+# Quiet, two threads (the run the site shows): 711 s; section 5's training cell 260 s, section
+# 6's 421 s. An earlier run on the same 2-core AMD EPYC with one thread (`OMP_NUM_THREADS=1`;
+# two threads ran slower beside the other jobs), beside other engineers' jobs (load 3-6), on the
+# offline digits set, with `jupyter nbconvert --execute`: 1,355 s; from that run: section 5's
+# DenseNet-BC-100 (k = 12), 10 epochs (13,440 images): validation accuracy 0.97, test error
+# 3.34%, 602 s. Section 6 at L = 40, 15 epochs each (20,160 images): best validation accuracy
+# 0.95 (k = 6), 0.95 (k = 12), 0.98 (k = 24); parameters x 3.85 and x 3.92 per doubling of k; the
+# test accuracies span 8 of 299 images. Before issue 32 quick mode ran the growth study at
+# L = 100 (k = 24 alone over 20 minutes) and took well over half an hour. Full mode: the paper's
+# 300 epochs of DenseNet-BC-100 on CIFAR-10, plus two more such runs for the growth-rate
+# experiment (`GROWTH_FRACTION` in section 6 shortens them). Full-mode times are not measured
+# yet. The modes: docs/settings.md.
 # </details>
 
 # %%
