@@ -36,7 +36,8 @@
 # tools/notebook_times.py`; docs/settings.md; 9 min before issue 32); full mode needs a GPU, not
 # measured yet.
 #
-# **Reading:** sections 1-8, about 45 minutes; then "Going deeper" and the reference table.
+# **Reading:** sections 1-8, about 44 minutes of text and code (`tools/reading_path.py`, outputs
+# not counted); then "Going deeper" and the reference table.
 # Folded cells hold code to run, not to read first (set-up, helpers, plots): click to unfold.
 
 # %% jupyter={"source_hidden": true}

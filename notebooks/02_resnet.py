@@ -40,7 +40,7 @@
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
-# read)" and folded cells): about 44 minutes (`tools/reading_path.py`, outputs not counted).
+# read)" and folded cells): about 45 minutes (`tools/reading_path.py`, outputs not counted).
 
 # %% jupyter={"source_hidden": true}
 # Set-up. On Colab: fetch the course and install what Colab lacks from its requirements.txt

@@ -39,8 +39,9 @@
 # ResNet-110 pair (details below).
 # Full mode (a GPU): ten 182-epoch CIFAR-10 runs, not measured: count hours on a Colab T4.
 #
-# **Reading:** the first path (sections 1-8) is about 45 minutes with its outputs; "Going deeper"
-# and the reference table are for later.
+# **Reading:** the first path (sections 1-8) is about 43 minutes of text and code
+# (`tools/reading_path.py`, outputs not counted); "Going deeper" and the reference table are for
+# later.
 #
 # <details><summary>Run time in detail</summary>
 #

@@ -44,7 +44,7 @@
 #   predicted on a quiet 2-core CPU, not yet measured; `tools/notebook_times.py` measures it); `cifar_mobilenet_v2` learns (99.0% test accuracy), so do Figure 6's variants (best validation accuracy 0.92-0.98);
 # - full mode: needs a GPU (not measured; section 6.2 shows why a CPU is slow).
 #
-# **Reading time:** about 43 minutes on the first path (`tools/reading_path.py`; outputs not
+# **Reading time:** about 44 minutes on the first path (`tools/reading_path.py`; outputs not
 # counted); "Going deeper", "Reference", "(skip on a first read)" and folded cells can wait.
 
 # %%

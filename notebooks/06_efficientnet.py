@@ -46,7 +46,7 @@
 # tools/notebook_times.py notebooks/06_efficientnet.ipynb`).
 # Full mode: a GPU job, not measured.
 #
-# **First path:** about 44 minutes of reading (`tools/reading_path.py`). Sections headed "Going
+# **First path:** about 45 minutes of reading (`tools/reading_path.py`). Sections headed "Going
 # deeper", "Reference" or "skip on a first read", and folded cells, are for later.
 
 # %%
