@@ -34,9 +34,9 @@
 # **Prerequisites:** notebook 02 (ResNet): the basic and bottleneck blocks, shortcuts, the CIFAR
 # recipe. Background: global average pooling, the sigmoid.
 #
-# **Run time.** Smoke mode (the tests): about half a minute on a 2-core CPU. Quick mode: 1,447 s
-# on a 2-core AMD EPYC (Zen 4), one thread, shared, offline digits set, before it left out the
-# ResNet-110 pair (details below).
+# **Run time.** Smoke mode (the tests): about half a minute on a 2-core CPU. Quick mode: 751 s
+# measured on the quiet 2-core machine, two threads, offline digits set (`python
+# tools/notebook_times.py`; docs/settings.md): over issue 32's ten minutes (details below).
 # Full mode (a GPU): ten 182-epoch CIFAR-10 runs, not measured: count hours on a Colab T4.
 #
 # **Reading:** the first path (sections 1-8) is about 43 minutes of text and code
@@ -52,8 +52,8 @@
 # and ResNet-20 (1.00); in quick mode's 300 steps plain ResNet-56 reached only 0.76 and ResNet-110
 # stayed near chance (0.19): quick mode's numbers show that cells train, they do not rank the
 # models. Quick mode now leaves the 110-layer pair to full mode (the training cell says so), which
-# halves its training: about 6 minutes predicted on a quiet 2-core CPU (issue 32's study, not yet
-# measured; `python tools/notebook_times.py notebooks/04_senet.ipynb` measures it). Full
+# halves its training: 751 s measured on the quiet 2-core machine, two threads (section 5's SE
+# against no SE 453 s of it, section 6's reduction ratios 273 s). Full
 # mode, on a GPU: six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE; the plain
 # ResNets are reused from notebook 02 when you ran it with the same recipe), then four more
 # SE-ResNet-20 runs for the reduction ratio: count hours on a Colab T4.

@@ -39,9 +39,10 @@
 #
 # **Run time** (2-core AMD EPYC, Zen 4, one thread, shared; more in `docs/settings.md`):
 # - smoke mode (the tests): well under a minute;
-# - quick mode (offline digits): 1,151 s before issue 32 (now with the latency cell at batch 8 and three
-#   repetitions, Figure 6's runs at 20,000 images each and fit's faster engine: about 6 minutes
-#   predicted on a quiet 2-core CPU, not yet measured; `tools/notebook_times.py` measures it); `cifar_mobilenet_v2` learns (99.0% test accuracy), so do Figure 6's variants (best validation accuracy 0.92-0.98);
+# - quick mode (offline digits): 622 s measured on the quiet 2-core machine, two threads (`python
+#   tools/notebook_times.py`; docs/settings.md), with the latency cell at batch 8 and three
+#   repetitions and Figure 6's runs at 20,000 images each (1,151 s before issue 32, shared);
+#   `cifar_mobilenet_v2` learns, so do Figure 6's variants (the cells print their accuracies);
 # - full mode: needs a GPU (not measured; section 6.2 shows why a CPU is slow).
 #
 # **Reading time:** about 44 minutes on the first path (`tools/reading_path.py`; outputs not
