@@ -38,12 +38,11 @@
 # convolutions, channel rounding).
 #
 # **Run time.** Smoke mode (the tests): about half a minute on a 2-core CPU.
-# Quick mode (`docs/settings.md`): 995 s on a 2-core AMD EPYC (Zen 4), one thread, shared, on the
-# offline digits, before issue 32, when `cifar_efficientnet_b0` did not learn there (its
-# classifier's initialisation: section 5 shows why, and it learns now); with fit's mixed precision
-# for the 5x5 depthwise convolutions and the scaling runs at 20,000 images each, about 6.5 minutes
-# predicted on a quiet 2-core CPU (issue 32's study; not yet measured: `python
-# tools/notebook_times.py notebooks/06_efficientnet.ipynb`).
+# Quick mode: 767 s measured on the quiet 2-core machine, two threads, offline digits set
+# (`python tools/notebook_times.py`; docs/settings.md): over issue 32's ten minutes, section 5's
+# training 467 s of it and the scaling study 255 s. `cifar_efficientnet_b0` learns there now (its
+# classifier's initialisation was the cause: section 5 shows why); before issue 32: 995 s,
+# shared, when it did not learn.
 # Full mode: a GPU job, not measured.
 #
 # **First path:** about 45 minutes of reading (`tools/reading_path.py`). Sections headed "Going
