@@ -34,14 +34,11 @@
 # **Prerequisites:** notebook 02 (ResNet): the basic and bottleneck blocks, shortcuts, the CIFAR
 # recipe. Background: global average pooling, the sigmoid.
 #
-# **Run time.** Smoke mode (the tests): about half a minute on a 2-core CPU. Quick mode: 751 s
-# measured on the quiet 2-core machine, two threads, offline digits set (`python
-# tools/notebook_times.py`; docs/settings.md): over issue 32's ten minutes (details below).
-# Full mode (a GPU): ten 182-epoch CIFAR-10 runs, not measured: count hours on a Colab T4.
+# **Run time** on a quiet 2-core CPU: smoke mode (the tests) about half a minute; quick mode
+# 751 s (docs/settings.md; details below); full mode (a GPU): not measured.
 #
-# **Reading:** the first path (sections 1-8) is about 43 minutes of text and code
-# (`tools/reading_path.py`, outputs not counted); "Going deeper" and the reference table are for
-# later.
+# **Reading:** the first path (sections 1-8) is about 43 minutes (`tools/reading_path.py`,
+# outputs not counted); "Going deeper" and the reference table are for later.
 #
 # <details><summary>Run time in detail</summary>
 #
