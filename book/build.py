@@ -395,14 +395,27 @@ def home_links(text: str, depth: int) -> str:
                   lambda m: f"]({m[1]}index.md" if m[1] == "../" * depth else m[0], text)
 
 
+def _anchor_links(text: str, anchors: set) -> str:
+    """A Markdown link to an explicit ``<a id="...">`` anchor of the same page as an HTML link:
+    MyST reads ``[text](#id)`` as a cross-reference to a heading or label and fails on a plain
+    HTML id, which JupyterLab and GitHub follow (the try-it-first subsections use them)."""
+    def html(m):
+        label = re.sub(r"`([^`]+)`", r"<code>\1</code>", m[1])
+        return f'<a href="#{m[2]}">{label}</a>'
+    return re.sub(r"\[([^\]]+)\]\(#([^)\s]+)\)",
+                  lambda m: html(m) if m[2] in anchors else m[0], text)
+
+
 def _site_copy(nb):
     """The page's copy: links to the README go to the home page, and a code cell folded in
     JupyterLab (``jupyter.source_hidden``: plumbing, long listings) is folded on the page too
     (MyST-NB's ``hide-input`` tag: its outputs show, its code behind a "Show code" toggle)."""
     nb = copy.deepcopy(nb)
+    anchors = {a for cell in nb.cells if cell.cell_type == "markdown"
+               for a in re.findall(r'<a id="([^"]+)"></a>', cell.source)}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = home_links(cell.source, depth=1)
+            cell.source = _anchor_links(home_links(cell.source, depth=1), anchors)
         elif cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
             tags = cell.metadata.setdefault("tags", [])
             if "hide-input" not in tags:

@@ -4,17 +4,19 @@ The sources are staged by book/build.py in book/_build/src with the notebooks al
 so MyST-NB renders them with execution off. Everything the theme needs ships in its pip package:
 the build runs offline.
 """
-import importlib.util
+import ast
 from pathlib import Path
 
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 
-# The course's address is written once, in common/colab.py: read it from there (alone, without
-# importing the package and torch).
-_spec = importlib.util.spec_from_file_location("_course_colab", ROOT / "common" / "colab.py")
-_colab = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_colab)
+# The course's address is written once, in common/colab.py: read its two constants from the
+# source (ast), without importing the package and torch; executing colab.py alone would need the
+# course on sys.path (it imports common.runtime), which `python book/build.py` does not give.
+_COLAB = {node.targets[0].id: node.value.value
+          for node in ast.parse((ROOT / "common" / "colab.py").read_text()).body
+          if isinstance(node, ast.Assign) and len(node.targets) == 1
+          and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Constant)}
 
 project = "The ImageNet 5"
 html_title = "The ImageNet 5"
@@ -37,8 +39,8 @@ html_static_path = [str(BOOK / "static")]
 html_css_files = ["book.css"]
 html_show_sourcelink = False
 html_theme_options = {
-    "repository_url": f"https://github.com/{_colab.REPOSITORY}",
-    "repository_branch": _colab.BRANCH,
+    "repository_url": f"https://github.com/{_COLAB['REPOSITORY']}",
+    "repository_branch": _COLAB["BRANCH"],
     "path_to_docs": "",
     "use_repository_button": True,
     "use_download_button": True,

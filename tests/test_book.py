@@ -44,7 +44,8 @@ def small_notebook() -> nbformat.NotebookNode:
            "`paper_notes/resnet.md`; the modes: [settings](../docs/settings.md); the "
            "[curriculum](../README.md#curriculum)."),
         code(setup_cell()),
-        md("## Outputs"),
+        md("## Outputs\n\n<a id=\"try-it\"></a>An explicit anchor, as the try-it-first "
+           "subsections have, and [a link to it with `code`](#try-it)."),
         code("import matplotlib.pyplot as plt\nimport common\n"
              "display(common.table([('ResNet-20', 0.27)], header=('model', 'params (M)')))\n"
              "print('printed text')"),
@@ -137,6 +138,7 @@ def test_the_notebook_page_shows_its_outputs_and_says_what_produced_them(site):
     assert not {"traceback", "stderr", "error"} & set(parsed.classes)
     # a cell folded in JupyterLab is folded on the page: its output shown, its code behind a toggle
     assert "folded code, shown output" in text and "tag_hide-input" in parsed.classes
+    assert "#try-it" in parsed.links and "try-it" in parsed.ids        # the explicit anchor
     # the download: the executed notebook with its outputs
     download = [link for link in parsed.links if link.endswith(f"{SMALL}.ipynb")
                 and "colab" not in link]
