@@ -40,8 +40,8 @@
 # **Run time** (2-core Intel Xeon CPU, no GPU; the last cell prints yours):
 # - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 45 s of CPU time under pytest (1.5 to 2.5
 #   minutes on the clock while other jobs shared the machine);
-# - quick mode (`IMAGENET5_QUICK=1`): 429 s on a quiet machine, before the "Going deeper" counts
-#   were added (sections 5 and 6 give each training's share; `docs/settings.md` has the details);
+# - quick mode (`IMAGENET5_QUICK=1`): 421 s on a quiet 2-core AMD EPYC (Zen 4), two threads
+#   (`python tools/notebook_times.py`, 2026-12-07; `docs/settings.md` names the slowest cells);
 # - full mode: not measured.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first

@@ -48,8 +48,9 @@
 # **Run time** (measured on a 2-core Intel Xeon (AVX512-BF16 and AMX), torch 2.14.1, no GPU):
 # smoke mode (the tests) 14 s under pytest (one process, 19 cells) on the quiet machine, 36 s while
 # other jobs shared it at a load of about 12; quick mode (`IMAGENET5_QUICK=1
-# IMAGENET5_OFFLINE=1`, offline digits set, `jupyter nbconvert --execute`) 113 s on the quiet
-# machine in an earlier run (the last cell's count), the 12 target trainings 67 s of it (the
+# IMAGENET5_OFFLINE=1`, offline digits set, `jupyter nbconvert --execute`) 159 s on a quiet
+# 2-core AMD EPYC (Zen 4), two threads (`python tools/notebook_times.py`, 2026-12-07;
+# docs/settings.md); 113 s on the quiet Xeon machine in an earlier run (the last cell's count), the 12 target trainings 67 s of it (the
 # seconds column of section 5's table in that run); 691 s while other jobs shared the machine at
 # a load of about 11, in the run the closing note reports. In quick mode the pretraining and the
 # four ways learn far above chance (0.2): the pretraining reaches 0.986 on its test set, the four
