@@ -1176,7 +1176,7 @@ print(f"k = 12 -> 24: parameters x {k24.params / k12.params:.1f}; error worse on
 # %% [markdown]
 # We re-run it with DenseNet-BC (L=100), $k$ = 6, 12 (section 5's run) and 24, the same recipe,
 # beside the paper's points. `GROWTH_FRACTION = 0.25` runs a quarter of the schedule. Quick mode:
-# all three at $L = 40$ (still $k$ at a fixed depth; the cell prints it), 15 epochs of the digits
+# all three at $L = 40$ (still $k$ at a fixed depth; the cell prints it), 8 epochs of the digits
 # each. Smoke mode: depth 22, $k$ = 6 and 12 only.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
@@ -1199,7 +1199,7 @@ for k in growth_rates:
     model, _ = common.train_run(
         "03_densenet", f"cifar_densenet_bc{GROWTH_DEPTH}_k{k}", growth_recipe, data,
         build=lambda: cifar_densenet(GROWTH_DEPTH, k, num_classes=data.num_classes),
-        quick_images=20_160)        # quick mode: 15 epochs of the digits each
+        quick_images=10_752)        # quick mode: 8 epochs of the digits each
     growth[k] = (common.count_params(model), common.evaluate(model, data, "test")["acc"])
 
 # %% jupyter={"source_hidden": true}
