@@ -1191,8 +1191,8 @@ growth_recipe = recipe if GROWTH_FRACTION == 1 else dataclasses.replace(
              "milestones": "sec. 4.2 drops, at the same fractions of training"})
 GROWTH_DEPTH = common.by_mode(
     MAIN_DEPTH, quick=40, what="growth-study depth L (DenseNet-BC)",
-    why="at L = 100 the k = 24 run alone costs over 20 minutes on a 2-core CPU; L = 40 keeps "
-        "the paper's variable, k at a fixed depth")
+    why="three L = 100 runs, k = 24 the costliest, do not fit quick mode's ten minutes on a "
+        "2-core CPU; L = 40 keeps the paper's variable, k at a fixed depth")
 growth_rates = (6, 12) if common.SMOKE else (6, 12, 24)          # smoke: the two light ones
 growth = {}
 for k in growth_rates:
@@ -1235,11 +1235,12 @@ for k0, k1 in zip(ks, ks[1:]):                          # k^2 would give (k1 / k
           f"((k1/k0)^2 = {(k1 / k0) ** 2:.0f})")
 n_test = len(data.test)
 spread = max(accs) - min(accs)
-noise = 2 * max((a * (1 - a) / n_test) ** 0.5 for a in accs)   # about 2 standard errors, one seed
+noise = 2 * max((a * (1 - a) / n_test) ** 0.5 for a in accs)   # 2 standard errors of one accuracy
 print(f"test accuracies span {100 * spread:.1f} points = {round(spread * n_test)} of {n_test} "
-      f"test images; one seed's noise: about {100 * noise:.1f} points")
-print("accuracy rises with k, beyond that noise" if list(accs) == sorted(accs) and spread > noise
-      else "accuracy does not rank the growth rates here (within one seed's noise, or not rising "
+      f"test images; the test set's sampling error of one accuracy: about {100 * noise:.1f} "
+      "points (two standard errors; seed-to-seed spread comes on top)")
+print("accuracy rises with k, beyond that sampling error" if list(accs) == sorted(accs) and spread > noise
+      else "accuracy does not rank the growth rates here (within the test set's sampling error, or not rising "
            "with k)")
 
 # %% [markdown]
@@ -1248,7 +1249,7 @@ print("accuracy rises with k, beyond that noise" if list(accs) == sorted(accs) a
 # `TABLE2`; on C10 without augmentation it goes the other way, above). Quick mode ($L = 40$, the
 # offline digits) shows the cost side: each doubling of $k$ multiplies the parameters by about 4,
 # as $k^2$ (printed above). Its accuracy side is weak: the digits are easy and the test set small,
-# and the cell prints whether the spread exceeds one seed's noise. Under the tests (two epochs,
+# and the cell prints whether the spread exceeds the test set's sampling error. Under the tests (two epochs,
 # offline digits) the left plot only shows that the experiment runs.
 
 # %% jupyter={"source_hidden": true}

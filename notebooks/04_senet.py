@@ -1227,7 +1227,8 @@ print("v1 block, timm's v1.5 weights ->", caught(v1_block, timm_first_block, (2,
 #    standard placement. Does SE-POST lose, as on ImageNet?
 # 5. **Drop the last stage's SE blocks** (sec. 4). Replace `se` by `nn.Identity()` in the last
 #    stage of an SE-ResNet-50: count the parameters (the paper: "~4%" instead of "~10%"); on
-#    CIFAR, do the same for SE-ResNet-56 and compare accuracy.
+#    CIFAR, do the same for SE-ResNet-56 and compare accuracy (in quick mode, train
+#    `cifar_seresnet56` first: section 5 trains only the 20-layer pair there).
 # 6. **Instances within a class** (Figure 7). After *Going deeper · what the excitations learn*,
 #    plot one class's excitations in `SE_3_3`, one thin line per image: which channels vary most?
 # 7. **The cost in time.** Time a forward and backward pass of `resnet50()` and `seresnet50()`

@@ -1171,7 +1171,7 @@ fig6_recipe = dataclasses.replace(
 FIG6_QUICK_IMAGES = common.by_mode(      # an int in quick mode only: fit's quick_images
     "all of the recipe's", quick=13_440, smoke="all of the recipe's",
     what="Figure 6 runs: training images per run",
-    why="four MobileNetV2s: a third of the default budget keeps the notebook within 10 minutes "
+    why="four MobileNetV2s: a third of the default budget, for the notebook's ten-minute goal "
         "on a CPU; each run's accuracy is printed below the plot")
 quick_images = FIG6_QUICK_IMAGES if isinstance(FIG6_QUICK_IMAGES, int) else None
 fig6 = {}

@@ -916,7 +916,7 @@ display(common.table([(i + 2, s.out_channels, round_filters(s.out_channels, 1.1)
 # | Detail | Value | Where |
 # |---|---|---|
 # | **Egg: torchvision's batch norm** | B0-B4: PyTorch's defaults (eps 1e-5, momentum 0.1); their weights come, its source says, from `rwightman/pytorch-image-models` (timm's PyTorch-trained `efficientnet_bN`; B1's default weights, V2, from torchvision's own recipe). B5-B7: eps 1e-3, momentum 0.01, TF's; their weights come from `lukemelas/EfficientNet-PyTorch`, which converts the official TF checkpoints. Ours follow torchvision, so that its weights give its outputs | torchvision 0.29.1 `efficientnet.py` (weights' comments and builders; checked with the constructors, section 2) |
-# | **Egg: the CIFAR classifier's init** | the official code and torchvision draw the classifier uniformly in ±1/√(classes): ±0.032 for 1,000 classes, ±0.316 for 10. `cifar_efficientnet_b0` (ours) keeps `nn.Linear`'s default, ±1/√1280, as kuangliu's CIFAR EfficientNet: with the official range it did not learn on the digits at lr 0.1 (section 5 shows why). The ImageNet constructors keep the official range | official code `efficientnet_model.py` (`dense_kernel_initializer`); torchvision `efficientnet.py`; `kuangliu/pytorch-cifar` `models/efficientnet.py` at 12420c5 |
+# | **Egg: the CIFAR classifier's init** | the official code and torchvision draw the classifier uniformly in ±1/√(classes): ±0.032 for 1,000 classes, ±0.316 for 10. `cifar_efficientnet_b0` (ours) keeps `nn.Linear`'s default, ±1/√(features) (±1/√1280 here), the initialisation of kuangliu's CIFAR EfficientNet (its `nn.Linear(320, 10)`: ±1/√320): with the official range it did not learn on the digits at lr 0.1 (section 5 shows why). The ImageNet constructors keep the official range, and so do section 6's scaling nets (built with `EfficientNet` itself; their accuracies are printed there) | official code `efficientnet_model.py` (`dense_kernel_initializer`); torchvision `efficientnet.py`; `kuangliu/pytorch-cifar` `models/efficientnet.py` at 12420c5 |
 #
 # `efficientnet_b0` ... `efficientnet_b7` are B0 scaled by the released coefficients
 # (`compound_scale(OFFICIAL_COEFFICIENTS[...])`), with torchvision's batch-norm settings: its
@@ -1281,7 +1281,8 @@ display(fig)
 # many times larger with that range, and at learning rate 0.1 one step moves some weights by more
 # than their own size. So `cifar_efficientnet_b0` (ours, not in the paper) keeps `nn.Linear`'s
 # default, as the CIFAR EfficientNet of `kuangliu/pytorch-cifar` (whose recipe this is) does;
-# the ImageNet models keep the official range. Measured with it, quick mode, same machine, one
+# the ImageNet models keep the official range (and so do section 6's scaling nets, built with
+# `EfficientNet` itself). Measured with it, quick mode, same machine, one
 # thread, shared: the first 10 of such a 30-epoch run (stopped there, the learning rate still
 # 0.1) reach validation accuracies of 0.07, 0.08, 0.12, 0.11, 0.17, 0.44, 0.11, 0.39, 0.71 and
 # 0.89, and 87.6% test accuracy (chance 10%); the eval-mode loss still jumps in the first epochs
@@ -1300,7 +1301,7 @@ if why:
 # %% [markdown]
 # **Why the classifier's initialisation matters** (folded): one batch of training images at
 # initialisation, in training mode, through `cifar_efficientnet_b0` with the official range
-# ±1/√(classes) and with ours, `nn.Linear`'s default ±1/√(features): the loss (chance: ln 10 =
+# ±1/√(classes) (and a zero bias, as torchvision) and with ours, `nn.Linear`'s default ±1/√(features): the loss (chance: ln 10 =
 # 2.30), the gradient's norm over the whole model, and the largest ratio of a tensor's gradient
 # norm to its weights' norm (at learning rate 0.1, a ratio of 10 moves that tensor by its own
 # size in one step).
@@ -1317,6 +1318,7 @@ def at_initialisation(official: bool) -> tuple[float, float, float, float]:
     fc = model.classifier[1]
     if official:                              # the official range, as the ImageNet constructors
         nn.init.uniform_(fc.weight, -1 / math.sqrt(fc.out_features), 1 / math.sqrt(fc.out_features))
+        nn.init.zeros_(fc.bias)                               # torchvision zeroes it too
     bound = fc.weight.abs().max().item()
     loss = nn.functional.cross_entropy(model(x0), y0)
     loss.backward()
@@ -1477,7 +1479,7 @@ scaling_recipe = dataclasses.replace(
 SCALING_QUICK_IMAGES = common.by_mode(   # an int in quick mode only: fit's quick_images
     "all of the recipe's", quick=20_000, smoke="all of the recipe's",
     what="scaling runs: training images per run",
-    why="eight EfficientNets: half the default budget keeps the notebook within 10 minutes on a "
+    why="eight EfficientNets: half the default budget, for the notebook's ten-minute goal on a "
         "CPU; the ranking of the ways of scaling does not show at this length")
 quick_images = SCALING_QUICK_IMAGES if isinstance(SCALING_QUICK_IMAGES, int) else None
 scaling = {}
@@ -2013,7 +2015,7 @@ print("scaling study, best validation accuracy: " + ", ".join(
 # | Dropout | before the final FC, "linearly" from 0.2 (B0) to 0.5 (B7): released 0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5 (steps, not a line) | sec. 5.2; official code |
 # | Batch norm | after every conv; momentum 0.99 (TF's convention: `new = 0.99 old + 0.01 batch`, PyTorch's `momentum=0.01`), epsilon not stated: official code 1e-3 | sec. 5.2; official code `GlobalParams` |
 # | **Egg: torchvision's batch norm** | B0-B4: PyTorch's defaults (eps 1e-5, momentum 0.1); their weights come, its source says, from `rwightman/pytorch-image-models` (timm's PyTorch-trained `efficientnet_bN`; B1's default weights, V2, from torchvision's own recipe). B5-B7: eps 1e-3, momentum 0.01, TF's; their weights come from `lukemelas/EfficientNet-PyTorch`, which converts the official TF checkpoints. Ours follow torchvision, so that its weights give its outputs | torchvision 0.29.1 `efficientnet.py` (weights' comments and builders; checked with the constructors, section 2) |
-# | **Egg: the CIFAR classifier's init** | the official code and torchvision draw the classifier uniformly in ±1/√(classes): ±0.032 for 1,000 classes, ±0.316 for 10. `cifar_efficientnet_b0` (ours) keeps `nn.Linear`'s default, ±1/√1280, as kuangliu's CIFAR EfficientNet: with the official range it did not learn on the digits at lr 0.1 (section 5 shows why). The ImageNet constructors keep the official range | official code `efficientnet_model.py` (`dense_kernel_initializer`); torchvision `efficientnet.py`; `kuangliu/pytorch-cifar` `models/efficientnet.py` at 12420c5 |
+# | **Egg: the CIFAR classifier's init** | the official code and torchvision draw the classifier uniformly in ±1/√(classes): ±0.032 for 1,000 classes, ±0.316 for 10. `cifar_efficientnet_b0` (ours) keeps `nn.Linear`'s default, ±1/√(features) (±1/√1280 here), the initialisation of kuangliu's CIFAR EfficientNet (its `nn.Linear(320, 10)`: ±1/√320): with the official range it did not learn on the digits at lr 0.1 (section 5 shows why). The ImageNet constructors keep the official range, and so do section 6's scaling nets (built with `EfficientNet` itself; their accuracies are printed there) | official code `efficientnet_model.py` (`dense_kernel_initializer`); torchvision `efficientnet.py`; `kuangliu/pytorch-cifar` `models/efficientnet.py` at 12420c5 |
 # | Weight init | not stated. Official code: conv $N(0, 2/\text{fan-out})$, which for TF's depthwise kernels is fan-out $k^2$; torchvision (and ours) `kaiming_normal_(mode="fan_out")`: $C k^2$ for the depthwise convs too, a standard deviation $\sqrt{C}$ smaller ("Going deeper · the depthwise initialisation"). Regular convs and the FC agree. We keep torchvision's | official code `conv_kernel_initializer`, `dense_kernel_initializer`; torchvision; timm |
 # | Minimum input | 32×32 (five stride-2 steps); the CIFAR adaptation 8×8 | ours: `min_input_size`, checked |
 # | Channel rounding | `round_filters`: width × channels to the nearest multiple of 8, at least 8, never more than 10% below (notebook 05's `_make_divisible`); the stem's 32 and the head's 1280 are scaled too | not stated; official code `round_filters` |
