@@ -1416,7 +1416,7 @@ recipe = common.Recipe(
 # Quick mode only (ours): 300 steps cannot recover from an early blow-up at lr 0.1, so `recipe`
 # warms up linearly over the first third (`recipe110` keeps the paper's warm-up, sec. 4.2).
 QUICK_WARMUP = common.by_mode(0.0, quick=recipe.epochs / 3, smoke=0.0, what="warm-up epochs (linear "
-                              "from 0.01)", why="ResNet-56 stayed near chance without it (seed 0)")
+                              "from 0.01)", why="without it ResNet-56 stayed near chance (issue 32, seed 0)")
 if QUICK_WARMUP:                                      # Recipe's warm-up: linear from 0.1 x lr
     recipe = dataclasses.replace(recipe, warmup_epochs=QUICK_WARMUP, sources={
         **recipe.sources, "warmup_epochs": "quick mode only (ours): the first third, linear"})
@@ -1463,9 +1463,9 @@ plt.show()
 # `common.train_run` seeds, builds the model, names a run folder for this model,
 # recipe and data, and calls `fit(..., resume=True)` there: re-running the cell resumes (or
 # reloads) its run; editing a hyperparameter starts a fresh one. In quick mode ResNet-20 sees
-# about 40,000 training images (its time: the header; with CIFAR-10 on disk, a 5,000-image
-# subset seen as many times: not measured). ResNet-110 costs several times more per
-# image (section 3): it runs in full mode only.
+# about 40,000 training images (its time: docs/settings.md's slowest cells; with CIFAR-10 on
+# disk, a 5,000-image subset seen as many times: not measured). ResNet-110 costs several times
+# more per image (section 3): it runs in full mode only.
 #
 # **After a disconnect**, re-run the notebook from the top: this training resumes from its last
 # finished epoch (on Colab, if `KEEP_ON_DRIVE` was on in the set-up cell).

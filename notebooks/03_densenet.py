@@ -1235,10 +1235,10 @@ for k0, k1 in zip(ks, ks[1:]):                          # k^2 would give (k1 / k
           f"((k1/k0)^2 = {(k1 / k0) ** 2:.0f})")
 n_test = len(data.test)
 spread = max(accs) - min(accs)
-noise = 2 * max((a * (1 - a) / n_test) ** 0.5 for a in accs)   # 2 standard errors of one accuracy
+noise = 2 * (2 * max(a * (1 - a) for a in accs) / n_test) ** 0.5   # 2 std. errors of a difference
 print(f"test accuracies span {100 * spread:.1f} points = {round(spread * n_test)} of {n_test} "
-      f"test images; the test set's sampling error of one accuracy: about {100 * noise:.1f} "
-      "points (two standard errors; seed-to-seed spread comes on top)")
+      f"test images; the test set's sampling error of a difference of two accuracies: about "
+      f"{100 * noise:.1f} points (two standard errors; seed-to-seed spread comes on top)")
 print("accuracy rises with k, beyond that sampling error" if list(accs) == sorted(accs) and spread > noise
       else "accuracy does not rank the growth rates here (within the test set's sampling error, or not rising "
            "with k)")

@@ -894,7 +894,8 @@ else:
 # for 400 iterations), on notebook 02's 45k/5k split, beside the same ResNets without SE, whose
 # runs from notebook 02 are reused (same recipe, same run folder: `common.run_dir_for`). The recipe
 # is notebook 02's `common.Recipe` (code folded; its table shows each value and its source). Smoke
-# mode runs a couple of epochs. The recipes this notebook does not run are rows of the reference
+# mode runs a couple of epochs; quick mode trains the 20-layer pair only, warmed up as notebook
+# 02's quick mode is (the cell prints both). The recipes this notebook does not run are rows of the reference
 # table: "ImageNet recipe", "Ablation recipe", and the eggs on the released models and their
 # augmentation.
 #
@@ -938,10 +939,13 @@ import io
 import IPython.display
 
 data = common.load_data("cifar10")            # 45k to train, 5k to validate (notebook 02's split)
+depth_macs = {d: common.count_macs(common.get_model(f"cifar_resnet{d}"), (1, 3, 32, 32))
+              for d in (20, 56, 110)}                 # multiply-adds per image
 DEPTHS = common.by_mode(
     (20, 56, 110), quick=(20,), smoke=(20,), what="ResNet/SE-ResNet depths trained",
-    why="on a CPU the 56-layer pair costs more than twice the 20-layer one and the 110-layer "
-        "pair more than the other four runs together; full mode trains them")
+    why=f"ResNet-56 and -110 have {depth_macs[56] / depth_macs[20]:.1f} and "
+        f"{depth_macs[110] / depth_macs[20]:.1f} times ResNet-20's multiply-adds per image (SE "
+        "adds little); full mode trains their pairs")
 models, histories = {}, {}
 for depth in DEPTHS:
     rec = recipe110 if depth == 110 else recipe
