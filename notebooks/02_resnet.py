@@ -32,11 +32,11 @@
 # **Prerequisites:** notebook 01 (VGG): 3×3 convolution stacks, batch norm, the shared trainer
 # `common.fit`. Background: what a training loop, SGD with momentum and weight decay are.
 #
-# **Run time** (2-core AMD EPYC CPU shared with other jobs, one thread; the last cell prints yours):
-# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 25 s;
-# - quick mode (`IMAGENET5_QUICK=1`): 397 s measured on the quiet 2-core machine, two threads
-#   (`python tools/notebook_times.py`; `docs/settings.md` names the slowest cells; 1,069 s before
-#   issue 32);
+# **Run time** (the last cell prints yours):
+# - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 25 s, shared 2-core CPU;
+# - quick mode (`IMAGENET5_QUICK=1`): 412 s on the quiet 2-core AMD EPYC, two threads
+#   (docs/settings.md; 1,069 s before issue 32, shared); Figure 6 there: final training error
+#   70.0% for plain-56, 0.6-1.3% for the other three;
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
 #
 # **Reading time** of the first path (all but "Going deeper", "Reference", "(skip on a first
