@@ -35,7 +35,7 @@
 # recipe. Background: global average pooling, the sigmoid.
 #
 # **Run time** on a quiet 2-core CPU: smoke mode (the tests) about half a minute; quick mode
-# 751 s (docs/settings.md; details below); full mode (a GPU): not measured.
+# 355 s (docs/settings.md; details below); full mode (a GPU): not measured.
 #
 # **Reading:** the first path (sections 1-8) is about 43 minutes (`tools/reading_path.py`,
 # outputs not counted); "Going deeper" and the reference table are for later.
@@ -43,17 +43,17 @@
 # <details><summary>Run time in detail</summary>
 #
 # Smoke mode is `IMAGENET5_SMOKE=1`; the last cell prints the time of your run. Quick mode
-# (`IMAGENET5_QUICK=1`), measured on a 2-core AMD EPYC (Zen 4), one thread, beside another
-# notebook, on the offline digits set, before issue 32: 1,447 s. SE-ResNet-20, -56 and -110 learned
-# (best validation accuracy 0.99, 0.99, 0.92), as did the four reduction-ratio runs (0.97-0.99)
-# and ResNet-20 (1.00); in quick mode's 300 steps plain ResNet-56 reached only 0.76 and ResNet-110
-# stayed near chance (0.19): quick mode's numbers show that cells train, they do not rank the
-# models. Quick mode now leaves the 110-layer pair to full mode (the training cell says so), which
-# halves its training: 751 s measured on the quiet 2-core machine, two threads (section 5's SE
-# against no SE 453 s of it, section 6's reduction ratios 273 s). Full
-# mode, on a GPU: six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE; the plain
-# ResNets are reused from notebook 02 when you ran it with the same recipe), then four more
-# SE-ResNet-20 runs for the reduction ratio: count hours on a Colab T4.
+# (`IMAGENET5_QUICK=1`), measured on the quiet 2-core AMD EPYC (Zen 4), two threads, offline
+# digits set (`python tools/notebook_times.py`): 355 s, section 5's SE against no SE 107 s of it,
+# section 6's reduction ratios 227 s. It trains only the 20-layer pair (the 56- and 110-layer
+# pairs are left to full mode) with notebook 02's quick-mode warm-up; each cell says so. In that
+# run ResNet-20 and SE-ResNet-20 reached best validation accuracies of 0.99 and the four
+# reduction-ratio runs 0.97-0.98: quick mode's numbers show that cells train, they do not rank
+# the models. Before issue 32 (one thread, beside another notebook): 1,447 s; with the 56-layer
+# pair and without the warm-up, 751 s, and ResNet-56 stayed near chance. Full mode, on a GPU:
+# six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE; the plain ResNets are
+# reused from notebook 02 when you ran it with the same recipe), then four more SE-ResNet-20
+# runs for the reduction ratio: count hours on a Colab T4.
 # </details>
 
 # %%
