@@ -38,11 +38,12 @@
 #
 # <details><summary>Quick mode, measured</summary>
 #
-# From that run (offline digits set): section 5's DenseNet-BC-100 (k = 12), 10 epochs (13,440
-# images): best validation accuracy 0.95, test error 5.02%. Section 6 at L = 40, 8 epochs each
-# (10,752 images): test accuracy 49.8% (k = 6), 86.0% (k = 12), 94.0% (k = 24); parameters
+# From that run (offline digits set): section 5's DenseNet-BC-100 (k = 12), 10 epochs (a budget
+# of 13,440 images): best validation accuracy 0.95, test error 5.02%. Section 6 at L = 40, 8
+# epochs each (a budget of 10,752 images): test accuracy 49.8% (k = 6), 86.0% (k = 12), 94.0% (k = 24); parameters
 # x 3.85 and x 3.92 per doubling of k. Before issue 32 quick mode ran the growth study at L = 100
-# and took well over half an hour (shared machine); with the growth study at 15 epochs, 711 s.
+# and was stopped after well over half an hour (shared machine); earlier in issue 32, with the
+# growth study at 15 epochs: 711 s (quiet, two threads).
 # Full mode: the paper's 300 epochs of DenseNet-BC-100 on CIFAR-10, plus two more such runs for
 # the growth-rate experiment (`GROWTH_FRACTION` in section 6 shortens them). The modes:
 # docs/settings.md.

@@ -49,8 +49,9 @@
 # pairs are left to full mode) with notebook 02's quick-mode warm-up; each cell says so. In that
 # run ResNet-20 and SE-ResNet-20 reached best validation accuracies of 0.99 and the four
 # reduction-ratio runs 0.97-0.98: quick mode's numbers show that cells train, they do not rank
-# the models. Before issue 32 (one thread, beside another notebook): 1,447 s; with the 56-layer
-# pair and without the warm-up, 751 s, and ResNet-56 stayed near chance. Full mode, on a GPU:
+# the models. Before issue 32 (one thread, beside another notebook): 1,447 s; earlier in issue 32
+# (quiet, two threads), with the 56-layer pair and without the warm-up: 751 s, and ResNet-56's
+# best validation accuracy was 0.13. Full mode, on a GPU:
 # six CIFAR-10 runs of 182 epochs (ResNet-20/56/110 with and without SE; the plain ResNets are
 # reused from notebook 02 when you ran it with the same recipe), then four more SE-ResNet-20
 # runs for the reduction ratio: count hours on a Colab T4.

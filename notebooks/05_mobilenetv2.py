@@ -1212,7 +1212,7 @@ for v, h in fig6.items():
 # are smaller than on ImageNet, and one seed does not measure a small gap (exercise 7). Quick
 # mode's 10 epochs (the header's run) show the large gaps: ReLU6 below linear, shortcuts between
 # the expansions far below the bottleneck ones; no shortcuts against bottleneck shortcuts is a
-# small gap, for seeds to settle.
+# small gap, for seeds to settle (in the header's run no shortcuts came out ahead).
 #
 # ### 6.2 Multiply-adds are not latency
 #
@@ -1263,7 +1263,7 @@ for name in ("mobilenet_v2", "resnet18", "resnet50"):
     latency[name] = {b: seconds_per_image(model, b, size, reps) for b in batches}
     del model
 assert all(t > 0 for lat in latency.values() for t in lat.values())
-print(f"{machine(device)}; {size}x{size} inputs, fp32, channels_last; a shared machine")
+print(f"{machine(device)}; {size}x{size} inputs, fp32, channels_last; compare within this run only")
 
 
 # %% jupyter={"source_hidden": true}

@@ -50,8 +50,8 @@
 # (`IMAGENET5_QUICK=1`, the offline digits set): one seed, four of the six models trained
 # (DenseNet-BC-100 and EfficientNet-B0, 9-21 times ResNet-20's cost per image on a CPU, are
 # measured in section 4 but trained in full mode only), smaller speed measurements; each cell
-# prints what quick mode changed; every run warms up over its first third and sees 20,000
-# images. 485 s measured on the quiet 2-core machine, two threads (`python tools/notebook_times.py`;
+# prints what quick mode changed; every run warms up over its first third, on a budget of
+# 20,000 images. 485 s measured on the quiet 2-core machine, two threads (`python tools/notebook_times.py`;
 # docs/settings.md), the four trainings 445 s of it, each learning (best validation accuracy
 # 0.95-0.99 on the digits); without the warm-up, at 40,000 images, 899 s, and VGG-16-BN stayed
 # near chance; before issue 32 it was still running after 15 minutes. Full mode: 6 models × 3 seeds
