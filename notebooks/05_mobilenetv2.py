@@ -39,7 +39,7 @@
 #
 # **Run time** (2-core AMD EPYC, Zen 4; more in `docs/settings.md`):
 # - smoke mode (the tests): well under a minute (shared, one thread);
-# - quick mode (offline digits): 470 s measured on the quiet 2-core machine, two threads (`python
+# - quick mode (offline digits): 460 s measured on the quiet 2-core machine, two threads (`python
 #   tools/notebook_times.py`; docs/settings.md), with the latency cell at batch 8 and three
 #   repetitions and Figure 6's runs at 13,440 images each (1,151 s before issue 32, shared); in
 #   that run `cifar_mobilenet_v2` reached 97.3% test accuracy and Figure 6's variants best
