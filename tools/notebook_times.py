@@ -173,7 +173,7 @@ def to_book_cache(build, path: Path, nb, executed, record: dict, out: Path) -> P
     key = build.cache_key(nb, record["mode"], record["offline"],
                           build._tree_digest(ROOT / "common"))
     book_record = {"notebook": f"notebooks/{path.name}", "mode": record["mode"],
-                   "offline": record["offline"], "seconds": round(record["seconds"], 1),
+                   "offline": record["offline"], "seconds": record["seconds"],   # as the table
                    "machine": record["machine"], "key": key,
                    "finished": dt.datetime.now().isoformat(timespec="seconds"),
                    "measured_by": "tools/notebook_times.py", "load_max": max(record["load"]),
