@@ -51,10 +51,11 @@
 # (DenseNet-BC-100 and EfficientNet-B0, 9-21 times ResNet-20's cost per image on a CPU, are
 # measured in section 4 but trained in full mode only), smaller speed measurements; each cell
 # prints what quick mode changed; every run warms up over its first third, on a budget of
-# 20,000 images. 485 s measured on the quiet 2-core machine, two threads (`python tools/notebook_times.py`;
-# docs/settings.md), the four trainings 445 s of it, each learning (best validation accuracy
-# 0.95-0.99 on the digits); without the warm-up, at 40,000 images, 899 s, and VGG-16-BN stayed
-# near chance; before issue 32 it was still running after 15 minutes. Full mode: 6 models × 3 seeds
+# 20,000 images. 485 s measured on the quiet 2-core machine, two threads (`python
+# tools/notebook_times.py`; docs/settings.md), the four trainings 445 s of it, each learning
+# (best validation accuracy 0.95-0.99 on the digits); without the warm-up, at 40,000 images,
+# 899 s, and VGG-16-BN stayed near chance; before issue 32 it was still running after 15
+# minutes. Full mode: 6 models × 3 seeds
 # × 200 epochs of CIFAR-10, 18 full trainings (no GPU time has been measured for them yet; the
 # table's training images/s, times 45,000 × 200 images, gives each run's length on the machine
 # that trained it): a GPU, and several sittings on Colab. `SEEDS` and `STOP_AFTER_EPOCHS` below
