@@ -34,7 +34,7 @@
 #
 # **Run time** (the last cell prints yours):
 # - smoke mode (`IMAGENET5_SMOKE=1`, the tests): about 25 s, shared 2-core CPU;
-# - quick mode (`IMAGENET5_QUICK=1`): 412 s on the quiet 2-core AMD EPYC, two threads
+# - quick mode (`IMAGENET5_QUICK=1`): 343 s on the quiet 2-core AMD EPYC, two threads
 #   (docs/settings.md; 1,069 s before issue 32, shared); Figure 6 there: final training error
 #   70.0% for plain-56, 0.6-1.3% for the other three;
 # - full mode (the paper's 64k iterations): for a GPU, not measured yet.
